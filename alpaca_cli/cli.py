@@ -1,0 +1,83 @@
+"""The `alpaca-cli` entry point: the Typer app and the contract's error handling.
+
+Every command module is imported here, so each keeps only typer and the
+standard library at its top level; alpaca-py, pydantic, aiohttp and Rich load
+inside the command that needs them. That keeps `--help` and TAB completion
+fast (see bench/startup.py).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+
+import typer
+
+from alpaca_cli import __version__
+from alpaca_cli.commands import sandbox, status
+from alpaca_cli.errors import CliError
+from alpaca_cli.invocation import flags
+from alpaca_cli.output import error_line
+
+app = typer.Typer(
+    name="alpaca-cli",
+    help="Composable commands for trading through Alpaca: live fills, bars, reconcile, safe order entry.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,  # tracebacks with locals could show credentials
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"alpaca-cli {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Composable commands for trading through Alpaca. Paper by default; `--sandbox` needs no account."""
+
+
+app.command("status")(status.status)
+app.add_typer(sandbox.app, name="sandbox")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the app; turn every failure into one stderr line and the contract's exit code."""
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=argv, prog_name="alpaca-cli", standalone_mode=False)
+        code = result if isinstance(result, int) else 0
+    except CliError as error:
+        if flags.debug:
+            traceback.print_exc()
+        error_line(error.line())
+        code = int(error.exit_code)
+    except typer.Abort:
+        error_line("aborted")
+        code = 1
+    except typer.TyperException as error:  # usage errors from argument parsing
+        error_line(error.format_message())
+        code = getattr(error, "exit_code", 2)
+    except BrokenPipeError:
+        code = 0
+    except KeyboardInterrupt:
+        code = 130
+    _close_stdout_quietly()
+    sys.exit(code)
+
+
+def _close_stdout_quietly() -> None:
+    """`alpaca-cli ... | head -1`: once the reader is gone, exit without a traceback."""
+    try:
+        sys.stdout.flush()
+    except (BrokenPipeError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)

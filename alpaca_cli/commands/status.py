@@ -1,0 +1,199 @@
+"""`alpaca-cli status`: account, market clock, positions, orders and stream health."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from alpaca_cli.invocation import (
+    DebugOption,
+    OutputOption,
+    ProfileOption,
+    SandboxOption,
+    start,
+)
+
+if TYPE_CHECKING:
+    from alpaca_cli.domain import Account, Clock, Order, Position
+    from alpaca_cli.output import Output
+
+
+def status(
+    positions: Annotated[bool, typer.Option("--positions", help="List every position.")] = False,
+    orders: Annotated[bool, typer.Option("--orders", help="List every open order.")] = False,
+    check: Annotated[
+        bool,
+        typer.Option("--check", help="Exit 1 unless the account can trade and running streams are healthy."),
+    ] = False,
+    output: OutputOption = None,
+    debug: DebugOption = False,
+    profile: ProfileOption = None,
+    sandbox: SandboxOption = False,
+) -> int:
+    """Account, market clock, positions and open orders, and the health of both streams."""
+    invocation = start(output, debug, profile, sandbox)
+    report = asyncio.run(_gather(invocation.connection))
+    from alpaca_cli import health
+
+    streams = {name: health.read(invocation.connection.environment, name) for name in health.STREAMS}
+    problems = _problems(report["account"], streams)
+    if invocation.out.json:
+        invocation.out.emit(_record(invocation.connection.environment, report, streams, positions, orders))
+    else:
+        _render(invocation.out, invocation.connection.environment, report, streams, positions, orders, problems)
+    if check and problems:
+        for problem in problems:
+            invocation.out.message(f"check failed: {problem}", style="red")
+        return 1
+    return 0
+
+
+async def _gather(connection: Any) -> dict[str, Any]:
+    from alpaca_cli.bridge import Broker
+
+    async with Broker(connection) as broker:
+        account, clock, positions, orders = await asyncio.gather(
+            broker.account(), broker.clock(), broker.positions(), broker.orders("open")
+        )
+    return {"account": account, "clock": clock, "positions": positions, "orders": orders}
+
+
+def _problems(account: Account, streams: dict[str, dict[str, Any] | None]) -> list[str]:
+    problems = []
+    if account.status != "ACTIVE":
+        problems.append(f"account status is {account.status}")
+    for flag in ("trading_blocked", "account_blocked", "trade_suspended_by_user"):
+        if getattr(account, flag):
+            problems.append(f"account has {flag}")
+    for name, stream in streams.items():
+        if stream and not stream.get("stale") and not stream.get("connected"):
+            problems.append(f"{name} stream is running but disconnected")
+    return problems
+
+
+def _record(
+    environment: str,
+    report: dict[str, Any],
+    streams: dict[str, Any],
+    with_positions: bool,
+    with_orders: bool,
+) -> dict[str, Any]:
+    positions: list[Position] = report["positions"]
+    orders: list[Order] = report["orders"]
+    record: dict[str, Any] = {
+        "type": "status",
+        "environment": environment,
+        "account": report["account"],
+        "clock": report["clock"],
+        "positions": {"count": len(positions)},
+        "orders": {"count": len(orders)},
+        "streams": streams,
+    }
+    if with_positions:
+        record["positions"]["rows"] = positions
+    if with_orders:
+        record["orders"]["rows"] = orders
+    return record
+
+
+def _money(value: Any) -> str:
+    return f"{value:,.2f}" if value is not None else "-"
+
+
+def _render(
+    out: Output,
+    environment: str,
+    report: dict[str, Any],
+    streams: dict[str, Any],
+    with_positions: bool,
+    with_orders: bool,
+    problems: list[str],
+) -> None:
+    from rich.columns import Columns
+    from rich.panel import Panel
+    from rich.table import Table
+
+    account: Account = report["account"]
+    clock: Clock = report["clock"]
+    positions: list[Position] = report["positions"]
+    orders: list[Order] = report["orders"]
+
+    summary = Table.grid(padding=(0, 2))
+    summary.add_column(style="dim")
+    summary.add_column()
+    summary.add_row("account", f"{account.account_number} ({account.status})")
+    summary.add_row("equity", _money(account.equity))
+    summary.add_row("cash", _money(account.cash))
+    summary.add_row("buying power", _money(account.buying_power))
+    summary.add_row("day trades", str(account.daytrade_count))
+    blocked = [f for f in ("trading_blocked", "account_blocked", "transfers_blocked") if getattr(account, f)]
+    summary.add_row("blocked", ", ".join(blocked) if blocked else "no")
+    summary.add_row("positions", str(len(positions)))
+    summary.add_row("open orders", str(len(orders)))
+
+    market = Table.grid(padding=(0, 2))
+    market.add_column(style="dim")
+    market.add_column()
+    market.add_row("market", "[green]open[/]" if clock.is_open else "[yellow]closed[/]")
+    market.add_row(
+        "next close" if clock.is_open else "next open", str(clock.next_close if clock.is_open else clock.next_open)
+    )
+    for name, stream in streams.items():
+        market.add_row(name, _stream_text(stream))
+
+    out.console.print(
+        Columns(
+            [
+                Panel(
+                    summary, title=f"Account · {environment}", border_style="red" if environment == "live" else "blue"
+                ),
+                Panel(market, title="Market and streams"),
+            ]
+        )
+    )
+    if with_positions and positions:
+        table = Table(title="Positions")
+        for column in ("symbol", "side", "qty", "avg entry", "price", "market value", "unrealized P/L"):
+            table.add_column(column, justify="left" if column in ("symbol", "side") else "right")
+        for p in positions:
+            table.add_row(
+                p.symbol,
+                p.side,
+                str(p.qty),
+                _money(p.avg_entry_price),
+                _money(p.current_price),
+                _money(p.market_value),
+                _money(p.unrealized_pl),
+            )
+        out.console.print(table)
+    if with_orders and orders:
+        table = Table(title="Open orders")
+        for column in ("submitted", "symbol", "side", "type", "qty", "filled", "limit", "stop", "status", "id"):
+            table.add_column(column)
+        for o in orders:
+            table.add_row(
+                o.submitted_at.strftime("%H:%M:%S"),
+                o.symbol,
+                o.side,
+                o.type,
+                str(o.qty if o.qty is not None else f"${o.notional}"),
+                str(o.filled_qty),
+                str(o.limit_price or ""),
+                str(o.stop_price or ""),
+                o.status,
+                o.id,
+            )
+        out.console.print(table)
+    if problems:
+        out.console.print("[red]" + "; ".join(problems) + "[/]")
+
+
+def _stream_text(stream: dict[str, Any] | None) -> str:
+    if stream is None:
+        return "[dim]not running[/]"
+    if stream.get("stale"):
+        return f"[dim]stale ({stream.get('age_s', '?')} s old)[/]"
+    state = "[green]connected[/]" if stream.get("connected") else "[red]disconnected[/]"
+    return f"{state}, {stream.get('reconnects', 0)} reconnects"

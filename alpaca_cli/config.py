@@ -1,0 +1,234 @@
+"""Configuration: which broker, which keys, which output.
+
+Precedence (highest first): command-line flags, environment, `.env` in the
+current directory, a profile of the TOML config file, defaults. The variable
+names are Alpaca's own (`APCA_*`) so existing shells and SDK setups just work.
+
+The secret lives in a `SecretStr`: its repr is masked, so it cannot leak into
+a log line, a traceback with locals, or a JSON dump by accident. The only
+place that unwraps it is the bridge, when it hands it to the SDK.
+
+This module imports pydantic; import it inside commands, never at the top of
+the CLI (start-up time of `--help` and completion).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from alpaca_cli.errors import UsageError
+
+PAPER_URL = "https://paper-api.alpaca.markets"
+LIVE_HOST = "api.alpaca.markets"
+DATA_URL = "https://data.alpaca.markets"
+DATA_STREAM_URL = "wss://stream.data.alpaca.markets"
+SANDBOX_URL = "http://127.0.0.1:8765"
+SANDBOX_KEY_ID = "SANDBOXKEY"
+SANDBOX_SECRET = "SANDBOXSECRET"
+
+OutputMode = Literal["auto", "table", "json"]
+Environment = Literal["sandbox", "paper", "live"]
+
+
+def config_path() -> Path:
+    """The config file: `$ALPACA_CLI_CONFIG` or `<platform config dir>/config.toml`."""
+    override = os.environ.get("ALPACA_CLI_CONFIG")
+    if override:
+        return Path(override)
+    from platformdirs import user_config_path
+
+    return user_config_path("alpaca-cli") / "config.toml"
+
+
+class _ProfileSource(PydanticBaseSettingsSource):
+    """Reads one `[profile]` table of the config file (lowest precedence but defaults).
+
+    Each table holds the same names as the settings (`key_id`, `secret_key`,
+    `base_url`, ...). An unknown profile asked for by name is an error; a missing
+    file or a missing `default` table simply contributes nothing.
+    """
+
+    def __init__(self, settings_cls: type[BaseSettings], profile: str | None) -> None:
+        super().__init__(settings_cls)
+        self._profile = profile
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        raise NotImplementedError  # __call__ reads the whole table at once
+
+    def __call__(self) -> dict[str, Any]:
+        path = config_path()
+        name = self._profile or "default"
+        try:
+            document = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            if self._profile:
+                raise UsageError(
+                    f"profile {name!r} asked for but config file {path} does not exist",
+                    hint="create it with a [profile] table, or drop --profile",
+                ) from None
+            return {}
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise UsageError(f"cannot read config file {path}: {exc}") from None
+        table = document.get(name)
+        if table is None:
+            if self._profile:
+                known = ", ".join(sorted(k for k, v in document.items() if isinstance(v, dict)))
+                raise UsageError(f"profile {name!r} not found in {path}", hint=f"known profiles: {known or 'none'}")
+            return {}
+        if not isinstance(table, dict):
+            raise UsageError(f"profile {name!r} in {path} is not a table")
+        unknown = set(table) - set(self.settings_cls.model_fields) - {"profile"}
+        if unknown:
+            raise UsageError(f"unknown setting(s) {', '.join(sorted(unknown))} in profile {name!r} of {path}")
+        return dict(table)
+
+
+class Settings(BaseSettings):
+    """Every knob the tool reads, under the contract's names."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+        hide_input_in_errors=True,
+    )
+
+    key_id: str | None = Field(default=None, validation_alias=AliasChoices("key_id", "APCA_API_KEY_ID"))
+    secret_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("secret_key", "APCA_API_SECRET_KEY")
+    )
+    base_url: str = Field(default=PAPER_URL, validation_alias=AliasChoices("base_url", "APCA_API_BASE_URL"))
+    stream_url: str | None = Field(default=None, validation_alias=AliasChoices("stream_url", "APCA_API_STREAM_URL"))
+    data_url: str = Field(default=DATA_URL, validation_alias=AliasChoices("data_url", "APCA_API_DATA_URL"))
+    data_stream_url: str = Field(
+        default=DATA_STREAM_URL,
+        validation_alias=AliasChoices("data_stream_url", "APCA_API_DATA_STREAM_URL"),
+    )
+    profile: str | None = Field(default=None, validation_alias=AliasChoices("profile", "ALPACA_CLI_PROFILE"))
+    sandbox: bool = Field(default=False, validation_alias=AliasChoices("sandbox", "ALPACA_CLI_SANDBOX"))
+    sandbox_url: str = Field(
+        default=SANDBOX_URL, validation_alias=AliasChoices("sandbox_url", "ALPACA_CLI_SANDBOX_URL")
+    )
+    output: OutputMode = Field(default="auto", validation_alias=AliasChoices("output", "ALPACA_CLI_OUTPUT"))
+    live: bool = Field(default=False, validation_alias=AliasChoices("live", "ALPACA_CLI_LIVE"))
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The profile's name may itself come from a flag, the environment or .env,
+        # so it is resolved from those sources before the profile table is read.
+        profile = None
+        for source in (init_settings, env_settings, dotenv_settings):
+            found = source().get("profile")
+            if found:
+                profile = found
+                break
+        return (init_settings, env_settings, dotenv_settings, _ProfileSource(settings_cls, profile))
+
+
+class Connection:
+    """The resolved endpoints and credentials one command talks to."""
+
+    __slots__ = ("data_stream_base", "data_url", "environment", "key_id", "secret", "stream_url", "trading_url")
+
+    def __init__(
+        self,
+        *,
+        environment: Environment,
+        key_id: str,
+        secret: SecretStr,
+        trading_url: str,
+        stream_url: str,
+        data_url: str,
+        data_stream_base: str,
+    ) -> None:
+        self.environment = environment
+        self.key_id = key_id
+        self.secret = secret
+        self.trading_url = trading_url
+        self.stream_url = stream_url
+        self.data_url = data_url
+        self.data_stream_base = data_stream_base
+
+    @property
+    def is_live(self) -> bool:
+        return self.environment == "live"
+
+    def data_stream_url(self, feed: str) -> str:
+        return f"{self.data_stream_base.rstrip('/')}/v2/{feed}"
+
+    def __repr__(self) -> str:  # never shows the secret, even by accident
+        return f"Connection({self.environment}, {self.trading_url}, key_id={self.key_id!r})"
+
+
+def _stream_url_for(base_url: str) -> str:
+    """Derive the trading stream URL from the REST base: http->ws, https->wss, path /stream."""
+    parts = urlsplit(base_url)
+    scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
+    return urlunsplit((scheme, parts.netloc, "/stream", "", ""))
+
+
+def _strip(url: str) -> str:
+    return url.rstrip("/")
+
+
+def load_settings(**flags: Any) -> Settings:
+    """Build settings with the given command-line flags on top (None means 'not given')."""
+    given = {name: value for name, value in flags.items() if value is not None and value is not False}
+    try:
+        return Settings(**given)
+    except UsageError:
+        raise
+    except ValueError as exc:  # pydantic ValidationError; input values are hidden from it
+        first = str(exc).splitlines()
+        raise UsageError(f"invalid configuration: {' '.join(line.strip() for line in first[1:3])}") from None
+
+
+def resolve(settings: Settings) -> Connection:
+    """Turn settings into the endpoints and keys to use, or a clear usage error."""
+    if settings.sandbox:
+        base = _strip(settings.sandbox_url)
+        return Connection(
+            environment="sandbox",
+            key_id=SANDBOX_KEY_ID,
+            secret=SecretStr(SANDBOX_SECRET),
+            trading_url=base,
+            stream_url=_stream_url_for(base),
+            data_url=base,
+            data_stream_base=_stream_url_for(base).removesuffix("/stream"),
+        )
+    if not settings.key_id or settings.secret_key is None:
+        raise UsageError(
+            "no API credentials configured",
+            hint="set APCA_API_KEY_ID and APCA_API_SECRET_KEY, use a --profile, or try --sandbox",
+        )
+    base = _strip(settings.base_url)
+    host = urlsplit(base).hostname or ""
+    environment: Environment = "live" if host == LIVE_HOST else "paper"
+    return Connection(
+        environment=environment,
+        key_id=settings.key_id,
+        secret=settings.secret_key,
+        trading_url=base,
+        stream_url=settings.stream_url or _stream_url_for(base),
+        data_url=_strip(settings.data_url),
+        data_stream_base=_strip(settings.data_stream_url),
+    )

@@ -1,0 +1,155 @@
+"""The project's own small types for what the broker tells us.
+
+The bridge maps alpaca-py's models onto these at the boundary, so nothing
+outside `alpaca_cli.bridge` ever sees an SDK object. They are plain frozen
+dataclasses (stdlib only: cheap to import, cheap to build in hot paths).
+Money and quantities are `Decimal`: fractional shares must compare exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+# Order statuses after which nothing more can happen to an order.
+FINAL_STATUSES = frozenset({"filled", "canceled", "expired", "rejected", "replaced", "done_for_day", "stopped"})
+# Trade-update events that carry a fill of their own (`price`, `qty`).
+FILL_EVENTS = frozenset({"fill", "partial_fill"})
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    id: str
+    account_number: str
+    status: str
+    currency: str = "USD"
+    cash: Decimal = Decimal(0)
+    equity: Decimal = Decimal(0)
+    buying_power: Decimal = Decimal(0)
+    daytrade_count: int = 0
+    pattern_day_trader: bool = False
+    trading_blocked: bool = False
+    account_blocked: bool = False
+    transfers_blocked: bool = False
+    trade_suspended_by_user: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Clock:
+    timestamp: datetime
+    is_open: bool
+    next_open: datetime
+    next_close: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    symbol: str
+    qty: Decimal  # always positive; direction is `side`
+    side: str  # "long" | "short"
+    avg_entry_price: Decimal
+    market_value: Decimal | None = None
+    current_price: Decimal | None = None
+    unrealized_pl: Decimal | None = None
+    asset_id: str | None = None
+
+    @property
+    def signed_qty(self) -> Decimal:
+        return self.qty if self.side == "long" else -self.qty
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    id: str
+    client_order_id: str
+    symbol: str
+    side: str  # "buy" | "sell"
+    type: str  # market, limit, stop, stop_limit, trailing_stop
+    time_in_force: str
+    status: str
+    submitted_at: datetime
+    qty: Decimal | None = None
+    notional: Decimal | None = None
+    filled_qty: Decimal = Decimal(0)
+    filled_avg_price: Decimal | None = None
+    limit_price: Decimal | None = None
+    stop_price: Decimal | None = None
+    trail_percent: Decimal | None = None
+    trail_price: Decimal | None = None
+    extended_hours: bool = False
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    filled_at: datetime | None = None
+    canceled_at: datetime | None = None
+    expired_at: datetime | None = None
+    failed_at: datetime | None = None
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+
+@dataclass(frozen=True, slots=True)
+class TradeUpdate:
+    """One event of the trade-update stream, or one recovered by reconciliation.
+
+    `price`/`qty` are this fill's own (fill and partial_fill only); the order's
+    cumulative fill is `order.filled_qty`. `source` is "stream" for live events
+    and "reconcile" for events recovered from a broker snapshot after a gap.
+    """
+
+    event: str
+    order: Order
+    timestamp: datetime
+    execution_id: str | None = None
+    price: Decimal | None = None
+    qty: Decimal | None = None
+    position_qty: Decimal | None = None
+    source: str = "stream"
+
+
+@dataclass(frozen=True, slots=True)
+class Bar:
+    symbol: str
+    timestamp: datetime
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    trade_count: float | None = None
+    vwap: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRequest:
+    """What `submit` asks the broker for; validated before it gets here."""
+
+    symbol: str
+    side: str
+    type: str
+    time_in_force: str
+    client_order_id: str
+    qty: Decimal | None = None
+    notional: Decimal | None = None
+    limit_price: Decimal | None = None
+    stop_price: Decimal | None = None
+    trail_percent: Decimal | None = None
+    trail_price: Decimal | None = None
+    extended_hours: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """The broker's truth at one moment: what `diff` compares local state with.
+
+    `final_orders` holds, for orders the local state believes open but the
+    broker no longer lists as open, their final state fetched one by one.
+    """
+
+    account: Account
+    positions: tuple[Position, ...]
+    open_orders: tuple[Order, ...]
+    taken_at: datetime
+    final_orders: tuple[Order, ...] = field(default=())

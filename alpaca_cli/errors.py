@@ -1,0 +1,73 @@
+"""The tool's own errors, each carrying the contract's exit code.
+
+Everything that can go wrong in front of a user ends as one of these, so that
+the entry point can print one clear line and exit with the right code without
+knowing which layer failed.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    DRIFT = 1  # a clean "no": drift found, order ended badly, check failed
+    USAGE = 2
+    AUTH = 3
+    UNREACHABLE = 4
+    CONNECTION_LIMIT = 5
+    INTERRUPTED = 130
+
+
+class CliError(Exception):
+    """An error meant for the user: one line on stderr, then `exit_code`."""
+
+    exit_code: ExitCode = ExitCode.USAGE
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def line(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class UsageError(CliError):
+    """Bad flag, bad value, unreadable or corrupt state file."""
+
+    exit_code = ExitCode.USAGE
+
+
+class AuthError(CliError):
+    """The broker refused our credentials or permissions (401/403, stream unauthorized)."""
+
+    exit_code = ExitCode.AUTH
+
+
+class UnreachableError(CliError):
+    """The broker could not be reached, or kept failing after retries."""
+
+    exit_code = ExitCode.UNREACHABLE
+
+
+class ConnectionLimitError(CliError):
+    """Another process already holds this account's stream."""
+
+    exit_code = ExitCode.CONNECTION_LIMIT
+
+
+class BrokerRejected(CliError):
+    """The broker understood the request and said no (403 buying power, 422, 404).
+
+    `status` and `code` are kept so that callers (submit's duplicate-id path,
+    cancel's not-found path) can react to the specific refusal.
+    """
+
+    exit_code = ExitCode.DRIFT
+
+    def __init__(self, message: str, *, status: int, code: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code

@@ -1,0 +1,71 @@
+"""Stream health files: how a running stream tells `status` how it is doing.
+
+Each long-running stream (market data, trade updates) rewrites one small JSON
+file in the platform state dir, atomically, whenever its health changes and at
+least every few seconds. `status` reads them; a file whose writer process is
+gone, or that has not been refreshed for a while, is reported as stale rather
+than trusted. They never contain secrets: the account is named by key id only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from alpaca_cli.atomic import write_atomic
+
+STREAMS = ("market-data", "trade-updates")
+STALE_AFTER = 30.0  # seconds without a refresh before a live writer is doubted
+REFRESH_EVERY = 5.0
+
+
+def state_dir() -> Path:
+    """`$ALPACA_CLI_STATE_DIR`, else the platform's per-user state dir."""
+    override = os.environ.get("ALPACA_CLI_STATE_DIR")
+    if override:
+        return Path(override)
+    from platformdirs import user_state_path
+
+    return user_state_path("alpaca-cli")
+
+
+def health_path(environment: str, stream: str) -> Path:
+    return state_dir() / f"health-{environment}-{stream}.json"
+
+
+def write(environment: str, stream: str, health: dict[str, Any]) -> None:
+    """Publish one stream's health; `pid` and `written_at` are added here."""
+    from alpaca_cli.output import dumps
+
+    record = {**health, "stream": stream, "pid": os.getpid(), "written_at": time.time()}
+    write_atomic(health_path(environment, stream), (dumps(record) + "\n").encode(), mode=0o644)
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def read(environment: str, stream: str, *, now: float | None = None) -> dict[str, Any] | None:
+    """One stream's last health, with `stale` and `age_s` worked out; None if never written."""
+    try:
+        record = json.loads(health_path(environment, stream).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return {"stream": stream, "stale": True, "error": "unreadable health file"}
+    age = (now or time.time()) - float(record.get("written_at", 0))
+    writer_gone = not _alive(int(record.get("pid", 0) or 0))
+    record["age_s"] = round(age, 1)
+    record["stale"] = writer_gone or age > STALE_AFTER or bool(record.get("stopped"))
+    return record

@@ -1,0 +1,144 @@
+"""What every command that talks to the broker starts from.
+
+The common options (`--output/-o`, `--debug`, `--profile`, `--sandbox`,
+`--live`) are declared once here and accepted after each subcommand, as the
+contract says. `start()` turns them into an `Invocation`: the output sink, the
+resolved connection, and logging set up so that only the tool's own logs are
+shown (library loggers can dump frames that carry credentials).
+
+Typer and the standard library only at import time: this module is loaded by
+`--help` and shell completion.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:
+    from alpaca_cli.config import Connection, Settings
+    from alpaca_cli.output import Output
+
+
+class OutputChoice(StrEnum):
+    auto = "auto"
+    table = "table"
+    json = "json"
+
+
+OutputOption = Annotated[
+    OutputChoice | None,
+    typer.Option(
+        "--output",
+        "-o",
+        help="auto (table on a terminal, JSON Lines when piped), table or json. Env: ALPACA_CLI_OUTPUT.",
+        show_default=False,
+    ),
+]
+DebugOption = Annotated[bool, typer.Option("--debug", help="Tracebacks and the tool's own debug logs on stderr.")]
+ProfileOption = Annotated[
+    str | None,
+    typer.Option("--profile", help="Named table of the config file. Env: ALPACA_CLI_PROFILE.", show_default=False),
+]
+SandboxOption = Annotated[
+    bool,
+    typer.Option("--sandbox", help="Talk to the local sandbox (ALPACA_CLI_SANDBOX_URL, default 127.0.0.1:8765)."),
+]
+LiveOption = Annotated[
+    bool, typer.Option("--live", help="Allow placing or canceling orders on a live account. Env: ALPACA_CLI_LIVE=1.")
+]
+
+
+class _Flags:
+    """Process-wide flags the entry point needs after a command has failed."""
+
+    debug = False
+
+
+flags = _Flags()
+
+
+@dataclass
+class Invocation:
+    out: Output
+    settings: Settings
+    connection: Connection
+
+    @property
+    def live_allowed(self) -> bool:
+        return self.settings.live
+
+
+def setup_logging(debug: bool) -> None:
+    """Our logs on stderr (debug with --debug, else warnings); libraries kept quiet."""
+    flags.debug = debug
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    ours = logging.getLogger("alpaca_cli")
+    ours.handlers[:] = [handler]
+    ours.setLevel(logging.DEBUG if debug else logging.WARNING)
+    ours.propagate = False
+    # The SDK and websockets log reconnects with exception frames; the bridge
+    # reports lifecycle itself, in one line, without anyone's locals.
+    for name in ("alpaca", "websockets", "asyncio", "aiohttp", "urllib3"):
+        noisy = logging.getLogger(name)
+        noisy.setLevel(logging.CRITICAL + 1)
+        noisy.propagate = False
+
+
+def start(
+    output: OutputChoice | None,
+    debug: bool,
+    profile: str | None,
+    sandbox: bool,
+    live: bool = False,
+) -> Invocation:
+    """Parse configuration and build the output sink for one command run."""
+    setup_logging(debug)
+    from alpaca_cli.config import load_settings, resolve
+    from alpaca_cli.output import Output
+
+    settings = load_settings(output=output.value if output else None, profile=profile, sandbox=sandbox, live=live)
+    out = Output(settings.output, debug=debug)
+    connection = resolve(settings)
+    if connection.is_live:
+        out.banner("live", connection.key_id)
+    return Invocation(out=out, settings=settings, connection=connection)
+
+
+class StopSignal:
+    """SIGINT/SIGTERM turned into an awaitable event, for long-running commands.
+
+    The first signal asks for a graceful stop; `exit_code` tells the contract's
+    answer afterwards (130 for SIGINT, 0 for SIGTERM).
+    """
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+        self.received: int | None = None
+
+    def install(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._on_signal, sig)
+
+    def uninstall(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+    def _on_signal(self, sig: int) -> None:
+        if self.received is None:
+            self.received = sig
+        self.event.set()
+
+    @property
+    def exit_code(self) -> int:
+        return 130 if self.received == signal.SIGINT else 0

@@ -1,0 +1,162 @@
+"""The one output module every command renders through.
+
+The contract in one place: data on stdout, everything else (logs, spinners,
+banners, warnings, errors) on stderr; Rich on a terminal, JSON Lines when
+piped; one JSON object per line, flushed per line, each with a `"type"`.
+Decimals are written as JSON numbers from their decimal digits (no float
+noise), datetimes as RFC 3339 UTC with `Z`.
+
+Rich is imported on first use, not at import: `--help` must stay fast.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import sys
+from collections.abc import Iterable, Mapping
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import IO, TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+Mode = Literal["auto", "table", "json"]
+_encode_str = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
+
+
+def rfc3339(moment: datetime) -> str:
+    """RFC 3339 in UTC with a `Z`, microseconds only when present."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    text = moment.astimezone(UTC).isoformat()
+    return text.removesuffix("+00:00") + "Z"
+
+
+def decimal_text(value: Decimal) -> str:
+    """A decimal as a JSON number: exact digits, no exponent, no trailing zeros."""
+    if not value.is_finite():
+        return "null"
+    text = format(value.normalize(), "f")
+    return "0" if text in ("-0", "") else text
+
+
+def dumps(value: Any) -> str:
+    """Serialise to compact JSON, writing Decimal as an exact number."""
+    parts: list[str] = []
+    _write(value, parts.append)
+    return "".join(parts)
+
+
+def _write(value: Any, out: Any) -> None:
+    if value is None:
+        out("null")
+    elif value is True:
+        out("true")
+    elif value is False:
+        out("false")
+    elif isinstance(value, str):
+        out(_encode_str(value))
+    elif isinstance(value, Decimal):
+        out(decimal_text(value))
+    elif isinstance(value, int):
+        out(str(int(value)))
+    elif isinstance(value, float):
+        out(repr(value) if math.isfinite(value) else "null")
+    elif isinstance(value, datetime):
+        out(_encode_str(rfc3339(value)))
+    elif isinstance(value, date):
+        out(_encode_str(value.isoformat()))
+    elif isinstance(value, Mapping):
+        out("{")
+        first = True
+        for key, item in value.items():
+            if not first:
+                out(",")
+            first = False
+            out(_encode_str(str(key)))
+            out(":")
+            _write(item, out)
+        out("}")
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        _write({f.name: getattr(value, f.name) for f in dataclasses.fields(value)}, out)
+    elif isinstance(value, Iterable):
+        out("[")
+        first = True
+        for item in value:
+            if not first:
+                out(",")
+            first = False
+            _write(item, out)
+        out("]")
+    else:
+        out(_encode_str(str(value)))
+
+
+class Output:
+    """Where a command's data and messages go, decided once per run."""
+
+    def __init__(self, mode: Mode = "auto", *, debug: bool = False, stdout: IO[str] | None = None) -> None:
+        self.stdout = stdout or sys.stdout
+        self.debug = debug
+        if mode == "auto":
+            mode = "table" if self.stdout.isatty() else "json"
+        self.mode: Mode = mode
+        self._console: Console | None = None
+        self._err: Console | None = None
+
+    @property
+    def json(self) -> bool:
+        return self.mode == "json"
+
+    @property
+    def interactive(self) -> bool:
+        """True when a person is watching stderr (spinners and live views make sense)."""
+        return sys.stderr.isatty()
+
+    @property
+    def console(self) -> Console:
+        """Rich console on stdout, for tables and panels (table mode only)."""
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(file=self.stdout, highlight=False)
+        return self._console
+
+    @property
+    def err(self) -> Console:
+        """Rich console on stderr, for everything that is not data."""
+        if self._err is None:
+            from rich.console import Console
+
+            self._err = Console(stderr=True, highlight=False)
+        return self._err
+
+    def emit(self, record: Mapping[str, Any]) -> None:
+        """Write one JSON object as one line and flush, so `| jq` sees it at once."""
+        self.stdout.write(dumps(record) + "\n")
+        self.stdout.flush()
+
+    def message(self, text: str, *, style: str | None = None) -> None:
+        """A human message on stderr (plain text; markup is not interpreted)."""
+        self.err.print(text, style=style, markup=False, highlight=False)
+
+    def warn(self, text: str) -> None:
+        self.message(f"warning: {text}", style="yellow")
+
+    def banner(self, environment: str, account: str | None = None) -> None:
+        """The one-line environment banner on stderr (always for live)."""
+        suffix = f" · account {account}" if account else ""
+        style = "bold white on red" if environment == "live" else "dim"
+        self.message(f"[{environment.upper()}]{suffix}", style=style)
+
+
+def error_line(message: str) -> None:
+    """The contract's one clear error line, on stderr, without Rich (works even mid-crash)."""
+    try:
+        sys.stderr.write(f"alpaca-cli: error: {message}\n")
+        sys.stderr.flush()
+    except (BrokenPipeError, ValueError):
+        pass
