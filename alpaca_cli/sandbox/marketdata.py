@@ -1,0 +1,433 @@
+"""Alpaca's market-data stream protocol (`/v2/iex`, `/v2/sip`) without any I/O.
+
+Everything here is pure so it can be tested without sockets: the message
+builders, the msgpack/JSON framing, the per-connection handshake and
+subscription state machine, and the aggregation of simulated prints into bars.
+`alpaca_cli.sandbox.streams` owns the sockets and calls into this module.
+
+Facts mirrored from Alpaca (see /work/shared/docs/alpaca-wire.md, section 4):
+every frame is an array of maps; control messages travel alone in arrays of
+one; data messages are batched; timestamps are msgpack Timestamps (ext -1) in
+msgpack and RFC 3339 strings in JSON; alpaca-py refuses frames over 1 MiB.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import msgpack
+
+# Every channel a stock subscription ack lists, in Alpaca's order.
+CHANNELS = (
+    "trades",
+    "quotes",
+    "bars",
+    "updatedBars",
+    "dailyBars",
+    "statuses",
+    "lulds",
+    "corrections",
+    "cancelErrors",
+)
+# Alpaca subscribes trade corrections and cancel errors along with trades.
+_FOLLOW_TRADES = ("corrections", "cancelErrors")
+# Alpaca's free (IEX) plan: at most 30 trade and quote channels at a time, bars unlimited.
+IEX_TRADE_QUOTE_LIMIT = 30
+# alpaca-py's websocket refuses messages over 1 MiB (closes 1009); stay well below.
+MAX_FRAME_BYTES = 1_000_000
+# Seconds a connection may stay unauthenticated before Alpaca answers 404 and closes.
+AUTH_TIMEOUT = 10.0
+# The exchange code of IEX, the only venue the simulated tape trades on.
+EXCHANGE = "V"
+
+ERROR_MESSAGES = {
+    400: "invalid syntax",
+    401: "not authenticated",
+    402: "auth failed",
+    403: "already authenticated",
+    404: "auth timeout",
+    405: "symbol limit exceeded",
+    406: "connection limit exceeded",
+    407: "slow client",
+    409: "insufficient subscription",
+    410: "invalid subscribe action",
+    500: "internal error",
+}
+
+CONNECTED: dict[str, Any] = {"T": "success", "msg": "connected"}
+AUTHENTICATED: dict[str, Any] = {"T": "success", "msg": "authenticated"}
+
+
+def error(code: int) -> dict[str, Any]:
+    """Alpaca's error control message for `code`."""
+    return {"T": "error", "code": code, "msg": ERROR_MESSAGES[code]}
+
+
+def timestamp(t: datetime) -> msgpack.Timestamp:
+    """The msgpack Timestamp alpaca-py expects in every `t` field."""
+    return msgpack.Timestamp.from_datetime(t)
+
+
+def bar_message(
+    symbol: str,
+    t: datetime,
+    o: float,
+    h: float,
+    low: float,
+    c: float,
+    v: float,
+    n: int,
+    vw: float,
+) -> dict[str, Any]:
+    """A minute-bar message (`T: "b"`); `t` is the start of the bar's interval."""
+    return {
+        "T": "b",
+        "S": symbol,
+        "o": o,
+        "h": h,
+        "l": low,
+        "c": c,
+        "v": v,
+        "t": timestamp(t),
+        "n": n,
+        "vw": vw,
+    }
+
+
+def trade_message(symbol: str, price: float, size: float, t: datetime, trade_id: int) -> dict:
+    """A trade print (`T: "t"`) on the simulated IEX tape."""
+    return {
+        "T": "t",
+        "S": symbol,
+        "i": trade_id,
+        "x": EXCHANGE,
+        "p": price,
+        "s": size,
+        "c": ["@"],
+        "z": "C",
+        "t": timestamp(t),
+    }
+
+
+def quote_message(symbol: str, price: float, t: datetime) -> dict[str, Any]:
+    """A top-of-book quote (`T: "q"`) synthesized around `price`.
+
+    The spread is 2 basis points, at least one cent, so bid < price < ask
+    holds for every positive price.
+    """
+    half = max(0.005, round(price * 0.0001, 4))
+    return {
+        "T": "q",
+        "S": symbol,
+        "bx": EXCHANGE,
+        "bp": round(price - half, 4),
+        "bs": 1,
+        "ax": EXCHANGE,
+        "ap": round(price + half, 4),
+        "as": 1,
+        "c": ["R"],
+        "z": "C",
+        "t": timestamp(t),
+    }
+
+
+# --------------------------------------------------------------------------- framing
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, msgpack.Timestamp):
+        return value.to_datetime().isoformat().replace("+00:00", "Z")
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+class Codec:
+    """Encodes outgoing arrays and decodes incoming messages for one connection.
+
+    Alpaca speaks msgpack to clients that send `Content-Type: application/msgpack`
+    on the upgrade (alpaca-py always does) and JSON text to everyone else.
+    """
+
+    def __init__(self, binary: bool) -> None:
+        self.binary = binary
+        self._packer = msgpack.Packer()
+
+    def decode(self, data: bytes | str) -> Any:
+        """Parse one client message; raises ValueError when it is not valid."""
+        try:
+            if isinstance(data, bytes):
+                return msgpack.unpackb(data, raw=False)
+            return json.loads(data)
+        except Exception as exc:
+            raise ValueError("invalid syntax") from exc
+
+    def frames(
+        self, messages: Iterable[dict[str, Any]], limit: int = MAX_FRAME_BYTES
+    ) -> Iterator[bytes | str]:
+        """Pack messages into as few array frames as fit under `limit` bytes each."""
+        if self.binary:
+            yield from self._msgpack_frames(messages, limit)
+        else:
+            yield from self._json_frames(messages, limit)
+
+    def _msgpack_frames(self, messages: Iterable[dict[str, Any]], limit: int) -> Iterator[bytes]:
+        # An array is its header followed by its packed items, so items are packed
+        # once and grouped by size; the 5 bytes spare cover the largest array header.
+        chunk: list[bytes] = []
+        size = 5
+        for message in messages:
+            packed = self._packer.pack(message)
+            if chunk and size + len(packed) > limit:
+                yield self._packer.pack_array_header(len(chunk)) + b"".join(chunk)
+                chunk, size = [], 5
+            chunk.append(packed)
+            size += len(packed)
+        if chunk:
+            yield self._packer.pack_array_header(len(chunk)) + b"".join(chunk)
+
+    def _json_frames(self, messages: Iterable[dict[str, Any]], limit: int) -> Iterator[str]:
+        chunk: list[str] = []
+        size = 2
+        for message in messages:
+            text = json.dumps(message, default=_jsonable, separators=(",", ":"))
+            if chunk and size + len(text) + 1 > limit:
+                yield "[" + ",".join(chunk) + "]"
+                chunk, size = [], 2
+            chunk.append(text)
+            size += len(text) + 1
+        if chunk:
+            yield "[" + ",".join(chunk) + "]"
+
+
+# --------------------------------------------------------------------- subscriptions
+
+
+@dataclass
+class Subscriptions:
+    """One connection's channels and symbols; `"*"` stands for every symbol."""
+
+    trade_quote_limit: int | None = None
+    channels: dict[str, set[str]] = field(default_factory=lambda: {c: set() for c in CHANNELS})
+
+    def ack(self) -> dict[str, Any]:
+        """The `subscription` message listing everything currently subscribed."""
+        return {"T": "subscription", **{c: sorted(self.channels[c]) for c in CHANNELS}}
+
+    def wants(self, channel: str, symbol: str) -> bool:
+        symbols = self.channels[channel]
+        return symbol in symbols or "*" in symbols
+
+    def symbols(self, channel: str) -> set[str]:
+        return self.channels[channel]
+
+    def apply(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Apply a subscribe/unsubscribe request and return the reply to send.
+
+        A request that is malformed or would exceed the plan's limit changes
+        nothing and is answered with the error alone, as Alpaca does.
+        """
+        subscribe = request.get("action") == "subscribe"
+        changes: dict[str, list[str]] = {}
+        for key, value in request.items():
+            if key == "action":
+                continue
+            if key not in CHANNELS:
+                return error(410)
+            if not isinstance(value, list) or not all(isinstance(s, str) and s for s in value):
+                return error(400)
+            changes[key] = value
+        updated = {c: set(s) for c, s in self.channels.items()}
+        for channel, symbols in changes.items():
+            targets = (channel, *_FOLLOW_TRADES) if channel == "trades" else (channel,)
+            for target in targets:
+                if subscribe:
+                    updated[target].update(symbols)
+                else:
+                    updated[target].difference_update(symbols)
+        if (
+            subscribe
+            and self.trade_quote_limit is not None
+            and len(updated["trades"]) + len(updated["quotes"]) > self.trade_quote_limit
+        ):
+            return error(405)
+        self.channels = updated
+        return self.ack()
+
+
+# --------------------------------------------------------------------------- session
+
+
+@dataclass
+class Reply:
+    """What a session wants sent (each item one array frame) and whether to close."""
+
+    frames: list[list[dict[str, Any]]] = field(default_factory=list)
+    close: bool = False
+
+
+class DataSession:
+    """The handshake and request handling of one market-data connection.
+
+    States: connected (waiting for auth) -> authenticated. Auth failures (402)
+    and a feed the account may not use (409) end the connection; alpaca-py
+    retries the first forever and gives up on the second.
+    """
+
+    def __init__(
+        self,
+        key_id: str,
+        secret_key: str,
+        feed: str,
+        *,
+        sip_allowed: bool = True,
+    ) -> None:
+        self._key_id = key_id
+        self._secret_key = secret_key
+        self.feed = feed
+        self._sip_allowed = sip_allowed
+        self.authenticated = False
+        limit = IEX_TRADE_QUOTE_LIMIT if feed == "iex" else None
+        self.subscriptions = Subscriptions(trade_quote_limit=limit)
+
+    def receive(self, message: Any, *, refuse_auth: bool = False) -> Reply:
+        """Handle one decoded client message."""
+        if not isinstance(message, dict) or not isinstance(message.get("action"), str):
+            return Reply([[error(400)]])
+        action = message["action"]
+        if action == "auth":
+            return self._auth(message, refuse_auth)
+        if action in ("subscribe", "unsubscribe"):
+            if not self.authenticated:
+                return Reply([[error(401)]])
+            return Reply([[self.subscriptions.apply(message)]])
+        return Reply([[error(400)]])
+
+    def _auth(self, message: dict[str, Any], refuse_auth: bool) -> Reply:
+        if self.authenticated:
+            return Reply([[error(403)]])
+        good = message.get("key") == self._key_id and message.get("secret") == self._secret_key
+        if refuse_auth or not good:
+            return Reply([[error(402)]], close=True)
+        if self.feed == "sip" and not self._sip_allowed:
+            return Reply([[error(409)]], close=True)
+        self.authenticated = True
+        return Reply([[AUTHENTICATED]])
+
+
+# ----------------------------------------------------------------------- aggregation
+
+
+@dataclass
+class _Building:
+    o: float
+    h: float
+    low: float
+    c: float
+    v: float = 0.0
+    n: int = 0
+    pv: float = 0.0
+
+    def add(self, price: float, size: float) -> None:
+        self.h = max(self.h, price)
+        self.low = min(self.low, price)
+        self.c = price
+        self.v += size
+        self.n += 1
+        self.pv += price * size
+
+
+def _vwap(pv: float, v: float, fallback: float) -> float:
+    return round(pv / v, 4) if v else fallback
+
+
+class BarAggregator:
+    """Turns the simulated tape into one OHLCV bar per symbol per interval.
+
+    Prints accumulate until `close` ends the interval; `close` then returns a
+    bar for every requested symbol. A symbol without prints in the interval
+    gets a flat bar at its current price with zero volume, so every subscriber
+    sees one bar per symbol per interval, as a consumer of a liquid stock would.
+    """
+
+    def __init__(self) -> None:
+        self._building: dict[str, _Building] = {}
+        # Last bar time sent per symbol, so bursts never reuse or go back in time.
+        self.last_bar_time: dict[str, datetime] = {}
+
+    def add_trade(self, symbol: str, price: float, size: float) -> None:
+        bar = self._building.get(symbol)
+        if bar is None:
+            bar = self._building[symbol] = _Building(price, price, price, price)
+        bar.add(price, size)
+
+    def close(
+        self, start: datetime, symbols: Iterable[str], price_of: Callable[[str], float]
+    ) -> list[dict[str, Any]]:
+        """End the interval that began at `start`: bars for `symbols`, then reset."""
+        building, self._building = self._building, {}
+        bars = []
+        for symbol in sorted(symbols):
+            b = building.get(symbol)
+            if b is None:
+                p = price_of(symbol)
+                b = _Building(p, p, p, p)
+            bars.append(
+                bar_message(symbol, start, b.o, b.h, b.low, b.c, b.v, b.n, _vwap(b.pv, b.v, b.c))
+            )
+            self.last_bar_time[symbol] = start
+        return bars
+
+    def burst(
+        self,
+        symbols: list[str],
+        count: int,
+        interval: float,
+        now: datetime,
+        price_of: Callable[[str], float],
+    ) -> list[dict[str, Any]]:
+        """`count` synthetic bars spread round-robin over `symbols`, for load tests.
+
+        Each symbol's burst bars get strictly increasing timestamps placed after
+        the last bar it was sent and, while they fit, before the next regular
+        bar, so a consumer checking order per symbol sees no regression.
+        """
+        if not symbols or count <= 0:
+            return []
+        per_symbol = math.ceil(count / len(symbols))
+        window_start = interval_start(now, interval)
+        step = max(timedelta(microseconds=1), timedelta(seconds=interval) / (per_symbol + 1))
+        times: dict[str, datetime] = {}
+        prices: dict[str, float] = {}
+        for symbol in symbols:
+            last = self.last_bar_time.get(symbol, window_start - timedelta(seconds=interval))
+            times[symbol] = last
+            prices[symbol] = price_of(symbol)
+        bars = []
+        for i in range(count):
+            symbol = symbols[i % len(symbols)]
+            t = times[symbol] = times[symbol] + step
+            p = prices[symbol]
+            # A small deterministic zig-zag keeps values valid (low <= o, c <= high).
+            o = round(p, 2)
+            c = round(p * (1.0005 if i % 2 else 0.9995), 2)
+            h = round(max(o, c) + 0.01, 2)
+            low = round(min(o, c) - 0.01, 2)
+            prices[symbol] = c
+            bars.append(bar_message(symbol, t, o, h, low, c, 100.0, 3, round((o + c) / 2, 4)))
+        self.last_bar_time.update(times)
+        return bars
+
+
+def interval_start(now: datetime, interval: float) -> datetime:
+    """The start of the `interval`-second bar window (aligned to the epoch) holding `now`."""
+    # Integer microseconds keep boundaries exact (0.1 s steps have no float noise).
+    step = max(1, round(interval * 1_000_000))
+    micros = (now - _EPOCH) // timedelta(microseconds=1)
+    return _EPOCH + timedelta(microseconds=micros - micros % step)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
