@@ -1,0 +1,69 @@
+"""Running the real `alpaca-cli` entry point as a subprocess, as users and scripts do.
+
+Every end-to-end test goes through these, so that the environment is isolated
+the same way everywhere: no user config file, no `.env`, health files in a
+temporary state dir, and no real Alpaca credentials leaking in from the shell.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+CLI = [sys.executable, "-m", "alpaca_cli"]
+
+
+def cli_env(home: Path, sandbox_url: str | None = None, **extra: str) -> dict[str, str]:
+    """A clean environment for one CLI run; `home` holds config and state dirs."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("APCA_", "ALPACA_CLI_"))}
+    env["ALPACA_CLI_CONFIG"] = str(home / "config.toml")
+    env["ALPACA_CLI_STATE_DIR"] = str(home / "state")
+    env["COLUMNS"] = "160"
+    if sandbox_url:
+        env["ALPACA_CLI_SANDBOX_URL"] = sandbox_url
+    env.update(extra)
+    return env
+
+
+def run_cli(
+    *args: str,
+    env: Mapping[str, str],
+    timeout: float = 60,
+    input: str | None = None,
+    cwd: Path | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run `alpaca-cli ARGS` to completion; stdout and stderr captured as text."""
+    return subprocess.run(
+        [*CLI, *args],
+        env=dict(env),
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+        stdin=None if input is not None else subprocess.DEVNULL,
+    )
+
+
+def spawn_cli(*args: str, env: Mapping[str, str], cwd: Path | None = None) -> subprocess.Popen[str]:
+    """Start a long-running `alpaca-cli ARGS` with piped stdout/stderr (line buffered text)."""
+    return subprocess.Popen(
+        [*CLI, *args],
+        env=dict(env),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        bufsize=1,
+        cwd=cwd,
+    )
+
+
+def json_lines(text: str) -> list[dict[str, Any]]:
+    """Parse JSON Lines output; every non-empty line must be one JSON object."""
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
