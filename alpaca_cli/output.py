@@ -39,7 +39,9 @@ def decimal_text(value: Decimal) -> str:
     """A decimal as a JSON number: exact digits, no exponent, no trailing zeros."""
     if not value.is_finite():
         return "null"
-    text = format(value.normalize(), "f")
+    text = format(value, "f")  # exact at any precision; normalize() would round to 28 digits
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
     return "0" if text in ("-0", "") else text
 
 
