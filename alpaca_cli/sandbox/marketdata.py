@@ -165,9 +165,7 @@ class Codec:
         except Exception as exc:
             raise ValueError("invalid syntax") from exc
 
-    def frames(
-        self, messages: Iterable[dict[str, Any]], limit: int = MAX_FRAME_BYTES
-    ) -> Iterator[bytes | str]:
+    def frames(self, messages: Iterable[dict[str, Any]], limit: int = MAX_FRAME_BYTES) -> Iterator[bytes | str]:
         """Pack messages into as few array frames as fit under `limit` bytes each."""
         if self.binary:
             yield from self._msgpack_frames(messages, limit)
@@ -364,9 +362,7 @@ class BarAggregator:
             bar = self._building[symbol] = _Building(price, price, price, price)
         bar.add(price, size)
 
-    def close(
-        self, start: datetime, symbols: Iterable[str], price_of: Callable[[str], float]
-    ) -> list[dict[str, Any]]:
+    def close(self, start: datetime, symbols: Iterable[str], price_of: Callable[[str], float]) -> list[dict[str, Any]]:
         """End the interval that began at `start`: bars for `symbols`, then reset."""
         building, self._building = self._building, {}
         bars = []
@@ -375,9 +371,7 @@ class BarAggregator:
             if b is None:
                 p = price_of(symbol)
                 b = _Building(p, p, p, p)
-            bars.append(
-                bar_message(symbol, start, b.o, b.h, b.low, b.c, b.v, b.n, _vwap(b.pv, b.v, b.c))
-            )
+            bars.append(bar_message(symbol, start, b.o, b.h, b.low, b.c, b.v, b.n, _vwap(b.pv, b.v, b.c)))
             self.last_bar_time[symbol] = start
         return bars
 

@@ -370,6 +370,9 @@ class StreamHub:
                 if symbol != "*":
                     self.sandbox.broker.price(symbol)
 
+    def _price(self, symbol: str) -> float:
+        return float(self.sandbox.broker.price(symbol))
+
     def _subscribers(self) -> list[_Conn]:
         return [
             c for c in self.data if c.data is not None and c.data.authenticated and not c.closing and not c.ws.closed
@@ -408,7 +411,7 @@ class StreamHub:
             return 0
         if start <= self._window:
             return 0
-        bars = self.aggregator.close(self._window, self._bar_symbols(), self.sandbox.broker.price)
+        bars = self.aggregator.close(self._window, self._bar_symbols(), self._price)
         self._window = start
         return self._deliver_bars(bars)
 
@@ -438,7 +441,7 @@ class StreamHub:
         self.roll(now)  # close a finished interval first so burst times stay ordered
         if not symbols:
             symbols = sorted(self._bar_symbols())
-        bars = self.aggregator.burst(symbols, count, self.sandbox.bar_interval, now, self.sandbox.broker.price)
+        bars = self.aggregator.burst(symbols, count, self.sandbox.bar_interval, now, self._price)
         return {"bars": len(bars), "delivered": self._deliver_bars(bars)}
 
     # -------------------------------------------------------------------- faults
