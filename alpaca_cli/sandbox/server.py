@@ -1,0 +1,569 @@
+"""The sandbox's HTTP server: Alpaca's REST routes, admin routes, the tick loop.
+
+`Sandbox` owns one `PaperBroker`, one `Faults` and one aiohttp application;
+`streams.setup(app, sandbox)` adds the WebSocket routes. `SandboxThread` runs a
+`Sandbox` on its own event loop in a daemon thread, for tests and demos that
+drive the (synchronous) SDK from the main thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import http
+import ipaddress
+import json
+import logging
+import threading
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from alpaca_cli.sandbox import wire
+from alpaca_cli.sandbox.engine import BrokerError, PaperBroker, parse_decimal
+from alpaca_cli.sandbox.faults import Faults
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_UNAUTHORIZED = {"code": 40110000, "message": "request is not authorized"}
+# What Alpaca answers when the key headers are absent: no `code` in the body.
+_FORBIDDEN = {"message": "forbidden."}
+_MAX_ORDERS_PAGE = 500
+
+
+def _json(body: Any, status: int = 200) -> web.Response:
+    return web.json_response(body, status=status, dumps=json.dumps)
+
+
+def _error(status: int, code: int, message: str) -> web.Response:
+    return _json(wire.error(code, message), status)
+
+
+class _BadRequest(Exception):
+    """A query parameter Alpaca would refuse with 422 (or 400)."""
+
+    def __init__(self, message: str, status: int = 422, code: int = 40010001) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+class Sandbox:
+    """A local Alpaca paper broker on a real socket (see module docstring)."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        seed: int = 0,
+        key_id: str = "SANDBOXKEY",
+        secret_key: str = "SANDBOXSECRET",
+        tick_interval: float = 0.05,
+        bar_interval: float = 60.0,
+        market_open: bool = True,
+        faults: Faults | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.seed = seed
+        self.key_id = key_id
+        self.secret_key = secret_key
+        self.tick_interval = tick_interval
+        self.bar_interval = bar_interval
+        self.faults = faults if faults is not None else Faults()
+        self.broker = PaperBroker(seed=seed, market_open=market_open)
+        self.request_counts: Counter[str] = Counter()
+        self.url = ""
+        self._runner: web.AppRunner | None = None
+        self._ticker: asyncio.Task[None] | None = None
+        self.app = self._build_app()
+
+    # -------------------------------------------------------------- lifecycle
+
+    async def start(self) -> None:
+        """Bind, start serving, and start the tick loop; `.url` names the bound port."""
+        self._runner = web.AppRunner(self.app, shutdown_timeout=1.0, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        server = site._server  # aiohttp exposes the bound sockets only here
+        assert server is not None
+        sockets = getattr(server, "sockets", None) or []
+        self.port = sockets[0].getsockname()[1]
+        host = self.host if ":" not in self.host else f"[{self.host}]"
+        self.url = f"http://{host}:{self.port}"
+        self._ticker = asyncio.get_running_loop().create_task(self._tick_loop())
+
+    async def stop(self) -> None:
+        """Stop ticking and close every connection (streams included)."""
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+            self._ticker = None
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _tick_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_at = loop.time()
+        while True:
+            try:
+                self.broker.step()
+            except Exception:
+                log.exception("sandbox step failed")
+            next_at += self.tick_interval
+            delay = next_at - loop.time()
+            if delay < 0:  # fell behind (a slow step or a busy loop): do not burst
+                next_at = loop.time()
+                delay = 0
+            await asyncio.sleep(delay)
+
+    # -------------------------------------------------------------------- app
+
+    def _build_app(self) -> web.Application:
+        from alpaca_cli.sandbox import streams
+
+        app = web.Application(middlewares=[self._count, self._guard])
+        app["sandbox"] = self
+        r = app.router
+        r.add_get("/v2/account", self._account)
+        r.add_get("/v2/positions", self._positions)
+        r.add_get("/v2/positions/{symbol}", self._position)
+        r.add_get("/v2/clock", self._clock)
+        r.add_get("/v2/assets/{symbol}", self._asset)
+        r.add_get("/v2/orders", self._list_orders)
+        r.add_post("/v2/orders", self._submit)
+        r.add_delete("/v2/orders", self._cancel_all)
+        r.add_get("/v2/orders:by_client_order_id", self._order_by_client_id)
+        r.add_get("/v2/orders/{order_id}", self._get_order)
+        r.add_delete("/v2/orders/{order_id}", self._cancel)
+        r.add_get("/v2/stocks/bars", self._bars)
+        r.add_get("/v2/stocks/bars/latest", self._latest_bars)
+        r.add_get("/v2/stocks/{symbol}/bars", self._symbol_bars)
+        r.add_get("/admin/faults", self._admin_get_faults)
+        r.add_post("/admin/faults", self._admin_set_faults)
+        r.add_get("/admin/stats", self._admin_stats)
+        r.add_post("/admin/price", self._admin_price)
+        r.add_post("/admin/step", self._admin_step)
+        r.add_post("/admin/seed", self._admin_seed)
+        streams.setup(app, self)
+        return app
+
+    @web.middleware
+    async def _count(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        """Count requests by route template ("POST /v2/orders"), for tests and stats."""
+        info = request.match_info
+        route = info.route.resource.canonical if info.route.resource is not None else request.path
+        self.request_counts[f"{request.method} {route}"] += 1
+        return await handler(request)
+
+    @web.middleware
+    async def _guard(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        """Admin is loopback-only; REST gets faults, then Alpaca's key check."""
+        path = request.path
+        if path.startswith("/admin/"):
+            if not _is_loopback(request.remote):
+                return _json(_FORBIDDEN, 403)
+            return await handler(request)
+        is_websocket = request.headers.get("Upgrade", "").lower() == "websocket"
+        if not path.startswith("/v2/") or is_websocket:
+            return await handler(request)  # the streams do their own auth and faults
+        if request.match_info.http_exception is not None:
+            return _error(404, 40410000, "endpoint not found")
+        faults = self.faults
+        if faults.refuse_auth:
+            return _json(_UNAUTHORIZED, 401)
+        status = self._injected_status()
+        if status is not None:
+            phrase = http.HTTPStatus(status).phrase.lower() if status in _STATUSES else "error"
+            return _error(status, status * 100000 + 10000, phrase)
+        key = request.headers.get("APCA-API-KEY-ID")
+        secret = request.headers.get("APCA-API-SECRET-KEY")
+        if not key or not secret:
+            return _json(_FORBIDDEN, 403)
+        if key != self.key_id or secret != self.secret_key:
+            return _json(_UNAUTHORIZED, 401)
+        try:
+            return await handler(request)
+        except BrokerError as exc:
+            return _json(exc.body(), exc.status)
+        except _BadRequest as exc:
+            return _error(exc.status, exc.code, exc.message)
+
+    def _injected_status(self) -> int | None:
+        faults = self.faults
+        if faults.rest_status is None:
+            return None
+        if faults.rest_count > 0:
+            faults.rest_count -= 1
+            return faults.rest_status
+        if faults.rest_until and time.monotonic() < faults.rest_until:
+            return faults.rest_status
+        return None
+
+    # ------------------------------------------------------------- trading
+
+    async def _account(self, request: web.Request) -> web.Response:
+        return _json(self.broker.account())
+
+    async def _positions(self, request: web.Request) -> web.Response:
+        return _json(self.broker.positions())
+
+    async def _position(self, request: web.Request) -> web.Response:
+        symbol = request.match_info["symbol"].upper()
+        for pos in self.broker.positions():
+            if pos["symbol"] == symbol or pos["asset_id"] == request.match_info["symbol"]:
+                return _json(pos)
+        return _error(404, 40410000, "position does not exist")
+
+    async def _clock(self, request: web.Request) -> web.Response:
+        return _json(self.broker.clock())
+
+    async def _asset(self, request: web.Request) -> web.Response:
+        symbol = request.match_info["symbol"].upper()
+        if not symbol.replace(".", "").isalnum() or len(symbol) > 10:
+            return _error(404, 40410000, "asset not found")
+        return _json(
+            {
+                "id": wire.asset_id(symbol),
+                "class": "us_equity",
+                "exchange": self.broker.exchange(symbol),
+                "symbol": symbol,
+                "name": f"{symbol} Sandbox Common Stock",
+                "status": "active",
+                "tradable": True,
+                "marginable": True,
+                "maintenance_margin_requirement": 30,
+                "margin_requirement_long": "30",
+                "margin_requirement_short": "30",
+                "shortable": True,
+                "easy_to_borrow": True,
+                "fractionable": True,
+                "attributes": ["fractional_eh_enabled", "has_options"],
+            }
+        )
+
+    async def _list_orders(self, request: web.Request) -> web.Response:
+        q = request.query
+        limit = min(_int(q.get("limit"), "limit", 50), _MAX_ORDERS_PAGE)
+        symbols = [s for s in q.get("symbols", "").split(",") if s.strip()] or None
+        orders = self.broker.list_orders(
+            status=q.get("status", "open").lower(),
+            limit=limit,
+            after=_time(q.get("after"), "after"),
+            until=_time(q.get("until"), "until"),
+            direction=q.get("direction", "desc").lower(),
+            symbols=[s.strip() for s in symbols] if symbols else None,
+            side=q.get("side", "").lower() or None,
+            nested=_bool(q.get("nested"), "nested"),
+        )
+        return _json(orders)
+
+    async def _submit(self, request: web.Request) -> web.StreamResponse:
+        try:
+            body = await request.json()
+        except ValueError:
+            return _error(400, 40010000, "request body format is invalid")
+        order = self.broker.submit(body)
+        faults = self.faults
+        if faults.drop_after_accept > 0:
+            faults.drop_after_accept -= 1
+            transport = request.transport
+            if transport is not None:
+                transport.abort()  # the order stands; its answer never arrives
+            raise asyncio.CancelledError
+        return _json(order)
+
+    async def _get_order(self, request: web.Request) -> web.Response:
+        nested = _bool(request.query.get("nested"), "nested")
+        return _json(self.broker.get_order(request.match_info["order_id"], nested=nested))
+
+    async def _order_by_client_id(self, request: web.Request) -> web.Response:
+        client_id = request.query.get("client_order_id")
+        if not client_id:
+            return _error(422, 40010001, "client_order_id is required")
+        return _json(self.broker.get_order_by_client_id(client_id))
+
+    async def _cancel(self, request: web.Request) -> web.Response:
+        self.broker.cancel(request.match_info["order_id"])
+        return web.Response(status=204)
+
+    async def _cancel_all(self, request: web.Request) -> web.Response:
+        return _json(self.broker.cancel_all(), 207)
+
+    # ----------------------------------------------------------------- data
+
+    def _bars_query(self, request: web.Request, symbols: list[str]) -> dict[str, Any]:
+        q = request.query
+        feed = q.get("feed", "iex").lower()
+        if feed not in ("iex", "sip", "otc", "boats", "overnight"):
+            raise _BadRequest(f"invalid feed: {feed}", 400, 40010000)
+        sort = q.get("sort", "asc").lower()
+        if sort not in ("asc", "desc"):
+            raise _BadRequest(f"invalid sort: {sort}", 400, 40010000)
+        result = self.broker.bars(
+            symbols,
+            timeframe=q.get("timeframe", ""),
+            start=_time(q.get("start"), "start"),
+            end=_time(q.get("end"), "end"),
+            limit=_int(q.get("limit"), "limit", 1000),
+            page_token=q.get("page_token") or None,
+        )
+        if sort == "desc":  # newest first within the page, symbols still in order
+            result["bars"] = {s: bars[::-1] for s, bars in result["bars"].items()}
+        return result
+
+    async def _bars(self, request: web.Request) -> web.Response:
+        symbols = [s for s in request.query.get("symbols", "").split(",") if s.strip()]
+        if not symbols:
+            raise _BadRequest("missing symbols", 400, 40010000)
+        return _json(self._bars_query(request, symbols))
+
+    async def _symbol_bars(self, request: web.Request) -> web.Response:
+        symbol = request.match_info["symbol"].upper()
+        result = self._bars_query(request, [symbol])
+        return _json(
+            {
+                "bars": result["bars"].get(symbol, []),
+                "symbol": symbol,
+                "next_page_token": result["next_page_token"],
+            }
+        )
+
+    async def _latest_bars(self, request: web.Request) -> web.Response:
+        symbols = [s.strip().upper() for s in request.query.get("symbols", "").split(",")]
+        symbols = [s for s in symbols if s]
+        if not symbols:
+            raise _BadRequest("missing symbols", 400, 40010000)
+        latest = {}
+        for symbol in symbols:
+            found = self.broker.latest_bar(symbol)
+            if found is not None:
+                latest[symbol] = found
+        return _json({"bars": latest})
+
+    # ---------------------------------------------------------------- admin
+
+    async def _admin_get_faults(self, request: web.Request) -> web.Response:
+        return _json(self.faults.as_dict())
+
+    async def _admin_set_faults(self, request: web.Request) -> web.Response:
+        body = await _admin_body(request)
+        try:
+            self.faults.update(**body)
+        except ValueError as exc:
+            return _error(422, 40010001, str(exc))
+        return _json(self.faults.as_dict())
+
+    async def _admin_stats(self, request: web.Request) -> web.Response:
+        broker = self.broker
+        return _json(
+            {
+                "requests": dict(self.request_counts),
+                "orders": broker.order_count(),
+                "open_orders": broker.open_order_count(),
+                "positions": len(broker.positions()),
+                "symbols": broker.symbols(),
+            }
+        )
+
+    async def _admin_price(self, request: web.Request) -> web.Response:
+        body = await _admin_body(request)
+        symbol = body.get("symbol")
+        if not isinstance(symbol, str) or not symbol:
+            return _error(422, 40010001, "symbol is required")
+        try:
+            price = parse_decimal(body.get("price"), "price")
+            if price is None:
+                raise BrokerError(422, 40010001, "price is required")
+            self.broker.set_price(symbol.upper(), price)
+        except BrokerError as exc:
+            return _json(exc.body(), exc.status)
+        return _json({"symbol": symbol.upper(), "price": wire.num(self.broker.price(symbol.upper()))})
+
+    async def _admin_step(self, request: web.Request) -> web.Response:
+        body = await _admin_body(request)
+        n = body.get("n", 1)
+        if not isinstance(n, int) or isinstance(n, bool) or not 0 <= n <= 100_000:
+            return _error(422, 40010001, "n must be an integer between 0 and 100000")
+        for _ in range(n):
+            self.broker.step()
+        return _json({"steps": n})
+
+    async def _admin_seed(self, request: web.Request) -> web.Response:
+        body = await _admin_body(request)
+        counts = {k: body.get(k, 0) for k in ("open_orders", "positions")}
+        for name, value in counts.items():
+            if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 1_000_000:
+                return _error(422, 40010001, f"{name} must be an integer between 0 and 1000000")
+        started = time.perf_counter()
+        self.broker.seed_bulk(counts["open_orders"], counts["positions"])
+        return _json({**counts, "seconds": round(time.perf_counter() - started, 3)})
+
+
+_STATUSES = {s.value for s in http.HTTPStatus}
+
+
+async def _admin_body(request: web.Request) -> dict[str, Any]:
+    if not request.can_read_body:
+        return {}
+    try:
+        body = await request.json()
+    except ValueError:
+        raise web.HTTPBadRequest(text="body must be JSON") from None
+    if not isinstance(body, dict):
+        raise web.HTTPBadRequest(text="body must be a JSON object")
+    return body
+
+
+def _is_loopback(remote: str | None) -> bool:
+    if not remote:
+        return False
+    try:
+        return ipaddress.ip_address(remote.split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def _int(value: str | None, name: str, default: int) -> int:
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise _BadRequest(f"invalid {name}: {value}") from None
+
+
+def _bool(value: str | None, name: str) -> bool:
+    """Query booleans arrive Python-style from the SDK (`True`): case-insensitive."""
+    if value is None or value == "":
+        return False
+    lowered = value.lower()
+    if lowered in ("true", "1"):
+        return True
+    if lowered in ("false", "0"):
+        return False
+    raise _BadRequest(f"invalid {name}: {value}")
+
+
+def _time(value: str | None, name: str) -> datetime | None:
+    """RFC 3339 timestamps or plain dates; naive means UTC."""
+    if value is None or value == "":
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace(" ", "+"))
+    except ValueError:
+        raise _BadRequest(f"invalid {name}: {value}") from None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+class SandboxThread:
+    """A `Sandbox` on its own event loop in a daemon thread.
+
+    `with SandboxThread(port=0) as sb:` returns once the server listens;
+    `sb.url` is its base URL, `sb.sandbox` the `Sandbox`, `sb.call(fn)` runs
+    `fn()` on the sandbox's loop (awaiting it if it returns an awaitable) and
+    returns the result: the thread-safe way to touch the broker or faults.
+    """
+
+    def __init__(self, **sandbox_kwargs: Any) -> None:
+        self._kwargs = sandbox_kwargs
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._sandbox: Sandbox | None = None
+
+    @property
+    def sandbox(self) -> Sandbox:
+        if self._sandbox is None:
+            raise RuntimeError("sandbox not started")
+        return self._sandbox
+
+    @property
+    def url(self) -> str:
+        return self.sandbox.url
+
+    def start(self, timeout: float = 10.0) -> SandboxThread:
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            asyncio.set_event_loop(loop)
+
+            async def boot() -> None:
+                self._sandbox = Sandbox(**self._kwargs)
+                await self._sandbox.start()
+
+            try:
+                loop.run_until_complete(boot())
+            except BaseException as exc:
+                failure.append(exc)
+                ready.set()
+                loop.close()
+                return
+            ready.set()
+            try:
+                loop.run_forever()
+            finally:
+                loop.run_until_complete(loop.shutdown_asyncgens())
+                loop.close()
+
+        self._thread = threading.Thread(target=run, name="alpaca-cli-sandbox", daemon=True)
+        self._thread.start()
+        if not ready.wait(timeout):
+            raise RuntimeError("sandbox did not start in time")
+        if failure:
+            raise failure[0]
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None or loop.is_closed():
+            return
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(self.sandbox.stop(), loop).result(timeout)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout)
+        self._thread = None
+
+    def __enter__(self) -> SandboxThread:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def call(self, fn: Callable[[], T | Awaitable[T]], timeout: float = 10.0) -> T:
+        """Run `fn()` on the sandbox loop and return its result (awaited if awaitable)."""
+        if self._loop is None:
+            raise RuntimeError("sandbox not started")
+
+        async def invoke() -> T:
+            result = fn()
+            if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
+                return await result
+            return result  # type: ignore[return-value]
+
+        return asyncio.run_coroutine_threadsafe(invoke(), self._loop).result(timeout)
+
+    def admin(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        """Call an admin route over HTTP (`admin("POST", "/admin/faults", {...})`)."""
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            self.url + path, data=data, method=method, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            raw = response.read()
+        return json.loads(raw) if raw else None

@@ -1,0 +1,233 @@
+"""JSON shapes of Alpaca's REST objects, as the real API sends them.
+
+Kept apart from the engine so the field lists (long, and easy to get subtly
+wrong) live in one place: money and quantities are strings, timestamps are
+RFC 3339 with microseconds and `Z`, enums are Alpaca's own spellings.
+alpaca-py's pydantic models reject numbers where they expect strings, so
+every value here goes through `num()` or `ts()`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from alpaca_cli.sandbox.engine import SimOrder
+
+# The paper account's fixed identity; deterministic so tests can assert on it.
+ACCOUNT_ID = "8f7a2b6e-3c1d-4e5f-9a0b-1c2d3e4f5a6b"
+ACCOUNT_NUMBER = "PA3SANDBOX01"
+ACCOUNT_CREATED_AT = "2024-01-02T14:30:00Z"
+
+_ASSET_NAMESPACE = uuid.UUID("6f1c1e4a-2b3d-4c5e-8f70-a1b2c3d4e5f6")
+
+
+def ts(value: datetime | None) -> str | None:
+    """RFC 3339 in UTC with microseconds and a `Z`, as Alpaca writes timestamps."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def num(value: Decimal | int | None) -> str | None:
+    """A decimal as Alpaca's JSON strings write it: plain notation, no trailing zeros."""
+    if value is None:
+        return None
+    d = Decimal(value)
+    if d == 0:
+        return "0"
+    text = format(d.normalize(), "f")
+    return text
+
+
+def asset_id(symbol: str) -> str:
+    """A stable asset id per symbol, like Alpaca's (one UUID per asset, forever)."""
+    return str(uuid.uuid5(_ASSET_NAMESPACE, symbol))
+
+
+def error(code: int, message: str, **extra: Any) -> dict[str, Any]:
+    return {"code": code, "message": message, **extra}
+
+
+def order(o: SimOrder, *, nested: bool = False) -> dict[str, Any]:
+    """The full order object of `GET /v2/orders/{id}` and of trade updates."""
+    del nested  # simple orders only: legs stay null, nested or not
+    return {
+        "id": o.id,
+        "client_order_id": o.client_order_id,
+        "created_at": ts(o.created_at),
+        "updated_at": ts(o.updated_at),
+        "submitted_at": ts(o.submitted_at),
+        "filled_at": ts(o.filled_at),
+        "expired_at": ts(o.expired_at),
+        "canceled_at": ts(o.canceled_at),
+        "failed_at": ts(o.failed_at),
+        "replaced_at": ts(o.replaced_at),
+        "replaced_by": o.replaced_by,
+        "replaces": o.replaces,
+        "asset_id": asset_id(o.symbol),
+        "symbol": o.symbol,
+        "asset_class": "us_equity",
+        "notional": num(o.notional),
+        "qty": num(o.qty),
+        "filled_qty": num(o.filled_qty),
+        "filled_avg_price": num(o.filled_avg_price),
+        "order_class": "simple",
+        "order_type": o.type,
+        "type": o.type,
+        "side": o.side,
+        "position_intent": o.position_intent,
+        "time_in_force": o.time_in_force,
+        "limit_price": num(o.limit_price),
+        "stop_price": num(o.stop_price),
+        "status": o.status,
+        "extended_hours": o.extended_hours,
+        "legs": None,
+        "trail_percent": num(o.trail_percent),
+        "trail_price": num(o.trail_price),
+        "hwm": num(o.hwm),
+        "subtag": None,
+        "source": None,
+        "expires_at": None,
+    }
+
+
+def position(
+    *,
+    symbol: str,
+    exchange: str,
+    qty: Decimal,
+    avg_entry_price: Decimal,
+    current_price: Decimal,
+    lastday_price: Decimal,
+    qty_available: Decimal,
+) -> dict[str, Any]:
+    """One position; shorts carry negative qty, market value and cost basis, like Alpaca."""
+    cost_basis = qty * avg_entry_price
+    market_value = qty * current_price
+    unrealized = market_value - cost_basis
+    intraday = qty * (current_price - lastday_price)
+    lastday_value = qty * lastday_price
+    return {
+        "asset_id": asset_id(symbol),
+        "symbol": symbol,
+        "exchange": exchange,
+        "asset_class": "us_equity",
+        "asset_marginable": True,
+        "qty": num(qty),
+        "avg_entry_price": num(_q(avg_entry_price, 8)),
+        "side": "long" if qty > 0 else "short",
+        "market_value": num(_q(market_value, 4)),
+        "cost_basis": num(_q(cost_basis, 4)),
+        "unrealized_pl": num(_q(unrealized, 4)),
+        "unrealized_plpc": num(_ratio(unrealized, abs(cost_basis))),
+        "unrealized_intraday_pl": num(_q(intraday, 4)),
+        "unrealized_intraday_plpc": num(_ratio(intraday, abs(lastday_value))),
+        "current_price": num(current_price),
+        "lastday_price": num(lastday_price),
+        "change_today": num(_ratio(current_price - lastday_price, lastday_price)),
+        "qty_available": num(qty_available),
+    }
+
+
+def account(
+    *,
+    cash: Decimal,
+    long_market_value: Decimal,
+    short_market_value: Decimal,
+    buying_power: Decimal,
+    multiplier: int,
+    last_equity: Decimal,
+    daytrade_count: int,
+    initial_margin: Decimal,
+    maintenance_margin: Decimal,
+    today: str,
+) -> dict[str, Any]:
+    """The account object of `GET /v2/account` with the real API's field set."""
+    equity = cash + long_market_value + short_market_value
+    return {
+        "id": ACCOUNT_ID,
+        "admin_configurations": {},
+        "user_configurations": None,
+        "account_number": ACCOUNT_NUMBER,
+        "status": "ACTIVE",
+        "crypto_status": "ACTIVE",
+        "options_approved_level": 0,
+        "options_trading_level": 0,
+        "currency": "USD",
+        "buying_power": num(_q(buying_power, 2)),
+        "regt_buying_power": num(_q(buying_power, 2)),
+        "daytrading_buying_power": "0",
+        "effective_buying_power": num(_q(buying_power, 2)),
+        "non_marginable_buying_power": num(_q(max(cash, Decimal(0)), 2)),
+        "options_buying_power": num(_q(max(cash, Decimal(0)), 2)),
+        "bod_dtbp": "0",
+        "cash": num(_q(cash, 2)),
+        "accrued_fees": "0",
+        "pending_transfer_in": "0",
+        "portfolio_value": num(_q(equity, 2)),
+        "pattern_day_trader": daytrade_count >= 4,
+        "trading_blocked": False,
+        "transfers_blocked": False,
+        "account_blocked": False,
+        "created_at": ACCOUNT_CREATED_AT,
+        "trade_suspended_by_user": False,
+        "multiplier": str(multiplier),
+        "shorting_enabled": True,
+        "equity": num(_q(equity, 2)),
+        "last_equity": num(_q(last_equity, 2)),
+        "long_market_value": num(_q(long_market_value, 2)),
+        "short_market_value": num(_q(short_market_value, 2)),
+        "position_market_value": num(_q(long_market_value - short_market_value, 2)),
+        "initial_margin": num(_q(initial_margin, 2)),
+        "maintenance_margin": num(_q(maintenance_margin, 2)),
+        "last_maintenance_margin": "0",
+        "sma": num(_q(last_equity, 2)),
+        "daytrade_count": daytrade_count,
+        "balance_asof": today,
+        "crypto_tier": 1,
+        "intraday_adjustments": "0",
+        "pending_reg_taf_fees": "0",
+    }
+
+
+def clock(now: datetime, is_open: bool, next_open: datetime, next_close: datetime) -> dict:
+    """Alpaca writes clock times in New York local time with an offset."""
+    from alpaca_cli.sandbox.engine import NEW_YORK
+
+    def local(t: datetime) -> str:
+        return t.astimezone(NEW_YORK).isoformat(timespec="microseconds")
+
+    return {
+        "timestamp": local(now),
+        "is_open": is_open,
+        "next_open": local(next_open).replace(".000000", ""),
+        "next_close": local(next_close).replace(".000000", ""),
+    }
+
+
+def bar(t: datetime, o: float, h: float, lo: float, c: float, v: int, n: int, vw: float) -> dict:
+    """A historical bar; `n` and `vw` are always present (the SDK requires the keys)."""
+    return {
+        "t": t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "o": o,
+        "h": h,
+        "l": lo,
+        "c": c,
+        "v": v,
+        "n": n,
+        "vw": vw,
+    }
+
+
+def _q(value: Decimal, places: int) -> Decimal:
+    return value.quantize(Decimal(1).scaleb(-places))
+
+
+def _ratio(part: Decimal, whole: Decimal) -> Decimal:
+    if whole == 0:
+        return Decimal(0)
+    return _q(part / whole, 6)
