@@ -1,0 +1,159 @@
+"""`alpaca-cli sandbox serve`: run the local paper broker for scripts and tests.
+
+Anything built on alpaca-py can point at it with `url_override` and the keys
+printed at start; `alpaca-cli --sandbox` finds it through ALPACA_CLI_SANDBOX_URL.
+aiohttp loads only when the server starts, so `--help` stays fast.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from alpaca_cli.errors import ExitCode, UsageError
+
+app = typer.Typer(
+    name="sandbox",
+    help="A local paper broker speaking Alpaca's protocols (no account, no network).",
+    no_args_is_help=True,
+)
+
+_STOP_TIMEOUT = 4.0  # seconds; the whole shutdown must fit in 5
+
+
+@app.command("serve")
+def serve(
+    host: Annotated[str, typer.Option(help="Address to bind; loopback unless you mean otherwise.")] = ("127.0.0.1"),
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to bind (0: any free port).")] = 8765,
+    seed: Annotated[int, typer.Option(help="Seed of the simulated market (same seed, same prices).")] = 0,
+    key_id: Annotated[str, typer.Option("--key-id", help="API key id the sandbox accepts.")] = "SANDBOXKEY",
+    secret_key: Annotated[
+        str, typer.Option("--secret-key", help="API secret the sandbox accepts (a throwaway, not yours).")
+    ] = "SANDBOXSECRET",
+    tick_interval: Annotated[
+        float, typer.Option(min=0.001, help="Seconds between market ticks (price moves and fills).")
+    ] = 0.05,
+    bar_interval: Annotated[float, typer.Option(min=0.01, help="Seconds per streamed bar.")] = 60.0,
+    market_closed: Annotated[
+        bool, typer.Option("--market-closed", help="Report the market closed: nothing moves or fills.")
+    ] = False,
+    refuse_auth: Annotated[
+        bool, typer.Option("--refuse-auth", help="Refuse every key: REST 401, streams unauthorized.")
+    ] = False,
+    rest_status: Annotated[
+        int | None, typer.Option(min=400, max=599, help="Answer this HTTP status to REST requests...")
+    ] = None,
+    rest_count: Annotated[int, typer.Option(min=0, help="...for the first N requests (0: all).")] = 0,
+    drop_after_accept: Annotated[
+        int, typer.Option(min=0, help="Accept the next N orders, then drop the connection unanswered.")
+    ] = 0,
+    hold_trade_updates: Annotated[
+        bool, typer.Option("--hold-trade-updates", help="Keep filling, send no trade updates (a gap).")
+    ] = False,
+    mute_trading: Annotated[
+        bool, typer.Option("--mute-trading", help="Trading stream connects but never speaks.")
+    ] = False,
+    mute_data: Annotated[
+        bool, typer.Option("--mute-data", help="Market-data stream connects but never speaks.")
+    ] = False,
+    drop_trading_every: Annotated[
+        float | None, typer.Option(min=0.01, help="Drop trading-stream connections every S seconds.")
+    ] = None,
+    drop_data_every: Annotated[
+        float | None, typer.Option(min=0.01, help="Drop market-data connections every S seconds.")
+    ] = None,
+) -> int:
+    """Serve Alpaca's trading REST, historical bars and both streams on one local port.
+
+    Stops cleanly on SIGINT or SIGTERM. Faults can also be changed while it
+    runs: `curl -X POST URL/admin/faults -d '{"rest_status":503,"rest_count":3}'`.
+    """
+    from alpaca_cli.sandbox.faults import Faults
+
+    faults = Faults()
+    faults.update(
+        refuse_auth=refuse_auth,
+        rest_status=rest_status,
+        rest_count=rest_count,
+        rest_until=float("inf") if rest_status is not None and rest_count == 0 else 0.0,
+        drop_after_accept=drop_after_accept,
+        hold_trade_updates=hold_trade_updates,
+        mute_trading=mute_trading,
+        mute_data=mute_data,
+        drop_trading_every=drop_trading_every,
+        drop_data_every=drop_data_every,
+    )
+    options = {
+        "host": host,
+        "port": port,
+        "seed": seed,
+        "key_id": key_id,
+        "secret_key": secret_key,
+        "tick_interval": tick_interval,
+        "bar_interval": bar_interval,
+        "market_open": not market_closed,
+        "faults": faults,
+    }
+    return asyncio.run(_serve(options))
+
+
+async def _serve(options: dict[str, Any]) -> int:
+    from alpaca_cli.sandbox.server import Sandbox
+
+    sandbox = Sandbox(**options)
+    try:
+        await sandbox.start()
+    except OSError as exc:
+        raise UsageError(
+            f"cannot listen on {options['host']}:{options['port']}: {exc.strerror or exc}",
+            hint="pick another --port, or 0 for any free one",
+        ) from None
+    _announce(sandbox)
+    loop = asyncio.get_running_loop()
+    stopped = asyncio.Event()
+    received: list[int] = []
+
+    def on_signal(signum: int) -> None:
+        received.append(signum)
+        stopped.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, on_signal, signum)
+    try:
+        await stopped.wait()
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+        try:
+            await asyncio.wait_for(sandbox.stop(), _STOP_TIMEOUT)
+        except TimeoutError:
+            _say("sandbox: some connections did not close in time; exiting anyway")
+    _say("sandbox: stopped")
+    return int(ExitCode.INTERRUPTED) if received and received[0] == signal.SIGINT else 0
+
+
+def _announce(sandbox: Any) -> None:
+    """Say where the sandbox listens and which (throwaway) keys it accepts, on stderr."""
+    url = sandbox.url
+    ws = "ws" + url.removeprefix("http")
+    lines = [
+        f"sandbox: listening on {url}",
+        f"  key id:        {sandbox.key_id}",
+        f"  secret key:    {sandbox.secret_key}   (the sandbox's own throwaway secret)",
+        f"  trading REST:  {url}   (TradingClient(..., paper=True, url_override=URL))",
+        f"  bars REST:     {url}   (StockHistoricalDataClient(..., url_override=URL))",
+        f"  trade stream:  {ws}/stream",
+        f"  data streams:  {ws}/v2/iex   {ws}/v2/sip",
+        f"  admin:         {url}/admin/faults, /admin/stats, /admin/price, /admin/step, /admin/seed",
+        f"export ALPACA_CLI_SANDBOX_URL={url}",
+        "Stop with Ctrl-C.",
+    ]
+    _say("\n".join(lines))
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
