@@ -1,0 +1,81 @@
+"""Shared fixtures: the sandbox broker every end-to-end test talks to.
+
+`sandbox` (module scope) is a started `SandboxThread` on a free loopback port
+with short intervals (tick 0.02 s, bars every 0.5 s). Use it like this:
+
+    def test_something(sandbox):
+        client = TradingClient(sandbox.key_id, sandbox.secret_key, paper=True,
+                               url_override=sandbox.url)
+        sandbox.admin("POST", "/admin/price", {"symbol": "AAPL", "price": 100})
+        sandbox.call(lambda: sandbox.broker.step())   # on the sandbox's loop
+        assert sandbox.counts["POST /v2/orders"] == 1
+
+Faults are switched off again after every test (`_reset_sandbox_faults`), so
+a test that injects 503s cannot poison the next one. Broker state (orders,
+positions, cash) is shared by the tests of a module: assert on what your test
+created (its own client_order_id, symbol), not on totals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from alpaca_cli.sandbox.server import SandboxThread
+
+
+class SandboxHandle(SandboxThread):
+    """`SandboxThread` plus shortcuts tests keep needing."""
+
+    @property
+    def key_id(self) -> str:
+        return self.sandbox.key_id
+
+    @property
+    def secret_key(self) -> str:
+        return self.sandbox.secret_key
+
+    @property
+    def broker(self) -> Any:
+        return self.sandbox.broker
+
+    @property
+    def faults(self) -> Any:
+        return self.sandbox.faults
+
+    @property
+    def counts(self) -> Any:
+        """Requests served so far, by "METHOD /path/{template}"."""
+        return self.sandbox.request_counts
+
+    @property
+    def ws_url(self) -> str:
+        return "ws" + self.url.removeprefix("http")
+
+    def set_faults(self, **fields: Any) -> dict[str, Any]:
+        return self.admin("POST", "/admin/faults", fields)
+
+    def set_price(self, symbol: str, price: float | str) -> None:
+        self.admin("POST", "/admin/price", {"symbol": symbol, "price": price})
+
+    def step(self, n: int = 1) -> None:
+        self.admin("POST", "/admin/step", {"n": n})
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[SandboxHandle]:
+    """A running sandbox broker for this test module (see the module docstring)."""
+    handle = SandboxHandle(port=0, seed=7, tick_interval=0.02, bar_interval=0.5)
+    with handle:
+        yield handle
+
+
+@pytest.fixture(autouse=True)
+def _reset_sandbox_faults(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After each test that used the sandbox, switch every fault off again."""
+    yield
+    if "sandbox" in request.fixturenames:
+        handle: SandboxHandle = request.getfixturevalue("sandbox")
+        handle.call(handle.sandbox.faults.reset)
