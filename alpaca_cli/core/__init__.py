@@ -1,0 +1,43 @@
+"""The I/O-free core: the state model, `apply`, and reconciliation (`diff`).
+
+Everything here is pure and synchronous; callers do the I/O at the edges.
+"""
+
+from alpaca_cli.core.apply import apply, apply_all
+from alpaca_cli.core.diff import (
+    KINDS,
+    ORDER_KINDS,
+    POSITION_KINDS,
+    Difference,
+    adopt,
+    check_account,
+    diff,
+    missed_events,
+)
+from alpaca_cli.core.state import (
+    AccountRecord,
+    ClosedOrder,
+    LastEvent,
+    OrderRecord,
+    PositionRecord,
+    State,
+)
+
+__all__ = [
+    "KINDS",
+    "ORDER_KINDS",
+    "POSITION_KINDS",
+    "AccountRecord",
+    "ClosedOrder",
+    "Difference",
+    "LastEvent",
+    "OrderRecord",
+    "PositionRecord",
+    "State",
+    "adopt",
+    "apply",
+    "apply_all",
+    "check_account",
+    "diff",
+    "missed_events",
+]

@@ -1,0 +1,284 @@
+"""The local state document: what the tool believes about one account.
+
+It is a pydantic model because it crosses a trust boundary (a file on disk
+that people and other processes can touch), and this module is the only part
+of the core that needs pydantic. Everything else in the core works on these
+models as plain, immutable values: `apply` and `adopt` build new `State`s with
+`model_copy`/`model_construct`, never mutate one.
+
+Serialized form (version 1): decimals are JSON strings in plain notation
+("0.5", never "5E-1" or a float), datetimes are RFC 3339 in UTC with `Z`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    model_validator,
+)
+
+from alpaca_cli.domain import Account, Order, Position, Snapshot
+
+STATE_VERSION = 1
+# How many closed orders and execution ids a state remembers, so that a fill
+# replayed after its order left `open_orders` is still recognized as applied.
+CLOSED_ORDERS_LIMIT = 5000
+EXECUTION_IDS_LIMIT = 5000
+
+
+def decimal_text(value: Decimal) -> str:
+    """Plain decimal notation, exactly as stored: no exponent, no float noise."""
+    return format(value, "f")
+
+
+def utc(value: datetime) -> datetime:
+    """The same instant in UTC; naive datetimes are taken to be UTC already."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def rfc3339(value: datetime) -> str:
+    """RFC 3339 in UTC with a `Z`, as the output contract asks."""
+    return utc(value).isoformat().replace("+00:00", "Z")
+
+
+Dec = Annotated[Decimal, PlainSerializer(decimal_text, return_type=str, when_used="json")]
+UtcDatetime = Annotated[
+    AwareDatetime,
+    AfterValidator(utc),
+    PlainSerializer(rfc3339, return_type=str, when_used="json"),
+]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class PositionRecord(_Frozen):
+    """A held position. `qty` is positive; the direction is `side`."""
+
+    symbol: str
+    qty: Annotated[Dec, Field(gt=0)]
+    side: Literal["long", "short"]
+    avg_entry_price: Dec
+
+    @property
+    def signed_qty(self) -> Decimal:
+        return self.qty if self.side == "long" else -self.qty
+
+    @classmethod
+    def from_position(cls, position: Position) -> PositionRecord:
+        return cls.model_construct(
+            symbol=position.symbol,
+            qty=abs(position.qty),
+            side="short" if position.side == "short" else "long",
+            avg_entry_price=position.avg_entry_price,
+        )
+
+    def to_position(self) -> Position:
+        return Position(
+            symbol=self.symbol, qty=self.qty, side=self.side, avg_entry_price=self.avg_entry_price
+        )
+
+
+class OrderRecord(_Frozen):
+    """An order the tool believes is still open at the broker."""
+
+    id: str
+    client_order_id: str
+    symbol: str
+    side: str
+    type: str
+    time_in_force: str
+    status: str
+    submitted_at: UtcDatetime
+    qty: Dec | None = None
+    notional: Dec | None = None
+    filled_qty: Dec = Decimal(0)
+    filled_avg_price: Dec | None = None
+    limit_price: Dec | None = None
+    stop_price: Dec | None = None
+
+    @classmethod
+    def from_order(cls, order: Order) -> OrderRecord:
+        # model_construct: domain orders are already typed; validating 20,000 of
+        # them again would only cost time.
+        return cls.model_construct(
+            id=order.id,
+            client_order_id=order.client_order_id,
+            symbol=order.symbol,
+            side=order.side,
+            type=order.type,
+            time_in_force=order.time_in_force,
+            status=order.status,
+            submitted_at=utc(order.submitted_at),
+            qty=order.qty,
+            notional=order.notional,
+            filled_qty=order.filled_qty,
+            filled_avg_price=order.filled_avg_price,
+            limit_price=order.limit_price,
+            stop_price=order.stop_price,
+        )
+
+    def to_order(self) -> Order:
+        return Order(
+            id=self.id,
+            client_order_id=self.client_order_id,
+            symbol=self.symbol,
+            side=self.side,
+            type=self.type,
+            time_in_force=self.time_in_force,
+            status=self.status,
+            submitted_at=self.submitted_at,
+            qty=self.qty,
+            notional=self.notional,
+            filled_qty=self.filled_qty,
+            filled_avg_price=self.filled_avg_price,
+            limit_price=self.limit_price,
+            stop_price=self.stop_price,
+        )
+
+
+class ClosedOrder(_Frozen):
+    """What is remembered of an order after it left `open_orders`: enough to
+    recognize a replayed or late event for it as already applied."""
+
+    filled_qty: Dec
+    status: str
+
+
+class AccountRecord(_Frozen):
+    """The account facts that `diff` watches (status and blocked flags)."""
+
+    account_number: str
+    status: str
+    trading_blocked: bool = False
+    account_blocked: bool = False
+    transfers_blocked: bool = False
+    trade_suspended_by_user: bool = False
+
+    @classmethod
+    def from_account(cls, account: Account) -> AccountRecord:
+        return cls.model_construct(
+            account_number=account.account_number,
+            status=account.status,
+            trading_blocked=account.trading_blocked,
+            account_blocked=account.account_blocked,
+            transfers_blocked=account.transfers_blocked,
+            trade_suspended_by_user=account.trade_suspended_by_user,
+        )
+
+    def to_account(self, account_id: str) -> Account:
+        return Account(
+            id=account_id,
+            account_number=self.account_number,
+            status=self.status,
+            trading_blocked=self.trading_blocked,
+            account_blocked=self.account_blocked,
+            transfers_blocked=self.transfers_blocked,
+            trade_suspended_by_user=self.trade_suspended_by_user,
+        )
+
+
+class LastEvent(_Frozen):
+    """The most recent event (by its own timestamp) this state has seen."""
+
+    event: str
+    order_id: str
+    symbol: str
+    timestamp: UtcDatetime
+    execution_id: str | None = None
+    source: str = "stream"
+
+    def sort_key(self) -> tuple[datetime, str, str, str, str, str]:
+        """A total order on events, so "most recent" does not depend on the
+        order in which events were applied (which keeps `apply` idempotent)."""
+        return (
+            self.timestamp,
+            self.event,
+            self.order_id,
+            self.execution_id or "",
+            self.source,
+            self.symbol,
+        )
+
+
+class State(_Frozen):
+    """Version 1 of the state document for one account.
+
+    `positions` is keyed by symbol and `open_orders` by order id. The bounded
+    memories `closed_orders` (order id → final fill, oldest first) and
+    `execution_ids` (oldest first) are what make `apply` idempotent after an
+    order has closed.
+    """
+
+    version: Literal[1] = 1
+    account_id: str
+    account: AccountRecord | None = None
+    positions: dict[str, PositionRecord] = {}
+    open_orders: dict[str, OrderRecord] = {}
+    closed_orders: dict[str, ClosedOrder] = {}
+    execution_ids: tuple[str, ...] = ()
+    last_event: LastEvent | None = None
+    last_reconciled_at: UtcDatetime | None = None
+
+    @model_validator(mode="after")
+    def _keys_match(self) -> State:
+        for symbol, position in self.positions.items():
+            if position.symbol != symbol:
+                raise ValueError(f"position key {symbol!r} holds symbol {position.symbol!r}")
+        for order_id, order in self.open_orders.items():
+            if order.id != order_id:
+                raise ValueError(f"open order key {order_id!r} holds order {order.id!r}")
+        return self
+
+    @classmethod
+    def empty(cls, account_id: str) -> State:
+        return cls.model_construct(
+            version=STATE_VERSION,
+            account_id=account_id,
+            account=None,
+            positions={},
+            open_orders={},
+            closed_orders={},
+            execution_ids=(),
+            last_event=None,
+            last_reconciled_at=None,
+        )
+
+    @classmethod
+    def from_snapshot(cls, snapshot: Snapshot) -> State:
+        """A fresh state equal to broker truth, reconciled at `snapshot.taken_at`."""
+        from alpaca_cli.core.diff import adopt
+
+        return adopt(cls.empty(snapshot.account.id), snapshot, snapshot.taken_at)
+
+    def to_snapshot(self, taken_at: datetime | None = None) -> Snapshot:
+        """The snapshot a broker agreeing with this state would return."""
+        if self.account is None:
+            raise ValueError("a state without account facts cannot become a snapshot")
+        return Snapshot(
+            account=self.account.to_account(self.account_id),
+            positions=tuple(p.to_position() for p in self.positions.values()),
+            open_orders=tuple(o.to_order() for o in self.open_orders.values()),
+            taken_at=taken_at or self.last_reconciled_at or datetime.now(UTC),
+        )
+
+    def order_filled_qty(self, order_id: str) -> Decimal | None:
+        """The cumulative fill this state has applied for an order, or None if
+        it does not know the order (neither open nor remembered as closed)."""
+        record = self.open_orders.get(order_id)
+        if record is not None:
+            return record.filled_qty
+        closed = self.closed_orders.get(order_id)
+        return closed.filled_qty if closed is not None else None

@@ -1,0 +1,229 @@
+"""The state file on disk: validated on the way in, atomic and locked on the way out.
+
+Several processes may own one state file at once (`tail --state F`,
+`submit --state F`, `reconcile --write --state F`), so every change is a
+read-modify-write under an exclusive lock on `F.lock` (`update`, or `locked`
+around `load`/`save`). Readers need no lock: a write never changes the file
+in place but renames a complete, fsynced temp file over it, so a reader (or a
+crash at any moment) sees either the old document or the new one.
+
+A file that cannot be trusted (truncated, not JSON, wrong shape, unknown
+version, another account) raises `UsageError` (exit 2) and is left exactly as
+it is. A file that does not exist raises `StateFileMissing`, a `UsageError`
+subclass, so that callers which can create it from a broker snapshot
+(`reconcile --init/--write`, `tail --state`) catch it or pass `create=` to
+`update`, while everyone else simply exits 2 with a hint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from alpaca_cli.errors import UsageError
+
+if TYPE_CHECKING:
+    from alpaca_cli.core.state import State
+
+# How long a writer waits for another process's read-modify-write. Those take
+# milliseconds, so running out of patience means a stuck process.
+LOCK_TIMEOUT = 30.0
+_TEMP_SUFFIX = ".tmp"
+
+
+class StateFileMissing(UsageError):
+    """The state file does not exist (yet): create it from a broker snapshot."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(
+            f"state file {path} does not exist",
+            hint=f"create it with `alpaca-cli reconcile --init --state {path}`",
+        )
+        self.path = path
+
+
+def lock_path(path: str | os.PathLike[str]) -> Path:
+    """The lock file that guards `path`: `PATH.lock`, next to it."""
+    path = Path(path)
+    return path.with_name(path.name + ".lock")
+
+
+@contextlib.contextmanager
+def locked(path: str | os.PathLike[str], *, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
+    """Hold the state file's lock for a read-modify-write.
+
+    Re-entrant within a process (nested `locked`/`update`/`save` on the same
+    path do not deadlock); exclusive between processes and between threads.
+    Temp files that a killed writer left behind are removed while the lock is
+    held, since no other writer can be mid-write then.
+    """
+    from filelock import FileLock, Timeout
+
+    path = Path(path)
+    lock = FileLock(lock_path(path), is_singleton=True)
+    try:
+        lock.acquire(timeout=timeout)
+    except Timeout:
+        raise UsageError(
+            f"state file {path} stayed locked for {timeout:g} s by another process",
+            hint=f"check which alpaca-cli holds {lock_path(path)}",
+        ) from None
+    try:
+        _remove_stale_temps(path)
+        yield
+    finally:
+        lock.release()
+
+
+def load(path: str | os.PathLike[str], *, account_id: str | None = None) -> State:
+    """The validated state in `path`; with `account_id`, it must be that account's.
+
+    Raises `StateFileMissing` when the file does not exist, `UsageError` when
+    it cannot be read or trusted.
+    """
+    from pydantic import ValidationError
+
+    from alpaca_cli.core.state import State
+
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise StateFileMissing(path) from None
+    except OSError as exc:
+        raise UsageError(
+            f"cannot read state file {path}: {exc.strerror or exc}",
+            hint="check the path and its permissions",
+        ) from None
+    try:
+        state = State.model_validate_json(data)
+    except ValidationError as exc:
+        raise _invalid(path, data, exc) from None
+    if account_id is not None and state.account_id != account_id:
+        raise UsageError(
+            f"state file {path} belongs to account {state.account_id}, not to {account_id}",
+            hint="use the state file of this account, or another --state path",
+        )
+    return state
+
+
+def save(path: str | os.PathLike[str], state: State) -> None:
+    """Write `state` to `path` atomically, mode 0600, under the file's lock."""
+    path = Path(path)
+    data = state.model_dump_json().encode()
+    with locked(path):
+        _write_atomically(path, data)
+
+
+def update(
+    path: str | os.PathLike[str],
+    change: Callable[[State], State],
+    *,
+    account_id: str | None = None,
+    create: Callable[[], State] | None = None,
+) -> State:
+    """Locked read-modify-write: load, `change`, save; returns the new state.
+
+    When the file is missing, `create()` supplies the starting state (e.g.
+    `lambda: State.from_snapshot(snapshot)`); without `create` the missing
+    file raises `StateFileMissing`. Nothing is written when `change` returns
+    an equal state (a replayed event), so duplicates cost no fsync.
+    """
+    path = Path(path)
+    with locked(path):
+        before: State | None
+        try:
+            before = start = load(path, account_id=account_id)
+        except StateFileMissing:
+            if create is None:
+                raise
+            before, start = None, create()
+        if account_id is not None and start.account_id != account_id:
+            raise UsageError(
+                f"the new state for {path} belongs to account {start.account_id}, not {account_id}"
+            )
+        after = change(start)
+        if before is None or (after is not before and after != before):
+            _write_atomically(path, after.model_dump_json().encode())
+        return after
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Temp file in the same directory, 0600, fsync, rename over, fsync the directory."""
+    directory = path.parent
+    temp = directory / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}{_TEMP_SUFFIX}"
+    try:
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot write state file {path}: {exc.strerror or exc}",
+            hint=f"check that {directory} exists and is writable",
+        ) from None
+    try:
+        try:
+            os.fchmod(fd, 0o600)  # the umask may have taken bits away; never add any
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temp.unlink()
+        raise
+    _fsync_directory(directory)
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make the rename itself durable."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _remove_stale_temps(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        for temp in path.parent.glob(f".{_glob_escape(path.name)}.*{_TEMP_SUFFIX}"):
+            with contextlib.suppress(OSError):
+                temp.unlink()
+
+
+def _glob_escape(name: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
+
+
+def _invalid(path: Path, data: bytes, exc: Exception) -> UsageError:
+    """One clear line for a state file that cannot be trusted."""
+    from pydantic import ValidationError
+
+    recreate = (
+        f"move it aside and recreate it with `alpaca-cli reconcile --init --state {path}`"
+    )
+    try:
+        document = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        what = "is empty" if not data.strip() else "is not valid JSON (truncated or corrupt)"
+        return UsageError(f"state file {path} {what}", hint=recreate)
+    if not isinstance(document, dict):
+        return UsageError(f"state file {path} is not a state document", hint=recreate)
+    version = document.get("version")
+    if version != 1:
+        return UsageError(
+            f"state file {path} has version {version!r}, this alpaca-cli reads version 1",
+            hint=f"use the alpaca-cli that wrote it, or {recreate}",
+        )
+    first = exc.errors()[0] if isinstance(exc, ValidationError) and exc.errors() else None
+    where = ".".join(str(part) for part in first["loc"]) if first else "?"
+    reason = first["msg"] if first else str(exc)
+    return UsageError(
+        f"state file {path} is not a valid state document ({where}: {reason})", hint=recreate
+    )
