@@ -195,12 +195,17 @@ class RestBridge:
     async def order(self, order_id: str) -> Order:
         return mapping.order(await self._run(f"get order {order_id}", self._trading.get_order_by_id, order_id))
 
-    async def order_by_client_id(self, client_order_id: str) -> Order | None:
-        """The order with this client id, or None when the broker has none."""
+    async def order_by_client_id(self, client_order_id: str, *, sdk_retry: bool = True) -> Order | None:
+        """The order with this client id, or None when the broker has none.
+
+        `sdk_retry=False` skips the SDK's 3 s sleeps on 429/504: for callers
+        that back off on their own (submit's recovery after a failed POST).
+        """
+        client = self._trading if sdk_retry else self._orders
         try:
             raw = await self._run(
                 f"get order by client id {client_order_id}",
-                self._trading.get_order_by_client_id,
+                client.get_order_by_client_id,
                 client_order_id,
             )
         except BrokerRejected as rejected:
