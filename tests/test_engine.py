@@ -1,0 +1,430 @@
+"""The sandbox's matching engine on its own: no sockets, a hand-driven clock."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from alpaca_cli.sandbox.engine import BrokerError, PaperBroker
+from alpaca_cli.sandbox.faults import Faults
+
+
+class Clock:
+    """A clock that moves only when told to (one millisecond per read keeps order times apart)."""
+
+    def __init__(self) -> None:
+        self.at = datetime(2026, 3, 10, 15, 0, tzinfo=UTC)  # a Tuesday, market hours
+
+    def __call__(self) -> datetime:
+        self.at += timedelta(milliseconds=1)
+        return self.at
+
+
+def make_broker(**kwargs: Any) -> tuple[PaperBroker, list[dict[str, Any]]]:
+    broker = PaperBroker(seed=3, now=Clock(), volatility=0.0, **kwargs)
+    events: list[dict[str, Any]] = []
+    broker.listeners.append(events.append)
+    return broker, events
+
+
+def order(symbol: str = "AAPL", **fields: Any) -> dict[str, Any]:
+    body = {"symbol": symbol, "side": "buy", "type": "market", "time_in_force": "day"}
+    body.update(fields)
+    return body
+
+
+def refused(broker: PaperBroker, body: dict[str, Any]) -> BrokerError:
+    with pytest.raises(BrokerError) as info:
+        broker.submit(body)
+    return info.value
+
+
+def test_market_order_fills_in_chunks_over_steps() -> None:
+    broker, events = make_broker()
+    broker.set_price("AAPL", 100)
+    placed = broker.submit(order(qty=250))
+    assert placed["status"] == "new" and events[-1]["event"] == "new"
+    for _ in range(3):
+        broker.step()
+    kinds = [(e["event"], e.get("qty"), e.get("position_qty")) for e in events]
+    assert kinds == [
+        ("new", None, None),
+        ("partial_fill", "100", "100"),
+        ("partial_fill", "100", "200"),
+        ("fill", "50", "250"),
+    ]
+    fill = events[-1]
+    assert fill["price"] == "100" and fill["order"]["filled_qty"] == "250"
+    assert fill["order"]["status"] == "filled" and fill["order"]["filled_avg_price"] == "100"
+    assert len({e["execution_id"] for e in events[1:]}) == 3
+    assert broker.get_order(placed["id"])["status"] == "filled"
+    assert broker.account()["cash"] == "75000"
+
+
+def test_limit_order_rests_until_the_price_crosses() -> None:
+    broker, events = make_broker()
+    broker.set_price("MSFT", 50)
+    placed = broker.submit(order("MSFT", qty=10, type="limit", limit_price=49.5, time_in_force="gtc"))
+    broker.step()
+    broker.step()
+    assert broker.get_order(placed["id"])["status"] == "new"
+    broker.set_price("MSFT", 49.4)
+    broker.step()
+    assert events[-1]["event"] == "fill" and events[-1]["price"] == "49.4"
+
+
+def test_limit_order_fills_only_while_marketable() -> None:
+    broker, _ = make_broker()
+    broker.set_price("MSFT", 50)
+    placed = broker.submit(order("MSFT", qty=300, type="limit", limit_price=50, time_in_force="gtc"))
+    broker.step()  # 100 at 50
+    broker.set_price("MSFT", 51)
+    broker.step()
+    broker.step()
+    assert broker.get_order(placed["id"])["filled_qty"] == "100"
+    broker.set_price("MSFT", 49)
+    broker.step()
+    broker.step()
+    got = broker.get_order(placed["id"])
+    assert got["status"] == "filled" and got["filled_avg_price"] == "49.3333"
+
+
+def test_stop_and_stop_limit_trigger_on_the_way_down() -> None:
+    broker, events = make_broker()
+    broker.set_price("IBM", 100)
+    broker.submit(order("IBM", qty=20))
+    broker.step()
+    stop = broker.submit(order("IBM", qty=10, side="sell", type="stop", stop_price=95))
+    stop_limit = broker.submit(order("IBM", qty=10, side="sell", type="stop_limit", stop_price=95, limit_price=94))
+    broker.step()
+    assert broker.get_order(stop["id"])["status"] == "new"
+    broker.set_price("IBM", 93)  # stop triggers and fills; the stop-limit triggers below its limit
+    broker.step()
+    assert broker.get_order(stop["id"])["status"] == "filled"
+    assert broker.get_order(stop_limit["id"])["status"] == "new"
+    broker.set_price("IBM", 94.5)
+    broker.step()
+    assert broker.get_order(stop_limit["id"])["status"] == "filled"
+    assert broker.position_qty("IBM") == 0
+    assert [e["price"] for e in events if e["event"] == "fill"][-2:] == ["93", "94.5"]
+
+
+def test_trailing_stop_follows_the_high_water_mark() -> None:
+    broker, _ = make_broker()
+    broker.set_price("SPY", 100)
+    broker.submit(order("SPY", qty=5))
+    broker.step()
+    trail = broker.submit(order("SPY", qty=5, side="sell", type="trailing_stop", trail_price=2))
+    assert trail["hwm"] == "100" and trail["stop_price"] == "98"
+    broker.set_price("SPY", 110)
+    broker.step()
+    moved = broker.get_order(trail["id"])
+    assert moved["hwm"] == "110" and moved["stop_price"] == "108" and moved["status"] == "new"
+    broker.set_price("SPY", 107.5)
+    broker.step()
+    assert broker.get_order(trail["id"])["status"] == "filled"
+
+
+def test_ioc_fills_what_it_can_then_expires() -> None:
+    broker, events = make_broker()
+    broker.set_price("AAPL", 10)
+    placed = broker.submit(order(qty=250, time_in_force="ioc"))
+    broker.step()
+    assert [e["event"] for e in events] == ["new", "partial_fill", "expired"]
+    got = broker.get_order(placed["id"])
+    assert got["status"] == "expired" and got["filled_qty"] == "100" and got["expired_at"]
+
+
+def test_fok_fills_whole_or_expires() -> None:
+    broker, events = make_broker()
+    broker.set_price("AAPL", 10)
+    whole = broker.submit(order(qty=250, time_in_force="fok"))
+    miss = broker.submit(order(qty=5, type="limit", limit_price=9, time_in_force="fok"))
+    broker.step()
+    assert broker.get_order(whole["id"])["filled_qty"] == "250"
+    assert broker.get_order(miss["id"])["status"] == "expired"
+    assert [e["event"] for e in events if e["order"]["id"] == whole["id"]] == ["new", "fill"]
+
+
+def test_notional_order_buys_fractional_shares() -> None:
+    broker, events = make_broker()
+    broker.set_price("AAPL", 300)
+    placed = broker.submit(order(notional=1000))
+    assert placed["notional"] == "1000" and placed["qty"] is None
+    broker.step()
+    fill = events[-1]
+    assert fill["event"] == "fill" and fill["qty"] == "3.333333333"
+    assert broker.positions()[0]["qty"] == "3.333333333"
+
+
+def test_buying_power_refusal_and_reservation() -> None:
+    broker, _ = make_broker()
+    broker.set_price("AAPL", 1000)
+    assert broker.account()["buying_power"] == "200000"
+    err = refused(broker, order(qty=201))
+    assert (err.status, err.code, err.message) == (403, 40310000, "insufficient buying power")
+    broker.submit(order(qty=150, type="limit", limit_price=900, time_in_force="gtc"))
+    assert broker.account()["buying_power"] == "65000"  # 200000 - 150 x 900 held for the order
+    err = refused(broker, order(qty=70))
+    assert err.status == 403
+
+
+def test_selling_more_than_held_is_refused() -> None:
+    broker, _ = make_broker()
+    broker.set_price("AAPL", 10)
+    broker.submit(order(qty=5))
+    broker.step()
+    broker.submit(order(qty=3, side="sell", type="limit", limit_price=20, time_in_force="gtc"))
+    err = refused(broker, order(qty=3, side="sell"))
+    assert err.status == 403 and "available: 2" in err.message
+    err = refused(broker, order("MSFT", qty=0.5, side="sell"))
+    assert err.status == 403 and "sold short" in err.message
+
+
+def test_short_sale_and_cover() -> None:
+    broker, _ = make_broker()
+    broker.set_price("TSLA", 200)
+    broker.submit(order("TSLA", qty=10, side="sell"))
+    broker.step()
+    (pos,) = broker.positions()
+    assert pos["side"] == "short" and pos["qty"] == "-10" and pos["market_value"] == "-2000"
+    broker.set_price("TSLA", 190)
+    broker.submit(order("TSLA", qty=10, side="buy"))
+    broker.step()
+    assert broker.positions() == []
+    assert broker.account()["cash"] == "100100"
+
+
+def test_average_entry_price_and_cash() -> None:
+    broker, _ = make_broker()
+    broker.set_price("AAPL", 100)
+    broker.submit(order(qty=10))
+    broker.step()
+    broker.set_price("AAPL", 110)
+    broker.submit(order(qty=10))
+    broker.step()
+    assert broker.positions()[0]["avg_entry_price"] == "105"
+    broker.submit(order(qty=5, side="sell"))
+    broker.step()
+    pos = broker.positions()[0]
+    assert pos["qty"] == "15" and pos["avg_entry_price"] == "105" and pos["cost_basis"] == "1575"
+    account = broker.account()
+    assert account["cash"] == "98450" and account["equity"] == "100100"
+    assert account["daytrade_count"] == 1
+
+
+def test_duplicate_client_order_id_is_refused() -> None:
+    broker, _ = make_broker()
+    broker.submit(order(qty=1, client_order_id="same"))
+    err = refused(broker, order(qty=1, client_order_id="same"))
+    assert (err.status, err.code, err.message) == (422, 40010001, "client_order_id must be unique")
+    assert broker.get_order_by_client_id("same")["qty"] == "1"
+
+
+@pytest.mark.parametrize(
+    ("fields", "fragment"),
+    [
+        ({"qty": None}, "qty or notional"),
+        ({"qty": 1, "notional": 5}, "only one"),
+        ({"qty": 0}, "qty must be > 0"),
+        ({"qty": 1, "side": "hold"}, "side"),
+        ({"qty": 1, "type": "limit"}, "limit_price is required"),
+        ({"qty": 1, "type": "stop"}, "stop_price is required"),
+        ({"qty": 1, "type": "limit", "limit_price": 10.001}, "sub-penny"),
+        ({"qty": 1, "time_in_force": "week"}, "time_in_force"),
+        ({"qty": 1.5, "time_in_force": "gtc"}, "DAY"),
+        ({"notional": 10, "type": "limit", "limit_price": 5}, "market"),
+        ({"qty": 1, "type": "trailing_stop"}, "trail"),
+        ({"qty": 1, "client_order_id": "x" * 129}, "128"),
+        ({"qty": "abc"}, "invalid qty"),
+        ({"qty": 1, "symbol": "not a symbol"}, "not found"),
+    ],
+)
+def test_invalid_orders_are_refused_with_422(fields: dict[str, Any], fragment: str) -> None:
+    broker, events = make_broker()
+    err = refused(broker, order(**fields))
+    assert err.status == 422 and fragment in err.message
+    assert events == [] and broker.order_count() == 0
+
+
+def test_cancel_and_its_refusals() -> None:
+    broker, events = make_broker()
+    placed = broker.submit(order(qty=1, type="limit", limit_price=1, time_in_force="gtc"))
+    broker.cancel(placed["id"])
+    assert events[-1]["event"] == "canceled" and events[-1]["order"]["canceled_at"]
+    with pytest.raises(BrokerError) as again:
+        broker.cancel(placed["id"])
+    assert again.value.status == 422
+    with pytest.raises(BrokerError) as unknown:
+        broker.cancel("00000000-0000-4000-8000-000000000000")
+    assert (unknown.value.status, unknown.value.code) == (404, 40410000)
+    with pytest.raises(BrokerError):
+        broker.get_order_by_client_id("nope")
+
+
+def test_cancel_all_lists_every_open_order() -> None:
+    broker, _ = make_broker()
+    ids = {broker.submit(order(qty=1, type="limit", limit_price=1, time_in_force="gtc"))["id"] for _ in range(3)}
+    results = broker.cancel_all()
+    assert {r["id"] for r in results} == ids and {r["status"] for r in results} == {200}
+    assert broker.list_orders("open") == [] and broker.cancel_all() == []
+
+
+def test_list_orders_pages_by_submitted_at_without_overlap() -> None:
+    broker, _ = make_broker()
+    broker.seed_bulk(open_orders=1234, positions=10)
+    seen: list[str] = []
+    until = None
+    while True:
+        page = broker.list_orders("open", limit=500, until=until, direction="desc")
+        if not page:
+            break
+        seen.extend(o["id"] for o in page)
+        until = datetime.fromisoformat(page[-1]["submitted_at"])
+    assert len(seen) == len(set(seen)) == 1234
+    first = broker.list_orders("open", limit=3, direction="asc")
+    after = broker.list_orders("open", limit=2, direction="asc", after=datetime.fromisoformat(first[0]["submitted_at"]))
+    assert [o["id"] for o in after] == [o["id"] for o in first[1:]]
+    assert broker.list_orders("closed") == []
+    assert len(broker.list_orders("all", limit=500, symbols=["QAAA"], side="sell")) == 124
+
+
+def test_seed_bulk_is_fast_and_listing_stays_cheap() -> None:
+    broker = PaperBroker(seed=1)
+    started = time.perf_counter()
+    broker.seed_bulk(open_orders=20_000, positions=2_000)
+    assert time.perf_counter() - started < 5
+    assert broker.open_order_count() == 20_000 and len(broker.positions()) == 2_000
+    started = time.perf_counter()
+    page = broker.list_orders("open", limit=500)
+    assert len(page) == 500 and time.perf_counter() - started < 0.5
+    started = time.perf_counter()
+    broker.step()
+    assert time.perf_counter() - started < 0.5  # seeded symbols rest; nothing to walk
+
+
+def test_same_seed_same_market() -> None:
+    def run() -> list[Any]:
+        broker = PaperBroker(seed=11, now=Clock())
+        prints: list[Any] = []
+        broker.trade_listeners.append(lambda *args: prints.append(args))
+        broker.price("AAPL")
+        placed = broker.submit(order(qty=1))
+        for _ in range(20):
+            broker.step()
+        return [prints, placed["id"], broker.get_order(placed["id"])["filled_avg_price"]]
+
+    assert run() == run()
+    assert PaperBroker(seed=1).price("AAPL") != PaperBroker(seed=2).price("AAPL")
+
+
+def test_clock_follows_the_market_flag() -> None:
+    broker, _ = make_broker()
+    clock = broker.clock()
+    assert clock["is_open"] is True
+    assert clock["next_close"] < clock["next_open"]
+    broker.market_open = False
+    closed = broker.clock()
+    assert closed["is_open"] is False and closed["next_open"] < closed["next_close"]
+
+
+def test_market_closed_nothing_moves() -> None:
+    broker, events = make_broker(market_open=False)
+    broker.set_price("AAPL", 10)
+    broker.submit(order(qty=1))
+    broker.step()
+    assert [e["event"] for e in events] == ["new"]
+
+
+def test_bars_page_by_token_and_join_live_prints() -> None:
+    clock = Clock()
+    broker = PaperBroker(seed=5, now=clock)
+    broker.price("AAPL")
+    for _ in range(30):
+        clock.at += timedelta(seconds=10)
+        broker.step()
+    start = clock.at - timedelta(hours=3)
+    whole = broker.bars(["AAPL", "MSFT"], "1Min", start=start, limit=10000)
+    assert whole["next_page_token"] is None
+    paged: dict[str, list[dict[str, Any]]] = {}
+    token = None
+    while True:
+        page = broker.bars(["MSFT", "AAPL"], "1Min", start=start, limit=70, page_token=token)
+        for symbol, bars in page["bars"].items():
+            paged.setdefault(symbol, []).extend(bars)
+        token = page["next_page_token"]
+        if token is None:
+            break
+    assert paged == whole["bars"]
+    bars = whole["bars"]["AAPL"]
+    assert all({"t", "o", "h", "l", "c", "v", "n", "vw"} <= set(b) for b in bars)
+    assert all(b["l"] <= min(b["o"], b["c"]) and b["h"] >= max(b["o"], b["c"]) for b in bars)
+    assert bars[-1]["c"] == float(broker.price("AAPL"))
+    hourly = broker.bars(["AAPL"], "1Hour", start=start)["bars"]["AAPL"]
+    assert 3 <= len(hourly) <= 4
+    with pytest.raises(BrokerError):
+        broker.bars(["AAPL"], "7Years")
+
+
+def test_fault_updates_are_validated_and_atomic() -> None:
+    faults = Faults()
+    faults.update(rest_status=503, rest_count=2, drop_data_every=1)
+    assert faults.drop_data_every == 1.0
+    with pytest.raises(ValueError):
+        faults.update(mute_data=True, rest_count="3")
+    assert faults.mute_data is False
+    with pytest.raises(ValueError):
+        faults.update(no_such_fault=True)
+    faults.reset()
+    assert faults == Faults()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["buy", "sell"]),
+            st.integers(min_value=1, max_value=40),
+            st.integers(min_value=500, max_value=20000),
+        ),
+        min_size=1,
+        max_size=25,
+    )
+)
+def test_fills_conserve_value_at_the_fill_price(trades: list[tuple[str, int, int]]) -> None:
+    """A fill swaps cash for shares at its price: equity valued at that price is unchanged."""
+    broker = PaperBroker(seed=0, now=Clock(), volatility=0.0)
+    checks: list[tuple[Decimal, Decimal]] = []
+    state = {"cash": broker.cash, "qty": Decimal(0)}
+
+    def on_event(event: dict[str, Any]) -> None:
+        if event["event"] not in ("fill", "partial_fill"):
+            return
+        price = Decimal(event["price"])
+        before = state["cash"] + state["qty"] * price
+        state["cash"], state["qty"] = broker.cash, Decimal(event["position_qty"])
+        checks.append((before, state["cash"] + state["qty"] * price))
+
+    broker.listeners.append(on_event)
+    for side, qty, cents in trades:
+        broker.set_price("AAPL", Decimal(cents) / 100)
+        try:
+            broker.submit(order(side=side, qty=qty))
+        except BrokerError as exc:
+            assert exc.status == 403
+            continue
+        broker.step()
+    assert all(before == after for before, after in checks)
+    position = broker.positions()
+    if position:
+        pos = position[0]
+        assert Decimal(pos["qty"]) == state["qty"]
+        assert Decimal(pos["cost_basis"]) == (Decimal(pos["qty"]) * Decimal(pos["avg_entry_price"])).quantize(
+            Decimal("0.0001")
+        )
