@@ -132,7 +132,6 @@ class Sandbox:
         from alpaca_cli.sandbox import streams
 
         app = web.Application(middlewares=[self._count, self._guard])
-        app["sandbox"] = self
         r = app.router
         r.add_get("/v2/account", self._account)
         r.add_get("/v2/positions", self._positions)
