@@ -428,3 +428,41 @@ def test_fills_conserve_value_at_the_fill_price(trades: list[tuple[str, int, int
         assert Decimal(pos["cost_basis"]) == (Decimal(pos["qty"]) * Decimal(pos["avg_entry_price"])).quantize(
             Decimal("0.0001")
         )
+
+
+def test_replace_swaps_the_order_and_keeps_the_holds_right() -> None:
+    broker, events = make_broker()
+    broker.set_price("AAPL", 100)
+    old = broker.submit(order(qty=10, type="limit", limit_price=90, time_in_force="gtc"))
+    assert broker.account()["buying_power"] == "199100"
+    new = broker.replace(old["id"], {"qty": "20", "limit_price": "95"})
+    assert new["replaces"] == old["id"] and new["qty"] == "20" and new["limit_price"] == "95"
+    replaced = broker.get_order(old["id"])
+    assert replaced["status"] == "replaced" and replaced["replaced_by"] == new["id"]
+    assert [e["event"] for e in events] == ["new", "replaced", "new"]
+    assert broker.account()["buying_power"] == "198100"
+    with pytest.raises(BrokerError) as again:
+        broker.replace(old["id"], {"qty": "5"})
+    assert again.value.status == 422
+    with pytest.raises(BrokerError) as too_big:
+        broker.replace(new["id"], {"qty": "5000"})
+    assert too_big.value.status == 403
+    assert broker.get_order(new["id"])["status"] == "new"  # a refused replace changes nothing
+    assert broker.account()["buying_power"] == "198100"
+
+
+def test_close_position_flattens_with_a_market_order() -> None:
+    broker, _ = make_broker()
+    broker.set_price("AAPL", 10)
+    broker.submit(order(qty=8))
+    broker.step()
+    half = broker.close_position("AAPL", percentage=Decimal(50))
+    assert half["side"] == "sell" and half["qty"] == "4"
+    broker.step()
+    results = broker.close_all_positions()
+    assert [r["status"] for r in results] == [200]
+    broker.step()
+    assert broker.positions() == []
+    with pytest.raises(BrokerError) as gone:
+        broker.close_position("AAPL")
+    assert gone.value.status == 404

@@ -20,9 +20,11 @@ from alpaca.data.timeframe import TimeFrame
 from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import OrderSide, OrderStatus, QueryOrderStatus, TimeInForce
 from alpaca.trading.requests import (
+    ClosePositionRequest,
     GetOrdersRequest,
     LimitOrderRequest,
     MarketOrderRequest,
+    ReplaceOrderRequest,
     StopLimitOrderRequest,
     StopOrderRequest,
     TrailingStopOrderRequest,
@@ -318,3 +320,24 @@ def test_admin_routes(sandbox: Any) -> None:
     assert sandbox.admin("POST", "/admin/step", {"n": 3}) == {"steps": 3}
     stats = sandbox.admin("GET", "/admin/stats")
     assert stats["requests"]["POST /admin/price"] >= 1 and "AAPL" in stats["symbols"]
+
+
+def test_replace_order(client: TradingClient, sandbox: Any) -> None:
+    placed = client.submit_order(LimitOrderRequest(symbol="GLD", qty=2, side="buy", time_in_force="gtc", limit_price=1))
+    new = client.replace_order_by_id(placed.id, ReplaceOrderRequest(qty=3, limit_price=1.5))
+    assert new.replaces == placed.id and float(new.qty) == 3 and float(new.limit_price) == 1.5
+    assert client.get_order_by_id(placed.id).status == OrderStatus.REPLACED
+    assert sandbox.counts["PATCH /v2/orders/{order_id}"] == 1
+    client.cancel_order_by_id(new.id)
+
+
+def test_close_positions(client: TradingClient, sandbox: Any) -> None:
+    placed = client.submit_order(MarketOrderRequest(symbol="DIA", qty=4, side="buy", time_in_force="day"))
+    wait_final(sandbox, str(placed.id))
+    closing = client.close_position("DIA", ClosePositionRequest(qty="1"))
+    assert closing.side == OrderSide.SELL and float(closing.qty) == 1
+    wait_final(sandbox, str(closing.id))
+    results = client.close_all_positions(cancel_orders=True)
+    assert results and all(r.status == 200 for r in results)
+    err = api_error(client.close_position, "NOPE")
+    assert err.status_code == 404

@@ -723,6 +723,101 @@ class PaperBroker:
                 results.append({"id": order.id, "status": 200, "body": wire.order(order)})
         return results
 
+    def replace(self, order_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """`PATCH /v2/orders/{id}`: a new order takes the old one's place.
+
+        Emits `replaced` for the old order (now carrying `replaced_by`), then
+        `new` for the replacement, which is what the call returns.
+        """
+        old = self._orders.get(order_id)
+        if old is None:
+            raise _not_found()
+        if old.status != "new":
+            raise BrokerError(422, 42210000, f'order is already in "{old.status}" state')
+        if not isinstance(body, dict):
+            raise _invalid("request body must be a JSON object")
+        allowed = {"qty", "time_in_force", "limit_price", "stop_price", "trail", "client_order_id"}
+        unknown = set(body) - allowed
+        if unknown:
+            raise _invalid(f"cannot replace {', '.join(sorted(unknown))}")
+        merged: dict[str, Any] = {
+            "symbol": old.symbol,
+            "side": old.side,
+            "type": old.type,
+            "time_in_force": body.get("time_in_force") or old.time_in_force,
+            "qty": body.get("qty", wire.num(old.qty)),
+            "notional": None if "qty" in body else wire.num(old.notional),
+            "limit_price": body.get("limit_price", wire.num(old.limit_price)),
+            "stop_price": body.get("stop_price", wire.num(old.stop_price)),
+            "extended_hours": old.extended_hours,
+            "client_order_id": body.get("client_order_id"),
+        }
+        if old.type == "trailing_stop":
+            merged["stop_price"] = None
+            trail = body.get("trail")
+            key = "trail_percent" if old.trail_percent is not None else "trail_price"
+            merged[key] = trail if trail is not None else wire.num(old.trail_percent or old.trail_price)
+        elif "trail" in body:
+            raise _invalid("trail is for trailing_stop orders only")
+        state = self._state(old.symbol)
+        held, close_held = old.reserve, (old.remaining if old.closing else ZERO)
+        # The replacement is judged as if the old order's holds were already released.
+        self._set_reserve(old, ZERO)
+        state.pending_close -= close_held
+        try:
+            new = self._build(merged)
+            self._check_funds(new, state)
+        finally:
+            self._set_reserve(old, held)
+            state.pending_close += close_held
+        at = new.submitted_at
+        old.replaced_at = at
+        old.replaced_by = new.id
+        new.replaces = old.id
+        self._finish(old, "replaced", at)
+        self._emit("replaced", old)
+        self._accept(new)
+        self._emit("new", new)
+        return wire.order(new)
+
+    def close_position(
+        self, symbol: str, qty: Decimal | None = None, percentage: Decimal | None = None
+    ) -> dict[str, Any]:
+        """`DELETE /v2/positions/{symbol}`: a market order that flattens (part of) it."""
+        symbol = symbol.upper()
+        pos = self._positions.get(symbol)
+        if pos is None:
+            raise BrokerError(404, 40410000, "position not found")
+        size = abs(pos.qty)
+        if qty is not None and percentage is not None:
+            raise _invalid("only one of qty or percentage may be given")
+        if qty is not None:
+            if not 0 < qty <= size:
+                raise BrokerError(403, 40310000, "insufficient qty available for order")
+            size = qty
+        elif percentage is not None:
+            if not 0 < percentage <= 100:
+                raise _invalid("percentage must be between 0 and 100")
+            size = (size * percentage / 100).quantize(Decimal("1e-9"), rounding=ROUND_DOWN)
+        side = "sell" if pos.qty > 0 else "buy"
+        return self.submit(
+            {"symbol": symbol, "side": side, "type": "market", "time_in_force": "day", "qty": wire.num(size)}
+        )
+
+    def close_all_positions(self, cancel_orders: bool = False) -> list[dict[str, Any]]:
+        """`DELETE /v2/positions`: one entry per position, like Alpaca's 207 body."""
+        if cancel_orders:
+            self.cancel_all()
+        results = []
+        for symbol in sorted(self._positions):
+            try:
+                placed = self.close_position(symbol)
+            except BrokerError as exc:
+                results.append({"symbol": symbol, "status": exc.status, "body": exc.body()})
+            else:
+                results.append({"symbol": symbol, "status": 200, "order_id": placed["id"], "body": placed})
+        return results
+
     def order_count(self) -> int:
         return len(self._all)
 
@@ -855,8 +950,6 @@ class PaperBroker:
             state.pending_close = max(ZERO, state.pending_close - qty)
         done = order.notional is not None or order.remaining <= 0
         if done:
-            if order.notional is not None:
-                order.qty = order.filled_qty
             order.filled_at = at
             self._finish(order, "filled", at)
         else:

@@ -135,7 +135,9 @@ class Sandbox:
         r = app.router
         r.add_get("/v2/account", self._account)
         r.add_get("/v2/positions", self._positions)
+        r.add_delete("/v2/positions", self._close_all_positions)
         r.add_get("/v2/positions/{symbol}", self._position)
+        r.add_delete("/v2/positions/{symbol}", self._close_position)
         r.add_get("/v2/clock", self._clock)
         r.add_get("/v2/assets/{symbol}", self._asset)
         r.add_get("/v2/orders", self._list_orders)
@@ -143,6 +145,7 @@ class Sandbox:
         r.add_delete("/v2/orders", self._cancel_all)
         r.add_get("/v2/orders:by_client_order_id", self._order_by_client_id)
         r.add_get("/v2/orders/{order_id}", self._get_order)
+        r.add_patch("/v2/orders/{order_id}", self._replace)
         r.add_delete("/v2/orders/{order_id}", self._cancel)
         r.add_get("/v2/stocks/bars", self._bars)
         r.add_get("/v2/stocks/bars/latest", self._latest_bars)
@@ -179,7 +182,10 @@ class Sandbox:
         is_websocket = request.headers.get("Upgrade", "").lower() == "websocket"
         if not path.startswith("/v2/") or is_websocket:
             return await handler(request)  # the streams do their own auth and faults
-        if request.match_info.http_exception is not None:
+        missing = request.match_info.http_exception
+        if missing is not None:
+            if missing.status == 405:
+                return _error(405, 40510000, "method not allowed")
             return _error(404, 40410000, "endpoint not found")
         faults = self.faults
         if faults.refuse_auth:
@@ -226,6 +232,16 @@ class Sandbox:
             if pos["symbol"] == symbol or pos["asset_id"] == request.match_info["symbol"]:
                 return _json(pos)
         return _error(404, 40410000, "position does not exist")
+
+    async def _close_position(self, request: web.Request) -> web.Response:
+        q = request.query
+        qty = parse_decimal(q.get("qty") or None, "qty")
+        percentage = parse_decimal(q.get("percentage") or None, "percentage")
+        return _json(self.broker.close_position(request.match_info["symbol"], qty, percentage))
+
+    async def _close_all_positions(self, request: web.Request) -> web.Response:
+        cancel = _bool(request.query.get("cancel_orders"), "cancel_orders")
+        return _json(self.broker.close_all_positions(cancel_orders=cancel), 207)
 
     async def _clock(self, request: web.Request) -> web.Response:
         return _json(self.broker.clock())
@@ -284,6 +300,13 @@ class Sandbox:
                 transport.abort()  # the order stands; its answer never arrives
             raise asyncio.CancelledError
         return _json(order)
+
+    async def _replace(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+        except ValueError:
+            return _error(400, 40010000, "request body format is invalid")
+        return _json(self.broker.replace(request.match_info["order_id"], body))
 
     async def _get_order(self, request: web.Request) -> web.Response:
         nested = _bool(request.query.get("nested"), "nested")
