@@ -15,7 +15,7 @@ import traceback
 import typer
 
 from alpaca_cli import __version__
-from alpaca_cli.commands import sandbox, status
+from alpaca_cli.commands import cancel, sandbox, status, submit
 from alpaca_cli.errors import CliError
 from alpaca_cli.invocation import flags
 from alpaca_cli.output import error_line
@@ -45,6 +45,8 @@ def _root(
 
 
 app.command("status")(status.status)
+app.command("submit")(submit.submit)
+app.command("cancel")(cancel.cancel)
 app.add_typer(sandbox.app, name="sandbox")
 
 

@@ -1,0 +1,309 @@
+"""`alpaca-cli submit`: place one order, safely.
+
+The order is validated locally before anything is sent, gets its client
+order id before the first send, and is placed through `orders.place`, which
+cannot create a second order after a lost answer. A live account needs
+`--live` and a confirmation (or `--yes`). `--wait` listens to trade updates
+before sending (or polls the order when the stream is unavailable) and exits
+0 when the order filled or is still working at the timeout, 1 when it ended
+rejected, canceled or expired.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from alpaca_cli import orders
+from alpaca_cli.errors import UsageError
+from alpaca_cli.invocation import (
+    DebugOption,
+    LiveOption,
+    OutputOption,
+    ProfileOption,
+    SandboxOption,
+    start,
+)
+
+if TYPE_CHECKING:
+    from alpaca_cli.bridge import Broker
+    from alpaca_cli.domain import Order, OrderRequest, TradeUpdate
+    from alpaca_cli.invocation import Invocation
+    from alpaca_cli.output import Output
+
+DEFAULT_TIMEOUT = 60.0
+# Polling when the stream is unavailable: quick at first (most orders end
+# within a second or two), then every 2 s, well under Alpaca's 200 requests/min.
+POLL_DELAYS = (0.1, 0.2, 0.4, 0.8, 1.5)
+POLL_INTERVAL = 2.0
+
+YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Skip the confirmation prompts (for scripts).")]
+
+
+def submit(
+    symbol: Annotated[str, typer.Argument(help="Stock symbol, e.g. AAPL or BRK.B.", show_default=False)],
+    side: Annotated[str, typer.Argument(help="buy or sell.", show_default=False)],
+    qty: Annotated[str | None, typer.Option("--qty", help="Shares (fractional allowed for day market/limit).")] = None,
+    notional: Annotated[
+        str | None, typer.Option("--notional", help="Dollar amount instead of --qty (day market orders).")
+    ] = None,
+    order_type: Annotated[
+        str, typer.Option("--type", help="market, limit, stop, stop_limit or trailing_stop.")
+    ] = "market",
+    limit_price: Annotated[str | None, typer.Option("--limit-price", help="For limit and stop_limit.")] = None,
+    stop_price: Annotated[str | None, typer.Option("--stop-price", help="For stop and stop_limit.")] = None,
+    trail_percent: Annotated[
+        str | None, typer.Option("--trail-percent", help="For trailing_stop: trail by this percent.")
+    ] = None,
+    trail_price: Annotated[
+        str | None, typer.Option("--trail-price", help="For trailing_stop: trail by this many dollars.")
+    ] = None,
+    tif: Annotated[str, typer.Option("--tif", help="Time in force: day, gtc, ioc, fok, opg or cls.")] = "day",
+    extended_hours: Annotated[
+        bool, typer.Option("--extended-hours", help="Allow pre/after-market fills (day limit orders).")
+    ] = False,
+    client_order_id: Annotated[
+        str | None,
+        typer.Option("--client-order-id", help="Your own id (max 128); re-running with the same id is safe."),
+    ] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Print trade updates until the order ends.")] = False,
+    timeout: Annotated[
+        float | None,
+        typer.Option("--timeout", help=f"With --wait: stop waiting after S seconds [{DEFAULT_TIMEOUT:g}].", min=0),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the request that would be sent; send nothing.")
+    ] = False,
+    state: Annotated[
+        Path | None, typer.Option("--state", help="Record the new order in this state file.", dir_okay=False)
+    ] = None,
+    yes: YesOption = False,
+    live: LiveOption = False,
+    output: OutputOption = None,
+    debug: DebugOption = False,
+    profile: ProfileOption = None,
+    sandbox: SandboxOption = False,
+) -> int:
+    """Place one order: validated locally, never sent twice, guarded on live accounts."""
+    request = orders.validate_order(
+        symbol,
+        side,
+        qty=qty,
+        notional=notional,
+        order_type=order_type,
+        limit_price=limit_price,
+        stop_price=stop_price,
+        trail_percent=trail_percent,
+        trail_price=trail_price,
+        time_in_force=tif,
+        extended_hours=extended_hours,
+        client_order_id=client_order_id,
+    )
+    if timeout is not None and not wait:
+        raise UsageError("--timeout only applies with --wait")
+    if timeout is not None and timeout <= 0:
+        raise UsageError(f"--timeout must be greater than zero, got {timeout:g}")
+    invocation = start(output, debug, profile, sandbox, live)
+    out = invocation.out
+    connection = invocation.connection
+    if not connection.is_live:
+        out.banner(connection.environment)
+    if dry_run:
+        _show_request(out, request, connection.environment)
+        return 0
+    decision = orders.live_guard(
+        is_live=connection.is_live,
+        live_allowed=invocation.live_allowed,
+        yes=yes,
+        interactive=sys.stdin.isatty(),
+    )
+    wait_for = (timeout or DEFAULT_TIMEOUT) if wait else None
+    return asyncio.run(_submit(invocation, request, decision, state, wait_for))
+
+
+async def _submit(
+    invocation: Invocation, request: OrderRequest, decision: str, state: Path | None, timeout: float | None
+) -> int:
+    from alpaca_cli.bridge import Broker
+
+    out = invocation.out
+    async with Broker(invocation.connection) as broker:
+        account_id = await _preflight(broker, request, decision, state)
+        if timeout is None:
+            placement = await orders.place(broker, request)
+            _record_new(state, account_id, placement.order)
+            return _report(out, placement)
+        return await _place_and_follow(broker, out, request, state, account_id, timeout)
+
+
+async def _preflight(broker: Broker, request: OrderRequest, decision: str, state: Path | None) -> str | None:
+    """What must hold before the order goes out: the state file is usable, a live order is confirmed."""
+    if decision != "confirm" and state is None:
+        return None
+    account = await broker.account()
+    if state is not None:
+        from alpaca_cli import statefile
+
+        statefile.load(state, account_id=account.id)  # missing, corrupt or foreign: exit 2, nothing sent
+    if decision == "confirm":
+        text = orders.confirmation_text(account.account_number, f"{orders.describe(request)}")
+        if not typer.confirm(text, default=False, err=True):
+            raise UsageError("not confirmed: nothing was sent")
+    return account.id
+
+
+def _record_new(state: Path | None, account_id: str | None, order: Order) -> None:
+    """Record the placed order as its `new` event, through the same `apply` as the stream."""
+    if state is None:
+        return
+    from alpaca_cli.domain import TradeUpdate
+
+    _apply(state, account_id, TradeUpdate("new", order, order.submitted_at, source="reconcile"))
+
+
+def _apply(state: Path | None, account_id: str | None, update: TradeUpdate) -> None:
+    if state is None:
+        return
+    from alpaca_cli import statefile
+    from alpaca_cli.core import apply
+
+    statefile.update(state, lambda current: apply(current, update), account_id=account_id)
+
+
+def _report(out: Output, placement: orders.Placement) -> int:
+    """Print the order; exit 1 when the client id belongs to a different order."""
+    extra: dict[str, Any] = {"submission": placement.how}
+    if out.json:
+        out.emit(orders.order_record(placement.order, **extra))
+    else:
+        _panel(out, placement.order, placement.how)
+    if placement.how == "recovered":
+        out.warn(f"the broker's answer was lost; found the order by its client id {placement.order.client_order_id}")
+    elif placement.how == "duplicate":
+        out.warn(f"client order id {placement.order.client_order_id} was already used: this is that order")
+    if not placement.matches:
+        raise_mismatch(placement.order)
+    return 0
+
+
+def raise_mismatch(order: Order) -> None:
+    from alpaca_cli.errors import BrokerRejected
+
+    raise BrokerRejected(
+        f"client order id {order.client_order_id} already belongs to a different order "
+        f"({order.side} {order.qty or order.notional} {order.symbol} {order.type}, id {order.id}): nothing was sent",
+        status=422,
+    )
+
+
+async def _place_and_follow(
+    broker: Broker, out: Output, request: OrderRequest, state: Path | None, account_id: str | None, timeout: float
+) -> int:
+    """Place the order, then print its updates until it ends or `timeout` passes."""
+    from alpaca_cli.invocation import StopSignal
+
+    stop = StopSignal()
+    stop.install()
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        placement = await orders.place(broker, request)
+        _record_new(state, account_id, placement.order)
+        _report(out, placement)
+        final = await _poll(broker, out, placement.order, state, account_id, deadline, stop)
+    finally:
+        stop.uninstall()
+    if stop.received is not None:
+        out.message(f"stopped waiting; order {final.id} is {final.status}")
+        return stop.exit_code
+    if not final.is_final:
+        out.message(f"still {final.status} after {timeout:g} s: order {final.id} keeps working at the broker")
+    return orders.wait_exit_code(final)
+
+
+async def _poll(
+    broker: Broker,
+    out: Output,
+    order: Order,
+    state: Path | None,
+    account_id: str | None,
+    deadline: float,
+    stop: Any,
+) -> Order:
+    """Follow an order by asking for it: the fallback when no stream is available."""
+    loop = asyncio.get_running_loop()
+    current = order
+    for update in orders.polled_events(None, order):
+        _show_update(out, update)
+    n = 0
+    while not current.is_final and not stop.event.is_set():
+        delay = POLL_DELAYS[n] if n < len(POLL_DELAYS) else POLL_INTERVAL
+        n += 1
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            break
+        try:
+            await asyncio.wait_for(stop.event.wait(), timeout=min(delay, remaining))
+            break
+        except TimeoutError:
+            pass
+        latest = await broker.order(current.id)
+        for update in orders.polled_events(current, latest):
+            _apply(state, account_id, update)
+            _show_update(out, update)
+        current = latest
+    return current
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def _show_request(out: Output, request: OrderRequest, environment: str) -> None:
+    record = orders.request_record(request, environment)
+    if out.json:
+        out.emit(record)
+        return
+    from rich.panel import Panel
+    from rich.table import Table
+
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="dim")
+    grid.add_column()
+    for key, value in record.items():
+        if key != "type":
+            grid.add_row(key, str(value))
+    out.console.print(Panel(grid, title=f"Dry run · would send to {environment}", border_style="yellow"))
+
+
+def _panel(out: Output, order: Order, how: str) -> None:
+    from rich.panel import Panel
+    from rich.table import Table
+
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="dim")
+    grid.add_column()
+    for key, value in orders.order_record(order).items():
+        if key != "type" and value is not None and value is not False:
+            grid.add_row(key, str(value))
+    color = {"filled": "green", "rejected": "red", "canceled": "red", "expired": "red"}.get(order.status, "blue")
+    title = f"Order {order.status}" + ("" if how == "sent" else f" · {how}")
+    out.console.print(Panel(grid, title=title, border_style=color))
+
+
+def _show_update(out: Output, update: TradeUpdate) -> None:
+    if out.json:
+        out.emit(orders.trade_update_record(update))
+        return
+    order = update.order
+    fill = f" {update.qty} @ {update.price}" if update.qty is not None else ""
+    out.console.print(
+        f"{update.timestamp:%H:%M:%S} {update.event:<13} {order.side} {order.symbol}{fill} "
+        f"· filled {order.filled_qty}/{order.qty if order.qty is not None else '$' + str(order.notional)} "
+        f"· {order.status}",
+        markup=False,
+        highlight=False,
+    )

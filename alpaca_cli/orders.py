@@ -1,0 +1,517 @@
+"""Order entry without surprises: local validation, client ids, idempotent placing.
+
+Three layers, each usable on its own:
+
+- `validate_order` turns what a person typed into an `OrderRequest`, or one
+  `UsageError` line, before anything touches the network. The rules are the
+  ones Alpaca enforces, so a bad order fails here in milliseconds instead of
+  as a 422 after a round trip (or, worse, as a different order than meant).
+- `place` sends an order at most once in effect. The client order id is fixed
+  before the first send; after any answer that leaves the outcome unknown
+  (timeout, dropped connection, 5xx, 429) the order is looked up by that id
+  before anything else, and a resend (same id, so the broker itself refuses a
+  duplicate) happens only when the lookup proves the first never arrived.
+- `live_guard`, `polled_events` and the `*_record` helpers are the pure
+  pieces of the commands, kept here so they can be tested directly.
+
+Standard library and domain types only at import time (the commands import
+this module at their top level); the bridge is reached through the `broker`
+argument.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any, Literal, Protocol
+
+from alpaca_cli.domain import Order, OrderRequest, TradeUpdate
+from alpaca_cli.errors import BrokerRejected, UnreachableError, UsageError
+
+log = logging.getLogger(__name__)
+
+SIDES = ("buy", "sell")
+ORDER_TYPES = ("market", "limit", "stop", "stop_limit", "trailing_stop")
+TIME_IN_FORCE = ("day", "gtc", "ioc", "fok", "opg", "cls")
+MAX_CLIENT_ORDER_ID = 128
+MAX_QTY_PLACES = 9  # Alpaca's fractional precision
+CLIENT_ID_PREFIX = "acli-"
+
+# Stock symbols as Alpaca lists them: letters (a digit or two allowed after
+# the first), optionally a share class or suffix after a dot ("BRK.B").
+_SYMBOL = re.compile(r"^[A-Z][A-Z0-9]{0,5}(\.[A-Z0-9]{1,3})?$")
+_NUMBER = re.compile(r"^\+?(\d+(\.\d*)?|\.\d+)$")
+_PRICE_FLAGS = {
+    "limit_price": "--limit-price",
+    "stop_price": "--stop-price",
+    "trail_percent": "--trail-percent",
+    "trail_price": "--trail-price",
+}
+# Which price flags each order type needs (all of them) and allows (no others).
+_TYPE_PRICES: dict[str, tuple[str, ...]] = {
+    "market": (),
+    "limit": ("limit_price",),
+    "stop": ("stop_price",),
+    "stop_limit": ("limit_price", "stop_price"),
+    "trailing_stop": (),  # exactly one of trail_percent / trail_price, checked apart
+}
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def parse_amount(text: str | None, flag: str) -> Decimal | None:
+    """A positive plain decimal ("10", "0.5", "12.25") or None when not given.
+
+    Exponents, NaN, infinities, signs and thousands separators are refused: a
+    size or price that needs them is far more likely a typo than an intent.
+    """
+    if text is None:
+        return None
+    value = text.strip()
+    if value.startswith("-") and _NUMBER.match(value[1:]):
+        raise UsageError(f"{flag} must be positive, got {text}")
+    if not _NUMBER.match(value):
+        raise UsageError(f"{flag} must be a plain decimal number, got {text!r}")
+    try:
+        amount = Decimal(value)
+    except InvalidOperation:  # unreachable after the pattern, kept as a guard
+        raise UsageError(f"{flag} must be a number, got {text!r}") from None
+    if amount <= 0:
+        raise UsageError(f"{flag} must be greater than zero, got {text}")
+    return amount
+
+
+def decimal_places(value: Decimal) -> int:
+    """Digits after the point, ignoring trailing zeros ("1.50" has 1)."""
+    exponent = value.normalize().as_tuple().exponent
+    return max(0, -int(exponent))
+
+
+def check_price(value: Decimal, flag: str) -> None:
+    """Alpaca's tick rule: two decimals at $1 and above, four below."""
+    allowed = 2 if value >= 1 else 4
+    if decimal_places(value) > allowed:
+        raise UsageError(
+            f"{flag} {value} has too many decimals: at most {allowed} for prices "
+            f"{'of $1 and above' if allowed == 2 else 'below $1'}"
+        )
+
+
+def check_client_order_id(value: str) -> str:
+    if not value:
+        raise UsageError("--client-order-id must not be empty")
+    if len(value) > MAX_CLIENT_ORDER_ID:
+        raise UsageError(f"--client-order-id is {len(value)} characters long; Alpaca allows at most 128")
+    if not value.isprintable() or any(ch.isspace() for ch in value):
+        raise UsageError("--client-order-id must be printable characters without spaces")
+    return value
+
+
+def check_symbol(text: str) -> str:
+    """A US stock or ETF symbol, upper-cased ("brk.b" -> "BRK.B")."""
+    ticker = text.strip().upper()
+    if "/" in ticker:
+        raise UsageError(f"symbol {text!r} looks like a crypto pair: only US stock and ETF symbols are supported")
+    if not _SYMBOL.match(ticker):
+        raise UsageError(f"symbol {text!r} is not a stock symbol (letters, optional class suffix such as BRK.B)")
+    return ticker
+
+
+def _choice(value: str, allowed: Sequence[str], what: str) -> str:
+    lowered = value.strip().lower().replace("-", "_")
+    if lowered not in allowed:
+        raise UsageError(f"unknown {what} {value!r}: use one of {', '.join(allowed)}")
+    return lowered
+
+
+def new_client_order_id() -> str:
+    """A fresh client order id, fixed before the first send ("acli-" + 32 hex digits)."""
+    return f"{CLIENT_ID_PREFIX}{uuid.uuid4().hex}"
+
+
+def validate_order(
+    symbol: str,
+    side: str,
+    *,
+    qty: str | None = None,
+    notional: str | None = None,
+    order_type: str = "market",
+    limit_price: str | None = None,
+    stop_price: str | None = None,
+    trail_percent: str | None = None,
+    trail_price: str | None = None,
+    time_in_force: str = "day",
+    extended_hours: bool = False,
+    client_order_id: str | None = None,
+) -> OrderRequest:
+    """What the user typed -> a request Alpaca will accept, or one `UsageError`.
+
+    Pure: no network, no clock. A missing client order id is generated here,
+    so the request carries its idempotency key from the very start.
+    """
+    ticker = check_symbol(symbol)
+    side_ = _choice(side, SIDES, "side")
+    kind = _choice(order_type, ORDER_TYPES, "order type")
+    tif = _choice(time_in_force, TIME_IN_FORCE, "time in force")
+
+    if qty is None and notional is None:
+        raise UsageError("give the order size: --qty N (shares) or --notional USD (dollars)")
+    if qty is not None and notional is not None:
+        raise UsageError("--qty and --notional are mutually exclusive: give one of them")
+    size = parse_amount(qty, "--qty")
+    dollars = parse_amount(notional, "--notional")
+    prices = {
+        "limit_price": parse_amount(limit_price, "--limit-price"),
+        "stop_price": parse_amount(stop_price, "--stop-price"),
+        "trail_percent": parse_amount(trail_percent, "--trail-percent"),
+        "trail_price": parse_amount(trail_price, "--trail-price"),
+    }
+
+    if kind == "trailing_stop":
+        trails = [name for name in ("trail_percent", "trail_price") if prices[name] is not None]
+        if len(trails) != 1:
+            raise UsageError("a trailing_stop order needs exactly one of --trail-percent or --trail-price")
+        needed: tuple[str, ...] = tuple(trails)
+    else:
+        needed = _TYPE_PRICES[kind]
+    for name in needed:
+        if prices[name] is None:
+            raise UsageError(f"a {kind} order needs {_PRICE_FLAGS[name]}")
+    for name, value in prices.items():
+        if value is not None and name not in needed:
+            raise UsageError(f"{_PRICE_FLAGS[name]} does not apply to a {kind} order")
+    for name in ("limit_price", "stop_price", "trail_price"):
+        value = prices[name]
+        if value is not None:
+            check_price(value, _PRICE_FLAGS[name])
+    percent = prices["trail_percent"]
+    if percent is not None and not percent < 100:
+        raise UsageError(f"--trail-percent must be below 100, got {percent}")
+    if kind == "trailing_stop" and tif not in ("day", "gtc"):
+        raise UsageError("a trailing_stop order must be --tif day or gtc")
+    if tif in ("opg", "cls") and kind not in ("market", "limit"):
+        raise UsageError(f"--tif {tif} (auction) orders must be market or limit orders")
+
+    if dollars is not None:
+        if kind != "market" or tif != "day":
+            raise UsageError("--notional orders must be market orders with --tif day")
+        if decimal_places(dollars) > 2:
+            raise UsageError(f"--notional {dollars} has more than 2 decimals (cents)")
+        if dollars < 1:
+            raise UsageError(f"--notional must be at least $1, got {dollars}")
+    if size is not None:
+        if decimal_places(size) > MAX_QTY_PLACES:
+            raise UsageError(f"--qty {size} has more than {MAX_QTY_PLACES} decimals")
+        if size != size.to_integral_value() and (tif != "day" or kind not in ("market", "limit")):
+            raise UsageError("a fractional --qty needs a market or limit order with --tif day")
+
+    if extended_hours and (kind != "limit" or tif != "day"):
+        raise UsageError("--extended-hours needs a limit order with --tif day")
+
+    cid = check_client_order_id(client_order_id) if client_order_id is not None else new_client_order_id()
+    return OrderRequest(
+        symbol=ticker,
+        side=side_,
+        type=kind,
+        time_in_force=tif,
+        client_order_id=cid,
+        qty=size,
+        notional=dollars,
+        limit_price=prices["limit_price"],
+        stop_price=prices["stop_price"],
+        trail_percent=prices["trail_percent"],
+        trail_price=prices["trail_price"],
+        extended_hours=extended_hours,
+    )
+
+
+def describe(request: OrderRequest) -> str:
+    """One line such as `buy 10 AAPL limit limit 187.50 day`, for prompts and messages."""
+    size = f"{request.qty}" if request.qty is not None else f"${request.notional}"
+    words = [request.side, size, request.symbol, request.type.replace("_", " ")]
+    if request.stop_price is not None:
+        words.append(f"stop {request.stop_price}")
+    if request.limit_price is not None:
+        words.append(f"limit {request.limit_price}")
+    if request.trail_percent is not None:
+        words.append(f"trail {request.trail_percent}%")
+    if request.trail_price is not None:
+        words.append(f"trail ${request.trail_price}")
+    words.append(request.time_in_force)
+    if request.extended_hours:
+        words.append("extended hours")
+    return " ".join(words)
+
+
+# --------------------------------------------------------------------------- live guard
+
+
+def live_guard(*, is_live: bool, live_allowed: bool, yes: bool, interactive: bool) -> Literal["go", "confirm"]:
+    """Decide, before any network call, whether an order-changing command may go on.
+
+    Not live: go. Live without `--live`/`ALPACA_CLI_LIVE=1`: refuse. Live with
+    it: `--yes` goes, a terminal gets a confirmation prompt ("confirm"), and
+    anything else (a script that forgot `--yes`) is refused.
+    """
+    if not is_live:
+        return "go"
+    if not live_allowed:
+        raise UsageError(
+            "refusing to touch a LIVE account: nothing was sent",
+            hint="add --live (or set ALPACA_CLI_LIVE=1) to trade real money",
+        )
+    if yes:
+        return "go"
+    if not interactive:
+        raise UsageError(
+            "a live order needs confirmation but stdin is not a terminal: nothing was sent",
+            hint="pass --yes to confirm from a script",
+        )
+    return "confirm"
+
+
+def confirmation_text(account_number: str, action: str) -> str:
+    """The live prompt: names the account and exactly what will happen."""
+    return f"LIVE account {account_number}: {action}. Proceed?"
+
+
+# --------------------------------------------------------------------------- placing
+
+
+class OrderBroker(Protocol):
+    """The part of `alpaca_cli.bridge.Broker` that placing an order needs."""
+
+    async def submit_order(self, request: OrderRequest) -> Order: ...
+
+    async def order_by_client_id(self, client_order_id: str, *, sdk_retry: bool = True) -> Order | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """How `place` ended.
+
+    `how`: "sent" (the broker answered the POST), "recovered" (the answer was
+    lost, the order was found by its client id), "duplicate" (the broker
+    already had an order with this client id). `matches` is False when that
+    existing order is not the one requested (a reused client id).
+    """
+
+    order: Order
+    how: Literal["sent", "recovered", "duplicate"]
+    sends: int
+    matches: bool = True
+
+
+def same_order(request: OrderRequest, order: Order) -> bool:
+    """Does this broker order carry what the request asked for?"""
+    return (
+        order.symbol == request.symbol
+        and order.side == request.side
+        and order.type == request.type
+        and order.time_in_force == request.time_in_force
+        and order.qty == request.qty
+        and order.notional == request.notional
+        and order.limit_price == request.limit_price
+        and (request.type == "trailing_stop" or order.stop_price == request.stop_price)
+        and order.trail_percent == request.trail_percent
+        and order.trail_price == request.trail_price
+    )
+
+
+def is_duplicate_id(error: BrokerRejected) -> bool:
+    """The broker's "client_order_id must be unique" refusal (422)."""
+    text = error.message.lower()
+    return error.status == 422 and "client_order_id" in text and "unique" in text
+
+
+Sleep = Callable[[float], Awaitable[Any]]
+
+
+async def _lookup(broker: OrderBroker, client_order_id: str, delays: Sequence[float], sleep: Sleep) -> Order | None:
+    """The order with this client id or None; raises when the broker cannot tell."""
+    for attempt in range(len(delays) + 1):
+        try:
+            return await broker.order_by_client_id(client_order_id, sdk_retry=False)
+        except UnreachableError as error:
+            if attempt == len(delays):
+                raise UnreachableError(
+                    f"the order's fate is unknown: the answer was lost and looking it up failed ({error.message})",
+                    hint=f"re-run with --client-order-id {client_order_id}: it cannot create a second order",
+                ) from error
+            log.debug("lookup of %s failed (%s), retrying", client_order_id, error.message)
+            await sleep(delays[attempt])
+    raise AssertionError("unreachable")
+
+
+async def place(
+    broker: OrderBroker,
+    request: OrderRequest,
+    *,
+    max_sends: int = 4,
+    resend_delays: Sequence[float] = (0.5, 1.0, 2.0),
+    lookup_delays: Sequence[float] = (0.25, 0.5, 1.0, 2.0),
+    sleep: Sleep = asyncio.sleep,
+) -> Placement:
+    """Send `request` so that at most one order can exist for its client id.
+
+    - a clear answer (the order, or a refusal such as 403 buying power) ends it;
+    - a 422 "client_order_id must be unique" reports the order already there;
+    - an unknown outcome (timeout, dropped connection, 5xx, 429: the bridge's
+      `UnreachableError`) leads to a lookup by client id first: found means
+      done; not found means the POST never arrived, and only then is it sent
+      again, with the same client id, at most `max_sends` times in all.
+    """
+    last: UnreachableError | None = None
+    for send in range(1, max_sends + 1):
+        try:
+            return Placement(await broker.submit_order(request), "sent", send)
+        except BrokerRejected as refused:
+            if not is_duplicate_id(refused):
+                raise
+            existing = await _lookup(broker, request.client_order_id, lookup_delays, sleep)
+            if existing is None:
+                raise
+            return Placement(existing, "recovered" if last else "duplicate", send, same_order(request, existing))
+        except UnreachableError as error:
+            last = error
+            log.info("submit %s: outcome unknown (%s), looking it up", request.client_order_id, error.message)
+        found = await _lookup(broker, request.client_order_id, lookup_delays, sleep)
+        if found is not None:
+            return Placement(found, "recovered", send)
+        if send < max_sends:
+            await sleep(resend_delays[min(send - 1, len(resend_delays) - 1)])
+    assert last is not None
+    raise UnreachableError(
+        f"the order was not placed: the broker kept failing ({last.message}); "
+        f"{max_sends} attempts, none arrived (checked by client id)",
+        hint="try again later",
+    )
+
+
+# --------------------------------------------------------------------------- following
+
+
+_STATUS_EVENT = {"filled": "fill", "partially_filled": "partial_fill"}
+ENDED_OK = frozenset({"filled"})
+
+
+def _fill_price(before: Order | None, after: Order, qty: Decimal) -> Decimal | None:
+    """The average price of the shares filled between two looks at an order."""
+    if after.filled_avg_price is None:
+        return None
+    if before is None or before.filled_avg_price is None or before.filled_qty == 0:
+        return after.filled_avg_price
+    value = after.filled_avg_price * after.filled_qty - before.filled_avg_price * before.filled_qty
+    return (value / qty).quantize(Decimal("0.000001")).normalize()
+
+
+def polled_events(before: Order | None, after: Order, at: datetime | None = None) -> list[TradeUpdate]:
+    """The trade updates that explain how `before` became `after`.
+
+    Used when the stream is unavailable and the order is polled instead: a
+    fill grown by N shares gives one `partial_fill`/`fill` of N (at the price
+    implied by the averages), a new status gives one event named after it.
+    They carry `source="reconcile"`: recovered from broker state, not heard.
+    """
+    moment = at or after.updated_at or datetime.now(UTC)
+    events: list[TradeUpdate] = []
+    filled_before = before.filled_qty if before is not None else Decimal(0)
+    delta = after.filled_qty - filled_before
+    if delta > 0:
+        event = "fill" if after.status == "filled" else "partial_fill"
+        price = _fill_price(before, after, delta)
+        events.append(TradeUpdate(event, after, moment, price=price, qty=delta, source="reconcile"))
+    changed = before is None or before.status != after.status
+    if changed and after.status not in _STATUS_EVENT:
+        events.append(TradeUpdate(after.status, after, moment, source="reconcile"))
+    return events
+
+
+def wait_exit_code(order: Order) -> int:
+    """0 when filled or still working (accepted), 1 when it ended any other way."""
+    if order.status in ENDED_OK or not order.is_final:
+        return 0
+    return 1
+
+
+# --------------------------------------------------------------------------- records
+
+
+def order_record(order: Order, **extra: Any) -> dict[str, Any]:
+    """The `{"type":"order",...}` line; `order_type` is the order's own type."""
+    record: dict[str, Any] = {
+        "type": "order",
+        "id": order.id,
+        "client_order_id": order.client_order_id,
+        "symbol": order.symbol,
+        "side": order.side,
+        "order_type": order.type,
+        "time_in_force": order.time_in_force,
+        "status": order.status,
+        "qty": order.qty,
+        "notional": order.notional,
+        "filled_qty": order.filled_qty,
+        "filled_avg_price": order.filled_avg_price,
+        "limit_price": order.limit_price,
+        "stop_price": order.stop_price,
+        "trail_percent": order.trail_percent,
+        "trail_price": order.trail_price,
+        "extended_hours": order.extended_hours,
+        "submitted_at": order.submitted_at,
+        "filled_at": order.filled_at,
+        "canceled_at": order.canceled_at,
+    }
+    record.update(extra)
+    return record
+
+
+def request_record(request: OrderRequest, environment: str) -> dict[str, Any]:
+    """The `{"type":"order_request",...}` line of `--dry-run`: what would be sent."""
+    record: dict[str, Any] = {"type": "order_request", "environment": environment}
+    for name in (
+        "symbol",
+        "side",
+        "type",
+        "time_in_force",
+        "qty",
+        "notional",
+        "limit_price",
+        "stop_price",
+        "trail_percent",
+        "trail_price",
+        "extended_hours",
+        "client_order_id",
+    ):
+        value = getattr(request, name)
+        if value is not None:
+            record["order_type" if name == "type" else name] = value
+    return record
+
+
+def trade_update_record(update: TradeUpdate) -> dict[str, Any]:
+    """A trade-update line with the contract's fields."""
+    order = update.order
+    return {
+        "type": "trade_update",
+        "event": update.event,
+        "order_id": order.id,
+        "client_order_id": order.client_order_id,
+        "symbol": order.symbol,
+        "side": order.side,
+        "order_status": order.status,
+        "filled_qty": order.filled_qty,
+        "filled_avg_price": order.filled_avg_price,
+        "qty": update.qty,
+        "price": update.price,
+        "position_qty": update.position_qty,
+        "execution_id": update.execution_id,
+        "timestamp": update.timestamp,
+        "source": update.source,
+    }
