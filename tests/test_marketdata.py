@@ -229,6 +229,12 @@ def test_burst_bars_are_valid_and_strictly_increasing_per_symbol(
         assert max(last.values()) < md.interval_start(now, interval)
 
 
+def test_burst_that_exactly_divides_the_interval_stays_before_the_next_boundary() -> None:
+    agg = md.BarAggregator()
+    bars = agg.burst(["A", "B"], 10_000, 0.2, T0 + timedelta(seconds=0.05), lambda s: 10.0)
+    assert max(b["t"].to_datetime() for b in bars) < T0 + timedelta(seconds=0.2)
+
+
 @given(st.floats(0.001, 120.0), st.integers(0, 10**15))
 def test_interval_start_is_aligned_and_contains_now(interval: float, micros: int) -> None:
     now = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)

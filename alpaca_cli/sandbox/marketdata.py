@@ -393,7 +393,7 @@ class BarAggregator:
             return []
         per_symbol = math.ceil(count / len(symbols))
         window_start = interval_start(now, interval)
-        step = max(timedelta(microseconds=1), timedelta(seconds=interval) / (per_symbol + 1))
+        step = max(timedelta(microseconds=1), timedelta(seconds=interval) // (per_symbol + 1))
         times: dict[str, datetime] = {}
         prices: dict[str, float] = {}
         for symbol in symbols:
