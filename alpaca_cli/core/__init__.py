@@ -1,6 +1,9 @@
 """The I/O-free core: the state model, `apply`, and reconciliation (`diff`).
 
 Everything here is pure and synchronous; callers do the I/O at the edges.
+The functions `apply` and `diff` re-exported here hide the modules of the
+same name as attributes of this package: reach the modules themselves with
+`from alpaca_cli.core.diff import ...` or `importlib.import_module`.
 """
 
 from alpaca_cli.core.apply import apply, apply_all
