@@ -3,25 +3,58 @@
 Commands talk to Alpaca (or the sandbox) only through `Broker`, an async
 context manager. It runs the blocking SDK off the event loop and hands back
 the project's own domain types and errors, so the rest of the code never
-touches an SDK object.
+touches an SDK object. The streams (`bridge/streams.py`) are opened through
+it too, so leaving the `async with` stops their threads.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from types import TracebackType
 
 from alpaca_cli.bridge.rest import RestBridge
+from alpaca_cli.bridge.streams import (
+    BAR_QUEUE_SIZE,
+    CONNECT_TIMEOUT,
+    BarStream,
+    StreamEvent,
+    StreamHandle,
+    TradeUpdateStream,
+)
 from alpaca_cli.config import Connection
 
 log = logging.getLogger(__name__)
 
 
 class Broker(RestBridge):
-    """`async with Broker(connection) as broker:` — REST now, streams attach later."""
+    """`async with Broker(connection) as broker:` — REST calls, plus the two streams."""
 
     def __init__(self, connection: Connection) -> None:
         super().__init__(connection)
+        self._streams: list[StreamHandle] = []
+
+    async def trade_updates_connect(self, *, connect_timeout: float = CONNECT_TIMEOUT) -> TradeUpdateStream:
+        """Open the account's trade-update stream; returns once it listens (or raises)."""
+        stream = TradeUpdateStream(self.connection)
+        self._streams.append(stream)
+        await stream.connect(connect_timeout)
+        return stream
+
+    async def bars_connect(
+        self,
+        symbols: Iterable[str],
+        *,
+        feed: str = "iex",
+        stale_after: float | None = None,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        queue_size: int = BAR_QUEUE_SIZE,
+    ) -> BarStream:
+        """Open the market-data stream for minute bars; returns once subscribed (or raises)."""
+        stream = BarStream(self.connection, symbols, feed=feed, stale_after=stale_after, queue_size=queue_size)
+        self._streams.append(stream)
+        await stream.connect(connect_timeout)
+        return stream
 
     async def __aenter__(self) -> Broker:
         return self
@@ -34,10 +67,15 @@ class Broker(RestBridge):
     ) -> None:
         # A failing shutdown is logged, never raised: it must not mask the
         # error (or the clean exit) that is already on its way out.
+        for stream in self._streams:
+            try:
+                await stream.stop()
+            except Exception:
+                log.warning("%s stream did not stop cleanly", stream.name, exc_info=True)
         try:
             self.close()
         except Exception:
             log.warning("broker bridge did not close cleanly", exc_info=True)
 
 
-__all__ = ["Broker"]
+__all__ = ["BarStream", "Broker", "StreamEvent", "TradeUpdateStream"]

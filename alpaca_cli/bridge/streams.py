@@ -1,0 +1,742 @@
+"""The streaming half of the broker bridge: alpaca-py's two WebSockets, carried into asyncio.
+
+alpaca-py's streams block: `run()` calls `asyncio.run()` itself and loops
+forever, so it cannot live on the tool's event loop. Each stream therefore
+runs in its own named daemon thread, and its callbacks (coroutines awaited on
+the SDK's loop) hand items over only through `loop.call_soon_threadsafe`: an
+`asyncio.Queue` is not thread-safe, so it is touched on the tool's loop alone.
+
+API (every call on the tool's event loop)::
+
+    async with Broker(connection) as broker:
+        trades = await broker.trade_updates_connect()            # TradeUpdateStream
+        bars = await broker.bars_connect(["AAPL"], feed="iex",   # BarStream
+                                         stale_after=150.0)
+        update = await trades.updates.get()                      # domain.TradeUpdate
+        event = await trades.lifecycle.get()                     # StreamEvent
+
+Both handles share `StreamHandle`:
+
+- `updates` (`TradeUpdateStream`): unbounded `asyncio.Queue[TradeUpdate]`;
+  a fill is never dropped.
+- `bars` (`BarStream`): `asyncio.Queue[Bar]` bounded at 10,000; when full the
+  *newest* bar is dropped, counted in `health.dropped` and logged (at most
+  one warning per 5 s).
+- `lifecycle`: `asyncio.Queue[StreamEvent]`, one event per change:
+  `connected` (authenticated and listening/subscribed; `reconnects` > 0 on a
+  reconnection), `disconnected` (with `reason`; the SDK reconnects and
+  re-subscribes by itself), `stale` (a data socket said nothing for
+  `stale_after` seconds; a reconnect is forced), `failed` (permanent, `error`
+  holds the CliError; the SDK thread has been stopped).
+- `connected`: a `threading.Event`, set while subscribed (readable from any thread).
+- `health` (`StreamHealth`) and `health_record()`: the dict `alpaca_cli.health.write` takes.
+- `failure`: the CliError that ended the stream, else None.
+- `await connect(timeout)`: start the thread, wait for the first subscription;
+  raises `AuthError` (exit 3), `ConnectionLimitError` (exit 5) or
+  `UnreachableError` (exit 4, nothing connected within `timeout`).
+- `await stop()`: stop the SDK and join its thread for at most 5 s (warns and
+  abandons a stuck daemon thread); never raises. `connect` and `stop` are
+  serialized by an `asyncio.Lock`. `async with handle:` does both.
+- `force_reconnect(reason)`: close the socket on the SDK's loop; the SDK
+  reconnects with its backoff and re-subscribes.
+
+Where alpaca-py 0.44 is blind, one pair of small subclasses (`_BridgeTradingStream`,
+`_BridgeDataStream`, sharing `_Lifecycle`) overrides its private hooks
+`_run_forever`, `_start_ws`, `_connect` (data), `_dispatch`, `_consume` and uses
+`stop_ws`/`close`:
+
+- it learns "connected" from the `listening` / `subscription` acknowledgement
+  and "disconnected" (with the reason) when `_consume` ends;
+- it fails fast where the SDK retries forever: refused keys, the connection
+  limit (trading: HTTP 429 at the upgrade or close 1008; data: error 406 in
+  place of "connected"), an insufficient subscription (409), a symbol limit (405);
+  after a first success a connection-limit refusal is retried for
+  `LIMIT_GRACE` seconds first, since it may be our own dropped socket not yet reaped;
+- a handshake that gets no answer times out (`HANDSHAKE_TIMEOUT`) instead of hanging;
+- a connection that reached the acknowledgement resets the SDK's backoff, so
+  a long session's occasional drops are each retried after about a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Coroutine, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import msgpack
+from alpaca.common.utils import get_default_user_agent
+from alpaca.data.enums import DataFeed
+from alpaca.data.live.stock import StockDataStream
+from alpaca.trading.stream import TradingStream
+from websockets.exceptions import ConnectionClosed
+from websockets.legacy import client as websockets_legacy
+
+from alpaca_cli.bridge import mapping
+from alpaca_cli.config import Connection
+from alpaca_cli.domain import Bar, TradeUpdate
+from alpaca_cli.errors import AuthError, CliError, ConnectionLimitError, UnreachableError, UsageError
+
+log = logging.getLogger(__name__)
+
+TRADE_UPDATES = "trade-updates"
+MARKET_DATA = "market-data"
+BAR_QUEUE_SIZE = 10_000
+JOIN_TIMEOUT = 5.0  # seconds `stop()` waits for an SDK thread
+CONNECT_TIMEOUT = 30.0  # seconds `connect()` waits for the first subscription
+HANDSHAKE_TIMEOUT = 10.0  # seconds for connect + auth before an attempt counts as failed
+LIMIT_GRACE = 60.0  # seconds a connection-limit refusal is retried after a first success
+DROP_LOG_EVERY = 5.0  # seconds between "bar queue full" warnings
+# The SDK's own values, plus a shorter ping timeout (a dead peer is noticed in
+# about 30 s instead of 190 s) and a short close timeout (stop stays quick).
+WEBSOCKET_PARAMS: dict[str, Any] = {"ping_interval": 10, "ping_timeout": 20, "max_queue": 1024, "close_timeout": 2}
+
+_AUTH_HINT = "check APCA_API_KEY_ID / APCA_API_SECRET_KEY and paper vs live"
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEvent:
+    """One change of a stream's connection, as the tool's loop sees it."""
+
+    stream: str  # MARKET_DATA | TRADE_UPDATES
+    event: str  # "connected" | "disconnected" | "stale" | "failed"
+    at: datetime
+    reconnects: int = 0  # connections made after the first, as of this event
+    reason: str | None = None
+    error: CliError | None = None
+
+    def record(self) -> dict[str, Any]:
+        """The contract's `{"type":"stream",...}` line."""
+        line: dict[str, Any] = {
+            "type": "stream",
+            "stream": self.stream,
+            "event": self.event,
+            "at": self.at,
+            "reconnects": self.reconnects,
+        }
+        if self.reason:
+            line["reason"] = self.reason
+        if self.error is not None:
+            line["error"] = self.error.line()
+            line["exit_code"] = int(self.error.exit_code)
+        return line
+
+
+@dataclass
+class StreamHealth:
+    """Counters and times of one stream; owned by the tool's loop."""
+
+    connected: bool = False
+    connected_since: datetime | None = None
+    connections: int = 0
+    reconnects: int = 0
+    last_reconnect_at: datetime | None = None
+    last_disconnect_at: datetime | None = None
+    last_disconnect_reason: str | None = None
+    last_error: str | None = None  # of the last failed connection attempt
+    received: int = 0
+    dropped: int = 0
+    stale_reconnects: int = 0
+    last_message_at: datetime | None = None
+
+
+# --------------------------------------------------------------------------- failures
+
+
+def describe(error: BaseException) -> str:
+    """A short reason for a failed attempt or a lost connection (never a traceback)."""
+    if isinstance(error, ConnectionClosed):
+        frame = error.rcvd
+        if frame is None:
+            return "connection lost (no close frame)"
+        return f"connection closed ({frame.code}{' ' + frame.reason if frame.reason else ''})"
+    status = http_status(error)
+    if status is not None:
+        return f"HTTP {status} at the WebSocket upgrade"
+    if isinstance(error, TimeoutError):
+        return f"no answer to the handshake within {HANDSHAKE_TIMEOUT:.0f} s"
+    if isinstance(error, OSError):
+        return f"cannot connect: {error.strerror or error}"
+    return f"{type(error).__name__}: {error}"
+
+
+def http_status(error: BaseException) -> int | None:
+    """The HTTP status of a refused WebSocket upgrade (legacy or new websockets API)."""
+    status = getattr(error, "status_code", None)
+    if status is None:
+        status = getattr(getattr(error, "response", None), "status_code", None)
+    return int(status) if isinstance(status, int) else None
+
+
+def _limit_error(stream: str, detail: str) -> ConnectionLimitError:
+    return ConnectionLimitError(
+        f"{stream} stream: connection limit reached ({detail})",
+        hint=f"another process already holds this account's {stream} stream; stop it or use other keys",
+    )
+
+
+def trading_refusal(error: BaseException) -> CliError | None:
+    """The permanent error behind a failed trading-stream attempt, or None if worth retrying."""
+    if isinstance(error, ValueError) and "authenticate" in str(error):
+        return AuthError(f"{TRADE_UPDATES} stream: the broker refused the credentials", hint=_AUTH_HINT)
+    status = http_status(error)
+    if status in (401, 403):
+        return AuthError(f"{TRADE_UPDATES} stream: the broker refused the credentials (HTTP {status})", hint=_AUTH_HINT)
+    if status == 429:
+        return _limit_error(TRADE_UPDATES, "HTTP 429")
+    if isinstance(error, ConnectionClosed) and error.rcvd is not None and error.rcvd.code == 1008:
+        return _limit_error(TRADE_UPDATES, f"closed 1008 {error.rcvd.reason}".strip())
+    return None
+
+
+class StreamRefusal(ValueError):
+    """A market-data error message (`{"T":"error","code":...}`) met during the handshake."""
+
+    def __init__(self, code: int | None, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def data_refusal(code: int | None, message: str) -> CliError | None:
+    """Alpaca's market-data error codes that no retry can fix; None for the others."""
+    text = message.lower()
+    if code == 402 or "auth failed" in text:
+        return AuthError(f"{MARKET_DATA} stream: the broker refused the credentials ({message})", hint=_AUTH_HINT)
+    if code == 409 or "insufficient subscription" in text:
+        return AuthError(
+            f"{MARKET_DATA} stream: the account's data subscription does not cover this feed ({message})",
+            hint="use --feed iex",
+        )
+    if code == 406 or "connection limit" in text:
+        return _limit_error(MARKET_DATA, f"{code or 406} {message}")
+    if code == 405 or "symbol limit" in text:
+        return UsageError(f"{MARKET_DATA} stream: too many symbols for this plan ({message})")
+    return None
+
+
+# ----------------------------------------------------------------- SDK subclasses
+
+
+class _Lifecycle:
+    """What the bridge adds to an SDK stream; runs on the SDK's thread and loop.
+
+    `_handle` receives the lifecycle (thread-safe methods of `StreamHandle`).
+    """
+
+    _handle: StreamHandle
+    _ws: Any
+    _data_received: bool
+
+    def _bridge_init(self, handle: StreamHandle) -> None:
+        self._handle = handle
+        self._live = False  # acknowledged on the current socket
+        self._ever_connected = False
+        self._limit_since: float | None = None
+        self._close_reason: str | None = None
+        self._gave_up = False
+
+    def _refusal(self, error: BaseException) -> CliError | None:
+        raise NotImplementedError
+
+    async def _run_forever(self) -> None:
+        self._handle._sdk_started(asyncio.get_running_loop())
+        await super()._run_forever()  # type: ignore[misc]
+
+    async def _start_ws(self) -> None:
+        self._close_reason = None
+        try:
+            await asyncio.wait_for(super()._start_ws(), HANDSHAKE_TIMEOUT)  # type: ignore[misc]
+        except Exception as error:
+            await self._attempt_failed(error)
+            raise
+
+    async def _consume(self) -> Any:
+        reason = "stopped"
+        try:
+            return await super()._consume()  # type: ignore[misc]
+        except Exception as error:
+            reason = self._close_reason or describe(error)
+            raise
+        finally:
+            self._socket_ended(reason)
+
+    def _acknowledged(self) -> None:
+        if self._live:
+            return
+        self._live = True
+        self._ever_connected = True
+        self._limit_since = None
+        # A connection that got this far counts as healthy: the SDK then
+        # retries the next drop after about a second instead of its grown backoff.
+        self._data_received = True
+        self._handle._sdk_connected()
+
+    def _socket_ended(self, reason: str) -> None:
+        if self._live:
+            self._live = False
+            self._handle._sdk_disconnected(reason)
+
+    async def _attempt_failed(self, error: BaseException) -> None:
+        refusal = self._refusal(error)
+        if isinstance(refusal, ConnectionLimitError) and self._ever_connected:
+            now = time.monotonic()
+            if self._limit_since is None:
+                self._limit_since = now
+            if now - self._limit_since < LIMIT_GRACE:
+                refusal = None
+        if refusal is not None:
+            await self._give_up(refusal)
+        else:
+            self._handle._sdk_attempt_failed(describe(error))
+
+    async def _give_up(self, error: CliError) -> None:
+        """Report a permanent failure and make the SDK's `run()` return."""
+        if self._gave_up:
+            return
+        self._gave_up = True
+        self._handle._sdk_failed(error)
+        await self._bridge_stop()
+
+    async def _bridge_stop(self) -> None:
+        """Stop for good: the stop flag first, then the socket, so `_consume` wakes at once."""
+        await self.stop_ws()  # type: ignore[attr-defined]
+        await self.close()  # type: ignore[attr-defined]
+
+    async def _bridge_reconnect(self, reason: str) -> None:
+        if self._ws is not None:
+            self._close_reason = reason
+            await self.close()  # type: ignore[attr-defined]
+
+
+class _BridgeTradingStream(_Lifecycle, TradingStream):
+    def _refusal(self, error: BaseException) -> CliError | None:
+        return trading_refusal(error)
+
+    async def _dispatch(self, msg: dict[str, Any]) -> None:
+        stream = msg.get("stream")
+        if stream == "listening":
+            data = msg.get("data") or {}
+            if "trade_updates" in (data.get("streams") or []):
+                self._acknowledged()
+            elif data.get("error"):
+                log.warning("%s stream: the broker did not accept listen: %s", TRADE_UPDATES, data["error"])
+        elif stream == "authorization" and (msg.get("data") or {}).get("status") == "unauthorized":
+            await self._give_up(trading_refusal(ValueError("failed to authenticate")))  # type: ignore[arg-type]
+            return
+        await super()._dispatch(msg)
+
+
+class _BridgeDataStream(_Lifecycle, StockDataStream):
+    def _refusal(self, error: BaseException) -> CliError | None:
+        if isinstance(error, StreamRefusal):
+            return data_refusal(error.code, str(error))
+        if isinstance(error, ValueError):  # the SDK's `_auth` raises the server's `msg`
+            return data_refusal(None, str(error))
+        return None
+
+    async def _connect(self) -> None:
+        """The SDK's connect, but an error in place of "connected" keeps its code (406)."""
+        params = dict(self._websocket_params or {})
+        headers = {
+            **dict(params.pop("extra_headers", {}) or {}),
+            "Content-Type": "application/msgpack",
+            "User-Agent": get_default_user_agent(),
+        }
+        self._ws = await websockets_legacy.connect(self._endpoint, extra_headers=headers, **params)
+        first = msgpack.unpackb(await self._ws.recv())
+        hello = first[0] if isinstance(first, list) and first and isinstance(first[0], dict) else {}
+        if hello.get("T") == "error":
+            raise StreamRefusal(hello.get("code"), str(hello.get("msg", "")))
+        if hello.get("T") != "success" or hello.get("msg") != "connected":
+            raise ValueError("connected message not received")
+
+    async def _dispatch(self, msg: dict[str, Any]) -> None:
+        kind = msg.get("T")
+        if kind == "subscription":
+            self._acknowledged()
+        elif kind == "error":
+            code = msg.get("code")
+            text = str(msg.get("msg", ""))
+            refusal = data_refusal(code if isinstance(code, int) else None, text)
+            if refusal is not None:
+                await self._give_up(refusal)
+                return
+            log.warning("%s stream: the broker reported error %s: %s", MARKET_DATA, code, text)
+        await super()._dispatch(msg)
+
+
+# ------------------------------------------------------------------------ handles
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class StreamHandle:
+    """One SDK stream in its thread, seen from the tool's loop (see the module docstring)."""
+
+    name = ""
+    received_key = "messages_received"
+
+    def __init__(self, connection: Connection, *, join_timeout: float = JOIN_TIMEOUT) -> None:
+        self._connection = connection
+        self._loop = asyncio.get_running_loop()
+        self.join_timeout = join_timeout
+        self.lifecycle: asyncio.Queue[StreamEvent] = asyncio.Queue()
+        self.connected = threading.Event()
+        self.health = StreamHealth()
+        self.failure: CliError | None = None
+        self._lock = asyncio.Lock()
+        self._settled: asyncio.Future[None] = self._loop.create_future()
+        self._thread: threading.Thread | None = None
+        self._stream: _Lifecycle | None = None
+        self._sdk_loop: asyncio.AbstractEventLoop | None = None
+        self._sdk_ready = threading.Event()
+        self._stopping = False
+        self._stopped = False
+
+    # ----------------------------------------------------- the tool's loop: API
+
+    async def connect(self, timeout: float = CONNECT_TIMEOUT) -> None:
+        async with self._lock:
+            if self._thread is None:
+                self._start()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._settled), timeout)
+            except TimeoutError:
+                detail = self.health.last_error or "no answer"
+                self._fail(UnreachableError(f"{self.name} stream: not connected after {timeout:.0f} s ({detail})"))
+            if self.failure is not None:
+                await self._stop_locked()
+                raise self.failure
+            self._on_ready()
+
+    async def stop(self) -> None:
+        async with self._lock:
+            await self._stop_locked()
+
+    def force_reconnect(self, reason: str = "reconnect requested") -> None:
+        """Close the current socket; the SDK reconnects (with backoff) and re-subscribes."""
+        if self._stream is not None and not self._stopping:
+            self._on_sdk_loop(self._stream._bridge_reconnect(reason))
+
+    @property
+    def sdk_loop(self) -> asyncio.AbstractEventLoop | None:
+        """The SDK thread's event loop, for diagnostics and tests."""
+        return self._sdk_loop
+
+    def health_record(self) -> dict[str, Any]:
+        """This stream's health as `alpaca_cli.health.write` stores it."""
+        h = self.health
+        return {
+            "connected": h.connected,
+            "connected_since": h.connected_since,
+            "last_message_at": h.last_message_at,
+            "reconnects": h.reconnects,
+            "last_reconnect_at": h.last_reconnect_at,
+            "last_disconnect_at": h.last_disconnect_at,
+            "last_disconnect_reason": h.last_disconnect_reason,
+            self.received_key: h.received,
+            "failed": self.failure.line() if self.failure else None,
+        }
+
+    async def __aenter__(self) -> StreamHandle:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        try:
+            await self.stop()
+        except Exception:  # never mask what is already on its way out
+            log.warning("%s stream did not stop cleanly", self.name, exc_info=True)
+
+    # ------------------------------------------------------ the tool's loop: internals
+
+    def _make_sdk_stream(self) -> _Lifecycle:
+        raise NotImplementedError
+
+    def _on_ready(self) -> None:
+        """Hook for subclasses, after the first subscription."""
+
+    def _start(self) -> None:
+        self._stream = self._make_sdk_stream()
+        self._thread = threading.Thread(target=self._thread_main, name=f"alpaca-stream-{self.name}", daemon=True)
+        self._thread.start()
+
+    def _thread_main(self) -> None:
+        stream = self._stream
+        assert stream is not None
+        try:
+            stream.run()  # type: ignore[attr-defined]
+        except Exception as error:
+            log.debug("%s stream thread crashed", self.name, exc_info=True)
+            self._sdk_failed(UnreachableError(f"{self.name} stream stopped unexpectedly: {describe(error)}"))
+        finally:
+            self._sdk_ready.set()
+            self._from_sdk(self._on_thread_ended)
+
+    async def _stop_locked(self) -> None:
+        thread, stream = self._thread, self._stream
+        if thread is None or self._stopped:
+            return
+        self._stopping = True
+        self._on_stopping()
+        if thread.is_alive():
+            await asyncio.to_thread(self._sdk_ready.wait, self.join_timeout)
+            if stream is not None:
+                self._on_sdk_loop(stream._bridge_stop())
+            await asyncio.to_thread(thread.join, self.join_timeout)
+        if thread.is_alive():
+            log.warning(
+                "%s stream: thread %s did not stop within %.0f s; abandoning it (daemon thread)",
+                self.name,
+                thread.name,
+                self.join_timeout,
+            )
+        self._stopped = True
+        self.connected.clear()
+        self.health.connected = False
+
+    def _on_stopping(self) -> None:
+        """Hook for subclasses: stop their own tasks before the SDK stops."""
+
+    def _on_sdk_loop(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        """Schedule `coroutine` on the SDK's loop, unless that loop is gone (then the thread is ending)."""
+        sdk_loop = self._sdk_loop
+        try:
+            if sdk_loop is None or sdk_loop.is_closed():
+                raise RuntimeError("no SDK loop")
+            asyncio.run_coroutine_threadsafe(coroutine, sdk_loop)
+        except RuntimeError:
+            coroutine.close()
+
+    def _emit(self, event: str, *, reason: str | None = None, error: CliError | None = None) -> None:
+        self.lifecycle.put_nowait(StreamEvent(self.name, event, _now(), self.health.reconnects, reason, error))
+
+    def _fail(self, error: CliError) -> None:
+        if self.failure is not None:
+            return
+        self.failure = error
+        self.health.connected = False
+        self.connected.clear()
+        self._emit("failed", error=error)
+        if not self._settled.done():
+            self._settled.set_result(None)
+
+    def _on_connected(self, at: datetime) -> None:
+        h = self.health
+        if h.connections:
+            h.reconnects += 1
+            h.last_reconnect_at = at
+        h.connections += 1
+        h.connected = True
+        h.connected_since = at
+        h.last_error = None
+        self._emit("connected")
+        if not self._settled.done():
+            self._settled.set_result(None)
+
+    def _on_disconnected(self, at: datetime, reason: str) -> None:
+        h = self.health
+        h.connected = False
+        h.last_disconnect_at = at
+        h.last_disconnect_reason = reason
+        self._emit("disconnected", reason=reason)
+
+    def _on_attempt_failed(self, reason: str) -> None:
+        self.health.last_error = reason
+        log.debug("%s stream: connection attempt failed: %s", self.name, reason)
+
+    def _on_thread_ended(self) -> None:
+        if not self._stopping and self.failure is None:
+            self._fail(UnreachableError(f"{self.name} stream ended unexpectedly"))
+
+    # ------------------------------------------------- the SDK's thread (thread-safe)
+
+    def _from_sdk(self, callback: Any, *args: Any) -> None:
+        # Once per bar: a bare try is cheaper than contextlib.suppress.
+        try:  # noqa: SIM105
+            self._loop.call_soon_threadsafe(callback, *args)
+        except RuntimeError:  # the tool's loop is closed: nobody is left to tell
+            pass
+
+    def _sdk_started(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._sdk_loop = loop
+        self._sdk_ready.set()
+
+    def _sdk_connected(self) -> None:
+        self.connected.set()
+        self._from_sdk(self._on_connected, _now())
+
+    def _sdk_disconnected(self, reason: str) -> None:
+        self.connected.clear()
+        self._from_sdk(self._on_disconnected, _now(), reason)
+
+    def _sdk_attempt_failed(self, reason: str) -> None:
+        self._from_sdk(self._on_attempt_failed, reason)
+
+    def _sdk_failed(self, error: CliError) -> None:
+        self.connected.clear()
+        self._from_sdk(self._fail, error)
+
+
+class TradeUpdateStream(StreamHandle):
+    """The account's `trade_updates`; every event reaches `updates`, none is ever dropped."""
+
+    name = TRADE_UPDATES
+    received_key = "updates_received"
+
+    def __init__(self, connection: Connection, *, join_timeout: float = JOIN_TIMEOUT) -> None:
+        super().__init__(connection, join_timeout=join_timeout)
+        self.updates: asyncio.Queue[TradeUpdate] = asyncio.Queue()
+
+    def _make_sdk_stream(self) -> _Lifecycle:
+        c = self._connection
+        stream = _BridgeTradingStream(
+            c.key_id,
+            c.secret.get_secret_value(),
+            paper=not c.is_live,
+            raw_data=True,
+            url_override=c.stream_url,
+            websocket_params=dict(WEBSOCKET_PARAMS),
+        )
+        stream._bridge_init(self)
+
+        async def on_update(message: dict[str, Any]) -> None:  # on the SDK's loop
+            try:
+                update = mapping.trade_update(message["data"])
+            except (KeyError, TypeError, ValueError, ArithmeticError):
+                log.error("%s stream: unreadable trade update skipped: %.300r", self.name, message)
+                return
+            self._from_sdk(self._put_update, update)
+
+        stream.subscribe_trade_updates(on_update)
+        return stream
+
+    def _put_update(self, update: TradeUpdate) -> None:
+        self.health.received += 1
+        self.health.last_message_at = _now()
+        self.updates.put_nowait(update)
+
+
+class BarStream(StreamHandle):
+    """Minute bars of some symbols into a bounded queue; the newest bar is dropped when full."""
+
+    name = MARKET_DATA
+    received_key = "bars_received"
+
+    def __init__(
+        self,
+        connection: Connection,
+        symbols: Iterable[str],
+        *,
+        feed: str = "iex",
+        stale_after: float | None = None,
+        queue_size: int = BAR_QUEUE_SIZE,
+        join_timeout: float = JOIN_TIMEOUT,
+    ) -> None:
+        super().__init__(connection, join_timeout=join_timeout)
+        self.symbols = tuple(dict.fromkeys(symbols))
+        self.feed = feed
+        self.stale_after = stale_after
+        self.bars: asyncio.Queue[Bar] = asyncio.Queue(queue_size)
+        self._last_activity = self._loop.time()
+        self._last_bar_mono: float | None = None
+        self._drop_logged_at = -DROP_LOG_EVERY
+        self._drops_logged = 0
+        self._watchdog: asyncio.Task[None] | None = None
+
+    def health_record(self) -> dict[str, Any]:
+        record = super().health_record()
+        if self._last_bar_mono is not None:
+            # Bars carry a monotonic stamp (cheap per bar); wall time is worked out here.
+            ago = self._loop.time() - self._last_bar_mono
+            record["last_message_at"] = datetime.fromtimestamp(time.time() - ago, UTC)
+        record.update(
+            feed=self.feed,
+            symbols=list(self.symbols),
+            dropped_bars=self.health.dropped,
+            stale_reconnects=self.health.stale_reconnects,
+            queue_depth=self.bars.qsize(),
+        )
+        return record
+
+    def set_stale_after(self, seconds: float | None) -> None:
+        """Watch for a mute socket (None: don't, e.g. while the market is closed)."""
+        self.stale_after = seconds
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+        if seconds and self.health.connections and not self._stopping:
+            self._watchdog = asyncio.create_task(self._watch(), name=f"{self.name}-staleness")
+
+    def _make_sdk_stream(self) -> _Lifecycle:
+        c = self._connection
+        stream = _BridgeDataStream(
+            c.key_id,
+            c.secret.get_secret_value(),
+            raw_data=True,
+            feed=DataFeed(self.feed),
+            url_override=c.data_stream_url(self.feed),
+            websocket_params=dict(WEBSOCKET_PARAMS),
+        )
+        stream._bridge_init(self)
+        put = self._put_bar
+        hand_over = self._from_sdk
+
+        async def on_bar(raw: dict[str, Any]) -> None:  # on the SDK's loop
+            try:
+                bar = mapping.bar(raw)
+            except (KeyError, TypeError, ValueError, AttributeError):
+                log.warning("%s stream: unreadable bar skipped: %.300r", self.name, raw)
+                return
+            hand_over(put, bar)
+
+        stream.subscribe_bars(on_bar, *self.symbols)
+        return stream
+
+    def _put_bar(self, bar: Bar) -> None:
+        now = self._loop.time()
+        self._last_bar_mono = self._last_activity = now
+        self.health.received += 1
+        try:
+            self.bars.put_nowait(bar)
+        except asyncio.QueueFull:
+            self.health.dropped += 1
+            if now - self._drop_logged_at >= DROP_LOG_EVERY:
+                log.warning(
+                    "%s stream: bar queue full (%d): dropped %d newest bar(s) so far",
+                    self.name,
+                    self.bars.maxsize,
+                    self.health.dropped,
+                )
+                self._drop_logged_at = now
+
+    def _on_connected(self, at: datetime) -> None:
+        self._last_activity = self._loop.time()
+        super()._on_connected(at)
+
+    def _on_ready(self) -> None:
+        self.set_stale_after(self.stale_after)
+
+    def _on_stopping(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+
+    async def _watch(self) -> None:
+        """Force a reconnect when nothing (no bar, no reconnection) happened for `stale_after` s."""
+        while self.stale_after and self.failure is None:
+            idle = self._loop.time() - self._last_activity
+            if idle < self.stale_after:
+                await asyncio.sleep(self.stale_after - idle)
+                continue
+            self.health.stale_reconnects += 1
+            reason = f"no bar for {idle:.0f} s"
+            self._emit("stale", reason=reason)
+            self._last_activity = self._loop.time()  # give the new connection a full period
+            self.force_reconnect(f"stale: {reason}")
