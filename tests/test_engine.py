@@ -466,3 +466,25 @@ def test_close_position_flattens_with_a_market_order() -> None:
     with pytest.raises(BrokerError) as gone:
         broker.close_position("AAPL")
     assert gone.value.status == 404
+
+
+def test_orders_on_a_halted_symbol_are_rejected_asynchronously() -> None:
+    broker, events = make_broker()
+    broker.set_price("AAPL", 10)
+    broker.halted.add("AAPL")
+    placed = broker.submit(order(qty=1))
+    assert placed["status"] == "new"
+    broker.step()
+    assert [e["event"] for e in events] == ["new", "rejected"]
+    got = broker.get_order(placed["id"])
+    assert got["status"] == "rejected" and got["failed_at"]
+    assert broker.account()["buying_power"] == "200000"
+
+
+def test_day_orders_expire_at_the_end_of_the_day() -> None:
+    broker, events = make_broker()
+    day = broker.submit(order(qty=1, type="limit", limit_price=1))
+    gtc = broker.submit(order(qty=1, type="limit", limit_price=1, time_in_force="gtc"))
+    assert broker.expire_day_orders() == 1
+    assert broker.get_order(day["id"])["status"] == "expired" and events[-1]["event"] == "expired"
+    assert broker.get_order(gtc["id"])["status"] == "new"

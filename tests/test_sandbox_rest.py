@@ -341,3 +341,13 @@ def test_close_positions(client: TradingClient, sandbox: Any) -> None:
     assert results and all(r.status == 200 for r in results)
     err = api_error(client.close_position, "NOPE")
     assert err.status_code == 404
+
+
+def test_admin_halt_rejects_and_expire_ends_day_orders(client: TradingClient, sandbox: Any) -> None:
+    sandbox.admin("POST", "/admin/halt", {"symbol": "AMD"})
+    placed = client.submit_order(MarketOrderRequest(symbol="AMD", qty=1, side="buy", time_in_force="day"))
+    assert wait_final(sandbox, str(placed.id))["status"] == "rejected"
+    assert sandbox.admin("POST", "/admin/halt", {"symbol": "AMD", "halted": False}) == {"halted": []}
+    day = client.submit_order(LimitOrderRequest(symbol="AMD", qty=1, side="buy", time_in_force="day", limit_price=1))
+    assert sandbox.admin("POST", "/admin/expire")["expired"] >= 1
+    assert client.get_order_by_id(day.id).status == OrderStatus.EXPIRED

@@ -187,6 +187,7 @@ class _Symbol:
     buy_stops: list[tuple[Decimal, int, SimOrder]] = field(default_factory=list)
     sell_stops: list[tuple[Decimal, int, SimOrder]] = field(default_factory=list)
     active: dict[str, SimOrder] = field(default_factory=dict)
+    fresh: list[SimOrder] = field(default_factory=list)  # accepted since the last step
     pending_close: Decimal = ZERO  # unfilled qty of open orders closing the position
 
 
@@ -273,6 +274,8 @@ class PaperBroker:
         self.volatility = volatility
         self.multiplier = multiplier
         self.market_open = market_open
+        # Symbols whose trading is halted: new orders on them end `rejected` at the next step.
+        self.halted: set[str] = set()
         self.listeners: list[Callable[[dict], None]] = []
         self.trade_listeners: list[Callable[[str, float, int, datetime], None]] = []
         self.cash = Decimal(cash)
@@ -321,8 +324,21 @@ class PaperBroker:
         for state in list(self._symbols.values()):
             if not state.walking:
                 continue
+            if state.symbol in self.halted:
+                self._reject_fresh(state, at)
+                continue
+            state.fresh.clear()
             self._walk(state, at)
             self._match(state, at)
+
+    def _reject_fresh(self, state: _Symbol, at: datetime) -> None:
+        """A halted symbol prints nothing; orders reaching it are rejected (asynchronously)."""
+        for order in state.fresh:
+            if order.is_open:
+                order.failed_at = at
+                self._finish(order, "rejected", at)
+                self._emit("rejected", order)
+        state.fresh.clear()
 
     def _state(self, symbol: str) -> _Symbol:
         state = self._symbols.get(symbol)
@@ -627,6 +643,8 @@ class PaperBroker:
         self._set_reserve(order, self._reference_cost(order, state))
         if order.closing:
             state.pending_close += order.remaining
+        if walk:
+            state.fresh.append(order)
         if order.type == "trailing_stop":
             order.hwm = state.price
             order.stop_price = _trail_stop(order)

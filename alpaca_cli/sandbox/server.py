@@ -156,6 +156,8 @@ class Sandbox:
         r.add_post("/admin/price", self._admin_price)
         r.add_post("/admin/step", self._admin_step)
         r.add_post("/admin/seed", self._admin_seed)
+        r.add_post("/admin/halt", self._admin_halt)
+        r.add_post("/admin/expire", self._admin_expire)
         streams.setup(app, self)
         return app
 
@@ -423,6 +425,20 @@ class Sandbox:
         for _ in range(n):
             self.broker.step()
         return _json({"steps": n})
+
+    async def _admin_halt(self, request: web.Request) -> web.Response:
+        body = await _admin_body(request)
+        symbol, halted = body.get("symbol"), body.get("halted", True)
+        if not isinstance(symbol, str) or not symbol or not isinstance(halted, bool):
+            return _error(422, 40010001, 'expected {"symbol": str, "halted": bool}')
+        if halted:
+            self.broker.halted.add(symbol.upper())
+        else:
+            self.broker.halted.discard(symbol.upper())
+        return _json({"halted": sorted(self.broker.halted)})
+
+    async def _admin_expire(self, request: web.Request) -> web.Response:
+        return _json({"expired": self.broker.expire_day_orders()})
 
     async def _admin_seed(self, request: web.Request) -> web.Response:
         body = await _admin_body(request)
