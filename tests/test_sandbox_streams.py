@@ -1,9 +1,9 @@
 """The sandbox's WebSockets end to end: the unmodified alpaca-py streams over real sockets.
 
-One `TradingStream` and one `StockDataStream` run for the whole module (SDK
-streams are slow to start and stop); each test flips faults and watches what
-the SDK delivers. Raw `websockets` clients check exact wire messages where the
-SDK would hide them.
+Uses conftest's module-scoped `sandbox`. One `TradingStream` and one
+`StockDataStream` run for the whole module (SDK streams are slow to start and
+stop); each test flips faults and watches what the SDK delivers. Raw
+`websockets` clients check exact wire messages where the SDK would hide them.
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ from alpaca_cli.sandbox.server import SandboxThread
 pytestmark = pytest.mark.timeout(60)
 
 KEY, SECRET = "SANDBOXKEY", "SANDBOXSECRET"
-BAR_INTERVAL = 0.2
 
 
 def wait_until(check: Callable[[], Any], timeout: float = 10.0, every: float = 0.02) -> Any:
@@ -51,8 +50,10 @@ def wait_until(check: Callable[[], Any], timeout: float = 10.0, every: float = 0
 class Running:
     """An SDK stream running in its own thread, stopped from this one (never in a handler)."""
 
-    def __init__(self, stream: TradingStream | StockDataStream) -> None:
+    def __init__(self, stream: TradingStream | StockDataStream, kick: Callable[[], Any] | None = None) -> None:
         self.stream = stream
+        # Wakes the SDK from its 5 s receive wait once asked to stop (a quiet stream's stop is slow).
+        self.kick = kick
         self.thread = threading.Thread(target=stream.run, daemon=True)
 
     def __enter__(self) -> Running:
@@ -67,6 +68,8 @@ class Running:
             # `stop()` needs the SDK's loop, which exists only once `run()` got going.
             wait_until(lambda: self.stream._loop is not None, timeout=5)
             self.stream.stop()
+            if self.kick is not None:
+                self.kick()
         self.thread.join(8)
         assert not self.thread.is_alive(), "SDK stream did not stop"
 
@@ -103,55 +106,49 @@ class LogWatch(logging.Handler):
                 return line
 
 
-@pytest.fixture(scope="module")
-def sb() -> Iterator[SandboxThread]:
-    with SandboxThread(port=0, bar_interval=BAR_INTERVAL, tick_interval=0.02, seed=7) as running:
-        yield running
-
-
 @pytest.fixture(autouse=True)
-def _clean_faults(sb: SandboxThread) -> Iterator[None]:
+def _sip_back_on(sandbox: SandboxThread) -> Iterator[None]:
+    """Faults are reset by conftest; the account's SIP entitlement is this module's own switch."""
     yield
-    sb.call(sb.sandbox.faults.reset)
-    sb.call(lambda: setattr(sb.sandbox, "sip_allowed", True))
+    sandbox.call(lambda: setattr(sandbox.sandbox, "sip_allowed", True))
 
 
-def ws_url(sb: SandboxThread, path: str) -> str:
-    return sb.url.replace("http://", "ws://") + path
+def ws_url(sandbox: SandboxThread, path: str) -> str:
+    return sandbox.url.replace("http://", "ws://") + path
 
 
-def streams(sb: SandboxThread) -> dict[str, Any]:
-    return sb.admin("GET", "/admin/streams")
+def streams(sandbox: SandboxThread) -> dict[str, Any]:
+    return sandbox.admin("GET", "/admin/streams")
 
 
-def faults(sb: SandboxThread, **fields: Any) -> None:
-    sb.admin("POST", "/admin/faults", fields)
+def faults(sandbox: SandboxThread, **fields: Any) -> None:
+    sandbox.admin("POST", "/admin/faults", fields)
 
 
 # ---------------------------------------------------------------- trading stream
 
 
 @pytest.fixture(scope="module")
-def trading(sb: SandboxThread) -> Iterator[queue.Queue[Any]]:
+def trading(sandbox: SandboxThread) -> Iterator[queue.Queue[Any]]:
     updates: queue.Queue[Any] = queue.Queue()
 
     async def on_update(update: Any) -> None:
         updates.put(update)
 
-    stream = TradingStream(KEY, SECRET, paper=True, url_override=ws_url(sb, "/stream"))
+    stream = TradingStream(KEY, SECRET, paper=True, url_override=ws_url(sandbox, "/stream"))
     stream.subscribe_trade_updates(on_update)
-    with Running(stream):
-        wait_until(lambda: _trading_conn(sb) and _trading_conn(sb)["streams"] == ["trade_updates"])
+    with Running(stream, kick=lambda: sandbox.admin("POST", "/admin/drop", {"stream": "trading"})):
+        wait_until(lambda: _trading_conn(sandbox) and _trading_conn(sandbox)["streams"] == ["trade_updates"])
         yield updates
 
 
 @pytest.fixture(scope="module")
-def client(sb: SandboxThread) -> TradingClient:
-    return TradingClient(KEY, SECRET, paper=True, url_override=sb.url)
+def client(sandbox: SandboxThread) -> TradingClient:
+    return TradingClient(KEY, SECRET, paper=True, url_override=sandbox.url)
 
 
-def _trading_conn(sb: SandboxThread) -> dict[str, Any] | None:
-    conns = streams(sb)["trading"]
+def _trading_conn(sandbox: SandboxThread) -> dict[str, Any] | None:
+    conns = streams(sandbox)["trading"]
     return conns[0] if conns else None
 
 
@@ -176,7 +173,7 @@ def _wait_filled(client: TradingClient, order_id: str) -> None:
 
 
 def test_trade_updates_reach_the_sdk_with_fill_details(
-    sb: SandboxThread, trading: queue.Queue[Any], client: TradingClient
+    sandbox: SandboxThread, trading: queue.Queue[Any], client: TradingClient
 ) -> None:
     order_id = _buy(client, 250)
     events = _events_for(trading, order_id)
@@ -187,19 +184,19 @@ def test_trade_updates_reach_the_sdk_with_fill_details(
     assert all(e.price and e.price > 0 and e.execution_id is not None for e in fills)
     assert len({e.execution_id for e in fills}) == 3
     assert events[-1].order.status == "filled" and float(events[-1].order.filled_qty) == 250
-    conn = _trading_conn(sb)
+    conn = _trading_conn(sandbox)
     assert conn is not None and conn["authenticated"] and conn["messages_sent"] >= 6
 
 
 def test_hold_trade_updates_loses_events_but_keeps_the_stream(
-    sb: SandboxThread, trading: queue.Queue[Any], client: TradingClient
+    sandbox: SandboxThread, trading: queue.Queue[Any], client: TradingClient
 ) -> None:
-    before = _trading_conn(sb)
-    faults(sb, hold_trade_updates=True)
+    before = _trading_conn(sandbox)
+    faults(sandbox, hold_trade_updates=True)
     held = _buy(client, 10)
     _wait_filled(client, held)
-    wait_until(lambda: _trading_conn(sb)["messages_discarded"] >= before["messages_discarded"] + 2)
-    faults(sb, hold_trade_updates=False)
+    wait_until(lambda: _trading_conn(sandbox)["messages_discarded"] >= before["messages_discarded"] + 2)
+    faults(sandbox, hold_trade_updates=False)
     later = _buy(client, 10)
     events = _events_for(trading, later)
     assert [e.event for e in events] == ["new", "fill"]
@@ -208,34 +205,34 @@ def test_hold_trade_updates_loses_events_but_keeps_the_stream(
     while not trading.empty():
         leftovers.append(trading.get_nowait())
     assert all(str(u.order.id) != held for u in [*events, *leftovers])
-    assert _trading_conn(sb)["id"] == before["id"]
+    assert _trading_conn(sandbox)["id"] == before["id"]
 
 
 def test_mute_trading_keeps_the_socket_open_and_silent(
-    sb: SandboxThread, trading: queue.Queue[Any], client: TradingClient
+    sandbox: SandboxThread, trading: queue.Queue[Any], client: TradingClient
 ) -> None:
-    before = _trading_conn(sb)
-    faults(sb, mute_trading=True)
+    before = _trading_conn(sandbox)
+    faults(sandbox, mute_trading=True)
     muted = _buy(client, 5)
     _wait_filled(client, muted)
-    wait_until(lambda: _trading_conn(sb)["messages_discarded"] >= before["messages_discarded"] + 2)
+    wait_until(lambda: _trading_conn(sandbox)["messages_discarded"] >= before["messages_discarded"] + 2)
     assert trading.empty()
-    now = _trading_conn(sb)
+    now = _trading_conn(sandbox)
     assert now["id"] == before["id"] and now["messages_sent"] == before["messages_sent"]
-    faults(sb, mute_trading=False)
+    faults(sandbox, mute_trading=False)
     assert [e.event for e in _events_for(trading, _buy(client, 5))] == ["new", "fill"]
 
 
-def test_second_trading_connection_is_refused_with_http_429(sb: SandboxThread, trading: queue.Queue[Any]) -> None:
+def test_second_trading_connection_is_refused_with_http_429(sandbox: SandboxThread, trading: queue.Queue[Any]) -> None:
     async def connect() -> None:
         # The same call alpaca-py's TradingStream makes.
-        await legacy_client.connect(ws_url(sb, "/stream"))
+        await legacy_client.connect(ws_url(sandbox, "/stream"))
 
     with pytest.raises(InvalidStatusCode) as refused:
         asyncio.run(connect())
     assert refused.value.status_code == 429
 
-    second = TradingStream(KEY, SECRET, paper=True, url_override=ws_url(sb, "/stream"))
+    second = TradingStream(KEY, SECRET, paper=True, url_override=ws_url(sandbox, "/stream"))
 
     async def ignore(update: Any) -> None:
         pass
@@ -243,20 +240,20 @@ def test_second_trading_connection_is_refused_with_http_429(sb: SandboxThread, t
     second.subscribe_trade_updates(ignore)
     with LogWatch("alpaca.trading.stream") as log, Running(second):
         log.expect("server rejected WebSocket connection: HTTP 429")
-    assert len(streams(sb)["trading"]) == 1
+    assert len(streams(sandbox)["trading"]) == 1
 
 
 def test_drop_trading_then_refused_auth_then_recovery(
-    sb: SandboxThread, trading: queue.Queue[Any], client: TradingClient
+    sandbox: SandboxThread, trading: queue.Queue[Any], client: TradingClient
 ) -> None:
-    first = _trading_conn(sb)
+    first = _trading_conn(sandbox)
     with LogWatch("alpaca.trading.stream") as log:
-        faults(sb, refuse_auth=True)
-        assert sb.admin("POST", "/admin/drop", {"stream": "trading"})["dropped"] == 1
+        faults(sandbox, refuse_auth=True)
+        assert sandbox.admin("POST", "/admin/drop", {"stream": "trading"})["dropped"] == 1
         log.expect("trading stream websocket error")
         log.expect("failed to authenticate")
-        faults(sb, refuse_auth=False)
-    conn = wait_until(lambda: (c := _trading_conn(sb)) and c["streams"] == ["trade_updates"] and c)
+        faults(sandbox, refuse_auth=False)
+    conn = wait_until(lambda: (c := _trading_conn(sandbox)) and c["streams"] == ["trade_updates"] and c)
     assert conn["id"] != first["id"]
     assert [e.event for e in _events_for(trading, _buy(client, 3))] == ["new", "fill"]
 
@@ -309,23 +306,23 @@ def test_raw_trading_wire_messages_and_the_one_connection_rule() -> None:
 
 
 @pytest.fixture(scope="module")
-def data(sb: SandboxThread) -> Iterator[queue.Queue[Any]]:
+def data(sandbox: SandboxThread) -> Iterator[queue.Queue[Any]]:
     received: queue.Queue[Any] = queue.Queue()
 
     async def on_any(item: Any) -> None:
         received.put(item)
 
-    stream = StockDataStream(KEY, SECRET, url_override=ws_url(sb, "/v2/iex"))
+    stream = StockDataStream(KEY, SECRET, url_override=ws_url(sandbox, "/v2/iex"))
     stream.subscribe_bars(on_any, "AAPL", "MSFT")
     stream.subscribe_trades(on_any, "SPY")
     stream.subscribe_quotes(on_any, "SPY")
     with Running(stream):
-        wait_until(lambda: _data_conn(sb) and _data_conn(sb)["subscriptions"]["bars"] == ["AAPL", "MSFT"])
+        wait_until(lambda: _data_conn(sandbox) and _data_conn(sandbox)["subscriptions"]["bars"] == ["AAPL", "MSFT"])
         yield received
 
 
-def _data_conn(sb: SandboxThread, feed: str = "iex") -> dict[str, Any] | None:
-    conns = [c for c in streams(sb)["data"] if c["feed"] == feed]
+def _data_conn(sandbox: SandboxThread, feed: str = "iex") -> dict[str, Any] | None:
+    conns = [c for c in streams(sandbox)["data"] if c["feed"] == feed]
     return conns[0] if conns else None
 
 
@@ -347,7 +344,7 @@ def _take(q: queue.Queue[Any], kind: str, n: int, timeout: float = 10.0) -> list
     return got
 
 
-def test_bars_trades_and_quotes_reach_the_sdk(sb: SandboxThread, data: queue.Queue[Any]) -> None:
+def test_bars_trades_and_quotes_reach_the_sdk(sandbox: SandboxThread, data: queue.Queue[Any]) -> None:
     _drain(data)
     bars = _take(data, "bar", 6)
     by_symbol: dict[str, list[Any]] = {}
@@ -356,7 +353,7 @@ def test_bars_trades_and_quotes_reach_the_sdk(sb: SandboxThread, data: queue.Que
         assert bar.low <= min(bar.open, bar.close) <= max(bar.open, bar.close) <= bar.high
         assert bar.timestamp.tzinfo is not None
         micros = round(bar.timestamp.timestamp() * 1e6)
-        assert micros % round(BAR_INTERVAL * 1e6) == 0, "bars start on interval boundaries"
+        assert micros % round(sandbox.sandbox.bar_interval * 1e6) == 0, "bars start on interval boundaries"
         assert bar.trade_count is not None and bar.vwap is not None
     assert set(by_symbol) == {"AAPL", "MSFT"}
     for series in by_symbol.values():
@@ -368,13 +365,13 @@ def test_bars_trades_and_quotes_reach_the_sdk(sb: SandboxThread, data: queue.Que
     assert quote.bid_price < quote.ask_price
 
 
-def test_burst_of_ten_thousand_bars(sb: SandboxThread, data: queue.Queue[Any]) -> None:
+def test_burst_of_ten_thousand_bars(sandbox: SandboxThread, data: queue.Queue[Any]) -> None:
     _drain(data)
-    frames_before = _data_conn(sb)["frames_sent"]
+    frames_before = _data_conn(sandbox)["frames_sent"]
     started = time.perf_counter()
-    reply = sb.admin("POST", "/admin/burst", {"count": 10_000, "symbols": ["AAPL", "MSFT"]})
+    reply = sandbox.admin("POST", "/admin/burst", {"count": 10_000, "symbols": ["AAPL", "MSFT"]})
     assert reply == {"bars": 10_000, "delivered": 10_000}
-    step = round(BAR_INTERVAL * 1e6)
+    step = round(sandbox.sandbox.bar_interval * 1e6)
     burst = 0
     deadline = time.monotonic() + 30
     while burst < 10_000:
@@ -385,58 +382,60 @@ def test_burst_of_ten_thousand_bars(sb: SandboxThread, data: queue.Queue[Any]) -
     elapsed = time.perf_counter() - started
     assert elapsed < 20, f"10,000 bars took {elapsed:.1f}s"
     # Batched: far fewer frames than bars, each frame under alpaca-py's 1 MiB limit (else 1009).
-    assert _data_conn(sb)["frames_sent"] - frames_before < 200
+    assert _data_conn(sandbox)["frames_sent"] - frames_before < 200
     print(f"\n10,000-bar burst delivered to the SDK in {elapsed:.2f}s")
 
 
-def test_mute_data_keeps_the_socket_open_and_silent(sb: SandboxThread, data: queue.Queue[Any]) -> None:
-    before = _data_conn(sb)
-    faults(sb, mute_data=True)
-    wait_until(lambda: _data_conn(sb)["messages_discarded"] >= before["messages_discarded"] + 3)
+def test_mute_data_keeps_the_socket_open_and_silent(sandbox: SandboxThread, data: queue.Queue[Any]) -> None:
+    before = _data_conn(sandbox)
+    faults(sandbox, mute_data=True)
+    wait_until(lambda: _data_conn(sandbox)["messages_discarded"] >= before["messages_discarded"] + 3)
     _drain(data)  # whatever was already on the wire when the mute began
-    silent_from = _data_conn(sb)
-    wait_until(lambda: _data_conn(sb)["messages_discarded"] >= silent_from["messages_discarded"] + 50)
+    silent_from = _data_conn(sandbox)
+    wait_until(lambda: _data_conn(sandbox)["messages_discarded"] >= silent_from["messages_discarded"] + 50)
     assert data.empty()
-    during = _data_conn(sb)
+    during = _data_conn(sandbox)
     assert during["id"] == before["id"] and during["messages_sent"] == silent_from["messages_sent"]
-    faults(sb, mute_data=False)
+    faults(sandbox, mute_data=False)
     _take(data, "bar", 2)
-    assert _data_conn(sb)["id"] == before["id"]
+    assert _data_conn(sandbox)["id"] == before["id"]
 
 
-def test_drop_data_now_and_every_the_sdk_resubscribes(sb: SandboxThread, data: queue.Queue[Any]) -> None:
-    first = _data_conn(sb)
-    assert sb.admin("POST", "/admin/drop", {"stream": "data"})["dropped"] == 1
-    again = wait_until(lambda: (c := _data_conn(sb)) and c["id"] != first["id"] and c["subscriptions"]["bars"] and c)
+def test_drop_data_now_and_every_the_sdk_resubscribes(sandbox: SandboxThread, data: queue.Queue[Any]) -> None:
+    first = _data_conn(sandbox)
+    assert sandbox.admin("POST", "/admin/drop", {"stream": "data"})["dropped"] == 1
+    again = wait_until(
+        lambda: (c := _data_conn(sandbox)) and c["id"] != first["id"] and c["subscriptions"]["bars"] and c
+    )
     assert again["subscriptions"] == first["subscriptions"]
     _drain(data)
     _take(data, "bar", 2)
-    faults(sb, drop_data_every=0.3)
+    faults(sandbox, drop_data_every=0.3)
     ids = {again["id"]}
 
     def two_more_connections() -> bool:
-        conn = _data_conn(sb)
+        conn = _data_conn(sandbox)
         if conn:
             ids.add(conn["id"])
         return len(ids) >= 3
 
     wait_until(two_more_connections, timeout=20)
-    faults(sb, drop_data_every=None)
-    wait_until(lambda: (c := _data_conn(sb)) and c["subscriptions"]["bars"], timeout=20)
+    faults(sandbox, drop_data_every=None)
+    wait_until(lambda: (c := _data_conn(sandbox)) and c["subscriptions"]["bars"], timeout=20)
     _drain(data)
     _take(data, "bar", 2, timeout=20)
 
 
-def test_second_data_connection_gets_406_and_the_sdk_retries(sb: SandboxThread, data: queue.Queue[Any]) -> None:
+def test_second_data_connection_gets_406_and_the_sdk_retries(sandbox: SandboxThread, data: queue.Queue[Any]) -> None:
     async def hello() -> Any:
         async with websockets.connect(
-            ws_url(sb, "/v2/iex"), additional_headers={"Content-Type": "application/msgpack"}
+            ws_url(sandbox, "/v2/iex"), additional_headers={"Content-Type": "application/msgpack"}
         ) as ws:
             return msgpack.unpackb(await ws.recv())
 
     assert asyncio.run(hello()) == [{"T": "error", "code": 406, "msg": "connection limit exceeded"}]
 
-    second = StockDataStream(KEY, SECRET, url_override=ws_url(sb, "/v2/iex"))
+    second = StockDataStream(KEY, SECRET, url_override=ws_url(sandbox, "/v2/iex"))
 
     async def ignore(item: Any) -> None:
         pass
@@ -444,12 +443,12 @@ def test_second_data_connection_gets_406_and_the_sdk_retries(sb: SandboxThread, 
     second.subscribe_bars(ignore, "AAPL")
     with LogWatch("alpaca.data.live.websocket") as log, Running(second):
         log.expect("connected message not received")
-    assert len([c for c in streams(sb)["data"] if c["feed"] == "iex"]) == 1
+    assert len([c for c in streams(sandbox)["data"] if c["feed"] == "iex"]) == 1
 
 
-def test_sip_without_subscription_ends_the_sdk_stream(sb: SandboxThread) -> None:
-    sb.call(lambda: setattr(sb.sandbox, "sip_allowed", False))
-    stream = StockDataStream(KEY, SECRET, url_override=ws_url(sb, "/v2/sip"))
+def test_sip_without_subscription_ends_the_sdk_stream(sandbox: SandboxThread) -> None:
+    sandbox.call(lambda: setattr(sandbox.sandbox, "sip_allowed", False))
+    stream = StockDataStream(KEY, SECRET, url_override=ws_url(sandbox, "/v2/sip"))
 
     async def ignore(item: Any) -> None:
         pass
@@ -463,17 +462,17 @@ def test_sip_without_subscription_ends_the_sdk_stream(sb: SandboxThread) -> None
     assert not thread.is_alive()
 
 
-def _raw_data(sb: SandboxThread, script: Callable[[Any], Any], feed: str = "sip", binary: bool = True) -> Any:
+def _raw_data(sandbox: SandboxThread, script: Callable[[Any], Any], feed: str = "sip", binary: bool = True) -> Any:
     headers = {"Content-Type": "application/msgpack"} if binary else {}
 
     async def run() -> Any:
-        async with websockets.connect(ws_url(sb, f"/v2/{feed}"), additional_headers=headers) as ws:
+        async with websockets.connect(ws_url(sandbox, f"/v2/{feed}"), additional_headers=headers) as ws:
             return await script(ws)
 
     return asyncio.run(run())
 
 
-def test_raw_data_refused_auth_and_json_codec(sb: SandboxThread) -> None:
+def test_raw_data_refused_auth_and_json_codec(sandbox: SandboxThread) -> None:
     async def bad_auth(ws: Any) -> list[Any]:
         hello = msgpack.unpackb(await ws.recv())
         await ws.send(msgpack.packb({"action": "auth", "key": KEY, "secret": SECRET}))
@@ -482,12 +481,12 @@ def test_raw_data_refused_auth_and_json_codec(sb: SandboxThread) -> None:
             await ws.recv()
         return [hello, refused]
 
-    faults(sb, refuse_auth=True)
-    assert _raw_data(sb, bad_auth) == [
+    faults(sandbox, refuse_auth=True)
+    assert _raw_data(sandbox, bad_auth) == [
         [{"T": "success", "msg": "connected"}],
         [{"T": "error", "code": 402, "msg": "auth failed"}],
     ]
-    faults(sb, refuse_auth=False)
+    faults(sandbox, refuse_auth=False)
 
     async def json_session(ws: Any) -> list[Any]:
         replies = [json.loads(await ws.recv())]
@@ -501,13 +500,13 @@ def test_raw_data_refused_auth_and_json_codec(sb: SandboxThread) -> None:
         replies.append(bar)
         return replies
 
-    hello, early, authed, ack, bars = _raw_data(sb, json_session, binary=False)
+    hello, early, authed, ack, bars = _raw_data(sandbox, json_session, binary=False)
     assert hello == [md.CONNECTED] and early == [md.error(401)] and authed == [md.AUTHENTICATED]
     assert ack[0]["bars"] == ["IBM"]
     assert bars[0]["T"] == "b" and bars[0]["S"] == "IBM" and bars[0]["t"].endswith("Z")
 
 
-def test_auth_timeout_closes_with_404(sb: SandboxThread, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_auth_timeout_closes_with_404(sandbox: SandboxThread, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(md, "AUTH_TIMEOUT", 0.2)
 
     async def idle(ws: Any) -> list[Any]:
@@ -516,17 +515,17 @@ def test_auth_timeout_closes_with_404(sb: SandboxThread, monkeypatch: pytest.Mon
             await ws.recv()
         return got
 
-    assert _raw_data(sb, idle) == [[md.CONNECTED], [{"T": "error", "code": 404, "msg": "auth timeout"}]]
+    assert _raw_data(sandbox, idle) == [[md.CONNECTED], [{"T": "error", "code": 404, "msg": "auth timeout"}]]
 
 
-def test_admin_routes_validate(sb: SandboxThread) -> None:
+def test_admin_routes_validate(sandbox: SandboxThread) -> None:
     import urllib.error
 
     with pytest.raises(urllib.error.HTTPError) as bad:
-        sb.admin("POST", "/admin/drop", {"stream": "both"})
+        sandbox.admin("POST", "/admin/drop", {"stream": "both"})
     assert bad.value.code == 400
     with pytest.raises(urllib.error.HTTPError) as bad:
-        sb.admin("POST", "/admin/burst", {"count": -1})
+        sandbox.admin("POST", "/admin/burst", {"count": -1})
     assert bad.value.code == 400
-    snapshot = streams(sb)
+    snapshot = streams(sandbox)
     assert set(snapshot) >= {"trading", "data", "bars_sent", "trade_updates_discarded"}
