@@ -74,8 +74,13 @@ def sandbox() -> Iterator[SandboxHandle]:
 
 @pytest.fixture(autouse=True)
 def _reset_sandbox_faults(request: pytest.FixtureRequest) -> Iterator[None]:
-    """After each test that used the sandbox, switch every fault off again."""
+    """After each test that used the sandbox, switch every fault off and resume halted symbols."""
     yield
     if "sandbox" in request.fixturenames:
         handle: SandboxHandle = request.getfixturevalue("sandbox")
-        handle.call(handle.sandbox.faults.reset)
+
+        def reset() -> None:
+            handle.sandbox.faults.reset()
+            handle.sandbox.broker.halted.clear()
+
+        handle.call(reset)

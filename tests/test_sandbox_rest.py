@@ -6,6 +6,9 @@ every object) and its Alpaca-shaped refusals (`APIError.status_code`, `.code`).
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -351,3 +354,50 @@ def test_admin_halt_rejects_and_expire_ends_day_orders(client: TradingClient, sa
     day = client.submit_order(LimitOrderRequest(symbol="AMD", qty=1, side="buy", time_in_force="day", limit_price=1))
     assert sandbox.admin("POST", "/admin/expire")["expired"] >= 1
     assert client.get_order_by_id(day.id).status == OrderStatus.EXPIRED
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 0), (signal.SIGINT, 130)])
+def test_serve_command_announces_serves_and_stops(signum: int, code: int) -> None:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "alpaca_cli",
+            "sandbox",
+            "serve",
+            "--port",
+            "0",
+            "--seed",
+            "3",
+            "--key-id",
+            "K1",
+            "--secret-key",
+            "S1",
+            "--rest-status",
+            "503",
+            "--rest-count",
+            "1",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        lines: list[str] = []
+        while not any(line.startswith("export ALPACA_CLI_SANDBOX_URL=") for line in lines):
+            line = proc.stderr.readline()
+            assert line, "".join(lines)
+            lines.append(line)
+        url = lines[-1].strip().split("=", 1)[1]
+        assert any("K1" in line for line in lines) and any("S1" in line for line in lines)
+        client = TradingClient("K1", "S1", url_override=url)
+        assert api_error(client.get_clock).status_code == 503  # the --rest-count fault
+        assert client.get_clock().is_open
+        started = time.monotonic()
+        proc.send_signal(signum)
+        assert proc.wait(timeout=5) == code
+        assert time.monotonic() - started < 5
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -113,6 +113,8 @@ async def _serve(options: dict[str, Any]) -> int:
             hint="pick another --port, or 0 for any free one",
         ) from None
     _announce(sandbox)
+    if not _is_loopback(options["host"]):
+        _say(f"sandbox: warning: bound to {options['host']}: anyone who can reach it can trade it")
     loop = asyncio.get_running_loop()
     stopped = asyncio.Event()
     received: list[int] = []
@@ -153,6 +155,17 @@ def _announce(sandbox: Any) -> None:
         "Stop with Ctrl-C.",
     ]
     _say("\n".join(lines))
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _say(text: str) -> None:

@@ -220,11 +220,9 @@ class _TimeIndex:
         lo = 0 if after is None else bisect.bisect_right(self.keys, after)
         hi = len(self.keys) if until is None else bisect.bisect_left(self.keys, until)
         indices = range(hi - 1, lo - 1, -1) if descending else range(lo, hi)
-        # Index by position, tolerating the lists shrinking under us only by returning early.
+        orders = self.orders
         for i in indices:
-            if i >= len(self.orders):
-                return
-            yield self.orders[i]
+            yield orders[i]
 
 
 def _utcnow() -> datetime:
@@ -1105,6 +1103,8 @@ class PaperBroker:
         if not 1 <= limit <= 10000:
             raise _invalid("invalid limit: must be between 1 and 10000")
         now = self._time()
+        if start is not None and end is not None and end < start:
+            raise _invalid("end should not be before start")
         end = min(end or now, now)
         start = start or datetime.combine(now.astimezone(NEW_YORK).date(), time(0), NEW_YORK)
         names = sorted({s.strip().upper() for s in symbols if s.strip()})
