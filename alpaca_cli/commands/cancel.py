@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import uuid
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -58,8 +59,8 @@ def cancel(
         raise UsageError("say which order(s) to cancel: ORDER_ID, --client-order-id ID or --all (exactly one)")
     if symbol is not None and not all_:
         raise UsageError("--symbol only applies with --all")
-    if order_id is not None and not order_id.strip():
-        raise UsageError("ORDER_ID must not be empty")
+    if order_id is not None:
+        _check_order_id(order_id)
     if client_order_id is not None:
         orders.check_client_order_id(client_order_id)
     ticker = orders.check_symbol(symbol) if symbol is not None else None
@@ -85,6 +86,17 @@ def cancel(
             return await _cancel_one(broker, out, order_id, client_order_id, decision)
 
     return asyncio.run(run())
+
+
+def _check_order_id(text: str) -> None:
+    """Alpaca order ids are UUIDs; anything else is a typo (or a client order id)."""
+    try:
+        uuid.UUID(text.strip())
+    except ValueError:
+        raise UsageError(
+            f"ORDER_ID {text!r} is not an order id (a UUID)",
+            hint="to cancel by your own id use --client-order-id",
+        ) from None
 
 
 async def _confirm(broker: Broker, decision: str, action: str) -> None:
