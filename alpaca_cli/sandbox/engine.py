@@ -803,7 +803,7 @@ class PaperBroker:
         symbol = symbol.upper()
         pos = self._positions.get(symbol)
         if pos is None:
-            raise BrokerError(404, 40410000, "position not found")
+            raise BrokerError(404, 40410000, "position does not exist")
         size = abs(pos.qty)
         if qty is not None and percentage is not None:
             raise _invalid("only one of qty or percentage may be given")
