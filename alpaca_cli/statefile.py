@@ -216,14 +216,21 @@ def _invalid(path: Path, data: bytes, exc: Exception) -> UsageError:
     if not isinstance(document, dict):
         return UsageError(f"state file {path} is not a state document", hint=recreate)
     version = document.get("version")
+    if version is None:
+        return UsageError(
+            f"state file {path} has no version field (not an alpaca-cli state file)",
+            hint=recreate,
+        )
     if version != 1:
         return UsageError(
             f"state file {path} has version {version!r}, this alpaca-cli reads version 1",
             hint=f"use the alpaca-cli that wrote it, or {recreate}",
         )
     first = exc.errors()[0] if isinstance(exc, ValidationError) and exc.errors() else None
-    where = ".".join(str(part) for part in first["loc"]) if first else "?"
+    where = ".".join(str(part) for part in first["loc"]) if first else ""
     reason = first["msg"] if first else str(exc)
     return UsageError(
-        f"state file {path} is not a valid state document ({where}: {reason})", hint=recreate
+        f"state file {path} is not a valid state document ({where + ': ' if where else ''}"
+        f"{reason})",
+        hint=recreate,
     )

@@ -222,7 +222,7 @@ class State(_Frozen):
     order has closed.
     """
 
-    version: Literal[1] = 1
+    version: Literal[1]  # required: a document without one is not ours
     account_id: str
     account: AccountRecord | None = None
     positions: dict[str, PositionRecord] = {}
