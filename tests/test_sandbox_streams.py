@@ -28,6 +28,7 @@ from websockets.legacy import client as legacy_client
 from websockets.legacy.exceptions import InvalidStatusCode
 
 from alpaca_cli.sandbox import marketdata as md
+from alpaca_cli.sandbox import streams as streams_module
 from alpaca_cli.sandbox.server import SandboxThread
 
 pytestmark = pytest.mark.timeout(60)
@@ -516,6 +517,35 @@ def test_auth_timeout_closes_with_404(sandbox: SandboxThread, monkeypatch: pytes
         return got
 
     assert _raw_data(sandbox, idle) == [[md.CONNECTED], [{"T": "error", "code": 404, "msg": "auth timeout"}]]
+
+
+def test_a_client_that_stops_reading_is_cut_with_407(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(streams_module, "SLOW_CLIENT_LIMIT", 50)
+
+    async def scenario(own: SandboxThread) -> list[Any]:
+        url = ws_url(own, "/v2/iex")
+        async with websockets.connect(url, additional_headers={"Content-Type": "application/msgpack"}) as ws:
+            got = [msgpack.unpackb(await ws.recv())]
+            await ws.send(msgpack.packb({"action": "auth", "key": KEY, "secret": SECRET}))
+            got.append(msgpack.unpackb(await ws.recv()))
+            await ws.send(msgpack.packb({"action": "subscribe", "bars": ["AAPL"]}))
+            got.append(msgpack.unpackb(await ws.recv())[0]["T"])
+            # More than the client may have queued, all at once: it counts as too slow.
+            reply = await asyncio.to_thread(own.admin, "POST", "/admin/burst", {"count": 500, "symbols": ["AAPL"]})
+            got.append(reply)
+            frames = []
+            with pytest.raises(websockets.ConnectionClosed):
+                while True:
+                    frames.append(msgpack.unpackb(await ws.recv()))
+            got.append([m for f in frames for m in f if m["T"] != "b"])
+        return got
+
+    with SandboxThread(port=0, bar_interval=60.0) as own:
+        hello, authed, ack, burst, tail = asyncio.run(scenario(own))
+        wait_until(lambda: own.admin("GET", "/admin/streams")["data"] == [])
+    assert (hello, authed, ack) == ([md.CONNECTED], [md.AUTHENTICATED], "subscription")
+    assert burst["bars"] == 500
+    assert tail == [{"T": "error", "code": 407, "msg": "slow client"}]
 
 
 def test_admin_routes_validate(sandbox: SandboxThread) -> None:

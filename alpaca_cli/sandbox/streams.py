@@ -173,10 +173,14 @@ class StreamHub:
     # ------------------------------------------------------------------- sending
 
     def _enqueue_frame(self, conn: _Conn, frame: bytes | str, count: int = 1) -> None:
+        if conn.closing:
+            return
         conn.outbox.append(("frame", frame, count))
         self._queued(conn, count)
 
     def _enqueue_data(self, conn: _Conn, message: dict[str, Any]) -> None:
+        if conn.closing:
+            return
         conn.outbox.append(("data", message))
         self._queued(conn, 1)
 
@@ -247,8 +251,7 @@ class StreamHub:
     # ------------------------------------------------------------ trading stream
 
     async def trading_handler(self, request: web.Request) -> web.StreamResponse:
-        owner = self._trading_owner
-        if owner is not None and not owner.ws.closed and not owner.closing:
+        if self._slot_holder() is not None:
             return web.json_response(ts.LIMIT_BODY, status=429)
         ws = web.WebSocketResponse(compress=False, timeout=1.0)
         await ws.prepare(request)
@@ -260,13 +263,13 @@ class StreamHub:
             async for msg in ws:
                 if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
                     continue
-                owner = self._trading_owner
+                holder = self._slot_holder()
                 outcome = conn.trade.receive(
                     msg.data,
                     refuse_auth=self.sandbox.faults.refuse_auth,
-                    slot_taken=owner is not None and owner is not conn and not owner.ws.closed,
+                    slot_taken=holder is not None and holder is not conn,
                 )
-                if conn.trade.authenticated and self._trading_owner is None:
+                if conn.trade.authenticated and self._slot_holder() is None:
                     self._trading_owner = conn
                 for reply in outcome.replies:
                     self._enqueue_frame(conn, ts.encode(reply))
@@ -280,6 +283,13 @@ class StreamHub:
         finally:
             await self._finish(conn)
         return ws
+
+    def _slot_holder(self) -> _Conn | None:
+        """The authenticated trading connection that holds the account's one slot, if any."""
+        owner = self._trading_owner
+        if owner is None or owner.closing or owner.ws.closed:
+            return None
+        return owner
 
     def _on_order_event(self, payload: dict[str, Any]) -> None:
         frame = json.dumps(ts.trade_update(payload), default=_json_default, separators=(",", ":"))
