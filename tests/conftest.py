@@ -13,7 +13,8 @@ with short intervals (tick 0.02 s, bars every 0.5 s). Use it like this:
 Faults are switched off again after every test (`_reset_sandbox_faults`), so
 a test that injects 503s cannot poison the next one. Broker state (orders,
 positions, cash) is shared by the tests of a module: assert on what your test
-created (its own client_order_id, symbol), not on totals.
+created (its own client_order_id, symbol), not on totals, or start the test
+with `sandbox.reset()` for an empty account.
 """
 
 from __future__ import annotations
@@ -62,6 +63,10 @@ class SandboxHandle(SandboxThread):
 
     def step(self, n: int = 1) -> None:
         self.admin("POST", "/admin/step", {"n": n})
+
+    def reset(self, cash: float | str = "100000") -> dict[str, Any]:
+        """A fresh account (no orders or positions) and no faults; streams stay connected."""
+        return self.admin("POST", "/admin/reset", {"cash": cash})
 
 
 @pytest.fixture(scope="module")

@@ -401,3 +401,16 @@ def test_serve_command_announces_serves_and_stops(signum: int, code: int) -> Non
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_admin_market_and_reset() -> None:
+    with SandboxThread(port=0, seed=4, tick_interval=0.02) as sb:
+        client = TradingClient(sb.sandbox.key_id, sb.sandbox.secret_key, url_override=sb.url)
+        client.submit_order(LimitOrderRequest(symbol="NVDA", qty=1, side="buy", time_in_force="gtc", limit_price=1))
+        assert sb.admin("POST", "/admin/market", {"open": False})["is_open"] is False
+        assert client.get_clock().is_open is False
+        sb.admin("POST", "/admin/faults", {"mute_data": True})
+        account = sb.admin("POST", "/admin/reset", {"cash": 5000})
+        assert account["cash"] == "5000" and sb.sandbox.faults.mute_data is False
+        assert client.get_orders() == [] and client.get_all_positions() == []
+        assert "NVDA" in sb.call(sb.sandbox.broker.symbols)  # still walks for open streams

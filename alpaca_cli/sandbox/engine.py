@@ -276,9 +276,14 @@ class PaperBroker:
         self.halted: set[str] = set()
         self.listeners: list[Callable[[dict], None]] = []
         self.trade_listeners: list[Callable[[str, float, int, datetime], None]] = []
-        self.cash = Decimal(cash)
+        self._last_ts: datetime | None = None
+        self._start(Decimal(cash))
+
+    def _start(self, cash: Decimal) -> None:
+        """A fresh account and market (listeners and the time order of ids survive)."""
+        self.cash = cash
         self.daytrade_count = 0
-        self._rng = random.Random(_digest("broker", seed))
+        self._rng = random.Random(_digest("broker", self.seed))
         self._symbols: dict[str, _Symbol] = {}
         self._positions: dict[str, _Position] = {}
         self._orders: dict[str, SimOrder] = {}
@@ -288,9 +293,19 @@ class PaperBroker:
         self._closed = _TimeIndex()
         self._reserved = ZERO
         self._seq = itertools.count()
-        self._last_ts: datetime | None = None
         self._created = self._time()
         self._last_equity = self.cash
+
+    def reset(self, cash: Decimal = Decimal("100000")) -> None:
+        """Start over: no orders, no positions, `cash`, start prices; walking symbols keep walking.
+
+        Listeners stay attached, so running streams keep working across a reset.
+        """
+        walking = self.symbols()
+        self.halted.clear()
+        self._start(Decimal(cash))
+        for symbol in walking:
+            self.price(symbol)
 
     # ---------------------------------------------------------------- market
 

@@ -155,6 +155,8 @@ class Sandbox:
         r.add_post("/admin/step", self._admin_step)
         r.add_post("/admin/seed", self._admin_seed)
         r.add_post("/admin/halt", self._admin_halt)
+        r.add_post("/admin/market", self._admin_market)
+        r.add_post("/admin/reset", self._admin_reset)
         r.add_post("/admin/expire", self._admin_expire)
         streams.setup(app, self)
         return app
@@ -434,6 +436,26 @@ class Sandbox:
         else:
             self.broker.halted.discard(symbol.upper())
         return _json({"halted": sorted(self.broker.halted)})
+
+    async def _admin_market(self, request: web.Request) -> web.Response:
+        body = await _admin_body(request)
+        is_open = body.get("open")
+        if not isinstance(is_open, bool):
+            return _error(422, 40010001, 'expected {"open": bool}')
+        self.broker.market_open = is_open
+        return _json(self.broker.clock())
+
+    async def _admin_reset(self, request: web.Request) -> web.Response:
+        body = await _admin_body(request)
+        try:
+            cash = parse_decimal(body.get("cash", "100000"), "cash")
+        except BrokerError as exc:
+            return _json(exc.body(), exc.status)
+        if cash is None or cash < 0:
+            return _error(422, 40010001, "cash must be >= 0")
+        self.broker.reset(cash)
+        self.faults.reset()
+        return _json(self.broker.account())
 
     async def _admin_expire(self, request: web.Request) -> web.Response:
         return _json({"expired": self.broker.expire_day_orders()})
