@@ -20,11 +20,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from alpaca_cli.atomic import write_atomic
 from alpaca_cli.errors import UsageError
 
 if TYPE_CHECKING:
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 # How long a writer waits for another process's read-modify-write. Those take
 # milliseconds, so running out of patience means a stuck process.
 LOCK_TIMEOUT = 30.0
+# `write_atomic` names its temp files `.NAME.<random>.tmp`.
 _TEMP_SUFFIX = ".tmp"
 
 
@@ -154,40 +155,14 @@ def update(
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
-    """Temp file in the same directory, 0600, fsync, rename over, fsync the directory."""
-    directory = path.parent
-    temp = directory / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}{_TEMP_SUFFIX}"
+    """`write_atomic`, with a failure told as one line."""
     try:
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        write_atomic(path, data, mode=0o600)
     except OSError as exc:
         raise UsageError(
             f"cannot write state file {path}: {exc.strerror or exc}",
-            hint=f"check that {directory} exists and is writable",
+            hint=f"check that {path.parent} is writable",
         ) from None
-    try:
-        try:
-            os.fchmod(fd, 0o600)  # the umask may have taken bits away; never add any
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            temp.unlink()
-        raise
-    _fsync_directory(directory)
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make the rename itself durable."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _remove_stale_temps(path: Path) -> None:

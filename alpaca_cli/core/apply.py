@@ -34,7 +34,6 @@ from alpaca_cli.core.state import (
     OrderRecord,
     PositionRecord,
     State,
-    utc,
 )
 from alpaca_cli.domain import FINAL_STATUSES, TradeUpdate
 
@@ -156,14 +155,7 @@ class _Transition:
             self.changed = True
 
     def _note_last_event(self, event: TradeUpdate) -> None:
-        seen = LastEvent.model_construct(
-            event=event.event,
-            order_id=event.order.id,
-            symbol=event.order.symbol,
-            timestamp=utc(event.timestamp),
-            execution_id=event.execution_id,
-            source=event.source,
-        )
+        seen = LastEvent.from_update(event)
         if self.last_event is None or seen.sort_key() > self.last_event.sort_key():
             self.last_event = seen
             self.changed = True

@@ -26,7 +26,7 @@ from pydantic import (
     model_validator,
 )
 
-from alpaca_cli.domain import Account, Order, Position, Snapshot
+from alpaca_cli.domain import Account, Order, Position, Snapshot, TradeUpdate
 
 STATE_VERSION = 1
 # How many closed orders and execution ids a state remembers, so that a fill
@@ -199,6 +199,17 @@ class LastEvent(_Frozen):
     timestamp: UtcDatetime
     execution_id: str | None = None
     source: str = "stream"
+
+    @classmethod
+    def from_update(cls, update: TradeUpdate) -> LastEvent:
+        return cls.model_construct(
+            event=update.event,
+            order_id=update.order.id,
+            symbol=update.order.symbol,
+            timestamp=utc(update.timestamp),
+            execution_id=update.execution_id,
+            source=update.source,
+        )
 
     def sort_key(self) -> tuple[datetime, str, str, str, str, str]:
         """A total order on events, so "most recent" does not depend on the
