@@ -488,3 +488,76 @@ def test_day_orders_expire_at_the_end_of_the_day() -> None:
     assert broker.expire_day_orders() == 1
     assert broker.get_order(day["id"])["status"] == "expired" and events[-1]["event"] == "expired"
     assert broker.get_order(gtc["id"])["status"] == "new"
+
+
+operations = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("submit"),
+            st.sampled_from(["buy", "sell"]),
+            st.sampled_from(["market", "limit", "stop", "trailing_stop"]),
+            st.sampled_from(["day", "gtc", "ioc", "fok"]),
+            st.integers(min_value=1, max_value=350),
+            st.integers(min_value=-300, max_value=300),
+        ),
+        st.tuples(st.just("cancel"), st.integers(min_value=0, max_value=50)),
+        st.tuples(st.just("price"), st.integers(min_value=5000, max_value=15000)),
+        st.tuples(st.just("step"), st.integers(min_value=1, max_value=4)),
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(operations)
+def test_books_stay_consistent_under_any_sequence(ops: list[tuple[Any, ...]]) -> None:
+    """Whatever happens, holds, indexes and positions agree with the orders and fills."""
+    broker = PaperBroker(seed=9, now=Clock(), volatility=0.0)
+    broker.set_price("AAPL", 100)
+    fills: list[Decimal] = []
+    broker.listeners.append(
+        lambda e: (
+            fills.append(Decimal(e["qty"]) * (1 if e["order"]["side"] == "buy" else -1))
+            if e["event"] in ("fill", "partial_fill")
+            else None
+        )
+    )
+    placed: list[str] = []
+    for op in ops:
+        if op[0] == "submit":
+            _, side, kind, tif, qty, offset = op
+            body = order(side=side, type=kind, time_in_force=tif, qty=qty)
+            price = broker.price("AAPL")
+            if kind == "limit":
+                body["limit_price"] = str(max(price + Decimal(offset) / 10, Decimal(1)))
+            elif kind == "stop":
+                body["stop_price"] = str(max(price + Decimal(offset) / 10, Decimal(1)))
+            elif kind == "trailing_stop":
+                body["trail_price"] = str(abs(offset) / 10 + 1)
+            try:
+                placed.append(broker.submit(body)["id"])
+            except BrokerError as exc:
+                assert exc.status in (403, 422)
+        elif op[0] == "cancel" and placed:
+            target = placed[op[1] % len(placed)]
+            try:
+                broker.cancel(target)
+            except BrokerError as exc:
+                assert exc.status == 422
+        elif op[0] == "price":
+            broker.set_price("AAPL", Decimal(op[1]) / 100)
+        elif op[0] == "step":
+            for _ in range(op[1]):
+                broker.step()
+    open_orders = broker._open.orders
+    assert broker._reserved == sum((o.reserve for o in open_orders), Decimal(0))
+    assert broker._reserved >= 0 and Decimal(broker.account()["buying_power"]) >= 0
+    assert len(broker._open) + len(broker._closed) == len(broker._all) == len(placed)
+    assert all(o.is_open for o in open_orders) and not any(o.is_open for o in broker._closed.orders)
+    assert all(o.qty is None or o.filled_qty <= o.qty for o in broker._all.orders)
+    held = sum((o.remaining for o in open_orders if o.closing), Decimal(0))
+    state = broker._symbols["AAPL"]
+    assert state.pending_close == held
+    assert broker.position_qty("AAPL") == sum(fills, Decimal(0))
+    pos = broker.position_qty("AAPL")
+    assert held <= abs(pos)
