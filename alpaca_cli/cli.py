@@ -12,10 +12,11 @@ import os
 import sys
 import traceback
 
+import click
 import typer
 
 from alpaca_cli import __version__
-from alpaca_cli.commands import cancel, sandbox, status, submit
+from alpaca_cli.commands import cancel, sandbox, status, stream, submit
 from alpaca_cli.errors import CliError
 from alpaca_cli.invocation import flags
 from alpaca_cli.output import error_line
@@ -25,6 +26,7 @@ app = typer.Typer(
     help="Composable commands for trading through Alpaca: live fills, bars, reconcile, safe order entry.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,  # tracebacks with locals could show credentials
+    rich_markup_mode=None,  # plain help: Rich's help renderer costs ~60 ms of start-up
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -48,6 +50,7 @@ app.command("status")(status.status)
 app.command("submit")(submit.submit)
 app.command("cancel")(cancel.cancel)
 app.add_typer(sandbox.app, name="sandbox")
+app.add_typer(stream.app, name="stream")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -64,9 +67,11 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Abort:
         error_line("aborted")
         code = 1
-    except typer.TyperException as error:  # usage errors from argument parsing
-        error_line(error.format_message())
-        code = getattr(error, "exit_code", 2)
+    except click.ClickException as error:  # usage errors from argument parsing
+        context = getattr(error, "ctx", None)
+        hint = f" (see '{context.command_path} --help')" if context is not None else ""
+        error_line(error.format_message() + hint)
+        code = error.exit_code
     except BrokenPipeError:
         code = 0
     except KeyboardInterrupt:
