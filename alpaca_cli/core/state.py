@@ -284,12 +284,3 @@ class State(_Frozen):
             open_orders=tuple(o.to_order() for o in self.open_orders.values()),
             taken_at=taken_at or self.last_reconciled_at or datetime.now(UTC),
         )
-
-    def order_filled_qty(self, order_id: str) -> Decimal | None:
-        """The cumulative fill this state has applied for an order, or None if
-        it does not know the order (neither open nor remembered as closed)."""
-        record = self.open_orders.get(order_id)
-        if record is not None:
-            return record.filled_qty
-        closed = self.closed_orders.get(order_id)
-        return closed.filled_qty if closed is not None else None
