@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -144,29 +145,17 @@ class Settings(BaseSettings):
         return (init_settings, env_settings, dotenv_settings, _ProfileSource(settings_cls, profile))
 
 
+@dataclass(frozen=True, slots=True)
 class Connection:
     """The resolved endpoints and credentials one command talks to."""
 
-    __slots__ = ("data_stream_base", "data_url", "environment", "key_id", "secret", "stream_url", "trading_url")
-
-    def __init__(
-        self,
-        *,
-        environment: Environment,
-        key_id: str,
-        secret: SecretStr,
-        trading_url: str,
-        stream_url: str,
-        data_url: str,
-        data_stream_base: str,
-    ) -> None:
-        self.environment = environment
-        self.key_id = key_id
-        self.secret = secret
-        self.trading_url = trading_url
-        self.stream_url = stream_url
-        self.data_url = data_url
-        self.data_stream_base = data_stream_base
+    environment: Environment
+    key_id: str
+    secret: SecretStr = field(repr=False)  # masked anyway; kept out of the repr entirely
+    trading_url: str
+    stream_url: str
+    data_url: str
+    data_stream_base: str
 
     @property
     def is_live(self) -> bool:
@@ -174,9 +163,6 @@ class Connection:
 
     def data_stream_url(self, feed: str) -> str:
         return f"{self.data_stream_base.rstrip('/')}/v2/{feed}"
-
-    def __repr__(self) -> str:  # never shows the secret, even by accident
-        return f"Connection({self.environment}, {self.trading_url}, key_id={self.key_id!r})"
 
 
 def _stream_url_for(base_url: str) -> str:
