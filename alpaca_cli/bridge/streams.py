@@ -303,6 +303,7 @@ class _Lifecycle:
 
     async def _bridge_stop(self) -> None:
         """Stop for good: the stop flag first, then the socket, so `_consume` wakes at once."""
+        self._close_reason = "stopped"
         await self.stop_ws()  # type: ignore[attr-defined]
         await self.close()  # type: ignore[attr-defined]
 

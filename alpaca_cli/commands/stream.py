@@ -1,0 +1,486 @@
+"""`alpaca-cli stream bars`: live minute bars, as a table on a terminal or JSON Lines when piped.
+
+The bars come through the bridge's `BarStream` (bounded queue, lifecycle
+events); this module only renders them, reports connection changes on stderr
+(and with `--events` as `{"type":"stream",...}` lines), keeps the market-data
+health file fresh, and stops cleanly on `--count`, `--duration`, SIGINT,
+SIGTERM, or when the reader of a pipe goes away.
+
+Piped output goes through an asyncio pipe transport rather than blocking
+writes: a slow reader then makes the writer wait while the event loop keeps
+running, so bars pile up in the bridge's bounded queue (and are dropped and
+counted there) instead of piling up unbounded behind a blocked loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import stat
+import sys
+import time
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from alpaca_cli.errors import UsageError
+from alpaca_cli.invocation import DebugOption, OutputOption, ProfileOption, SandboxOption, StopSignal, start
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from alpaca_cli.bridge import BarStream, StreamEvent
+    from alpaca_cli.domain import Bar
+    from alpaca_cli.invocation import Invocation
+
+app = typer.Typer(name="stream", help="Live market data from the market-data stream.", no_args_is_help=True)
+
+STALE_AFTER = 150.0  # 2.5 one-minute bars
+TABLE_REFRESH = 0.25  # seconds between redraws of the live table
+_SYMBOL_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789./-")
+
+
+class Feed(StrEnum):
+    iex = "iex"
+    sip = "sip"
+
+
+@app.command("bars")
+def bars(
+    symbols: Annotated[list[str], typer.Argument(help="Symbols to stream, e.g. AAPL MSFT.", show_default=False)],
+    feed: Annotated[Feed, typer.Option(help="iex (free plan) or sip (all exchanges, paid plan).")] = Feed.iex,
+    count: Annotated[int | None, typer.Option(min=1, help="Stop after N bars (exit 0).", show_default=False)] = None,
+    duration: Annotated[
+        float | None, typer.Option(min=0.0, help="Stop after S seconds (exit 0).", show_default=False)
+    ] = None,
+    events: Annotated[
+        bool, typer.Option("--events", help='Also write connection changes as {"type":"stream",...} lines.')
+    ] = False,
+    stale_after: Annotated[
+        float,
+        typer.Option(min=0.0, help="While the market is open, reconnect after S seconds without a bar (0: never)."),
+    ] = STALE_AFTER,
+    output: OutputOption = None,
+    debug: DebugOption = False,
+    profile: ProfileOption = None,
+    sandbox: SandboxOption = False,
+) -> int:
+    """Stream minute bars: a live table on a terminal, JSON Lines when piped."""
+    wanted = _symbols(symbols)
+    invocation = start(output, debug, profile, sandbox)
+    options = _Options(wanted, feed.value, count, duration, events, stale_after or None)
+    return asyncio.run(_run(invocation, options))
+
+
+class _Options:
+    __slots__ = ("count", "duration", "events", "feed", "stale_after", "symbols")
+
+    def __init__(
+        self,
+        symbols: list[str],
+        feed: str,
+        count: int | None,
+        duration: float | None,
+        events: bool,
+        stale_after: float | None,
+    ) -> None:
+        self.symbols = symbols
+        self.feed = feed
+        self.count = count
+        self.duration = duration
+        self.events = events
+        self.stale_after = stale_after
+
+
+def _symbols(raw: list[str]) -> list[str]:
+    """Upper-cased, de-duplicated symbols; anything that cannot be a ticker is a usage error."""
+    wanted: list[str] = []
+    for text in raw:
+        for part in text.replace(",", " ").split():
+            symbol = part.upper()
+            if not set(symbol) <= _SYMBOL_CHARS or not symbol[0].isalnum() or len(symbol) > 21:
+                raise UsageError(f"not a symbol: {part!r}")
+            if symbol not in wanted:
+                wanted.append(symbol)
+    if not wanted:
+        raise UsageError("no symbols given", hint="e.g. alpaca-cli stream bars AAPL MSFT")
+    return wanted
+
+
+# ----------------------------------------------------------------------- JSON lines
+
+
+def _number(value: float | None) -> str:
+    """A float as a JSON number: integral values without `.0`, non-finite as null."""
+    if value is None or not math.isfinite(value):
+        return "null"
+    if value.is_integer():
+        return str(int(value))
+    return repr(value)
+
+
+class BarLines:
+    """Formats bars as the contract's JSON lines, fast (this is the hot path of a pipe)."""
+
+    def __init__(self) -> None:
+        from alpaca_cli.output import rfc3339
+
+        self._rfc3339 = rfc3339
+        self._symbols: dict[str, str] = {}
+        self._last_time: datetime | None = None
+        self._last_text = ""
+
+    def __call__(self, bar: Bar) -> str:
+        symbol = self._symbols.get(bar.symbol)
+        if symbol is None:
+            from alpaca_cli.output import dumps
+
+            symbol = self._symbols[bar.symbol] = dumps(bar.symbol)
+        if bar.timestamp != self._last_time:  # the bars of one minute share their time
+            self._last_time = bar.timestamp
+            self._last_text = self._rfc3339(bar.timestamp)
+        return (
+            f'{{"type":"bar","symbol":{symbol},"t":"{self._last_text}","o":{_number(bar.open)},'
+            f'"h":{_number(bar.high)},"l":{_number(bar.low)},"c":{_number(bar.close)},'
+            f'"v":{_number(bar.volume)},"n":{_number(bar.trade_count)},"vw":{_number(bar.vwap)}}}\n'
+        )
+
+
+class _Paced(asyncio.Protocol):
+    """Flow control of the stdout pipe transport, and news of the reader leaving."""
+
+    def __init__(self) -> None:
+        self.gone = asyncio.Event()
+        self._resumed: asyncio.Future[None] | None = None
+        self.paused = False
+
+    def pause_writing(self) -> None:
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        if self._resumed is not None and not self._resumed.done():
+            self._resumed.set_result(None)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.paused = False
+        self.gone.set()
+        if self._resumed is not None and not self._resumed.done():
+            self._resumed.set_result(None)
+
+    async def wait_resumed(self) -> None:
+        self._resumed = asyncio.get_running_loop().create_future()
+        await self._resumed
+
+
+class LineSink:
+    """Whole lines to stdout, each written at once (the contract's flush per line).
+
+    On a pipe or socket of its own, stdout becomes an asyncio transport with
+    flow control; elsewhere (a terminal, a file, or a pipe shared with stderr,
+    whose non-blocking mode would leak into stderr) writes stay blocking.
+    """
+
+    def __init__(self) -> None:
+        self._transport: asyncio.WriteTransport | None = None
+        self._protocol: _Paced | None = None
+        self._fd = -1
+        self.gone = asyncio.Event()
+
+    async def open(self) -> None:
+        try:
+            fd = sys.stdout.fileno()
+            mode = os.fstat(fd).st_mode
+        except (OSError, ValueError, AttributeError):
+            return
+        if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)) or _same_file(fd, 2):
+            return
+        sys.stdout.flush()
+        loop = asyncio.get_running_loop()
+        # The transport owns (and closes) a duplicate, so fd 1 stays open for the exit path.
+        self._fd = fd
+        pipe = os.fdopen(os.dup(fd), "wb", buffering=0, closefd=True)
+        transport, protocol = await loop.connect_write_pipe(_Paced, pipe)
+        self._transport, self._protocol = transport, protocol
+        self.gone = protocol.gone
+
+    def write(self, line: str) -> bool:
+        """Write one line; True when the reader is behind and `drain()` should be awaited."""
+        if self._transport is None:
+            try:
+                sys.stdout.write(line)
+                sys.stdout.flush()
+            except BrokenPipeError:
+                self.gone.set()
+            return False
+        if self.gone.is_set():
+            return False
+        self._transport.write(line.encode())
+        return self._protocol is not None and self._protocol.paused
+
+    async def drain(self) -> None:
+        if self._protocol is not None and self._protocol.paused:
+            await self._protocol.wait_resumed()
+
+    async def close(self) -> None:
+        """Write out what is buffered (up to a second; the reader may be stuck), then close."""
+        transport = self._transport
+        if transport is None:
+            return
+        deadline = time.monotonic() + 1.0
+        while transport.get_write_buffer_size() and not self.gone.is_set() and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        transport.close()
+        self._transport = None
+        # The transport made the pipe non-blocking; whoever writes to it after us expects it blocking.
+        os.set_blocking(self._fd, True)
+
+
+def _same_file(fd: int, other: int) -> bool:
+    try:
+        a, b = os.fstat(fd), os.fstat(other)
+    except OSError:
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+# ---------------------------------------------------------------------- the table
+
+
+class _Board:
+    """What the live table shows: the last bar and the previous close of each symbol."""
+
+    def __init__(self, symbols: list[str]) -> None:
+        self.symbols = symbols
+        self.last: dict[str, Bar] = {}
+        self.previous_close: dict[str, float] = {}
+
+    def add(self, bar: Bar) -> None:
+        before = self.last.get(bar.symbol)
+        if before is not None:
+            self.previous_close[bar.symbol] = before.close
+        elif bar.symbol not in self.symbols:
+            self.symbols.append(bar.symbol)
+        self.last[bar.symbol] = bar
+
+    def render(self, handle: BarStream, now: datetime) -> Any:
+        from rich.console import Group
+        from rich.table import Table
+        from rich.text import Text
+
+        from alpaca_cli.output import rfc3339
+
+        table = Table(title=f"bars · {handle.feed}", expand=False)
+        for column in ("symbol", "time", "open", "high", "low", "close", "volume", "change", "age"):
+            table.add_column(column, justify="left" if column in ("symbol", "time") else "right")
+        for symbol in self.symbols:
+            bar = self.last.get(symbol)
+            if bar is None:
+                table.add_row(symbol, "waiting…", *[""] * 7)
+                continue
+            change = Text("")
+            before = self.previous_close.get(symbol)
+            if before:
+                delta = bar.close - before
+                change = Text(f"{delta:+.2f} ({delta / before:+.2%})", style="green" if delta >= 0 else "red")
+            age = (now - bar.timestamp).total_seconds()
+            table.add_row(
+                symbol,
+                rfc3339(bar.timestamp),
+                f"{bar.open:.2f}",
+                f"{bar.high:.2f}",
+                f"{bar.low:.2f}",
+                f"{bar.close:.2f}",
+                f"{bar.volume:,.0f}",
+                change,
+                f"{age:.0f}s",
+            )
+        h = handle.health
+        state = Text("connected", style="green") if h.connected else Text("disconnected", style="red")
+        since = rfc3339(h.connected_since) if h.connected_since else "—"
+        footer = Text.assemble(
+            state,
+            f" since {since} · reconnects {h.reconnects} · bars {h.received} · dropped {h.dropped}"
+            f" · queue {handle.bars.qsize()}/{handle.bars.maxsize}",
+            style="dim",
+        )
+        return Group(table, footer)
+
+
+# ---------------------------------------------------------------------------- run
+
+
+def _describe(event: StreamEvent, handle: BarStream) -> str | None:
+    """The one stderr line for a connection change (None for a failure: main prints that)."""
+    if event.event == "connected":
+        if event.reconnects:
+            return f"{event.stream} stream reconnected (reconnect {event.reconnects})"
+        return f"{event.stream} stream connected (feed {handle.feed}, {len(handle.symbols)} symbol(s))"
+    if event.event == "disconnected":
+        return f"{event.stream} stream disconnected: {event.reason}; reconnecting"
+    if event.event == "stale":
+        return f"{event.stream} stream stale: {event.reason}; forcing a reconnect"
+    return None
+
+
+async def _run(invocation: Invocation, options: _Options) -> int:
+    from alpaca_cli.bridge import Broker
+
+    stop = StopSignal()
+    stop.install()
+    try:
+        async with Broker(invocation.connection) as broker:
+            connecting = asyncio.create_task(broker.bars_connect(options.symbols, feed=options.feed))
+            stopping = asyncio.create_task(stop.event.wait())
+            await asyncio.wait({connecting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if not connecting.done():
+                connecting.cancel()
+                return stop.exit_code
+            stopping.cancel()
+            handle = connecting.result()
+            if options.stale_after:
+                handle.set_stale_after(options.stale_after if await _market_open(broker, invocation) else None)
+            return await _Session(invocation, options, handle, stop).run()
+    finally:
+        stop.uninstall()
+
+
+async def _market_open(broker: Any, invocation: Invocation) -> bool:
+    """Checked once: a closed market sends no bars, so silence then is no sign of a dead socket."""
+    from alpaca_cli.errors import CliError
+
+    try:
+        return bool((await broker.clock()).is_open)
+    except CliError as error:
+        invocation.out.warn(f"cannot read the market clock ({error.line()}); assuming the market is open")
+        return True
+
+
+class _Session:
+    """One running `stream bars`: the consumer, the lifecycle watcher and the health writer."""
+
+    def __init__(self, invocation: Invocation, options: _Options, handle: BarStream, stop: StopSignal) -> None:
+        self.out = invocation.out
+        self.environment = invocation.connection.environment
+        self.options = options
+        self.handle = handle
+        self.stop = stop
+        self.sink = LineSink()
+        self.board = _Board(list(options.symbols))
+        self.written = 0
+
+    async def run(self) -> int:
+        json_mode = self.out.json
+        if json_mode:
+            await self.sink.open()
+        live = None if json_mode else self._start_live()
+        self._write_health()
+        pump = asyncio.create_task(self._pump_json() if json_mode else self._pump_table())
+        helpers = [
+            asyncio.create_task(self._watch_lifecycle()),
+            asyncio.create_task(self._keep_health()),
+        ]
+        if live is not None:
+            helpers.append(asyncio.create_task(self._redraw(live)))
+        ends = {
+            pump,
+            helpers[0],
+            asyncio.create_task(self.stop.event.wait()),
+            asyncio.create_task(self.sink.gone.wait()),
+        }
+        if self.options.duration is not None:
+            ends.add(asyncio.create_task(asyncio.sleep(self.options.duration)))
+        try:
+            done, _ = await asyncio.wait(ends, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if not task.cancelled() and task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
+            return self.stop.exit_code if self.stop.event.is_set() else 0
+        finally:
+            for task in [*ends, *helpers]:
+                task.cancel()
+            await asyncio.gather(*ends, *helpers, return_exceptions=True)
+            await self.handle.stop()
+            if live is not None:
+                live.update(self.board.render(self.handle, _now()), refresh=True)
+                live.stop()
+            await self.sink.close()
+            self._write_health(stopped=True)
+
+    async def _pump_json(self) -> None:
+        line = BarLines()
+        queue = self.handle.bars
+        sink = self.sink
+        limit = self.options.count
+        written = 0
+        while True:
+            bar = await queue.get()
+            if sink.write(line(bar)):
+                await sink.drain()
+            written += 1
+            self.written = written
+            if limit is not None and written >= limit:
+                return
+
+    async def _pump_table(self) -> None:
+        queue = self.handle.bars
+        limit = self.options.count
+        while True:
+            self.board.add(await queue.get())
+            self.written += 1
+            if limit is not None and self.written >= limit:
+                return
+
+    def _start_live(self) -> Any:
+        from rich.live import Live
+
+        live = Live(self.board.render(self.handle, _now()), console=self.out.console, auto_refresh=False)
+        live.start()
+        return live
+
+    async def _redraw(self, live: Any) -> None:
+        while True:
+            live.update(self.board.render(self.handle, _now()), refresh=True)
+            await asyncio.sleep(TABLE_REFRESH)
+
+    async def _watch_lifecycle(self) -> None:
+        """Report each connection change; a permanent failure ends the command with its error."""
+        from alpaca_cli.output import dumps
+
+        while True:
+            event = await self.handle.lifecycle.get()
+            self._write_health()
+            if event.event == "failed" and event.error is not None:
+                raise event.error
+            text = _describe(event, self.handle)
+            if text:
+                self.out.message(text, style="yellow" if event.event != "connected" else "dim")
+            if self.options.events and self.out.json and self.sink.write(dumps(event.record()) + "\n"):
+                await self.sink.drain()
+
+    async def _keep_health(self) -> None:
+        from alpaca_cli.health import REFRESH_EVERY
+
+        while True:
+            await asyncio.sleep(REFRESH_EVERY)
+            self._write_health()
+
+    def _write_health(self, *, stopped: bool = False) -> None:
+        from alpaca_cli import health
+
+        record = self.handle.health_record()
+        record["stopped"] = stopped
+        if stopped:
+            record["connected"] = False
+        try:
+            health.write(self.environment, "market-data", record)
+        except OSError as error:
+            self.out.warn(f"cannot write the health file: {error}")
+
+
+def _now() -> datetime:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC)
