@@ -27,6 +27,7 @@ from pydantic import (
 )
 
 from alpaca_cli.domain import Account, Order, Position, Snapshot, TradeUpdate
+from alpaca_cli.output import rfc3339
 
 STATE_VERSION = 1
 # How many closed orders and execution ids a state remembers, so that a fill
@@ -45,11 +46,6 @@ def utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value.astimezone(UTC)
-
-
-def rfc3339(value: datetime) -> str:
-    """RFC 3339 in UTC with a `Z`, as the output contract asks."""
-    return utc(value).isoformat().replace("+00:00", "Z")
 
 
 Dec = Annotated[Decimal, PlainSerializer(decimal_text, return_type=str, when_used="json")]
