@@ -515,8 +515,10 @@ class StreamHandle:
         except RuntimeError:
             coroutine.close()
 
-    def _emit(self, event: str, *, reason: str | None = None, error: CliError | None = None) -> None:
-        self.lifecycle.put_nowait(StreamEvent(self.name, event, _now(), self.health.reconnects, reason, error))
+    def _emit(
+        self, event: str, *, at: datetime | None = None, reason: str | None = None, error: CliError | None = None
+    ) -> None:
+        self.lifecycle.put_nowait(StreamEvent(self.name, event, at or _now(), self.health.reconnects, reason, error))
 
     def _fail(self, error: CliError) -> None:
         if self.failure is not None:
@@ -537,7 +539,7 @@ class StreamHandle:
         h.connected = True
         h.connected_since = at
         h.last_error = None
-        self._emit("connected")
+        self._emit("connected", at=at)
         if not self._settled.done():
             self._settled.set_result(None)
 
@@ -546,7 +548,7 @@ class StreamHandle:
         h.connected = False
         h.last_disconnect_at = at
         h.last_disconnect_reason = reason
-        self._emit("disconnected", reason=reason)
+        self._emit("disconnected", at=at, reason=reason)
 
     def _on_attempt_failed(self, reason: str) -> None:
         self.health.last_error = reason

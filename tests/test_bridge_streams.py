@@ -1,0 +1,429 @@
+"""The bridge's streaming half against the sandbox: real alpaca-py streams, real sockets.
+
+Each test runs its own event loop (`asyncio.run`) as a command would, and
+talks to the module's sandbox (bars every 0.5 s). Waiting is on lifecycle
+events and queue contents, never on fixed sleeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import pytest
+from websockets.exceptions import ConnectionClosedError
+from websockets.frames import Close
+from websockets.legacy.exceptions import InvalidStatusCode
+
+from alpaca_cli.bridge import Broker
+from alpaca_cli.bridge.streams import (
+    MARKET_DATA,
+    TRADE_UPDATES,
+    BarStream,
+    StreamEvent,
+    StreamHandle,
+    data_refusal,
+    describe,
+    trading_refusal,
+)
+from alpaca_cli.config import load_settings, resolve
+from alpaca_cli.domain import Bar, OrderRequest, TradeUpdate
+from alpaca_cli.errors import AuthError, ConnectionLimitError, UnreachableError, UsageError
+
+T = TypeVar("T")
+pytestmark = pytest.mark.timeout(60)
+
+
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coroutine)
+
+
+def connection(sandbox: Any) -> Any:
+    return resolve(load_settings(sandbox=True, sandbox_url=sandbox.url))
+
+
+async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Wait for a condition that no event announces (a counter reaching a value)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.01)
+
+
+async def next_event(handle: StreamHandle, kind: str, timeout: float = 10.0) -> StreamEvent:
+    """The next lifecycle event of `kind`, skipping others."""
+    while True:
+        event = await asyncio.wait_for(handle.lifecycle.get(), timeout)
+        if event.event == kind:
+            return event
+
+
+async def in_thread(fn: Callable[[], T]) -> T:
+    return await asyncio.to_thread(fn)
+
+
+def stream_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("alpaca-stream-")]
+
+
+async def no_data_connections(sandbox: Any) -> None:
+    """The sandbox allows one data connection per feed: wait until the last test's is gone."""
+    await until(lambda: not sandbox.admin("GET", "/admin/streams")["data"])
+
+
+async def no_trading_connections(sandbox: Any) -> None:
+    await until(lambda: not sandbox.admin("GET", "/admin/streams")["trading"])
+
+
+def market_order(symbol: str, qty: int = 1) -> OrderRequest:
+    return OrderRequest(
+        symbol=symbol,
+        side="buy",
+        type="market",
+        time_in_force="day",
+        client_order_id=f"bridge-{uuid.uuid4().hex[:16]}",
+        qty=Decimal(qty),
+    )
+
+
+# ------------------------------------------------------------------ happy paths
+
+
+def test_trade_updates_and_bars_arrive_as_domain_objects(sandbox: Any) -> None:
+    async def scenario() -> None:
+        await no_data_connections(sandbox)
+        await no_trading_connections(sandbox)
+        async with Broker(connection(sandbox)) as broker:
+            bars = await broker.bars_connect(["AAPL", "MSFT"])
+            trades = await broker.trade_updates_connect()
+            assert bars.connected.is_set() and trades.connected.is_set()
+            names = {t.name for t in stream_threads()}
+            assert {"alpaca-stream-market-data", "alpaca-stream-trade-updates"} <= names
+            assert all(t.daemon for t in stream_threads())
+            first = await asyncio.wait_for(bars.lifecycle.get(), 5)
+            assert (first.stream, first.event, first.reconnects) == (MARKET_DATA, "connected", 0)
+
+            seen: set[str] = set()
+            while seen != {"AAPL", "MSFT"}:
+                bar = await asyncio.wait_for(bars.bars.get(), 5)
+                assert isinstance(bar, Bar)
+                assert bar.timestamp.tzinfo is not None and bar.low <= bar.close <= bar.high
+                seen.add(bar.symbol)
+
+            request = market_order("AAPL", 3)
+            order = await broker.submit_order(request)
+            events: list[TradeUpdate] = []
+            while not events or events[-1].event != "fill":
+                update = await asyncio.wait_for(trades.updates.get(), 5)
+                assert isinstance(update, TradeUpdate)
+                if update.order.client_order_id == request.client_order_id:
+                    events.append(update)
+            assert [e.event for e in events] == ["new", "fill"]
+            fill = events[-1]
+            assert fill.order.id == order.id and fill.qty == Decimal(3) and fill.price is not None
+            assert fill.execution_id and fill.source == "stream"
+            assert trades.health.received >= 2
+        assert not stream_threads()
+
+    run(scenario())
+
+
+def test_a_10000_bar_burst_passes_with_zero_drops(sandbox: Any) -> None:
+    async def scenario() -> None:
+        await no_data_connections(sandbox)
+        async with Broker(connection(sandbox)) as broker:
+            bars = await broker.bars_connect(["SPY", "QQQ", "IWM", "DIA"])
+            got: list[Bar] = []
+
+            async def consume() -> None:
+                while True:
+                    got.append(await bars.bars.get())
+
+            consumer = asyncio.create_task(consume())
+            before = bars.health.received
+            reply = await in_thread(lambda: sandbox.admin("POST", "/admin/burst", {"count": 10_000}))
+            assert reply["delivered"] == 10_000
+            await until(lambda: bars.health.received >= before + 10_000, timeout=30)
+            consumer.cancel()
+            assert bars.health.dropped == 0
+            assert len(got) + bars.bars.qsize() == bars.health.received
+
+    run(scenario())
+
+
+# --------------------------------------------------------- back-pressure limits
+
+
+def test_slow_consumer_is_bounded_and_the_newest_bars_are_dropped_and_counted(
+    sandbox: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def scenario() -> None:
+        await no_data_connections(sandbox)
+        async with Broker(connection(sandbox)) as broker:
+            bars = await broker.bars_connect(["SPY"], queue_size=300)
+            await in_thread(lambda: sandbox.admin("POST", "/admin/burst", {"count": 2_000, "symbols": ["SPY"]}))
+            await until(lambda: bars.health.received >= 2_000)
+            received = bars.health.received
+            assert bars.bars.qsize() == 300  # never past the bound, however much arrives
+            assert bars.health.dropped == received - 300
+            record = bars.health_record()
+            assert record["dropped_bars"] == received - 300 and record["queue_depth"] == 300
+            # The oldest bars were kept, in order: what was dropped is the newest.
+            kept = [bars.bars.get_nowait() for _ in range(300)]
+            assert [b.timestamp for b in kept] == sorted(b.timestamp for b in kept)
+
+    with caplog.at_level(logging.WARNING, logger="alpaca_cli"):
+        run(scenario())
+    warnings = [r for r in caplog.records if "bar queue full" in r.getMessage()]
+    assert 1 <= len(warnings) <= 2  # rate-limited: not one line per dropped bar
+
+
+def test_trade_updates_lose_nothing_while_bars_overflow(sandbox: Any) -> None:
+    async def scenario() -> None:
+        await no_data_connections(sandbox)
+        await no_trading_connections(sandbox)
+        async with Broker(connection(sandbox)) as broker:
+            trades = await broker.trade_updates_connect()
+            bars = await broker.bars_connect(["TSLA"], queue_size=100)
+            requests = [market_order("TSLA") for _ in range(60)]
+            burst = in_thread(lambda: sandbox.admin("POST", "/admin/burst", {"count": 3_000, "symbols": ["TSLA"]}))
+            await asyncio.gather(burst, *(broker.submit_order(r) for r in requests))
+            # Nobody reads either queue meanwhile: bars overflow, trade updates must all be kept.
+            mine = {r.client_order_id for r in requests}
+            await until(lambda: trades.updates.qsize() >= 2 * len(requests) and bars.health.received >= 3_000)
+            updates = [trades.updates.get_nowait() for _ in range(trades.updates.qsize())]
+            fills = {u.order.client_order_id for u in updates if u.event == "fill"}
+            news = {u.order.client_order_id for u in updates if u.event == "new"}
+            assert mine <= fills and mine <= news
+            assert bars.health.dropped > 0
+
+    run(scenario())
+
+
+# ------------------------------------------------------------------- lifecycle
+
+
+def test_dropped_connections_reconnect_and_resubscribe(sandbox: Any) -> None:
+    async def scenario() -> None:
+        await no_data_connections(sandbox)
+        await no_trading_connections(sandbox)
+        async with Broker(connection(sandbox)) as broker:
+            bars = await broker.bars_connect(["AAPL"])
+            trades = await broker.trade_updates_connect()
+            await next_event(bars, "connected")
+            await next_event(trades, "connected")
+
+            await in_thread(lambda: sandbox.admin("POST", "/admin/drop", {"stream": "data"}))
+            lost = await next_event(bars, "disconnected")
+            assert lost.reason == "connection lost (no close frame)"
+            back = await next_event(bars, "connected")
+            assert back.reconnects == 1 and bars.health.reconnects == 1 and bars.connected.is_set()
+            assert bars.health_record()["last_reconnect_at"] == back.at
+            while not bars.bars.empty():
+                bars.bars.get_nowait()
+            fresh = await asyncio.wait_for(bars.bars.get(), 5)  # re-subscribed: bars flow again
+            assert fresh.symbol == "AAPL"
+
+            await in_thread(lambda: sandbox.admin("POST", "/admin/drop", {"stream": "trading"}))
+            await next_event(trades, "disconnected")
+            again = await next_event(trades, "connected")
+            assert again.reconnects == 1
+            request = market_order("AAPL")
+            await broker.submit_order(request)
+            while True:
+                update = await asyncio.wait_for(trades.updates.get(), 5)
+                if update.order.client_order_id == request.client_order_id and update.event == "fill":
+                    break
+
+    run(scenario())
+
+
+def test_a_mute_data_socket_is_noticed_and_replaced(sandbox: Any) -> None:
+    async def scenario() -> None:
+        await no_data_connections(sandbox)
+        async with Broker(connection(sandbox)) as broker:
+            bars = await broker.bars_connect(["AAPL"], stale_after=1.5)
+            await next_event(bars, "connected")
+            sandbox.set_faults(mute_data=True)
+            stale = await next_event(bars, "stale", timeout=5)
+            assert stale.reason and "no bar" in stale.reason
+            lost = await next_event(bars, "disconnected")
+            assert lost.reason and lost.reason.startswith("stale")
+            sandbox.set_faults(mute_data=False)
+            back = await next_event(bars, "connected", timeout=15)
+            assert back.reconnects >= 1 and bars.health.stale_reconnects >= 1
+            assert bars.health_record()["stale_reconnects"] >= 1
+
+    run(scenario())
+
+
+def test_stop_returns_within_the_timeout_when_the_sdk_thread_is_stuck(
+    sandbox: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    release = threading.Event()
+
+    async def scenario() -> float:
+        await no_data_connections(sandbox)
+        handle = BarStream(connection(sandbox), ["AAPL"], join_timeout=1.0)
+        await handle.connect()
+        assert handle.sdk_loop is not None
+        handle.sdk_loop.call_soon_threadsafe(release.wait)  # the SDK's loop now hangs in a callback
+        started = time.monotonic()
+        await handle.stop()
+        return time.monotonic() - started
+
+    try:
+        with caplog.at_level(logging.WARNING, logger="alpaca_cli"):
+            elapsed = run(scenario())
+        assert elapsed < 1.0 + 1.0
+        assert any("did not stop" in r.getMessage() for r in caplog.records)
+    finally:
+        release.set()
+    for thread in stream_threads():
+        thread.join(5)
+    assert not stream_threads()
+
+
+def test_async_with_stops_the_stream_even_when_the_body_fails(sandbox: Any) -> None:
+    async def scenario() -> None:
+        await no_data_connections(sandbox)
+        with pytest.raises(RuntimeError, match="body failed"):
+            async with BarStream(connection(sandbox), ["AAPL"]) as handle:
+                assert handle.connected.is_set()
+                raise RuntimeError("body failed")
+        assert not handle.connected.is_set()
+
+    run(scenario())
+    assert not stream_threads()
+
+
+# ------------------------------------------------------------------- fail fast
+
+
+def test_refused_keys_fail_fast_on_both_streams(sandbox: Any) -> None:
+    async def scenario(kind: str) -> Exception:
+        async with Broker(connection(sandbox)) as broker:
+            started = time.monotonic()
+            with pytest.raises(AuthError) as caught:
+                if kind == "bars":
+                    await broker.bars_connect(["AAPL"])
+                else:
+                    await broker.trade_updates_connect()
+            assert time.monotonic() - started < 5
+        return caught.value
+
+    run(no_data_connections(sandbox))
+    sandbox.set_faults(refuse_auth=True)
+    data_error = run(scenario("bars"))
+    trading_error = run(scenario("trades"))
+    assert "market-data stream" in data_error.line() and "refused" in data_error.line()
+    assert "trade-updates stream" in trading_error.line()
+    assert not stream_threads()
+
+
+def test_connection_limit_fails_fast_with_a_hint(sandbox: Any) -> None:
+    async def scenario() -> None:
+        await no_data_connections(sandbox)
+        await no_trading_connections(sandbox)
+        async with Broker(connection(sandbox)) as holder:
+            await holder.bars_connect(["AAPL"])
+            await holder.trade_updates_connect()
+            async with Broker(connection(sandbox)) as second:
+                started = time.monotonic()
+                with pytest.raises(ConnectionLimitError) as data:
+                    await second.bars_connect(["AAPL"])
+                with pytest.raises(ConnectionLimitError) as trading:
+                    await second.trade_updates_connect()
+                assert time.monotonic() - started < 5
+            assert "another process" in (data.value.hint or "")
+            assert "another process" in (trading.value.hint or "")
+            assert int(data.value.exit_code) == 5
+
+    run(scenario())
+
+
+def test_insufficient_subscription_suggests_iex(sandbox: Any) -> None:
+    async def scenario() -> None:
+        with pytest.raises(AuthError) as caught:
+            async with Broker(connection(sandbox)) as broker:
+                await broker.bars_connect(["AAPL"], feed="sip")
+        assert caught.value.hint == "use --feed iex"
+
+    sandbox.call(lambda: setattr(sandbox.sandbox, "sip_allowed", False))
+    try:
+        run(scenario())
+    finally:
+        sandbox.call(lambda: setattr(sandbox.sandbox, "sip_allowed", True))
+
+
+def test_nothing_listening_is_unreachable_after_the_connect_timeout() -> None:
+    async def scenario() -> None:
+        dead = resolve(load_settings(sandbox=True, sandbox_url="http://127.0.0.1:9"))
+        async with Broker(dead) as broker:
+            with pytest.raises(UnreachableError, match="cannot connect"):
+                await broker.bars_connect(["AAPL"], connect_timeout=1.5)
+
+    run(scenario())
+    assert not stream_threads()
+
+
+# -------------------------------------------------------------- pure helpers
+
+
+def test_trading_refusals_are_classified() -> None:
+    assert isinstance(trading_refusal(ValueError("failed to authenticate")), AuthError)
+    assert isinstance(trading_refusal(InvalidStatusCode(429, {})), ConnectionLimitError)  # type: ignore[arg-type]
+    assert isinstance(trading_refusal(InvalidStatusCode(401, {})), AuthError)  # type: ignore[arg-type]
+    limit = ConnectionClosedError(Close(1008, "connection limit exceeded"), None)
+    assert isinstance(trading_refusal(limit), ConnectionLimitError)
+    assert trading_refusal(ConnectionClosedError(None, None)) is None
+    assert trading_refusal(ConnectionRefusedError(111, "Connection refused")) is None
+    assert trading_refusal(InvalidStatusCode(503, {})) is None  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("code", "message", "kind"),
+    [
+        (402, "auth failed", AuthError),
+        (None, "auth failed", AuthError),
+        (409, "insufficient subscription", AuthError),
+        (406, "connection limit exceeded", ConnectionLimitError),
+        (405, "symbol limit exceeded", UsageError),
+        (404, "auth timeout", None),
+        (407, "slow client", None),
+        (500, "internal error", None),
+    ],
+)
+def test_data_refusals_follow_alpacas_codes(code: int | None, message: str, kind: type | None) -> None:
+    refusal = data_refusal(code, message)
+    assert (type(refusal) if refusal else None) is kind
+
+
+def test_reasons_are_one_short_line() -> None:
+    assert describe(ConnectionClosedError(None, None)) == "connection lost (no close frame)"
+    assert describe(ConnectionClosedError(Close(1011, "boom"), None)) == "connection closed (1011 boom)"
+    assert describe(InvalidStatusCode(429, {})) == "HTTP 429 at the WebSocket upgrade"  # type: ignore[arg-type]
+    assert describe(ConnectionRefusedError(111, "Connection refused")) == "cannot connect: Connection refused"
+
+
+def test_stream_event_lines_follow_the_contract() -> None:
+    at = datetime(2026, 1, 2, 15, 30, tzinfo=UTC)
+    line = StreamEvent(TRADE_UPDATES, "disconnected", at, 2, reason="connection lost").record()
+    assert line == {
+        "type": "stream",
+        "stream": "trade-updates",
+        "event": "disconnected",
+        "at": at,
+        "reconnects": 2,
+        "reason": "connection lost",
+    }
+    failed = StreamEvent(MARKET_DATA, "failed", at, error=AuthError("refused")).record()
+    assert failed["error"] == "refused" and failed["exit_code"] == 3
