@@ -41,6 +41,9 @@ def serve(
     market_closed: Annotated[
         bool, typer.Option("--market-closed", help="Report the market closed: nothing moves or fills.")
     ] = False,
+    no_sip: Annotated[
+        bool, typer.Option("--no-sip", help="Refuse the sip feed (409 insufficient subscription), as a free plan.")
+    ] = False,
     refuse_auth: Annotated[
         bool, typer.Option("--refuse-auth", help="Refuse every key: REST 401, streams unauthorized.")
     ] = False,
@@ -97,6 +100,7 @@ def serve(
         "bar_interval": bar_interval,
         "market_open": not market_closed,
         "faults": faults,
+        "sip_allowed": not no_sip,
     }
     return asyncio.run(_serve(options))
 

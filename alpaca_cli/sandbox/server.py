@@ -68,6 +68,7 @@ class Sandbox:
         bar_interval: float = 60.0,
         market_open: bool = True,
         faults: Faults | None = None,
+        sip_allowed: bool = True,
     ) -> None:
         self.host = host
         self.port = port
@@ -76,6 +77,7 @@ class Sandbox:
         self.secret_key = secret_key
         self.tick_interval = tick_interval
         self.bar_interval = bar_interval
+        self.sip_allowed = sip_allowed  # False: /v2/sip answers 409 insufficient subscription
         self.faults = faults if faults is not None else Faults()
         self.broker = PaperBroker(seed=seed, market_open=market_open)
         self.request_counts: Counter[str] = Counter()

@@ -325,7 +325,7 @@ class StreamHub:
             self.sandbox.key_id,
             self.sandbox.secret_key,
             feed,
-            sip_allowed=getattr(self.sandbox, "sip_allowed", True),
+            sip_allowed=self.sandbox.sip_allowed,
         )
         conn.writer = asyncio.create_task(self._writer(conn))
         self.data.append(conn)
