@@ -224,6 +224,20 @@ def test_mute_trading_keeps_the_socket_open_and_silent(
     assert [e.event for e in _events_for(trading, _buy(client, 5))] == ["new", "fill"]
 
 
+def test_refuse_trading_answers_503_and_counts_each_refused_upgrade(sandbox: SandboxThread) -> None:
+    async def connect() -> None:
+        await legacy_client.connect(ws_url(sandbox, "/stream"))
+
+    before = streams(sandbox)["trading_refused"]
+    faults(sandbox, refuse_trading=True)
+    for _ in range(2):
+        with pytest.raises(InvalidStatusCode) as refused:
+            asyncio.run(connect())
+        assert refused.value.status_code == 503
+    assert streams(sandbox)["trading_refused"] == before + 2
+    faults(sandbox, refuse_trading=False)
+
+
 def test_second_trading_connection_is_refused_with_http_429(sandbox: SandboxThread, trading: queue.Queue[Any]) -> None:
     async def connect() -> None:
         # The same call alpaca-py's TradingStream makes.

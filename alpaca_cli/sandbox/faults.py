@@ -31,6 +31,8 @@ class Faults:
     drop_after_accept: int = 0
     # The engine keeps filling but the trading stream sends nothing; held events are lost.
     hold_trade_updates: bool = False
+    # An outage of the trading stream: every upgrade of `/stream` is answered HTTP 503.
+    refuse_trading: bool = False
     # Connections stay open but nothing is sent on them.
     mute_trading: bool = False
     mute_data: bool = False

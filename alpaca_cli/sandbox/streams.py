@@ -133,6 +133,7 @@ class StreamHub:
         self._window: datetime | None = None
         self.bars_sent = 0
         self.trade_updates_discarded = 0
+        self.trading_refused = 0  # upgrades refused by the `refuse_trading` outage
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -251,6 +252,9 @@ class StreamHub:
     # ------------------------------------------------------------ trading stream
 
     async def trading_handler(self, request: web.Request) -> web.StreamResponse:
+        if self.sandbox.faults.refuse_trading:
+            self.trading_refused += 1
+            return web.json_response({"code": 50310000, "message": "service unavailable"}, status=503)
         if self._slot_holder() is not None:
             return web.json_response(ts.LIMIT_BODY, status=429)
         ws = web.WebSocketResponse(compress=False, timeout=1.0)
@@ -510,6 +514,7 @@ class StreamHub:
             "data": [c.describe() for c in self.data],
             "bars_sent": self.bars_sent,
             "trade_updates_discarded": self.trade_updates_discarded,
+            "trading_refused": self.trading_refused,
         }
 
 
