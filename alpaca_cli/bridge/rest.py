@@ -215,9 +215,14 @@ class RestBridge:
         return mapping.order(raw)
 
     async def orders(
-        self, status: str = "open", *, symbols: Iterable[str] | None = None, limit: int | None = None
+        self,
+        status: str = "open",
+        *,
+        symbols: Iterable[str] | None = None,
+        limit: int | None = None,
+        after: datetime | None = None,
     ) -> list[Order]:
-        """Every order of `status`, paging past the 500-per-request cap.
+        """Every order of `status` (submitted after `after`, exclusive), paging past the 500-per-request cap.
 
         Pages newest first and moves `until` back to the oldest `submitted_at`
         seen. `until` is exclusive, so it is set one microsecond later than that
@@ -232,6 +237,7 @@ class RestBridge:
                 status=QueryOrderStatus(status),
                 limit=PAGE_LIMIT,
                 direction="desc",
+                after=after,
                 until=until,
                 symbols=wanted,
             )
