@@ -90,7 +90,7 @@ def reconcile(
 
 async def _run(out: Output, connection: Any, path: Path, local: State | None, *, write: bool, init: bool) -> int:
     from alpaca_cli.bridge import Broker
-    from alpaca_cli.core import check_account, diff
+    from alpaca_cli.core import diff
 
     async with Broker(connection) as broker:
         believed = tuple(local.open_orders) if local is not None else ()
@@ -100,7 +100,7 @@ async def _run(out: Output, connection: Any, path: Path, local: State | None, *,
             if local is None:
                 _report(out, path, snapshot, [], written=True, created=True)
                 return 0
-        check_account(local, snapshot)
+        _check_account(path, local, snapshot)
         if write:
             differences, snapshot = await _write(out, broker, path, local, snapshot)
         else:
@@ -133,6 +133,17 @@ def _spinner(out: Output, text: str) -> Iterator[None]:
         return
     with out.err.status(text, spinner="dots"):
         yield
+
+
+def _check_account(path: Path, local: State, snapshot: Snapshot) -> None:
+    """Another account's file is an input error naming the file (exit 2), never a diff."""
+    from alpaca_cli.errors import UsageError
+
+    if local.account_id != snapshot.account.id:
+        raise UsageError(
+            f"state file {path} belongs to account {local.account_id}, not to {snapshot.account.id}",
+            hint="use the state file of this account, or another --state path",
+        )
 
 
 def _refuse_existing(path: Path) -> None:
