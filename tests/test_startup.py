@@ -36,8 +36,20 @@ def test_help_imports_nothing_heavy(args: list[str]) -> None:
     assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
 
 
-def test_completion_path_imports_nothing_heavy() -> None:
-    env = {"_ALPACA_CLI_COMPLETE": "complete_bash", "COMP_WORDS": "alpaca-cli st", "COMP_CWORD": "1"}
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"_ALPACA_CLI_COMPLETE": "complete_bash", "COMP_WORDS": "alpaca-cli st", "COMP_CWORD": "1"},
+        {"_ALPACA_CLI_COMPLETE": "complete_zsh", "_TYPER_COMPLETE_ARGS": "alpaca-cli status --"},
+        {
+            "_ALPACA_CLI_COMPLETE": "complete_fish",
+            "_TYPER_COMPLETE_FISH_ACTION": "get-args",
+            "_TYPER_COMPLETE_ARGS": "alpaca-cli sandbox serve --",
+        },
+    ],
+    ids=["bash", "zsh", "fish"],
+)
+def test_completion_path_imports_nothing_heavy(env: dict[str, str]) -> None:
     loaded = {name.split(".")[0] for name in imported_modules([], env)}
     assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
 

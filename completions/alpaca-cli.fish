@@ -1,0 +1,1 @@
+complete --command alpaca-cli --no-files --arguments "(env _ALPACA_CLI_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) alpaca-cli)" --condition "env _ALPACA_CLI_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) alpaca-cli"
