@@ -265,14 +265,12 @@ class _Board:
             self.symbols.append(bar.symbol)
         self.last[bar.symbol] = bar
 
-    def render(self, handle: BarStream, now: datetime) -> Any:
+    def render(self, handle: BarStream, now: datetime, *, stopped: bool = False) -> Any:
         from rich.console import Group
         from rich.table import Table
         from rich.text import Text
 
-        from alpaca_cli.output import rfc3339
-
-        table = Table(title=f"bars · {handle.feed}", expand=False)
+        table = Table(title=f"bars · {handle.feed} · times in UTC", expand=False)
         for column in ("symbol", "time", "open", "high", "low", "close", "volume", "change", "age"):
             table.add_column(column, justify="left" if column in ("symbol", "time") else "right")
         for symbol in self.symbols:
@@ -288,7 +286,7 @@ class _Board:
             age = (now - bar.timestamp).total_seconds()
             table.add_row(
                 symbol,
-                rfc3339(bar.timestamp),
+                bar.timestamp.strftime("%Y-%m-%d %H:%M:%S"),
                 f"{bar.open:.2f}",
                 f"{bar.high:.2f}",
                 f"{bar.low:.2f}",
@@ -298,11 +296,14 @@ class _Board:
                 f"{age:.0f}s",
             )
         h = handle.health
-        state = Text("connected", style="green") if h.connected else Text("disconnected", style="red")
-        since = rfc3339(h.connected_since) if h.connected_since else "—"
+        if stopped:
+            state = Text("stopped", style="dim")
+        else:
+            state = Text("connected", style="green") if h.connected else Text("disconnected", style="red")
+        since = f" since {h.connected_since:%H:%M:%S}" if h.connected_since and not stopped else ""
         footer = Text.assemble(
             state,
-            f" since {since} · reconnects {h.reconnects} · bars {h.received} · dropped {h.dropped}"
+            f"{since} · reconnects {h.reconnects} · bars {h.received} · dropped {h.dropped}"
             f" · queue {handle.bars.qsize()}/{handle.bars.maxsize}",
             style="dim",
         )
@@ -404,7 +405,7 @@ class _Session:
             await asyncio.gather(*ends, *helpers, return_exceptions=True)
             await self.handle.stop()
             if live is not None:
-                live.update(self.board.render(self.handle, _now()), refresh=True)
+                live.update(self.board.render(self.handle, _now(), stopped=True), refresh=True)
                 live.stop()
             await self.sink.close()
             self._write_health(stopped=True)
