@@ -356,7 +356,7 @@ async def place(
     *,
     max_sends: int = 4,
     resend_delays: Sequence[float] = (0.5, 1.0, 2.0),
-    lookup_delays: Sequence[float] = (0.25, 0.5, 1.0, 2.0),
+    lookup_delays: Sequence[float] = (0.25, 0.5, 1.0),
     sleep: Sleep = asyncio.sleep,
 ) -> Placement:
     """Send `request` so that at most one order can exist for its client id.

@@ -10,8 +10,9 @@ failures the sandbox cannot produce on cue (a lookup that never answers).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ import pytest
 from helpers import cli_env, json_lines, run_cli, spawn_cli
 
 from alpaca_cli import orders, statefile
+from alpaca_cli.cli import main
 from alpaca_cli.core import State
 from alpaca_cli.domain import Order, OrderRequest
 from alpaca_cli.errors import BrokerRejected, UnreachableError
@@ -91,13 +93,20 @@ BAD_INPUTS: list[list[str]] = [
 
 
 @pytest.mark.parametrize("argv", BAD_INPUTS, ids=[f"bad{i}" for i in range(len(BAD_INPUTS))])
-def test_bad_input_exits_2_with_one_line_and_sends_nothing(sandbox: Any, tmp_path: Path, argv: list[str]) -> None:
+def test_bad_input_exits_2_with_one_line_and_sends_nothing(
+    sandbox: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    """Through `cli.main`, the console script's own function, in-process: 31 cases in well under a second."""
+    for name, value in _env(tmp_path, sandbox).items():
+        monkeypatch.setenv(name, value)
     before = requests_served(sandbox)
-    result = cli(sandbox, tmp_path, *argv)
-    assert result.returncode == 2, result.stderr
-    assert result.stdout == ""
-    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
-    assert result.stderr.startswith("alpaca-cli: error:")
+    with pytest.raises(SystemExit) as exited:
+        main([*argv, "--sandbox"])
+    out, err = capfd.readouterr()
+    assert exited.value.code == 2, err
+    assert out == ""
+    assert len(err.strip().splitlines()) == 1, err
+    assert err.startswith("alpaca-cli: error:")
     assert requests_served(sandbox) == before
 
 
@@ -190,6 +199,51 @@ def test_wait_follows_a_market_order_to_its_fill(sandbox: Any, tmp_path: Path) -
     assert updates[-1]["event"] == "fill" and updates[-1]["order_status"] == "filled"
     assert sum(Decimal(str(u["qty"])) for u in updates if u["qty"] is not None) == 5
     assert {u["order_id"] for u in updates} == {lines[0]["id"]}
+
+
+def test_wait_listens_before_sending(sandbox: Any, tmp_path: Path) -> None:
+    """On the stream every event is heard, including `new`, which fires before the POST is answered."""
+    sandbox.set_price("WLST", 30)
+    result = cli(sandbox, tmp_path, "submit", "WLST", "buy", "--qty", "250", "--wait", "--timeout", "20")
+    assert result.returncode == 0, result.stderr
+    updates = [line for line in json_lines(result.stdout) if line["type"] == "trade_update"]
+    assert [u["event"] for u in updates] == ["new", "partial_fill", "partial_fill", "fill"]
+    assert {u["source"] for u in updates} == {"stream"}
+    assert all(u["execution_id"] for u in updates[1:])
+
+
+@contextlib.contextmanager
+def trade_stream_slot_taken(sandbox: Any) -> Iterator[None]:
+    """Hold the account's one trade-update connection, as a running `tail` would."""
+    from websockets.sync.client import connect
+
+    with connect(sandbox.ws_url + "/stream") as ws:
+        auth = {"action": "authenticate", "data": {"key_id": sandbox.key_id, "secret_key": sandbox.secret_key}}
+        ws.send(json.dumps(auth))
+        reply = json.loads(ws.recv(timeout=5))
+        assert reply["data"]["status"] == "authorized", reply
+        yield
+
+
+def test_wait_polls_when_the_stream_is_taken(sandbox: Any, tmp_path: Path) -> None:
+    sandbox.set_price("WPOL", 30)
+    with trade_stream_slot_taken(sandbox):
+        result = cli(sandbox, tmp_path, "submit", "WPOL", "buy", "--qty", "5", "--wait", "--timeout", "20")
+    assert result.returncode == 0, result.stderr
+    assert "polling the order instead" in result.stderr
+    updates = [line for line in json_lines(result.stdout) if line["type"] == "trade_update"]
+    assert updates[-1]["event"] == "fill" and updates[-1]["filled_qty"] == 5
+    assert {u["source"] for u in updates} == {"reconcile"}
+
+
+def test_wait_finds_a_fill_the_stream_never_delivered(sandbox: Any, tmp_path: Path) -> None:
+    """Connected but mute: the order is asked for after a quiet spell, so the fill still ends the wait."""
+    sandbox.set_price("WMUT", 30)
+    sandbox.set_faults(hold_trade_updates=True)
+    result = cli(sandbox, tmp_path, "submit", "WMUT", "buy", "--qty", "5", "--wait", "--timeout", "20")
+    assert result.returncode == 0, result.stderr
+    last = json_lines(result.stdout)[-1]
+    assert (last["event"], last["source"], last["qty"], last["filled_qty"]) == ("fill", "reconcile", 5, 5)
 
 
 def test_wait_shows_partial_fills(sandbox: Any, tmp_path: Path) -> None:
@@ -361,10 +415,16 @@ def test_live_env_var_counts_as_the_flag(tmp_path: Path) -> None:
 
 
 def test_live_with_flag_and_yes_goes_to_the_network(tmp_path: Path) -> None:
-    """Both given: the guard lets it through, so the (unreachable) endpoint is contacted."""
-    result = live_cli(tmp_path, "submit", "AAPL", "buy", "--qty", "1", "--live", "--yes")
+    """Both given: the guard lets it through and the (unreachable) endpoint is contacted.
+
+    `--state` makes the first request a quick account lookup, so the failure
+    comes fast; the order itself would be next.
+    """
+    state = str(tmp_path / "state.json")
+    result = live_cli(tmp_path, "submit", "AAPL", "buy", "--qty", "1", "--live", "--yes", "--state", state)
     assert result.returncode == 4, result.stderr
     assert "nothing was sent" not in result.stderr
+    assert "get account" in error_lines(result)[0]
 
 
 def test_live_dry_run_sends_nothing_and_needs_no_flag(tmp_path: Path) -> None:

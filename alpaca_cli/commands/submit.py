@@ -12,6 +12,7 @@ rejected, canceled or expired.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -30,7 +31,7 @@ from alpaca_cli.invocation import (
 )
 
 if TYPE_CHECKING:
-    from alpaca_cli.bridge import Broker
+    from alpaca_cli.bridge import Broker, TradeUpdateStream
     from alpaca_cli.domain import Order, OrderRequest, TradeUpdate
     from alpaca_cli.invocation import Invocation
     from alpaca_cli.output import Output
@@ -40,6 +41,10 @@ DEFAULT_TIMEOUT = 60.0
 # within a second or two), then every 2 s, well under Alpaca's 200 requests/min.
 POLL_DELAYS = (0.1, 0.2, 0.4, 0.8, 1.5)
 POLL_INTERVAL = 2.0
+STREAM_CONNECT_TIMEOUT = 10.0
+# With the stream, the order is still asked for after this long without news:
+# a "connected but mute" socket must not hide a fill until the timeout.
+STREAM_QUIET_POLL = 3.0
 
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Skip the confirmation prompts (for scripts).")]
 
@@ -203,20 +208,31 @@ def raise_mismatch(order: Order) -> None:
 async def _place_and_follow(
     broker: Broker, out: Output, request: OrderRequest, state: Path | None, account_id: str | None, timeout: float
 ) -> int:
-    """Place the order, then print its updates until it ends or `timeout` passes."""
+    """Listen, place, then print the order's updates until it ends or `timeout` passes.
+
+    The trade-update stream is opened *before* the order is sent, so even a
+    fill that happens before the POST's answer arrives is heard. When the
+    stream cannot be had (another process holds the account's one
+    connection, or it does not connect), the order is polled instead.
+    """
     from alpaca_cli.invocation import StopSignal
 
+    trades = await _listen(broker, out)
+    placement = await orders.place(broker, request)
+    _record_new(state, account_id, placement.order)
+    _report(out, placement)
+    follower = _Follower(broker, out, state, account_id, placement.order)
     stop = StopSignal()
     stop.install()
     try:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        placement = await orders.place(broker, request)
-        _record_new(state, account_id, placement.order)
-        _report(out, placement)
-        final = await _poll(broker, out, placement.order, state, account_id, deadline, stop)
+        deadline = asyncio.get_running_loop().time() + timeout
+        if trades is None:
+            await follower.poll(deadline, stop.event, announce=True)
+        else:
+            await follower.listen(trades, deadline, stop.event)
     finally:
         stop.uninstall()
+    final = follower.current
     if stop.received is not None:
         out.message(f"stopped waiting; order {final.id} is {final.status}")
         return stop.exit_code
@@ -225,38 +241,114 @@ async def _place_and_follow(
     return orders.wait_exit_code(final)
 
 
-async def _poll(
-    broker: Broker,
-    out: Output,
-    order: Order,
-    state: Path | None,
-    account_id: str | None,
-    deadline: float,
-    stop: Any,
-) -> Order:
-    """Follow an order by asking for it: the fallback when no stream is available."""
-    loop = asyncio.get_running_loop()
-    current = order
-    for update in orders.polled_events(None, order):
-        _show_update(out, update)
-    n = 0
-    while not current.is_final and not stop.event.is_set():
-        delay = POLL_DELAYS[n] if n < len(POLL_DELAYS) else POLL_INTERVAL
-        n += 1
-        remaining = deadline - loop.time()
-        if remaining <= 0:
-            break
+async def _listen(broker: Broker, out: Output) -> TradeUpdateStream | None:
+    from alpaca_cli.errors import CliError
+
+    try:
+        return await broker.trade_updates_connect(connect_timeout=STREAM_CONNECT_TIMEOUT)
+    except CliError as error:
+        out.warn(f"trade-update stream unavailable ({error.message}); polling the order instead")
+        return None
+
+
+class _Follower:
+    """Prints (and records) one order's updates, from the stream or from polling.
+
+    `current` is the freshest view of the order. Stream events already
+    explained by a poll (same event at the same cumulative fill, or older
+    than what is known) are not printed twice.
+    """
+
+    def __init__(self, broker: Broker, out: Output, state: Path | None, account_id: str | None, order: Order) -> None:
+        self.broker = broker
+        self.out = out
+        self.state = state
+        self.account_id = account_id
+        self.current = order
+        self._seen: set[tuple[str, Any]] = set()
+
+    def _emit(self, update: TradeUpdate) -> None:
+        self._seen.add((update.event, update.order.filled_qty))
+        _apply(self.state, self.account_id, update)
+        _show_update(self.out, update)
+
+    async def catch_up(self) -> None:
+        """Ask the broker for the order and report whatever changed since `current`."""
+        latest = await self.broker.order(self.current.id)
+        for update in orders.polled_events(self.current, latest):
+            self._emit(update)
+        self.current = latest
+
+    async def poll(self, deadline: float, stop: asyncio.Event, *, announce: bool = False) -> None:
+        """Follow the order by asking for it, quickly at first, then every few seconds."""
+        loop = asyncio.get_running_loop()
+        if announce:
+            for update in orders.polled_events(None, self.current):
+                self._emit(update)
+        n = 0
+        while not self.current.is_final and not stop.is_set():
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            delay = POLL_DELAYS[n] if n < len(POLL_DELAYS) else POLL_INTERVAL
+            n += 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=min(delay, remaining))
+                return
+            await self.catch_up()
+
+    async def listen(self, trades: TradeUpdateStream, deadline: float, stop: asyncio.Event) -> None:
+        """Follow the order on the stream; poll once after a gap or a quiet spell, and at the end."""
+        loop = asyncio.get_running_loop()
+        stopper = asyncio.ensure_future(stop.wait())
+        update_task: asyncio.Future[TradeUpdate] | None = None
+        life_task: asyncio.Future[Any] | None = None
         try:
-            await asyncio.wait_for(stop.event.wait(), timeout=min(delay, remaining))
-            break
-        except TimeoutError:
-            pass
-        latest = await broker.order(current.id)
-        for update in orders.polled_events(current, latest):
-            _apply(state, account_id, update)
-            _show_update(out, update)
-        current = latest
-    return current
+            while not self.current.is_final and not stop.is_set():
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                update_task = update_task or asyncio.ensure_future(trades.updates.get())
+                life_task = life_task or asyncio.ensure_future(trades.lifecycle.get())
+                done, _ = await asyncio.wait(
+                    {update_task, life_task, stopper},
+                    timeout=min(remaining, STREAM_QUIET_POLL),
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                if stopper in done:
+                    return
+                if update_task in done:
+                    self._heard(update_task.result())
+                    update_task = None
+                    continue
+                if life_task in done:
+                    event = life_task.result()
+                    life_task = None
+                    if event.event == "failed":
+                        self.out.warn("trade-update stream failed; polling the order instead")
+                        await self.catch_up()
+                        await self.poll(deadline, stop)
+                        return
+                    if event.event != "connected" or not event.reconnects:
+                        continue  # a drop, or the first connection: nothing can be missing yet
+                # Reconnected after a gap, or nothing heard for a while: events may be lost.
+                await self.catch_up()
+            if not self.current.is_final and not stop.is_set():
+                await self.catch_up()  # the last word comes from the broker, not from silence
+        finally:
+            for task in (stopper, update_task, life_task):
+                if task is not None:
+                    task.cancel()
+
+    def _heard(self, update: TradeUpdate) -> None:
+        order = update.order
+        if order.id != self.current.id:
+            return  # another order of the account
+        key = (update.event, order.filled_qty)
+        if key in self._seen or order.filled_qty < self.current.filled_qty:
+            return
+        self._emit(update)
+        self.current = order
 
 
 # --------------------------------------------------------------------------- rendering
