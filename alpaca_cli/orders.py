@@ -32,7 +32,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Literal, Protocol
 
 from alpaca_cli.domain import Order, OrderRequest, TradeUpdate
-from alpaca_cli.errors import BrokerRejected, UnreachableError, UsageError
+from alpaca_cli.errors import BrokerRejected, CliError, ExitCode, UnreachableError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -233,21 +233,18 @@ def validate_order(
 
 
 def describe(request: OrderRequest) -> str:
-    """One line such as `buy 10 AAPL limit limit 187.50 day`, for prompts and messages."""
-    size = f"{request.qty}" if request.qty is not None else f"${request.notional}"
-    words = [request.side, size, request.symbol, request.type.replace("_", " ")]
-    if request.stop_price is not None:
-        words.append(f"stop {request.stop_price}")
-    if request.limit_price is not None:
-        words.append(f"limit {request.limit_price}")
-    if request.trail_percent is not None:
-        words.append(f"trail {request.trail_percent}%")
-    if request.trail_price is not None:
-        words.append(f"trail ${request.trail_price}")
-    words.append(request.time_in_force)
-    if request.extended_hours:
-        words.append("extended hours")
-    return " ".join(words)
+    """One line such as `buy 10 AAPL limit 187.5 (day)`, for prompts and messages."""
+    size = f"{request.qty} {request.symbol}" if request.qty is not None else f"${request.notional} of {request.symbol}"
+    how = {
+        "market": "at market",
+        "limit": f"limit {request.limit_price}",
+        "stop": f"stop {request.stop_price}",
+        "stop_limit": f"stop {request.stop_price} limit {request.limit_price}",
+        "trailing_stop": "trailing stop "
+        + (f"{request.trail_percent}%" if request.trail_percent is not None else f"${request.trail_price}"),
+    }[request.type]
+    tif = request.time_in_force + (", extended hours" if request.extended_hours else "")
+    return f"{request.side} {size} {how} ({tif})"
 
 
 # --------------------------------------------------------------------------- live guard
@@ -275,6 +272,12 @@ def live_guard(*, is_live: bool, live_allowed: bool, yes: bool, interactive: boo
             hint="pass --yes to confirm from a script",
         )
     return "confirm"
+
+
+class NotConfirmed(CliError):
+    """The person at the terminal said no: a clean "no", nothing was done."""
+
+    exit_code = ExitCode.DRIFT
 
 
 def confirmation_text(account_number: str, action: str) -> str:

@@ -242,6 +242,23 @@ def test_live_with_the_flag_needs_a_confirmation_or_yes() -> None:
         orders.live_guard(is_live=True, live_allowed=True, yes=False, interactive=False)
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "text"),
+    [
+        ({"qty": "10"}, "buy 10 AAPL at market (day)"),
+        ({"notional": "500"}, "buy $500 of AAPL at market (day)"),
+        ({"qty": "1", "order_type": "limit", "limit_price": "187.5", "extended_hours": True},
+         "buy 1 AAPL limit 187.5 (day, extended hours)"),
+        ({"qty": "1", "order_type": "stop_limit", "stop_price": "9", "limit_price": "9.5", "time_in_force": "gtc"},
+         "buy 1 AAPL stop 9 limit 9.5 (gtc)"),
+        ({"qty": "2", "order_type": "trailing_stop", "trail_percent": "1.5"}, "buy 2 AAPL trailing stop 1.5% (day)"),
+        ({"qty": "2", "order_type": "trailing_stop", "trail_price": "3"}, "buy 2 AAPL trailing stop $3 (day)"),
+    ],
+)
+def test_orders_are_described_in_one_line(kwargs: dict[str, Any], text: str) -> None:
+    assert orders.describe(orders.validate_order("AAPL", "buy", **kwargs)) == text
+
+
 def test_the_live_prompt_names_account_side_size_and_symbol() -> None:
     request = orders.validate_order("TSLA", "sell", qty="7", order_type="limit", limit_price="250")
     text = orders.confirmation_text("PA123456", orders.describe(request))

@@ -12,13 +12,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import pty
+import subprocess
 from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import cli_env, json_lines, run_cli, spawn_cli
+from helpers import CLI, cli_env, json_lines, run_cli, spawn_cli
 
 from alpaca_cli import orders, statefile
 from alpaca_cli.cli import main
@@ -520,6 +523,46 @@ def test_cancel_all_for_one_symbol(sandbox: Any, tmp_path: Path) -> None:
     assert other["id"] not in {r["order_id"] for r in records}
     nothing = cli(sandbox, tmp_path, "cancel", "--all", "--symbol", "CNAL")
     assert nothing.returncode == 0 and nothing.stdout == "" and "nothing to cancel" in nothing.stderr
+
+
+def run_on_terminal(args: Sequence[str], env: dict[str, str], answer: str) -> subprocess.CompletedProcess[str]:
+    """Run the CLI with a terminal on stdin (a pty) and type `answer` into it."""
+    master, slave = pty.openpty()
+    try:
+        process = subprocess.Popen(
+            [*CLI, *args], env=env, stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        os.close(slave)
+        os.write(master, answer.encode())
+        out, err = process.communicate(timeout=30)
+    finally:
+        os.close(master)
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+
+
+def test_cancel_all_asks_first_on_a_terminal(sandbox: Any, tmp_path: Path) -> None:
+    order = _resting(sandbox, tmp_path, "CNTT")
+    args = ("cancel", "--all", "--symbol", "CNTT", "--sandbox")
+    declined = run_on_terminal(args, _env(tmp_path, sandbox), "n\n")
+    assert declined.returncode == 1 and "nothing was canceled" in declined.stderr
+    assert "cancel 1 open order for CNTT?" in declined.stderr
+    assert [o["status"] for o in broker_orders(sandbox, "CNTT")] == ["new"]
+    accepted = run_on_terminal(args, _env(tmp_path, sandbox), "y\n")
+    assert accepted.returncode == 0, accepted.stderr
+    assert [r["order_id"] for r in json_lines(accepted.stdout)] == [order["id"]]
+    assert [o["status"] for o in broker_orders(sandbox, "CNTT")] == ["canceled"]
+    second = _resting(sandbox, tmp_path, "CNTT")
+    skipped = run_on_terminal((*args, "--yes"), _env(tmp_path, sandbox), "")
+    assert skipped.returncode == 0 and "?" not in skipped.stderr, skipped.stderr
+    assert [r["order_id"] for r in json_lines(skipped.stdout)] == [second["id"]]
+
+
+def test_paper_orders_need_no_confirmation_on_a_terminal(sandbox: Any, tmp_path: Path) -> None:
+    sandbox.set_price("TTYP", 20)
+    result = run_on_terminal(("submit", "TTYP", "buy", "--qty", "1", "--sandbox"), _env(tmp_path, sandbox), "")
+    assert result.returncode == 0, result.stderr
+    assert "Proceed?" not in result.stderr
+    assert len(broker_orders(sandbox, "TTYP")) == 1
 
 
 def test_cancel_all(sandbox: Any, tmp_path: Path) -> None:

@@ -104,7 +104,7 @@ async def _confirm(broker: Broker, decision: str, action: str) -> None:
         return
     account = await broker.account()
     if not typer.confirm(orders.confirmation_text(account.account_number, action), default=False, err=True):
-        raise UsageError("not confirmed: nothing was canceled")
+        raise orders.NotConfirmed("not confirmed: nothing was canceled")
 
 
 async def _cancel_one(
@@ -159,7 +159,7 @@ async def _cancel_all(broker: Broker, out: Output, symbol: str | None, decision:
     if decision == "confirm":
         await _confirm(broker, decision, action)
     elif sys.stdin.isatty() and not yes and not typer.confirm(f"{action}?", default=False, err=True):
-        raise UsageError("not confirmed: nothing was canceled")
+        raise orders.NotConfirmed("not confirmed: nothing was canceled")
 
     if symbol is None:
         # One request, as the broker offers it; orders placed after the

@@ -75,7 +75,14 @@ def submit(
         str | None,
         typer.Option("--client-order-id", help="Your own id (max 128); re-running with the same id is safe."),
     ] = None,
-    wait: Annotated[bool, typer.Option("--wait", help="Print trade updates until the order ends.")] = False,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait",
+            help="Print trade updates until the order ends. Exit 0 filled (or still working at --timeout), "
+            "1 rejected, canceled or expired.",
+        ),
+    ] = False,
     timeout: Annotated[
         float | None,
         typer.Option("--timeout", help=f"With --wait: stop waiting after S seconds [{DEFAULT_TIMEOUT:g}].", min=0),
@@ -155,9 +162,9 @@ async def _preflight(broker: Broker, request: OrderRequest, decision: str, state
 
         statefile.load(state, account_id=account.id)  # missing, corrupt or foreign: exit 2, nothing sent
     if decision == "confirm":
-        text = orders.confirmation_text(account.account_number, f"{orders.describe(request)}")
+        text = orders.confirmation_text(account.account_number, orders.describe(request))
         if not typer.confirm(text, default=False, err=True):
-            raise UsageError("not confirmed: nothing was sent")
+            raise orders.NotConfirmed("not confirmed: nothing was sent")
     return account.id
 
 
