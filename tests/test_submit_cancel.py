@@ -692,3 +692,32 @@ def test_refusals_are_not_retried() -> None:
     with pytest.raises(BrokerRejected):
         _place(broker)
     assert broker.sent == 1 and broker.looked == 0
+
+
+class AccountOnlyBroker:
+    """Knows the account; any attempt to place an order fails the test."""
+
+    async def account(self) -> Any:
+        from alpaca_cli.domain import Account
+
+        return Account(id="acct-1", account_number="LIVE777", status="ACTIVE")
+
+    async def submit_order(self, request: OrderRequest) -> Order:
+        raise AssertionError("an order was sent without confirmation")
+
+
+def test_the_live_prompt_names_the_order_and_a_no_sends_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    from alpaca_cli.commands import submit
+
+    asked: list[str] = []
+
+    def answer_no(text: str, **_: Any) -> bool:
+        asked.append(text)
+        return False
+
+    monkeypatch.setattr(submit.typer, "confirm", answer_no)
+    request = orders.validate_order("NVDA", "sell", qty="12", order_type="limit", limit_price="130.5")
+    with pytest.raises(orders.NotConfirmed) as declined:
+        asyncio.run(submit._preflight(AccountOnlyBroker(), request, "confirm", None))  # type: ignore[arg-type]
+    assert declined.value.exit_code == 1
+    assert asked == ["LIVE account LIVE777: sell 12 NVDA limit 130.5 (day). Proceed?"]
