@@ -1,0 +1,304 @@
+"""`alpaca-cli tail trade-updates`: every fill the moment it happens, and none twice.
+
+The supervisor (`alpaca_cli.supervisor`) does the work: the stream for
+latency, the broker for truth, polling while the stream is down. This module
+renders its events (one colored line each under a status line on a terminal,
+the contract's JSON Lines when piped), tells lifecycle changes on stderr (and
+with `--events stream` as `{"type":"stream",...}` lines), and stops on
+`--count`, `--duration`, SIGINT/SIGTERM or when the pipe's reader leaves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from alpaca_cli.errors import UsageError
+from alpaca_cli.invocation import DebugOption, OutputOption, ProfileOption, SandboxOption, StopSignal, start
+
+if TYPE_CHECKING:
+    from alpaca_cli.domain import TradeUpdate
+    from alpaca_cli.invocation import Invocation
+    from alpaca_cli.supervisor import Notice, Supervisor
+
+app = typer.Typer(name="tail", help="Follow account events as they happen.", no_args_is_help=True)
+
+STATUS_REFRESH = 4  # status line redraws per second
+_EVENT_STYLE = {
+    "fill": "bold green",
+    "partial_fill": "green",
+    "new": "cyan",
+    "accepted": "cyan",
+    "canceled": "yellow",
+    "expired": "yellow",
+    "done_for_day": "yellow",
+    "replaced": "yellow",
+    "pending_cancel": "dim yellow",
+    "pending_replace": "dim yellow",
+    "rejected": "bold red",
+    "order_cancel_rejected": "red",
+    "order_replace_rejected": "red",
+}
+
+
+@app.command("trade-updates")
+def trade_updates(
+    state: Annotated[
+        Path | None,
+        typer.Option(
+            "--state",
+            help="Apply every event to this state file (created from the broker if missing).",
+            show_default=False,
+            dir_okay=False,
+        ),
+    ] = None,
+    symbols: Annotated[
+        str | None, typer.Option("--symbols", help="Only these symbols, e.g. AAPL,MSFT.", show_default=False)
+    ] = None,
+    events: Annotated[
+        str | None,
+        typer.Option(
+            "--events",
+            help="Only these events, e.g. fill,partial_fill,canceled,rejected; add `stream` for connection lines.",
+            show_default=False,
+        ),
+    ] = None,
+    count: Annotated[
+        int | None, typer.Option(min=1, help="Stop after N trade-update lines (exit 0).", show_default=False)
+    ] = None,
+    duration: Annotated[
+        float | None, typer.Option(min=0.0, help="Stop after S seconds (exit 0).", show_default=False)
+    ] = None,
+    poll_interval: Annotated[
+        float, typer.Option("--poll-interval", min=0.1, help="Seconds between broker polls while the stream is down.")
+    ] = 10.0,
+    slow_poll: Annotated[
+        float, typer.Option("--slow-poll", min=0.5, help="Seconds between checks for a connected but mute stream.")
+    ] = 60.0,
+    output: OutputOption = None,
+    debug: DebugOption = False,
+    profile: ProfileOption = None,
+    sandbox: SandboxOption = False,
+) -> int:
+    """Stream order events (fills, partial fills, cancels, rejects) exactly once, reconciled with the broker."""
+    options = _Options(
+        state=state,
+        symbols=_symbols(symbols),
+        events=_events(events),
+        count=count,
+        duration=duration,
+        poll_interval=poll_interval,
+        slow_poll=slow_poll,
+    )
+    invocation = start(output, debug, profile, sandbox)
+    return asyncio.run(_run(invocation, options))
+
+
+class _Options:
+    def __init__(self, **values: Any) -> None:
+        self.state: Path | None = values["state"]
+        self.symbols: frozenset[str] | None = values["symbols"]
+        self.events: frozenset[str] | None = values["events"]
+        self.count: int | None = values["count"]
+        self.duration: float | None = values["duration"]
+        self.poll_interval: float = values["poll_interval"]
+        self.slow_poll: float = values["slow_poll"]
+
+    @property
+    def stream_lines(self) -> bool:
+        return self.events is not None and "stream" in self.events
+
+
+def _symbols(text: str | None) -> frozenset[str] | None:
+    if text is None:
+        return None
+    from alpaca_cli.orders import check_symbol
+
+    wanted = frozenset(check_symbol(part) for part in text.replace(" ", ",").split(",") if part.strip())
+    if not wanted:
+        raise UsageError("--symbols is empty", hint="e.g. --symbols AAPL,MSFT")
+    return wanted
+
+
+def _events(text: str | None) -> frozenset[str] | None:
+    if text is None:
+        return None
+    from alpaca_cli.core.apply import KNOWN_EVENTS
+
+    wanted = frozenset(part.strip().lower() for part in text.split(",") if part.strip())
+    unknown = sorted(wanted - KNOWN_EVENTS - {"stream"})
+    if unknown or not wanted:
+        raise UsageError(
+            f"unknown event(s) for --events: {', '.join(unknown) or '(none given)'}",
+            hint=f"choose from {', '.join(sorted(KNOWN_EVENTS))}, stream",
+        )
+    return wanted
+
+
+# ----------------------------------------------------------------------------- rendering
+
+
+class _View:
+    """Where events and notices go: JSON Lines on a pipe, colored lines and a status line on a terminal."""
+
+    def __init__(self, invocation: Invocation, options: _Options, end: asyncio.Event) -> None:
+        from alpaca_cli.commands.stream import LineSink
+
+        self.out = invocation.out
+        self.options = options
+        self.end = end
+        self.sink = LineSink()
+        self.written = 0
+        self.supervisor: Supervisor | None = None
+        self._live: Any = None
+
+    async def open(self) -> None:
+        if self.out.json:
+            await self.sink.open()
+        else:
+            from rich.live import Live
+
+            self._live = Live(
+                get_renderable=self._status,
+                console=self.out.console,
+                refresh_per_second=STATUS_REFRESH,
+                transient=True,
+                redirect_stderr=True,
+            )
+            self._live.start()
+
+    async def close(self) -> None:
+        if self._live is not None:
+            self._live.stop()
+        await self.sink.close()
+
+    def _wanted(self, update: TradeUpdate) -> bool:
+        o = self.options
+        return (o.events is None or update.event in o.events) and (
+            o.symbols is None or update.order.symbol in o.symbols
+        )
+
+    def update(self, update: TradeUpdate) -> None:
+        if not self._wanted(update):
+            return
+        if self.out.json:
+            from alpaca_cli.orders import trade_update_record
+            from alpaca_cli.output import dumps
+
+            self.sink.write(dumps(trade_update_record(update)) + "\n")
+        else:
+            self.out.console.print(_event_text(update))
+        self.written += 1
+        if self.options.count is not None and self.written >= self.options.count:
+            self.end.set()
+
+    def notice(self, notice: Notice) -> None:
+        if notice.event != "failed":  # a failure is the command's error line, printed once by main
+            style = "dim" if notice.event in ("connected", "polling") else "yellow"
+            self.out.message(notice.text(), style=style)
+        if self.options.stream_lines and self.out.json:
+            from alpaca_cli.output import dumps
+
+            self.sink.write(dumps(notice.record()) + "\n")
+
+    def _status(self) -> Any:
+        from rich.text import Text
+
+        sup = self.supervisor
+        if sup is None:
+            return Text("connecting…", style="dim")
+        health = sup.health_record()
+        state = Text("● live", style="green") if sup.connected else Text(f"● {sup.mode}", style="red")
+        age = health["reconcile_age_s"]
+        sources = health["sources"]
+        return Text.assemble(
+            state,
+            (
+                f" · reconnects {sup.reconnects} · mute reconnects {sup.mute_reconnects}"
+                f" · reconciled {'never' if age is None else f'{age:.0f} s ago'}"
+                f" · events {sup.emitted} (stream {sources.get('stream', 0)}, reconcile {sources.get('reconcile', 0)})",
+                "dim",
+            ),
+        )
+
+
+def _event_text(update: TradeUpdate) -> Any:
+    """One colored line: time, symbol, side, event (fill qty @ price), filled/total, status, source."""
+    from rich.text import Text
+
+    order = update.order
+    what = update.event
+    if update.qty is not None:
+        what += f" {_number(update.qty)}"
+        if update.price is not None:
+            what += f" @ {_number(update.price)}"
+    total = _number(order.qty) if order.qty is not None else f"${_number(order.notional)}" if order.notional else "?"
+    source = Text(update.source, style="magenta" if update.source == "reconcile" else "dim")
+    return Text.assemble(
+        (update.timestamp.strftime("%H:%M:%S.%f")[:-3], "dim"),
+        "  ",
+        (f"{order.symbol:<6}", "bold"),
+        f" {order.side:<4} ",
+        (f"{what:<28}", _EVENT_STYLE.get(update.event, "")),
+        f" {_number(order.filled_qty)}/{total:<8} ",
+        (f"{order.status:<16}", "dim"),
+        " ",
+        source,
+    )
+
+
+def _number(value: Any) -> str:
+    from alpaca_cli.output import decimal_text
+
+    return decimal_text(value)
+
+
+# -------------------------------------------------------------------------------- running
+
+
+async def _run(invocation: Invocation, options: _Options) -> int:
+    from alpaca_cli.bridge import Broker
+    from alpaca_cli.supervisor import Supervisor
+
+    stop = StopSignal()
+    stop.install()
+    end = asyncio.Event()
+    view = _View(invocation, options, end)
+    watchers = [asyncio.create_task(_set_when(stop.event, end))]
+    try:
+        await view.open()
+        watchers.append(asyncio.create_task(_set_when(view.sink.gone, end)))
+        if options.duration is not None:
+            watchers.append(asyncio.create_task(_set_after(options.duration, end)))
+        async with Broker(invocation.connection) as broker:
+            supervisor = Supervisor(
+                broker,
+                on_update=view.update,
+                on_notice=view.notice,
+                state_path=options.state,
+                environment=invocation.connection.environment,
+                poll_interval=options.poll_interval,
+                slow_poll=options.slow_poll,
+            )
+            view.supervisor = supervisor
+            await supervisor.run(end)
+        return stop.exit_code if stop.event.is_set() else 0
+    finally:
+        for task in watchers:
+            task.cancel()
+        await asyncio.gather(*watchers, return_exceptions=True)
+        await view.close()
+        stop.uninstall()
+
+
+async def _set_when(event: asyncio.Event, target: asyncio.Event) -> None:
+    await event.wait()
+    target.set()
+
+
+async def _set_after(seconds: float, target: asyncio.Event) -> None:
+    await asyncio.sleep(seconds)
+    target.set()

@@ -1,0 +1,855 @@
+"""The trade-update supervisor: the stream is latency, the broker is truth.
+
+Alpaca's trade-update stream is the fastest way to hear of a fill, but it is
+only a notification path: events fired while a socket is down are gone (no
+replay), and a socket can stay open while saying nothing. So the supervisor
+never trusts delivery alone:
+
+- On start and on every (re)connection it subscribes first, so nothing can
+  fall between the snapshot and the stream; leaves the live updates queued;
+  takes a broker snapshot; emits what the snapshot shows was missed (fills
+  with only the missed quantity, cancels, expiries, rejects, orders never
+  heard of; `source="reconcile"`, in order) through the same path as live
+  events; adopts whatever no event explains (reported as drift); and only
+  then declares the stream healthy and drains the queued live updates.
+- Exactly once: an event is printed iff it is new to the state (`is_new`),
+  keyed on what `core.apply` already makes idempotent: the order's cumulative
+  filled quantity, the closed-order and execution-id memories, and for
+  status-only events (`order_cancel_rejected`, `pending_cancel`, ...) the
+  triple (order id, event, timestamp). A live fill that jumps over a lost
+  one is preceded by the missing part (`missed_part`), so the printed fill
+  quantities of an order always add up to its cumulative fill.
+- Backoff with jitter around the whole connection lifecycle (`Backoff`:
+  1 s doubling to 30 s, reset once a connection stayed up `HEALTHY_AFTER`
+  seconds); refused keys and another holder of the stream (exit 3 and 5)
+  fail at once; a connection-limit refusal right after our own socket
+  dropped is retried for `LIMIT_GRACE` seconds (the broker may not have
+  reaped it yet).
+- REST is the safety net: while the stream is down the broker is polled
+  every `poll_interval` seconds and changes are emitted as `reconcile`
+  events; while it is up, a slow poll every `slow_poll` seconds compares
+  the broker with what was heard and, if the stream missed something, emits
+  it and forces a reconnection (counted as a mute reconnect).
+- Health (`alpaca_cli.health`, stream "trade-updates") is rewritten on every
+  change (coalesced to one write a second) and at least every 5 s.
+
+API (on the tool's event loop)::
+
+    async with Broker(connection) as broker:
+        supervisor = Supervisor(broker, on_update=print_it, on_notice=tell_it,
+                                state_path=path, environment="paper")
+        await supervisor.run(stop_event)   # returns when stop_event is set;
+                                           # raises CliError on a permanent failure
+
+`on_update(TradeUpdate)` receives every event exactly once, in order;
+`on_notice(Notice)` every lifecycle change. With `state_path`, every applied
+event reaches the state file (`statefile.update`, under its lock, batched
+while a burst arrives); a missing file is created from the first snapshot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from alpaca_cli.core import State, adopt, apply, diff, missed_events
+from alpaca_cli.core.apply import CLOSE_EVENTS
+from alpaca_cli.core.state import utc
+from alpaca_cli.domain import FILL_EVENTS, Order, Snapshot, TradeUpdate
+from alpaca_cli.errors import AuthError, CliError, ConnectionLimitError, UnreachableError
+
+if TYPE_CHECKING:
+    from alpaca_cli.bridge import Broker, TradeUpdateStream
+    from alpaca_cli.core import Difference
+
+log = logging.getLogger(__name__)
+
+STREAM = "trade-updates"
+POLL_INTERVAL = 10.0  # seconds between REST reconciliations while the stream is down
+SLOW_POLL = 60.0  # seconds between mute checks while it is up
+BACKOFF_BASE = 1.0
+BACKOFF_CAP = 30.0
+HEALTHY_AFTER = 30.0  # seconds a connection must last before the backoff starts over
+LIMIT_GRACE = 60.0  # seconds a connection-limit refusal is retried after our own socket dropped
+CONNECT_WINDOW = 10.0  # seconds one connection attempt may take (the SDK may retry inside it)
+IN_FLIGHT_GRACE = 1.0  # seconds the slow poll lets in-flight events land before judging the stream
+CLOSED_LOOKBACK = timedelta(seconds=30)  # closed orders are listed from this long before the last look
+DRIFT_RETRIES = 2  # fresh snapshots taken before drift is adopted (a busy market tears snapshots)
+DRIFT_RETRY_DELAY = 0.2
+HEALTH_MIN_GAP = 1.0  # seconds between two health writes
+HEALTH_EVERY = 5.0  # seconds between health writes when nothing changes
+STATUS_MEMORY = 10_000  # status-only event keys remembered for exactly-once
+_PRICE_STEP = Decimal("0.000001")
+_ZERO = Decimal(0)
+_OPENING_EVENTS = frozenset({"new", "accepted", "pending_new"})
+
+
+# =========================================================================== pure parts
+
+
+def backoff_delay(failures: int, jitter: float, *, base: float = BACKOFF_BASE, cap: float = BACKOFF_CAP) -> float:
+    """Seconds to wait after `failures` consecutive failures (>= 0), "equal jitter" style.
+
+    The ceiling doubles from `base` up to `cap`; the delay is uniform in
+    [ceiling/2, ceiling] (`jitter` in [0, 1] picks the point), so many clients
+    dropped at once do not come back in lockstep.
+    """
+    ceiling = min(cap, base * 2 ** min(failures, 32))
+    return ceiling / 2 + ceiling / 2 * min(max(jitter, 0.0), 1.0)
+
+
+@dataclass
+class Backoff:
+    """The reconnection schedule of one supervisor: grows while connections fail or die young."""
+
+    base: float = BACKOFF_BASE
+    cap: float = BACKOFF_CAP
+    healthy_after: float = HEALTHY_AFTER
+    rng: random.Random = field(default_factory=random.Random)
+    failures: int = 0
+
+    def next_delay(self) -> float:
+        """The wait before the next attempt; counts one more failure."""
+        delay = backoff_delay(self.failures, self.rng.random(), base=self.base, cap=self.cap)
+        self.failures += 1
+        return delay
+
+    def connection_ended(self, lasted: float) -> None:
+        """A connection that stayed up long enough was healthy: start the schedule over."""
+        if lasted >= self.healthy_after:
+            self.failures = 0
+
+
+def permanent(error: CliError, *, ever_connected: bool, since_disconnect: float) -> bool:
+    """Whether a failed connection attempt ends the supervisor instead of being retried."""
+    if isinstance(error, AuthError):
+        return True
+    if isinstance(error, ConnectionLimitError):
+        # Right after our own socket dropped, the broker may still count it.
+        return not ever_connected or since_disconnect >= LIMIT_GRACE
+    return not isinstance(error, UnreachableError)
+
+
+def _known_fill(state: State, order_id: str) -> tuple[Decimal, Decimal | None, bool, bool]:
+    """(filled qty, average price, open?, closed?) of an order as `state` knows it."""
+    record = state.open_orders.get(order_id)
+    if record is not None:
+        return record.filled_qty, record.filled_avg_price, True, False
+    closed = state.closed_orders.get(order_id)
+    if closed is not None:
+        return closed.filled_qty, None, False, True
+    return _ZERO, None, False, False
+
+
+def status_key(event: TradeUpdate) -> tuple[str, str, datetime]:
+    """What identifies a status-only event (no fill, does not open or close the order)."""
+    return (event.order.id, event.event, utc(event.timestamp))
+
+
+def is_new(
+    state: State,
+    event: TradeUpdate,
+    executions: Iterable[str] | set[str] = (),
+    statuses: set[tuple[str, str, datetime]] | frozenset[tuple[str, str, datetime]] = frozenset(),
+) -> bool:
+    """Whether `event` tells `state` something it does not know yet (then it is printed).
+
+    Fills are new when the order's cumulative fill grew past what the state
+    knows (and their execution id is unseen); closing events when the order is
+    not closed yet; opening events (`new`, `accepted`) when the order is
+    unknown; any other event when its `status_key` was not seen.
+    """
+    if event.execution_id is not None and event.execution_id in executions:
+        return False
+    known, _, is_open, is_closed = _known_fill(state, event.order.id)
+    name = event.event
+    if name in FILL_EVENTS:
+        return event.order.filled_qty > known
+    if name in CLOSE_EVENTS:
+        return not is_closed
+    if name in _OPENING_EVENTS:
+        return not is_open and not is_closed
+    return status_key(event) not in statuses
+
+
+def _average(total: Decimal, qty: Decimal) -> Decimal | None:
+    if qty <= 0:
+        return None
+    price = total / qty
+    if price <= 0:
+        return None
+    return price.quantize(_PRICE_STEP).normalize() if price.as_tuple().exponent < -6 else price
+
+
+def missed_part(state: State, event: TradeUpdate) -> TradeUpdate | None:
+    """The fill `event` jumps over, as a recovered `partial_fill`; None when there is no gap.
+
+    A live fill of 100 that takes the order from 300 to 400 while the state
+    knows only 200 proves a fill of 100 was lost: it is printed first (source
+    "reconcile"), so the printed quantities of each order add up to its fill.
+    """
+    order = event.order
+    known, known_avg, _, _ = _known_fill(state, order.id)
+    own = event.qty if event.event in FILL_EVENTS and event.qty is not None else _ZERO
+    gap = order.filled_qty - own - known
+    if gap <= 0:
+        return None
+    before = order.filled_qty - own
+    price = prior_avg = None
+    if order.filled_avg_price is not None and (own == 0 or event.price is not None):
+        prior_total = order.filled_qty * order.filled_avg_price - own * (event.price or _ZERO)
+        prior_avg = _average(prior_total, before)
+        if known == 0 or known_avg is not None:
+            price = _average(prior_total - known * (known_avg or _ZERO), gap)
+    earlier = dataclasses.replace(order, status="partially_filled", filled_qty=before, filled_avg_price=prior_avg)
+    return TradeUpdate("partial_fill", earlier, event.timestamp, price=price, qty=gap, source="reconcile")
+
+
+def with_closed(snapshot: Snapshot, closed: Iterable[Order]) -> Snapshot:
+    """The snapshot plus recently closed orders among its final orders (each order once)."""
+    have = {o.id for o in snapshot.final_orders} | {o.id for o in snapshot.open_orders}
+    extra = tuple(o for o in closed if o.is_final and o.id not in have)
+    if not extra:
+        return snapshot
+    return dataclasses.replace(snapshot, final_orders=snapshot.final_orders + extra)
+
+
+def _recovered(
+    name: str, order: Order, at: datetime, *, qty: Decimal | None = None, price: Decimal | None = None
+) -> TradeUpdate:
+    return TradeUpdate(name, order, at, price=price, qty=qty, source="reconcile")
+
+
+def unseen_closed_events(state: State, snapshot: Snapshot) -> list[TradeUpdate]:
+    """Events of orders that opened and closed while nobody listened (`core.missed_events`
+    covers only orders that are open on one side): `new`, the fill, and the final event."""
+    broker_open = {o.id for o in snapshot.open_orders}
+    events: list[TradeUpdate] = []
+    for order in snapshot.final_orders:
+        oid = order.id
+        if not order.is_final or oid in broker_open or oid in state.open_orders or oid in state.closed_orders:
+            continue
+        fresh = dataclasses.replace(order, status="new", filled_qty=_ZERO, filled_avg_price=None, filled_at=None)
+        events.append(_recovered("new", fresh, order.submitted_at))
+        fill_time = order.filled_at or order.updated_at or snapshot.taken_at
+        if order.filled_qty > 0:
+            if order.status == "filled":
+                events.append(_recovered("fill", order, fill_time, qty=order.filled_qty, price=order.filled_avg_price))
+            else:
+                partial = dataclasses.replace(order, status="partially_filled")
+                events.append(
+                    _recovered("partial_fill", partial, fill_time, qty=order.filled_qty, price=order.filled_avg_price)
+                )
+        if order.status != "filled":
+            end = order.canceled_at or order.expired_at or order.failed_at or order.updated_at or snapshot.taken_at
+            events.append(_recovered(order.status, order, end))
+    return events
+
+
+def recover(state: State, snapshot: Snapshot) -> list[TradeUpdate]:
+    """Everything the snapshot shows `state` missed, ordered by order submission, then id."""
+    events = missed_events(state, snapshot) + unseen_closed_events(state, snapshot)
+    events.sort(key=lambda e: (utc(e.order.submitted_at), e.order.id))  # stable: per-order order kept
+    return events
+
+
+class Ledger:
+    """What this process has seen: a `State` plus the keys that make printing exactly-once.
+
+    `admit(event)` returns the events to print for it (none for a duplicate;
+    a recovered missed part before a fill that jumps) and applies everything
+    to the state through `core.apply`, the one transition for every event.
+    """
+
+    def __init__(self, state: State) -> None:
+        self.state = state
+        self._executions = set(state.execution_ids)
+        self._statuses: set[tuple[str, str, datetime]] = set()
+        self._status_order: deque[tuple[str, str, datetime]] = deque()
+
+    def admit(self, event: TradeUpdate) -> tuple[list[TradeUpdate], list[TradeUpdate]]:
+        """(events to print, events applied) for one incoming event."""
+        state = self.state
+        if not is_new(state, event, self._executions, self._statuses):
+            self.state = apply(state, event)  # idempotent; may still close an order or move `last_event`
+            return [], [event]
+        gap = missed_part(state, event)
+        admitted = [gap, event] if gap is not None else [event]
+        for item in admitted:
+            self.state = apply(self.state, item)
+        if event.execution_id is not None:
+            self._executions.add(event.execution_id)
+            if len(self._executions) > 4 * len(self.state.execution_ids) + 1000:
+                self._executions = set(self.state.execution_ids)
+        if event.event not in FILL_EVENTS and event.event not in CLOSE_EVENTS and event.event not in _OPENING_EVENTS:
+            key = status_key(event)
+            self._statuses.add(key)
+            self._status_order.append(key)
+            if len(self._status_order) > STATUS_MEMORY:
+                self._statuses.discard(self._status_order.popleft())
+        return admitted, admitted
+
+    def adopt(self, snapshot: Snapshot) -> None:
+        self.state = adopt(self.state, snapshot, snapshot.taken_at)
+
+
+# ====================================================================== lifecycle notices
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """One lifecycle change of the supervisor, for stderr and `{"type":"stream",...}` lines.
+
+    `event`: connected (healthy: reconciled and live), disconnected, polling
+    (a reconciliation while down found something), retrying (an attempt
+    failed), drift (adopted differences no event explains), mute (the slow
+    poll found what the stream never delivered), poll_failed, failed.
+    """
+
+    event: str
+    at: datetime
+    reconnects: int = 0
+    reason: str | None = None
+    recovered: int = 0
+    retry_in: float | None = None
+    differences: tuple[Difference, ...] = ()
+    error: CliError | None = None
+
+    def record(self) -> dict[str, Any]:
+        line: dict[str, Any] = {
+            "type": "stream",
+            "stream": STREAM,
+            "event": self.event,
+            "at": self.at,
+            "reconnects": self.reconnects,
+        }
+        if self.reason:
+            line["reason"] = self.reason
+        if self.recovered:
+            line["recovered"] = self.recovered
+        if self.retry_in is not None:
+            line["retry_in"] = round(self.retry_in, 2)
+        if self.differences:
+            line["differences"] = [d.to_dict() for d in self.differences]
+        if self.error is not None:
+            line["error"] = self.error.line()
+            line["exit_code"] = int(self.error.exit_code)
+        return line
+
+    def text(self) -> str:
+        """The one stderr line for this change."""
+        what = {
+            "connected": "connected" if not self.reconnects else f"reconnected (reconnect {self.reconnects})",
+            "disconnected": f"disconnected: {self.reason}; polling the broker until it is back",
+            "polling": f"recovered {self.recovered} missed event(s) by polling the broker",
+            "retrying": f"connection attempt failed ({self.reason}); next in {self.retry_in or 0:.1f} s",
+            "drift": f"adopted broker truth: {len(self.differences)} difference(s) no event explains"
+            + (f" ({', '.join(sorted({d.kind for d in self.differences}))})" if self.differences else ""),
+            "mute": f"the stream missed {self.recovered} event(s) the broker shows; forcing a reconnect",
+            "poll_failed": f"broker poll failed: {self.reason}",
+            "failed": f"failed: {self.error.line() if self.error else self.reason}",
+        }.get(self.event, self.event)
+        if self.event == "connected" and self.recovered:
+            what += f"; recovered {self.recovered} missed event(s)"
+        return f"{STREAM} stream {what}"
+
+
+# ============================================================================ state file
+
+
+class _StateFile:
+    """Applies events (and adoptions) to the state file in order, batched, off the event loop."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._ops: list[tuple[str, Any]] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._account_id: str | None = None
+        self.writes = 0
+
+    def check(self) -> State | None:
+        """The file's state (None when missing); a corrupt file raises `UsageError` (exit 2)."""
+        from alpaca_cli import statefile
+
+        try:
+            return statefile.load(self.path)
+        except statefile.StateFileMissing:
+            return None
+
+    async def start(self, snapshot: Snapshot) -> State:
+        """The file's state, created from `snapshot` when missing; then start the writer."""
+        from alpaca_cli import statefile
+
+        self._account_id = snapshot.account.id
+        state = await asyncio.to_thread(
+            statefile.update,
+            self.path,
+            lambda current: current,
+            account_id=self._account_id,
+            create=lambda: State.from_snapshot(snapshot),
+        )
+        self._task = asyncio.create_task(self._writer(), name="state-file-writer")
+        return state
+
+    def events(self, events: list[TradeUpdate]) -> None:
+        if self._ops and self._ops[-1][0] == "events":
+            self._ops[-1][1].extend(events)
+        else:
+            self._ops.append(("events", list(events)))
+        self._wake.set()
+
+    def adopt(self, snapshot: Snapshot) -> None:
+        self._ops.append(("adopt", snapshot))
+        self._wake.set()
+
+    async def _writer(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await self._flush_once()
+
+    async def _flush_once(self) -> None:
+        ops, self._ops = self._ops, []
+        if ops:
+            await asyncio.to_thread(self._write, ops)
+
+    def _write(self, ops: list[tuple[str, Any]]) -> None:
+        from alpaca_cli import statefile
+        from alpaca_cli.core import apply_all
+
+        def change(state: State) -> State:
+            for kind, payload in ops:
+                state = apply_all(state, payload) if kind == "events" else adopt(state, payload, payload.taken_at)
+            return state
+
+        statefile.update(self.path, change, account_id=self._account_id)
+        self.writes += 1
+
+    async def close(self) -> None:
+        """Stop the writer and write whatever is still pending (never half a batch)."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        if self._ops:
+            ops, self._ops = self._ops, []
+            await asyncio.to_thread(self._write, ops)
+
+
+# ============================================================================ supervisor
+
+
+class _Stopped(Exception):
+    """The stop event was set while waiting."""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Supervisor:
+    """Runs the trade-update stream with reconciliation, polling, backoff and health (module doc)."""
+
+    def __init__(
+        self,
+        broker: Broker,
+        *,
+        on_update: Callable[[TradeUpdate], None],
+        on_notice: Callable[[Notice], None],
+        state_path: Path | None = None,
+        environment: str | None = None,
+        poll_interval: float = POLL_INTERVAL,
+        slow_poll: float = SLOW_POLL,
+        connect_window: float = CONNECT_WINDOW,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self.broker = broker
+        self.on_update = on_update
+        self.on_notice = on_notice
+        self.environment = environment
+        self.poll_interval = poll_interval
+        self.slow_poll = slow_poll
+        self.connect_window = connect_window
+        self.backoff = backoff or Backoff()
+        self.ledger: Ledger | None = None
+        self._file = _StateFile(state_path) if state_path is not None else None
+        self._stop = asyncio.Event()
+        self._since: datetime | None = None
+        self._next_since: datetime | None = None
+        self._first_snapshot: Snapshot | None = None  # taken at start, reused by the first reconciliation
+        self._pending_recovered = 0  # recovered while reconnecting, told with "connected"
+        self._health_wake = asyncio.Event()
+        # Health figures.
+        self.connected = False
+        self.connected_since: datetime | None = None
+        self.connections = 0
+        self.reconnects = 0
+        self.attempts = 0
+        self.mute_reconnects = 0
+        self.drift_adoptions = 0
+        self.emitted = 0
+        self.sources: dict[str, int] = {"stream": 0, "reconcile": 0}
+        self.last_update_at: datetime | None = None
+        self.last_reconnect_at: datetime | None = None
+        self.last_disconnect_at: datetime | None = None
+        self.last_disconnect_reason: str | None = None
+        self.last_reconciled_at: datetime | None = None
+        self.reconciliations = 0
+        self.last_error: str | None = None
+        self.mode = "starting"
+
+    # ------------------------------------------------------------------ running
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Supervise until `stop` is set (returns) or a permanent failure (raises its CliError)."""
+        self._stop = stop
+        health = asyncio.create_task(self._keep_health(), name="trade-updates-health")
+        stopper = asyncio.create_task(stop.wait())
+        main = asyncio.create_task(self._supervise(), name="trade-updates-supervisor")
+        try:
+            await asyncio.wait({main, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            if main.done() and not main.cancelled():
+                error = main.exception()
+                if isinstance(error, CliError):
+                    self._notice("failed", error=error)
+                if error is not None and not isinstance(error, _Stopped):
+                    raise error
+        finally:
+            for task in (main, stopper):
+                task.cancel()
+            await asyncio.gather(main, stopper, return_exceptions=True)
+            self.connected = False
+            self.mode = "stopped"
+            health.cancel()
+            await asyncio.gather(health, return_exceptions=True)
+            try:
+                if self._file is not None:
+                    await self._file.close()
+            finally:
+                self._write_health(stopped=True)
+
+    async def _supervise(self) -> None:
+        existing = self._file.check() if self._file is not None else None
+        handle: TradeUpdateStream | None
+        try:
+            handle = await self._open()
+        except CliError as error:
+            if permanent(error, ever_connected=False, since_disconnect=0.0):
+                raise
+            handle = None
+            self.last_error = error.line()
+        await self._initialise(existing)
+        if handle is None:
+            handle = await self._reconnect(f"not connected at start ({self.last_error})")
+        else:
+            self._pending_recovered = await self._reconcile_paused()
+        while True:
+            reason = await self._live(handle)
+            handle = await self._reconnect(reason)
+
+    async def _open(self) -> TradeUpdateStream:
+        self.attempts += 1
+        self.mode = "connecting"
+        return await self.broker.trade_updates_connect(connect_timeout=self.connect_window)
+
+    async def _initialise(self, existing: State | None) -> None:
+        """The starting state: the state file's (created from the snapshot when missing), or
+        the snapshot itself (in memory: history is not printed, only what happens from now)."""
+        started = _now()
+        if existing is not None:
+            since = min(t for t in (existing.last_reconciled_at, _last_event_at(existing), started) if t is not None)
+        else:
+            since = started
+        self._since = since - CLOSED_LOOKBACK
+        believed = tuple(existing.open_orders) if existing is not None else ()
+        snapshot = await self._snapshot(believed)
+        if self._file is not None:
+            state = await self._file.start(snapshot)
+        else:
+            state = State.from_snapshot(snapshot)
+        self.ledger = Ledger(state)
+        self._first_snapshot = snapshot
+
+    async def _snapshot(self, believed: Iterable[str] | None = None) -> Snapshot:
+        """Closed orders since the last look, then the snapshot (orders closing in between are
+        looked up by id as believed open, or listed as closed by the next look)."""
+        started = _now()
+        closed = await self.broker.orders("closed", after=self._since) if self._since is not None else []
+        if believed is None:
+            believed = tuple(self.ledger.state.open_orders) if self.ledger is not None else ()
+        snapshot = with_closed(await self.broker.snapshot(believed), closed)
+        self._next_since = started - CLOSED_LOOKBACK
+        return snapshot
+
+    def _reconciled(self) -> None:
+        self._since = self._next_since
+        self.last_reconciled_at = _now()
+        self.reconciliations += 1
+        self._health_wake.set()
+
+    async def _reconcile_paused(self) -> int:
+        """Reconcile while no live update is consumed: recover, then adopt what is left.
+
+        A snapshot is not atomic (positions and orders are separate requests),
+        so drift is only adopted once fresh snapshots keep showing it.
+        """
+        assert self.ledger is not None
+        recovered = 0
+        differences: list[Difference] = []
+        for attempt in range(DRIFT_RETRIES + 1):
+            snapshot = self._first_snapshot or await self._snapshot()
+            self._first_snapshot = None
+            events = recover(self.ledger.state, snapshot)
+            for event in events:
+                recovered += self._deliver(event)
+            differences = diff(self.ledger.state, snapshot)
+            if not differences:
+                break
+            if attempt < DRIFT_RETRIES:
+                await asyncio.sleep(DRIFT_RETRY_DELAY)
+        self.ledger.adopt(snapshot)
+        if self._file is not None:
+            self._file.adopt(snapshot)
+        if differences:
+            self.drift_adoptions += 1
+            self._notice("drift", differences=tuple(differences))
+        self._reconciled()
+        return recovered
+
+    # ---------------------------------------------------------------- delivery
+
+    def _deliver(self, update: TradeUpdate) -> int:
+        """Admit one event (live or recovered): print what is new, apply everything."""
+        assert self.ledger is not None
+        printed, applied = self.ledger.admit(update)
+        for event in printed:
+            self.on_update(event)
+            self.emitted += 1
+            self.sources[event.source] = self.sources.get(event.source, 0) + 1
+        if self._file is not None and applied:
+            self._file.events(applied)
+        return len(printed)
+
+    async def _consume(self, handle: TradeUpdateStream) -> None:
+        updates = handle.updates
+        while True:
+            update = await updates.get()
+            self.last_update_at = _now()
+            self._deliver(update)
+            self._health_wake.set()
+
+    def _drain(self, handle: TradeUpdateStream) -> None:
+        while not handle.updates.empty():
+            self._deliver(handle.updates.get_nowait())
+
+    # -------------------------------------------------------------------- live
+
+    async def _live(self, handle: TradeUpdateStream) -> str:
+        """Healthy: consume live updates until the connection ends; returns why it ended."""
+        now = _now()
+        self.connected = True
+        self.connected_since = now
+        if self.connections:
+            self.reconnects += 1
+            self.last_reconnect_at = now
+        self.connections += 1
+        self.mode = "live"
+        self.last_error = None
+        recovered = self._pending_recovered
+        self._pending_recovered = 0
+        self._notice("connected", recovered=recovered)
+        started = time.monotonic()
+        consumer = asyncio.create_task(self._consume(handle), name="trade-updates-consumer")
+        ended = asyncio.create_task(self._connection_end(handle))
+        try:
+            while True:
+                done, _ = await asyncio.wait({consumer, ended}, timeout=self.slow_poll)
+                if consumer in done:
+                    consumer.result()
+                if ended in done:
+                    reason = ended.result()
+                    break
+                missed = await self._slow_check()
+                if missed:
+                    self.mute_reconnects += 1
+                    self._notice("mute", recovered=missed)
+                    reason = f"mute: {missed} event(s) never delivered"
+                    break
+        finally:
+            consumer.cancel()
+            ended.cancel()
+            await asyncio.gather(consumer, ended, return_exceptions=True)
+            self._drain(handle)  # what arrived before the end is real: take it
+            self.connected = False
+            self.backoff.connection_ended(time.monotonic() - started)
+        await handle.stop()
+        self._drain(handle)
+        return reason
+
+    async def _connection_end(self, handle: TradeUpdateStream) -> str:
+        while True:
+            event = await handle.lifecycle.get()
+            if event.event == "failed" and event.error is not None:
+                if permanent(event.error, ever_connected=True, since_disconnect=0.0):
+                    raise event.error
+                return event.error.line()
+            if event.event in ("disconnected", "stale"):
+                return event.reason or event.event
+
+    async def _slow_check(self) -> int:
+        """The slow poll: what the broker shows that the stream never delivered (emitted now)."""
+        assert self.ledger is not None
+        try:
+            snapshot = await self._snapshot()
+        except CliError as error:
+            if isinstance(error, AuthError):
+                raise
+            self._notice("poll_failed", reason=error.line())
+            return 0
+        await asyncio.sleep(IN_FLIGHT_GRACE)  # events already on their way are not missed
+        missed = 0
+        for event in recover(self.ledger.state, snapshot):
+            missed += self._deliver(event)
+        self._reconciled()
+        return missed
+
+    # ---------------------------------------------------------------- reconnect
+
+    async def _reconnect(self, reason: str) -> TradeUpdateStream:
+        """Poll the broker while down and retry with backoff; returns a reconciled connection."""
+        self.connected = False
+        self.mode = "polling"
+        self.last_disconnect_at = _now()
+        self.last_disconnect_reason = reason
+        self._notice("disconnected", reason=reason)
+        down_since = time.monotonic()
+        loop = asyncio.get_running_loop()
+        next_attempt = loop.time() + self.backoff.next_delay()
+        next_poll = loop.time()
+        attempt: asyncio.Task[TradeUpdateStream] | None = None
+        stopper = asyncio.create_task(self._stop.wait())
+        try:
+            while True:
+                now = loop.time()
+                if now >= next_poll:
+                    await self._poll_down()
+                    next_poll = loop.time() + self.poll_interval
+                    continue
+                if attempt is None and now >= next_attempt:
+                    attempt = asyncio.create_task(self._open())
+                waiters: set[asyncio.Future[Any]] = {stopper}
+                deadline = next_poll
+                if attempt is not None:
+                    waiters.add(attempt)
+                else:
+                    deadline = min(deadline, next_attempt)
+                done, _ = await asyncio.wait(waiters, timeout=max(0.0, deadline - now), return_when="FIRST_COMPLETED")
+                if stopper in done:
+                    raise _Stopped
+                if attempt is not None and attempt in done:
+                    try:
+                        handle = attempt.result()
+                    except CliError as error:
+                        attempt = None
+                        if permanent(error, ever_connected=True, since_disconnect=time.monotonic() - down_since):
+                            raise
+                        self.last_error = error.line()
+                        delay = self.backoff.next_delay()
+                        next_attempt = loop.time() + delay
+                        self.mode = "polling"
+                        self._notice("retrying", reason=error.line(), retry_in=delay)
+                        continue
+                    attempt = None
+                    self._pending_recovered = await self._reconcile_paused()
+                    return handle
+        finally:
+            stopper.cancel()
+            if attempt is not None:
+                attempt.cancel()
+                await asyncio.gather(attempt, return_exceptions=True)
+
+    async def _poll_down(self) -> None:
+        """One reconciliation while the stream is down: its changes are the only news there is."""
+        try:
+            recovered = await self._reconcile_paused()
+        except CliError as error:
+            if isinstance(error, AuthError):
+                raise
+            self._notice("poll_failed", reason=error.line())
+            return
+        if recovered:
+            self._notice("polling", recovered=recovered)
+
+    # ------------------------------------------------------------------ health
+
+    def _notice(self, event: str, **fields: Any) -> None:
+        self.on_notice(Notice(event, _now(), self.reconnects, **fields))
+        self._health_wake.set()
+
+    def health_record(self) -> dict[str, Any]:
+        """The trade-updates health, as `alpaca_cli.health.write` stores it."""
+        age = (_now() - self.last_reconciled_at).total_seconds() if self.last_reconciled_at else None
+        return {
+            "connected": self.connected,
+            "mode": self.mode,
+            "connected_since": self.connected_since,
+            "last_message_at": self.last_update_at,
+            "last_trade_update_at": self.last_update_at,
+            "reconnects": self.reconnects,
+            "last_reconnect_at": self.last_reconnect_at,
+            "last_disconnect_at": self.last_disconnect_at,
+            "last_disconnect_reason": self.last_disconnect_reason,
+            "connection_attempts": self.attempts,
+            "mute_reconnects": self.mute_reconnects,
+            "last_reconciled_at": self.last_reconciled_at,
+            "reconcile_age_s": round(age, 1) if age is not None else None,
+            "reconciliations": self.reconciliations,
+            "drift_adoptions": self.drift_adoptions,
+            "events_emitted": self.emitted,
+            "sources": dict(self.sources),
+            "poll_interval": self.poll_interval,
+            "slow_poll": self.slow_poll,
+            "last_error": self.last_error,
+        }
+
+    def _write_health(self, *, stopped: bool = False, record: dict[str, Any] | None = None) -> None:
+        if self.environment is None:
+            return
+        from alpaca_cli import health
+
+        record = record or self.health_record()
+        record["stopped"] = stopped
+        try:
+            health.write(self.environment, STREAM, record)
+        except OSError as error:
+            log.warning("cannot write the trade-updates health file: %s", error)
+
+    async def _keep_health(self) -> None:
+        """Rewrite health on change (at most once a second) and at least every 5 s, off the loop
+        (each write fsyncs: the event loop must not wait for the disk between two fills)."""
+        while True:
+            self._health_wake.clear()
+            await asyncio.to_thread(self._write_health, record=self.health_record())
+            written = time.monotonic()
+            try:
+                await asyncio.wait_for(self._health_wake.wait(), HEALTH_EVERY)
+            except TimeoutError:
+                continue
+            wait = HEALTH_MIN_GAP - (time.monotonic() - written)
+            if wait > 0:
+                await asyncio.sleep(wait)
+
+
+def _last_event_at(state: State) -> datetime | None:
+    return state.last_event.timestamp if state.last_event is not None else None
