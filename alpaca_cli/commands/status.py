@@ -196,4 +196,8 @@ def _stream_text(stream: dict[str, Any] | None) -> str:
     if stream.get("stale"):
         return f"[dim]stale ({stream.get('age_s', '?')} s old)[/]"
     state = "[green]connected[/]" if stream.get("connected") else "[red]disconnected[/]"
-    return f"{state}, {stream.get('reconnects', 0)} reconnects"
+    text = f"{state}, {stream.get('reconnects', 0)} reconnects"
+    reconciled = stream.get("reconcile_age_s")  # trade-updates: age when the health was written
+    if isinstance(reconciled, int | float):
+        text += f", reconciled {reconciled + float(stream.get('age_s') or 0):.0f} s ago"
+    return text
