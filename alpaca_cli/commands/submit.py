@@ -147,8 +147,9 @@ async def _submit(
         account_id = await _preflight(broker, request, decision, state)
         if timeout is None:
             placement = await orders.place(broker, request)
+            _report(out, placement)
             _record_new(state, account_id, placement.order)
-            return _report(out, placement)
+            return 0
         return await _place_and_follow(broker, out, request, state, account_id, timeout)
 
 
@@ -186,11 +187,10 @@ def _apply(state: Path | None, account_id: str | None, update: TradeUpdate) -> N
     statefile.update(state, lambda current: apply(current, update), account_id=account_id)
 
 
-def _report(out: Output, placement: orders.Placement) -> int:
-    """Print the order; exit 1 when the client id belongs to a different order."""
-    extra: dict[str, Any] = {"submission": placement.how}
+def _report(out: Output, placement: orders.Placement) -> None:
+    """Print the order; fail (exit 1) when the client id belongs to a different order."""
     if out.json:
-        out.emit(orders.order_record(placement.order, **extra))
+        out.emit(orders.order_record(placement.order, submission=placement.how))
     else:
         _panel(out, placement.order, placement.how)
     if placement.how == "recovered":
@@ -198,18 +198,15 @@ def _report(out: Output, placement: orders.Placement) -> int:
     elif placement.how == "duplicate":
         out.warn(f"client order id {placement.order.client_order_id} was already used: this is that order")
     if not placement.matches:
-        raise_mismatch(placement.order)
-    return 0
+        from alpaca_cli.errors import BrokerRejected
 
-
-def raise_mismatch(order: Order) -> None:
-    from alpaca_cli.errors import BrokerRejected
-
-    raise BrokerRejected(
-        f"client order id {order.client_order_id} already belongs to a different order "
-        f"({order.side} {order.qty or order.notional} {order.symbol} {order.type}, id {order.id}): nothing was sent",
-        status=422,
-    )
+        order = placement.order
+        raise BrokerRejected(
+            f"client order id {order.client_order_id} already belongs to a different order "
+            f"({order.side} {order.qty or order.notional} {order.symbol} {order.type}, id {order.id}): "
+            "nothing was sent",
+            status=422,
+        )
 
 
 async def _place_and_follow(
@@ -226,8 +223,8 @@ async def _place_and_follow(
 
     trades = await _listen(broker, out)
     placement = await orders.place(broker, request)
-    _record_new(state, account_id, placement.order)
     _report(out, placement)
+    _record_new(state, account_id, placement.order)
     follower = _Follower(broker, out, state, account_id, placement.order)
     stop = StopSignal()
     stop.install()
