@@ -278,7 +278,14 @@ class _Follower:
 
     async def catch_up(self) -> None:
         """Ask the broker for the order and report whatever changed since `current`."""
-        latest = await self.broker.order(self.current.id)
+        from alpaca_cli.errors import UnreachableError
+
+        try:
+            latest = await self.broker.order(self.current.id)
+        except UnreachableError as error:
+            # The order stands either way; one failed look must not end the wait.
+            self.out.warn(f"could not look the order up ({error.message}); still waiting")
+            return
         for update in orders.polled_events(self.current, latest):
             self._emit(update)
         self.current = latest
