@@ -275,3 +275,28 @@ def test_write_retakes_the_snapshot_when_another_process_wrote_meanwhile(
     order_id, differences = asyncio.run(race())
     assert differences == []  # the fresh snapshot agrees with what submit recorded
     assert set(statefile.load(state).open_orders) == {order_id}
+
+
+def test_orders_pages_past_500_and_limit_keeps_the_newest(sandbox, tmp_path: Path, monkeypatch) -> None:
+    """The bridge's paging (what the snapshot stands on): every order once, oldest first;
+    `limit` keeps the newest; `after` keeps only the later ones."""
+    from alpaca_cli.bridge import Broker
+    from alpaca_cli.config import load_settings, resolve
+
+    sandbox.reset()
+    sandbox.admin("POST", "/admin/seed", {"open_orders": 1234, "positions": 3})
+    monkeypatch.chdir(tmp_path)
+    connection = resolve(load_settings(sandbox=True, sandbox_url=sandbox.url))
+
+    async def listings() -> tuple[Any, Any, Any]:
+        async with Broker(connection) as broker:
+            every = await broker.orders("open")
+            newest = await broker.orders("open", limit=700)
+            later = await broker.orders("open", after=every[999].submitted_at)
+            return every, newest, later
+
+    every, newest, later = asyncio.run(listings())
+    assert len(every) == len({o.id for o in every}) == 1234
+    assert [o.submitted_at for o in every] == sorted(o.submitted_at for o in every)
+    assert [o.id for o in newest] == [o.id for o in every[-700:]]
+    assert [o.id for o in later] == [o.id for o in every[1000:]]
