@@ -674,7 +674,7 @@ class Supervisor:
         ended = asyncio.create_task(self._connection_end(handle))
         try:
             while True:
-                done, _ = await asyncio.wait({consumer, ended}, timeout=self.slow_poll)
+                done, _ = await asyncio.wait({consumer, ended}, timeout=self.slow_poll, return_when="FIRST_COMPLETED")
                 if consumer in done:
                     consumer.result()
                 if ended in done:
