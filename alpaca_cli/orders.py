@@ -42,6 +42,9 @@ TIME_IN_FORCE = ("day", "gtc", "ioc", "fok", "opg", "cls")
 MAX_CLIENT_ORDER_ID = 128
 MAX_QTY_PLACES = 9  # Alpaca's fractional precision
 CLIENT_ID_PREFIX = "acli-"
+# The SDK sends numbers as JSON floats; up to 15 significant digits survive
+# that trip exactly, so the broker gets precisely the amount typed.
+MAX_DIGITS = 15
 
 # Stock symbols as Alpaca lists them: letters (a digit or two allowed after
 # the first), optionally a share class or suffix after a dot ("BRK.B").
@@ -85,6 +88,8 @@ def parse_amount(text: str | None, flag: str) -> Decimal | None:
         raise UsageError(f"{flag} must be a number, got {text!r}") from None
     if amount <= 0:
         raise UsageError(f"{flag} must be greater than zero, got {text}")
+    if len(amount.normalize().as_tuple().digits) > MAX_DIGITS:
+        raise UsageError(f"{flag} {text} has more than {MAX_DIGITS} significant digits")
     return amount
 
 

@@ -62,6 +62,7 @@ BAD: list[tuple[dict[str, Any], str]] = [
     ({"qty": "NaN"}, "plain decimal"),
     ({"qty": "ten"}, "plain decimal"),
     ({"qty": "1.1234567891"}, "9 decimals"),
+    ({"qty": "1234567.123456789"}, "15 significant digits"),
     ({"notional": "0.5"}, "at least $1"),
     ({"notional": "10.001"}, "2 decimals"),
     ({"notional": "10", "order_type": "limit", "limit_price": "5"}, "--notional orders must be market"),
@@ -126,6 +127,15 @@ def test_tick_rule(price: str, ok: bool) -> None:
     else:
         with pytest.raises(UsageError):
             orders.check_price(value, "--limit-price")
+
+
+@given(st.decimals(min_value=Decimal("0.000000001"), max_value=Decimal(10**6), places=9))
+def test_accepted_amounts_survive_the_sdks_float_encoding(value: Decimal) -> None:
+    try:
+        amount = orders.parse_amount(format(value, "f"), "--qty")
+    except UsageError:
+        return
+    assert amount is not None and Decimal(repr(float(amount))) == amount
 
 
 @given(st.integers(min_value=0, max_value=50))
