@@ -300,3 +300,21 @@ def test_orders_pages_past_500_and_limit_keeps_the_newest(sandbox, tmp_path: Pat
     assert [o.submitted_at for o in every] == sorted(o.submitted_at for o in every)
     assert [o.id for o in newest] == [o.id for o in every[-700:]]
     assert [o.id for o in later] == [o.id for o in every[1000:]]
+
+
+def test_broker_unreachable_is_exit_4_and_the_file_untouched(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    state = tmp_path / "state.json"
+    content = State.empty("acct").model_dump_json().encode()
+    state.write_bytes(content)
+    result = run_cli(
+        "reconcile", "--sandbox", "--state", str(state), "--write",
+        env=cli_env(tmp_path, f"http://127.0.0.1:{port}"),
+    )  # fmt: skip
+    assert result.returncode == 4, result.stderr
+    assert result.stderr.count("\n") == 1 and "cannot reach the broker" in result.stderr
+    assert state.read_bytes() == content
