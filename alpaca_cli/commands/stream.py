@@ -378,11 +378,12 @@ class _Session:
             await self.sink.open()
         live = None if json_mode else self._start_live()
         self._write_health()
-        pump = asyncio.create_task(self._pump_json() if json_mode else self._pump_table())
+        # The watcher starts first, so "connected" is reported before any bar already queued.
         helpers = [
             asyncio.create_task(self._watch_lifecycle()),
             asyncio.create_task(self._keep_health()),
         ]
+        pump = asyncio.create_task(self._pump_json() if json_mode else self._pump_table())
         if live is not None:
             helpers.append(asyncio.create_task(self._redraw(live)))
         ends = {
