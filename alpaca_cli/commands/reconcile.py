@@ -264,8 +264,7 @@ def _table(differences: list[Difference]) -> Any:
     table = Table(title="Differences (local state vs broker)", title_justify="left")
     table.add_column("kind", no_wrap=True)
     table.add_column("symbol", no_wrap=True)
-    table.add_column("order id / client order id", no_wrap=True)
-    for column in ("local", "broker", "detail"):
+    for column in ("order id / client order id", "local", "broker", "detail"):
         table.add_column(column, overflow="fold")
     by_kind: dict[str, list[Difference]] = {}
     for difference in differences:  # already sorted by kind
@@ -285,7 +284,7 @@ def _table(differences: list[Difference]) -> Any:
             )
         if len(rows) > TABLE_ROWS_PER_KIND:
             hidden = len(rows) - TABLE_ROWS_PER_KIND
-            table.add_row("", "", f"… and {hidden} more {kind} (-o json lists all)", "", "", "")
+            table.add_row("", "", "", "", "", f"… and {hidden} more {kind} (-o json lists them all)")
         table.add_section()
     return table
 
