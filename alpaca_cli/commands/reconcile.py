@@ -271,9 +271,7 @@ def _table(differences: list[Difference]) -> Any:
         by_kind.setdefault(difference.kind, []).append(difference)
     for kind, rows in by_kind.items():
         for index, difference in enumerate(rows[:TABLE_ROWS_PER_KIND]):
-            order = (
-                f"{difference.order_id}\n{difference.client_order_id}" if difference.order_id is not None else ""
-            )
+            order = f"{difference.order_id}\n{difference.client_order_id}" if difference.order_id is not None else ""
             table.add_row(
                 kind if index == 0 else "",
                 difference.symbol or "",
