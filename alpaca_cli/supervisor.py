@@ -62,10 +62,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from alpaca_cli.core import State, adopt, apply, diff, missed_events
+from alpaca_cli.core import POSITION_KINDS, State, adopt, apply, diff, missed_events
 from alpaca_cli.core.apply import CLOSE_EVENTS
 from alpaca_cli.core.state import utc
-from alpaca_cli.domain import FILL_EVENTS, Order, Snapshot, TradeUpdate
+from alpaca_cli.domain import FILL_EVENTS, Order, Position, Snapshot, TradeUpdate
 from alpaca_cli.errors import AuthError, CliError, ConnectionLimitError, UnreachableError
 
 if TYPE_CHECKING:
@@ -84,8 +84,8 @@ LIMIT_GRACE = 60.0  # seconds a connection-limit refusal is retried after our ow
 CONNECT_WINDOW = 10.0  # seconds one connection attempt may take (the SDK may retry inside it)
 IN_FLIGHT_GRACE = 1.0  # seconds the slow poll lets in-flight events land before judging the stream
 CLOSED_LOOKBACK = timedelta(seconds=30)  # closed orders are listed from this long before the last look
-DRIFT_RETRIES = 2  # fresh snapshots taken before drift is adopted (a busy market tears snapshots)
-DRIFT_RETRY_DELAY = 0.2
+TORN_RETRIES = 2  # fresh snapshots taken when fills tear one (see `Supervisor._snapshot`)
+TORN_RETRY_DELAY = 0.1
 HEALTH_MIN_GAP = 1.0  # seconds between two health writes
 HEALTH_EVERY = 5.0  # seconds between health writes when nothing changes
 STATUS_MEMORY = 10_000  # status-only event keys remembered for exactly-once
@@ -254,6 +254,15 @@ def unseen_closed_events(state: State, snapshot: Snapshot) -> list[TradeUpdate]:
             end = order.canceled_at or order.expired_at or order.failed_at or order.updated_at or snapshot.taken_at
             events.append(_recovered(order.status, order, end))
     return events
+
+
+def _signed(positions: Iterable[Position]) -> dict[str, Decimal]:
+    return {p.symbol: p.signed_qty for p in positions if p.qty != 0}
+
+
+def keep_positions(snapshot: Snapshot, state: State) -> Snapshot:
+    """`snapshot` with the state's own positions: adopting it changes orders and account only."""
+    return dataclasses.replace(snapshot, positions=tuple(p.to_position() for p in state.positions.values()))
 
 
 def recover(state: State, snapshot: Snapshot) -> list[TradeUpdate]:
@@ -487,7 +496,7 @@ class Supervisor:
         self._stop = asyncio.Event()
         self._since: datetime | None = None
         self._next_since: datetime | None = None
-        self._first_snapshot: Snapshot | None = None  # taken at start, reused by the first reconciliation
+        self._first_snapshot: tuple[Snapshot, bool] | None = None  # taken at start, reused once
         self._pending_recovered = 0  # recovered while reconnecting, told with "connected"
         self._health_wake = asyncio.Event()
         # Health figures.
@@ -573,24 +582,38 @@ class Supervisor:
             since = started
         self._since = since - CLOSED_LOOKBACK
         believed = tuple(existing.open_orders) if existing is not None else ()
-        snapshot = await self._snapshot(believed)
+        for attempt in range(TORN_RETRIES + 1):
+            snapshot, consistent = await self._snapshot(believed)
+            if consistent or existing is not None or attempt == TORN_RETRIES:
+                break
+            await asyncio.sleep(TORN_RETRY_DELAY)
         if self._file is not None:
             state = await self._file.start(snapshot)
         else:
             state = State.from_snapshot(snapshot)
         self.ledger = Ledger(state)
-        self._first_snapshot = snapshot
+        self._first_snapshot = (snapshot, consistent)
 
-    async def _snapshot(self, believed: Iterable[str] | None = None) -> Snapshot:
-        """Closed orders since the last look, then the snapshot (orders closing in between are
-        looked up by id as believed open, or listed as closed by the next look)."""
+    async def _snapshot(self, believed: Iterable[str] | None = None) -> tuple[Snapshot, bool]:
+        """The broker snapshot plus the orders closed since the last look; and whether it is
+        consistent.
+
+        Positions and orders come from separate requests, so a fill landing
+        between them tears the snapshot: positions would then disagree with
+        the orders' fills, and adopting them would count that fill twice once
+        its event arrives. Positions are therefore read before and after the
+        rest; the snapshot is consistent when all three reads agree.
+        """
         started = _now()
-        closed = await self.broker.orders("closed", after=self._since) if self._since is not None else []
         if believed is None:
             believed = tuple(self.ledger.state.open_orders) if self.ledger is not None else ()
-        snapshot = with_closed(await self.broker.snapshot(believed), closed)
+        before = await self.broker.positions()
+        snapshot = await self.broker.snapshot(believed)
+        closed = await self.broker.orders("closed", after=self._since) if self._since is not None else []
+        after = await self.broker.positions()
+        consistent = _signed(before) == _signed(snapshot.positions) == _signed(after)
         self._next_since = started - CLOSED_LOOKBACK
-        return snapshot
+        return with_closed(snapshot, closed), consistent
 
     def _reconciled(self) -> None:
         self._since = self._next_since
@@ -601,23 +624,27 @@ class Supervisor:
     async def _reconcile_paused(self) -> int:
         """Reconcile while no live update is consumed: recover, then adopt what is left.
 
-        A snapshot is not atomic (positions and orders are separate requests),
-        so drift is only adopted once fresh snapshots keep showing it.
+        Drift (what no event explains) is adopted and reported only from a
+        consistent snapshot; from a torn one (a busy market) only the orders
+        and account are adopted and positions stay as the events made them.
         """
         assert self.ledger is not None
         recovered = 0
-        differences: list[Difference] = []
-        for attempt in range(DRIFT_RETRIES + 1):
-            snapshot = self._first_snapshot or await self._snapshot()
-            self._first_snapshot = None
-            events = recover(self.ledger.state, snapshot)
-            for event in events:
+        for attempt in range(TORN_RETRIES + 1):
+            if self._first_snapshot is not None:
+                (snapshot, consistent), self._first_snapshot = self._first_snapshot, None
+            else:
+                snapshot, consistent = await self._snapshot()
+            for event in recover(self.ledger.state, snapshot):
                 recovered += self._deliver(event)
-            differences = diff(self.ledger.state, snapshot)
-            if not differences:
+            if consistent or attempt == TORN_RETRIES:
                 break
-            if attempt < DRIFT_RETRIES:
-                await asyncio.sleep(DRIFT_RETRY_DELAY)
+            await asyncio.sleep(TORN_RETRY_DELAY)
+        differences = diff(self.ledger.state, snapshot)
+        if not consistent:
+            log.debug("torn snapshot (fills during it): positions left to the events")
+            snapshot = keep_positions(snapshot, self.ledger.state)
+            differences = [d for d in differences if d.kind not in POSITION_KINDS]
         self.ledger.adopt(snapshot)
         if self._file is not None:
             self._file.adopt(snapshot)
@@ -711,7 +738,7 @@ class Supervisor:
         """The slow poll: what the broker shows that the stream never delivered (emitted now)."""
         assert self.ledger is not None
         try:
-            snapshot = await self._snapshot()
+            snapshot, _ = await self._snapshot()
         except CliError as error:
             if isinstance(error, AuthError):
                 raise
