@@ -226,8 +226,8 @@ class Story:
         await self.chapter(
             "drop",
             "The connection drops",
-            "The sandbox cuts the trade stream. On reconnecting, the supervisor takes a broker snapshot "
-            'and emits what it missed, marked `"source":"reconcile"`.',
+            "The sandbox cuts the trade stream. The supervisor asks the broker at once (and again on "
+            'reconnecting, before it trusts the stream) and emits what was missed, marked `"source":"reconcile"`.',
         )
         reconnects = supervisor.reconnects
         await self._call(lambda: self.sandbox.sandbox.faults.update(hold_trade_updates=False))
