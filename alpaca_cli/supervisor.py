@@ -286,14 +286,23 @@ class Ledger:
         self._statuses: set[tuple[str, str, datetime]] = set()
         self._status_order: deque[tuple[str, str, datetime]] = deque()
 
-    def admit(self, event: TradeUpdate) -> tuple[list[TradeUpdate], list[TradeUpdate]]:
-        """(events to print, events applied) for one incoming event."""
+    def admit(
+        self, event: TradeUpdate, emit: Callable[[TradeUpdate], None] | None = None
+    ) -> tuple[list[TradeUpdate], list[TradeUpdate]]:
+        """(events to print, events applied) for one incoming event.
+
+        `emit` is called with each event to print *before* the state moves:
+        the fill reaches its reader without waiting for the bookkeeping.
+        """
         state = self.state
         if not is_new(state, event, self._executions, self._statuses):
             self.state = apply(state, event)  # idempotent; may still close an order or move `last_event`
             return [], [event]
         gap = missed_part(state, event)
         admitted = [gap, event] if gap is not None else [event]
+        if emit is not None:
+            for item in admitted:
+                emit(item)
         for item in admitted:
             self.state = apply(self.state, item)
         if event.execution_id is not None:
@@ -659,14 +668,15 @@ class Supervisor:
     def _deliver(self, update: TradeUpdate) -> int:
         """Admit one event (live or recovered): print what is new, apply everything."""
         assert self.ledger is not None
-        printed, applied = self.ledger.admit(update)
-        for event in printed:
-            self.on_update(event)
-            self.emitted += 1
-            self.sources[event.source] = self.sources.get(event.source, 0) + 1
+        printed, applied = self.ledger.admit(update, self._emit)
         if self._file is not None and applied:
             self._file.events(applied)
         return len(printed)
+
+    def _emit(self, event: TradeUpdate) -> None:
+        self.on_update(event)
+        self.emitted += 1
+        self.sources[event.source] = self.sources.get(event.source, 0) + 1
 
     async def _consume(self, handle: TradeUpdateStream) -> None:
         updates = handle.updates

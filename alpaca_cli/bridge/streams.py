@@ -60,6 +60,7 @@ Where alpaca-py 0.44 is blind, one pair of small subclasses (`_BridgeTradingStre
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import threading
 import time
@@ -313,7 +314,24 @@ class _Lifecycle:
             await self.close()  # type: ignore[attr-defined]
 
 
-class _BridgeTradingStream(_Lifecycle, TradingStream):
+class _QuickTradingStream(TradingStream):
+    """The SDK's receive loop without its per-message `asyncio.wait_for` (a task and a
+    timer per message, on the path of every fill). The 5 s timeout only served to poll
+    the stop queue; the bridge stops by closing the socket, which ends `recv()` at once."""
+
+    async def _consume(self) -> None:
+        while True:
+            if not self._stop_stream_queue.empty():
+                self._stop_stream_queue.get(timeout=1)
+                await self.close()
+                break
+            msg = json.loads(await self._ws.recv())
+            if msg.get("stream") == "trade_updates":
+                self._data_received = True
+            await self._dispatch(msg)
+
+
+class _BridgeTradingStream(_Lifecycle, _QuickTradingStream):
     def _refusal(self, error: BaseException) -> CliError | None:
         return trading_refusal(error)
 
