@@ -1,14 +1,16 @@
 """`alpaca-cli demo`: the tool's main job in one run, for someone with no Alpaca account.
 
 It starts the sandbox broker inside this process (a free loopback port, a
-fast market), runs the trade-update supervisor exactly as `tail --state`
-does, and places orders through the same code as `submit`: a market order, a
-limit order that fills when the price crosses it, a large order that fills in
-pieces, one the broker refuses for buying power. Then it holds the trade
-stream's updates back while an order fills and drops the connection, so the
-fill is never delivered — and the supervisor recovers it from the broker when
-it reconnects (`"source":"reconcile"`). It finishes with the real `status`
-and `reconcile` commands against the same sandbox and a short summary.
+fast market), runs the trade-update supervisor exactly as `tail
+trade-updates --state` does, and places orders through the same code as
+`submit`: a market order, a limit order that fills when the price crosses
+it, a large order that fills in pieces, one the broker refuses for buying
+power. Then it holds the trade stream's updates back while an order fills
+and drops the connection, so the fill is never delivered — and the
+supervisor recovers it from the broker (polled as soon as the stream drops,
+checked again before the new connection is trusted; `"source":"reconcile"`).
+It finishes with the real `status` and `reconcile` commands against the same
+sandbox and a short summary.
 
 On a terminal the story is narrated on stderr and the fills appear on stdout
 as `tail` prints them; piped, the same story is JSON Lines (`demo_step`,
@@ -27,7 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from alpaca_cli.errors import CliError, ExitCode
+from alpaca_cli.errors import BrokerRejected, CliError, ExitCode
 from alpaca_cli.invocation import DebugOption, OutputOption
 
 if TYPE_CHECKING:
@@ -195,8 +197,6 @@ class Story:
             "An order the broker refuses",
             f"buy {TOO_LARGE_QTY} TSLA: about 700,000 USD, more than the buying power; the broker says no (403).",
         )
-        from alpaca_cli.errors import BrokerRejected
-
         try:
             await self._submit(broker, "TSLA", TOO_LARGE_QTY)
         except BrokerRejected as refusal:
@@ -299,13 +299,12 @@ class Story:
         self.placed.append(placement.order.id)
         return placement.order
 
-    async def _until_filled(self, broker: Broker, order: Order) -> Order:
+    async def _until_filled(self, broker: Broker, order: Order) -> None:
         """Poll the broker (REST) until the order is filled: the stream is silent on purpose here."""
         deadline = time.monotonic() + STEP_TIMEOUT
         while time.monotonic() < deadline:
-            current = await broker.order(order.id)
-            if current.status == "filled":
-                return current
+            if (await broker.order(order.id)).status == "filled":
+                return
             await asyncio.sleep(TICK / 2)
         raise DemoFailed(f"order {order.id} did not fill within {STEP_TIMEOUT:g} s")
 
