@@ -282,15 +282,17 @@ def test_wait_exits_0_when_the_order_is_still_working_at_the_timeout(sandbox: An
 
 
 @pytest.mark.parametrize(
-    ("symbol", "args"),
+    ("symbol", "args", "move_to"),
     [
-        ("WLMF", ["--type", "limit", "--limit-price", "55"]),  # marketable at once
-        ("WSTP", ["--type", "stop", "--stop-price", "55"]),
-        ("WSTL", ["--type", "stop_limit", "--stop-price", "55", "--limit-price", "70"]),
-        ("WTRL", ["--type", "trailing_stop", "--trail-price", "2"]),
+        ("WLMF", ["--type", "limit", "--limit-price", "55"], 51),  # marketable before and after the move
+        ("WSTP", ["--type", "stop", "--stop-price", "55"], 60),  # the move goes through the stop
+        ("WSTL", ["--type", "stop_limit", "--stop-price", "55", "--limit-price", "70"], 60),
+        ("WTRL", ["--type", "trailing_stop", "--trail-price", "2"], 60),
     ],
 )
-def test_wait_sees_a_limit_or_stop_fill(sandbox: Any, tmp_path: Path, symbol: str, args: list[str]) -> None:
+def test_wait_sees_a_limit_or_stop_fill(
+    sandbox: Any, tmp_path: Path, symbol: str, args: list[str], move_to: float
+) -> None:
     sandbox.set_price(symbol, 50)
     process = spawn_cli(
         "submit", symbol, "buy", "--qty", "3", *args, "--wait", "--timeout", "20", "--sandbox",
@@ -300,7 +302,7 @@ def test_wait_sees_a_limit_or_stop_fill(sandbox: Any, tmp_path: Path, symbol: st
         assert process.stdout is not None
         first = json.loads(process.stdout.readline())
         assert first["type"] == "order" and first["status"] in ("new", "accepted")
-        sandbox.set_price(symbol, 60)  # through the stop: the order triggers and fills
+        sandbox.set_price(symbol, move_to)
         out = process.stdout.read()  # not communicate(): it would skip what readline() buffered
         assert process.stderr is not None
         err = process.stderr.read()
