@@ -386,15 +386,23 @@ class Notice:
 
 
 class _StateFile:
-    """Applies events (and adoptions) to the state file in order, batched, off the event loop."""
+    """Applies events (and adoptions) to the state file in order, batched, off the event loop.
 
-    def __init__(self, path: Path) -> None:
+    One write at a time, in the order the operations came: what arrives while
+    a write is under way goes into the next one. A write that fails (the file
+    became unwritable, another process held the lock too long) is reported
+    through `on_failure` and ends the writer; the command then fails with it.
+    """
+
+    def __init__(self, path: Path, on_failure: Callable[[CliError], None]) -> None:
         self.path = path
+        self._on_failure = on_failure
         self._ops: list[tuple[str, Any]] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._writing: asyncio.Future[None] | None = None
+        self._failed = False
         self._account_id: str | None = None
-        self.writes = 0
 
     def check(self) -> State | None:
         """The file's state (None when missing); a corrupt file raises `UsageError` (exit 2)."""
@@ -435,12 +443,18 @@ class _StateFile:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            await self._flush_once()
-
-    async def _flush_once(self) -> None:
-        ops, self._ops = self._ops, []
-        if ops:
-            await asyncio.to_thread(self._write, ops)
+            ops, self._ops = self._ops, []
+            if not ops:
+                continue
+            # Shielded: a stop lets the write under way finish, so the next one cannot overtake it.
+            self._writing = asyncio.ensure_future(asyncio.to_thread(self._write, ops))
+            try:
+                await asyncio.shield(self._writing)
+            except CliError as error:
+                self._failed = True
+                self._ops = ops + self._ops
+                self._on_failure(error)
+                return
 
     def _write(self, ops: list[tuple[str, Any]]) -> None:
         from alpaca_cli import statefile
@@ -452,15 +466,16 @@ class _StateFile:
             return state
 
         statefile.update(self.path, change, account_id=self._account_id)
-        self.writes += 1
 
     async def close(self) -> None:
-        """Stop the writer and write whatever is still pending (never half a batch)."""
+        """Stop the writer, let a write under way finish, then write what is still pending."""
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
-        if self._ops:
+        if self._writing is not None:
+            await asyncio.gather(self._writing, return_exceptions=True)
+        if self._ops and not self._failed:
             ops, self._ops = self._ops, []
             await asyncio.to_thread(self._write, ops)
 
@@ -501,7 +516,8 @@ class Supervisor:
         self.connect_window = connect_window
         self.backoff = backoff or Backoff()
         self.ledger: Ledger | None = None
-        self._file = _StateFile(state_path) if state_path is not None else None
+        self._file = _StateFile(state_path, self._fail) if state_path is not None else None
+        self._fatal: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._stop = asyncio.Event()
         self._since: datetime | None = None
         self._next_since: datetime | None = None
@@ -536,13 +552,14 @@ class Supervisor:
         stopper = asyncio.create_task(stop.wait())
         main = asyncio.create_task(self._supervise(), name="trade-updates-supervisor")
         try:
-            await asyncio.wait({main, stopper}, return_when=asyncio.FIRST_COMPLETED)
-            if main.done() and not main.cancelled():
+            await asyncio.wait({main, stopper, self._fatal}, return_when=asyncio.FIRST_COMPLETED)
+            error = self._fatal.exception() if self._fatal.done() else None
+            if error is None and main.done() and not main.cancelled():
                 error = main.exception()
-                if isinstance(error, CliError):
-                    self._notice("failed", error=error)
-                if error is not None and not isinstance(error, _Stopped):
-                    raise error
+            if isinstance(error, CliError):
+                self._notice("failed", error=error)
+            if error is not None and not isinstance(error, _Stopped):
+                raise error
         finally:
             for task in (main, stopper):
                 task.cancel()
@@ -556,6 +573,11 @@ class Supervisor:
                     await self._file.close()
             finally:
                 self._write_health(stopped=True)
+
+    def _fail(self, error: CliError) -> None:
+        """A failure outside the main task (the state file writer): end the run with it."""
+        if not self._fatal.done():
+            self._fatal.set_exception(error)
 
     async def _supervise(self) -> None:
         existing = self._file.check() if self._file is not None else None

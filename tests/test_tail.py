@@ -401,3 +401,17 @@ def test_table_output_filters_and_usage_errors(
     corrupt.write_text("{not json")
     refused = run_cli("tail", "trade-updates", "--sandbox", "--state", str(corrupt), env=env)
     assert refused.returncode == 2 and corrupt.read_text() == "{not json"
+
+
+def test_a_state_file_corrupted_under_a_running_tail_ends_it_with_exit_2_untouched(
+    sandbox: Any, env: dict[str, str], tails: list[Tail], client: TradingClient, tmp_path: Path
+) -> None:
+    sandbox.set_price("TLX", 2)
+    state = tmp_path / "shared.json"
+    tail = _start(tails, env, "--state", str(state))
+    state.write_text("garbage")  # another program broke it
+    _market(client, "TLX", 10)
+    code = tail.process.wait(20)
+    assert code == 2
+    assert state.read_text() == "garbage"
+    tail.wait_for(lambda t: any("alpaca-cli: error:" in line and "not valid JSON" in line for line in t.errors))
