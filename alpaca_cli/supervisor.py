@@ -9,9 +9,11 @@ never trusts delivery alone:
   fall between the snapshot and the stream; leaves the live updates queued;
   takes a broker snapshot; emits what the snapshot shows was missed (fills
   with only the missed quantity, cancels, expiries, rejects, orders never
-  heard of; `source="reconcile"`, in order) through the same path as live
-  events; adopts whatever no event explains (reported as drift); and only
-  then declares the stream healthy and drains the queued live updates.
+  heard of, orders that opened and closed unheard; `source="reconcile"`, in
+  order) through the same path as live events; adopts whatever no event
+  explains (reported as drift; positions only from a snapshot that fills did
+  not tear, see `Supervisor._snapshot`); and only then declares the stream
+  healthy and drains the queued live updates, whose duplicates are dropped.
 - Exactly once: an event is printed iff it is new to the state (`is_new`),
   keyed on what `core.apply` already makes idempotent: the order's cumulative
   filled quantity, the closed-order and execution-id memories, and for

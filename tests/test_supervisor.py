@@ -31,6 +31,7 @@ from alpaca_cli.supervisor import (
     Notice,
     backoff_delay,
     is_new,
+    keep_positions,
     missed_part,
     permanent,
     recover,
@@ -308,3 +309,21 @@ def test_notice_lines_and_records() -> None:
     failed = Notice("failed", T0, error=AuthError("refused", hint="check keys")).record()
     assert failed["exit_code"] == 3 and "refused" in failed["error"]
     assert "reconnect 1" in Notice("connected", T0, reconnects=1, recovered=3).text()
+
+
+def test_keep_positions_adopts_orders_and_account_but_not_torn_positions() -> None:
+    state = _empty_state()
+    ledger = Ledger(state)
+    ledger.admit(_fill(_order(), 100, 100))
+    still_open = dataclasses.replace(_order(), status="partially_filled", filled_qty=Decimal(100))
+    torn = Snapshot(
+        account=dataclasses.replace(ACCOUNT, trading_blocked=True),
+        positions=(Position(symbol="AAPL", qty=Decimal(200), side="long", avg_entry_price=Decimal(10)),),
+        open_orders=(still_open,),
+        taken_at=T0 + timedelta(minutes=1),
+    )
+    kept = keep_positions(torn, ledger.state)
+    ledger.adopt(kept)
+    assert ledger.state.positions["AAPL"].qty == 100  # the events' figure, not the torn one
+    assert ledger.state.account is not None and ledger.state.account.trading_blocked
+    assert [d.kind for d in diff(ledger.state, torn)] == ["position_qty_changed"]
