@@ -243,7 +243,7 @@ def _event_text(update: TradeUpdate) -> Any:
         (f"{order.symbol:<6}", "bold"),
         f" {order.side:<4} ",
         (f"{what:<28}", _EVENT_STYLE.get(update.event, "")),
-        f" {_number(order.filled_qty)}/{total:<8} ",
+        f" {_number(order.filled_qty) + '/' + total:<13} ",
         (f"{order.status:<16}", "dim"),
         " ",
         source,
