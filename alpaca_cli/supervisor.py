@@ -93,7 +93,8 @@ HEALTH_EVERY = 5.0  # seconds between health writes when nothing changes
 STATUS_MEMORY = 10_000  # status-only event keys remembered for exactly-once
 _PRICE_STEP = Decimal("0.000001")
 _ZERO = Decimal(0)
-_OPENING_EVENTS = frozenset({"new", "accepted", "pending_new"})
+_OPENING_RANK = {"pending_new": 0, "accepted": 1, "new": 2}
+_OPENING_EVENTS = frozenset(_OPENING_RANK)
 
 
 # =========================================================================== pure parts
@@ -168,8 +169,9 @@ def is_new(
 
     Fills are new when the order's cumulative fill grew past what the state
     knows (and their execution id is unseen); closing events when the order is
-    not closed yet; opening events (`new`, `accepted`) when the order is
-    unknown; any other event when its `status_key` was not seen.
+    not closed yet; opening events (`pending_new`, `accepted`, `new`) when the
+    order is unknown or they move it forward; any other event when its
+    `status_key` was not seen.
     """
     if event.execution_id is not None and event.execution_id in executions:
         return False
@@ -180,7 +182,13 @@ def is_new(
     if name in CLOSE_EVENTS:
         return not is_closed
     if name in _OPENING_EVENTS:
-        return not is_open and not is_closed
+        if is_closed:
+            return False
+        if not is_open:
+            return True
+        # `pending_new` -> `accepted` -> `new`: each step forward is news, a replay is not.
+        known_status = state.open_orders[event.order.id].status
+        return known_status in _OPENING_RANK and _OPENING_RANK[name] > _OPENING_RANK[known_status]
     return status_key(event) not in statuses
 
 
@@ -298,7 +306,9 @@ class Ledger:
         """
         state = self.state
         if not is_new(state, event, self._executions, self._statuses):
-            self.state = apply(state, event)  # idempotent; may still close an order or move `last_event`
+            if event.event not in CLOSE_EVENTS:
+                return [], []  # a replay; applying it could only take an order's status back
+            self.state = apply(state, event)  # a fill that adds nothing may still close the order
             return [], [event]
         gap = missed_part(state, event)
         admitted = [gap, event] if gap is not None else [event]

@@ -327,3 +327,15 @@ def test_keep_positions_adopts_orders_and_account_but_not_torn_positions() -> No
     assert ledger.state.positions["AAPL"].qty == 100  # the events' figure, not the torn one
     assert ledger.state.account is not None and ledger.state.account.trading_blocked
     assert [d.kind for d in diff(ledger.state, torn)] == ["position_qty_changed"]
+
+
+def test_opening_events_are_news_while_they_move_the_order_forward() -> None:
+    ledger = Ledger(_empty_state())
+    order = _order()
+    steps = [
+        TradeUpdate("pending_new", dataclasses.replace(order, status="pending_new"), T0),
+        TradeUpdate("accepted", dataclasses.replace(order, status="accepted"), T0 + timedelta(seconds=1)),
+        TradeUpdate("new", order, T0 + timedelta(seconds=2)),
+    ]
+    assert [len(ledger.admit(step)[0]) for step in steps] == [1, 1, 1]
+    assert [len(ledger.admit(step)[0]) for step in steps] == [0, 0, 0]  # replays, in any order

@@ -409,7 +409,9 @@ def test_a_state_file_corrupted_under_a_running_tail_ends_it_with_exit_2_untouch
     sandbox.set_price("TLX", 2)
     state = tmp_path / "shared.json"
     tail = _start(tails, env, "--state", str(state))
-    state.write_text("garbage")  # another program broke it
+    broken = tmp_path / "broken"
+    broken.write_text("garbage")
+    broken.replace(state)  # another program broke it (at once, so tail never reads it half-written)
     _market(client, "TLX", 10)
     code = tail.process.wait(20)
     assert code == 2
