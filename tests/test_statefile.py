@@ -9,6 +9,7 @@ import random
 import signal
 import stat
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -286,12 +287,18 @@ def test_sigkill_during_writes_leaves_an_old_or_a_new_file(tmp_path: Path) -> No
     rng = random.Random(4)
     seen = D(0)
     interrupted = 0
-    for _ in range(30):
+    for attempt in range(30):
         started = FORK.Event()
         writer = FORK.Process(target=_write_forever, args=(str(path), started))
         writer.start()
         assert started.wait(20)
-        threading.Event().wait(rng.uniform(0, 0.03))
+        if attempt % 2:
+            # Half the kills aim at a write under way: wait for its temp file to appear.
+            deadline = time.monotonic() + 5
+            while not temps(tmp_path) and time.monotonic() < deadline:
+                pass
+        else:
+            threading.Event().wait(rng.uniform(0, 0.03))
         assert writer.pid is not None
         os.kill(writer.pid, signal.SIGKILL)
         writer.join(10)
