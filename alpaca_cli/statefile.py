@@ -145,9 +145,7 @@ def update(
                 raise
             before, start = None, create()
         if account_id is not None and start.account_id != account_id:
-            raise UsageError(
-                f"the new state for {path} belongs to account {start.account_id}, not {account_id}"
-            )
+            raise UsageError(f"the new state for {path} belongs to account {start.account_id}, not {account_id}")
         after = change(start)
         if before is None or (after is not before and after != before):
             _write_atomically(path, after.model_dump_json().encode())
@@ -180,9 +178,7 @@ def _invalid(path: Path, data: bytes, exc: Exception) -> UsageError:
     """One clear line for a state file that cannot be trusted."""
     from pydantic import ValidationError
 
-    recreate = (
-        f"move it aside and recreate it with `alpaca-cli reconcile --init --state {path}`"
-    )
+    recreate = f"move it aside and recreate it with `alpaca-cli reconcile --init --state {path}`"
     try:
         document = json.loads(data)
     except (ValueError, UnicodeDecodeError):
@@ -205,7 +201,6 @@ def _invalid(path: Path, data: bytes, exc: Exception) -> UsageError:
     where = ".".join(str(part) for part in first["loc"]) if first else ""
     reason = first["msg"] if first else str(exc)
     return UsageError(
-        f"state file {path} is not a valid state document ({where + ': ' if where else ''}"
-        f"{reason})",
+        f"state file {path} is not a valid state document ({where + ': ' if where else ''}{reason})",
         hint=recreate,
     )

@@ -72,9 +72,7 @@ prices = st.one_of(
     st.decimals(min_value=Decimal("1"), max_value=Decimal(2000), places=2),
     st.decimals(min_value=Decimal("0.0001"), max_value=Decimal(1), places=4),
 )
-timestamps = st.datetimes(
-    min_value=datetime(2024, 1, 1), max_value=datetime(2027, 1, 1), timezones=st.just(UTC)
-)
+timestamps = st.datetimes(min_value=datetime(2024, 1, 1), max_value=datetime(2027, 1, 1), timezones=st.just(UTC))
 
 
 def fraction_of(total: Decimal, percent: int) -> Decimal:

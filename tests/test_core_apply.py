@@ -39,9 +39,7 @@ def order(**fields: object) -> Order:
 
 
 def event(name: str, the_order: Order, *, seconds: int = 1, **fields: object) -> TradeUpdate:
-    return TradeUpdate(
-        event=name, order=the_order, timestamp=T0 + timedelta(seconds=seconds), **fields
-    )  # type: ignore[arg-type]
+    return TradeUpdate(event=name, order=the_order, timestamp=T0 + timedelta(seconds=seconds), **fields)  # type: ignore[arg-type]
 
 
 def fill(cumulative: str, price: str, *, final: bool = False, **fields: object) -> TradeUpdate:
@@ -141,9 +139,7 @@ def test_cancel_carrying_an_unseen_partial_fill_moves_position() -> None:
     assert state.closed_orders["o-1"].filled_qty == D(30)
 
 
-@pytest.mark.parametrize(
-    "name", ["canceled", "expired", "rejected", "done_for_day", "replaced", "stopped"]
-)
+@pytest.mark.parametrize("name", ["canceled", "expired", "rejected", "done_for_day", "replaced", "stopped"])
 def test_closing_events_close_the_order(name: str) -> None:
     state = apply(apply(start(), event("new", order())), event(name, order(status=name)))
     assert state.open_orders == {}
@@ -151,9 +147,7 @@ def test_closing_events_close_the_order(name: str) -> None:
     assert state.positions == {}
 
 
-@pytest.mark.parametrize(
-    "name", ["order_cancel_rejected", "order_replace_rejected", "pending_cancel", "restated"]
-)
+@pytest.mark.parametrize("name", ["order_cancel_rejected", "order_replace_rejected", "pending_cancel", "restated"])
 def test_rejected_requests_and_pending_events_keep_the_order_open(name: str) -> None:
     opened = apply(start(), event("new", order()))
     state = apply(opened, event(name, order(status="accepted"), seconds=5))
@@ -267,9 +261,7 @@ def test_final_positions_do_not_depend_on_arrival_order(state: State, data: st.D
 
 @settings(max_examples=100, deadline=None)
 @given(states(), st.lists(trade_updates(), max_size=5))
-def test_apply_matches_apply_all_and_leaves_input_alone(
-    state: State, stream: list[TradeUpdate]
-) -> None:
+def test_apply_matches_apply_all_and_leaves_input_alone(state: State, stream: list[TradeUpdate]) -> None:
     dumped = state.model_dump()
     one_by_one = state
     for update in stream:
@@ -283,8 +275,6 @@ def test_fractional_fills_add_up_exactly() -> None:
     cumulative = D(0)
     for i in range(1, 11):
         cumulative += D("0.1")
-        partial = dataclasses.replace(
-            order(qty=D(1)), status="partially_filled", filled_qty=cumulative
-        )
+        partial = dataclasses.replace(order(qty=D(1)), status="partially_filled", filled_qty=cumulative)
         state = apply(state, event("partial_fill", partial, seconds=i, price=D(3), qty=D("0.1")))
     assert state.positions["AAPL"].qty == D(1)

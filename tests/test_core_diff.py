@@ -325,8 +325,7 @@ def test_recovered_events_close_every_order_difference(
 
 def test_ten_thousand_orders_reconcile_in_well_under_a_second() -> None:
     orders = tuple(
-        order(f"o-{i}", symbol=f"S{i % 2000}", submitted_at=T0 + timedelta(seconds=i))
-        for i in range(10_000)
+        order(f"o-{i}", symbol=f"S{i % 2000}", submitted_at=T0 + timedelta(seconds=i)) for i in range(10_000)
     )
     held = tuple(long(f"S{i}", str(i + 1)) for i in range(2000))
     truth = snapshot(held, orders)

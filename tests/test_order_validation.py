@@ -117,8 +117,17 @@ def test_sides(side: str) -> None:
 
 @pytest.mark.parametrize(
     ("price", "ok"),
-    [("1", True), ("1.00", True), ("1.01", True), ("1.001", False), ("0.9999", True), ("0.99999", False),
-     ("250.5", True), ("250.505", False), ("0.01", True)],
+    [
+        ("1", True),
+        ("1.00", True),
+        ("1.01", True),
+        ("1.001", False),
+        ("0.9999", True),
+        ("0.99999", False),
+        ("250.5", True),
+        ("250.505", False),
+        ("0.01", True),
+    ],
 )
 def test_tick_rule(price: str, ok: bool) -> None:
     value = Decimal(price)
@@ -257,10 +266,14 @@ def test_live_with_the_flag_needs_a_confirmation_or_yes() -> None:
     [
         ({"qty": "10"}, "buy 10 AAPL at market (day)"),
         ({"notional": "500"}, "buy $500 of AAPL at market (day)"),
-        ({"qty": "1", "order_type": "limit", "limit_price": "187.5", "extended_hours": True},
-         "buy 1 AAPL limit 187.5 (day, extended hours)"),
-        ({"qty": "1", "order_type": "stop_limit", "stop_price": "9", "limit_price": "9.5", "time_in_force": "gtc"},
-         "buy 1 AAPL stop 9 limit 9.5 (gtc)"),
+        (
+            {"qty": "1", "order_type": "limit", "limit_price": "187.5", "extended_hours": True},
+            "buy 1 AAPL limit 187.5 (day, extended hours)",
+        ),
+        (
+            {"qty": "1", "order_type": "stop_limit", "stop_price": "9", "limit_price": "9.5", "time_in_force": "gtc"},
+            "buy 1 AAPL stop 9 limit 9.5 (gtc)",
+        ),
         ({"qty": "2", "order_type": "trailing_stop", "trail_percent": "1.5"}, "buy 2 AAPL trailing stop 1.5% (day)"),
         ({"qty": "2", "order_type": "trailing_stop", "trail_price": "3"}, "buy 2 AAPL trailing stop $3 (day)"),
     ],
@@ -336,8 +349,15 @@ def test_polled_fills_add_up_to_the_order(fills: list[tuple[int, int]]) -> None:
 
 @pytest.mark.parametrize(
     ("status", "code"),
-    [("filled", 0), ("new", 0), ("partially_filled", 0), ("accepted", 0), ("canceled", 1), ("rejected", 1),
-     ("expired", 1)],
+    [
+        ("filled", 0),
+        ("new", 0),
+        ("partially_filled", 0),
+        ("accepted", 0),
+        ("canceled", 1),
+        ("rejected", 1),
+        ("expired", 1),
+    ],
 )
 def test_wait_exit_codes(status: str, code: int) -> None:
     assert orders.wait_exit_code(_order(status, "0", None)) == code

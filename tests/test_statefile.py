@@ -231,9 +231,7 @@ def test_concurrent_writer_processes_lose_nothing(tmp_path: Path) -> None:
     statefile.save(path, fresh_state())
     count = 100
     go = FORK.Event()
-    workers = [
-        FORK.Process(target=_hammer, args=(str(path), name, count, go)) for name in ("a", "b")
-    ]
+    workers = [FORK.Process(target=_hammer, args=(str(path), name, count, go)) for name in ("a", "b")]
     for worker in workers:
         worker.start()
     go.set()
@@ -251,9 +249,7 @@ def test_concurrent_writer_threads_lose_nothing(tmp_path: Path) -> None:
     path = tmp_path / "state.json"
     statefile.save(path, fresh_state())
     go = threading.Event()
-    threads = [
-        threading.Thread(target=_hammer, args=(str(path), name, 30, go)) for name in ("a", "b")
-    ]
+    threads = [threading.Thread(target=_hammer, args=(str(path), name, 30, go)) for name in ("a", "b")]
     for thread in threads:
         thread.start()
     go.set()

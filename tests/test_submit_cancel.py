@@ -295,7 +295,16 @@ def test_wait_sees_a_limit_or_stop_fill(
 ) -> None:
     sandbox.set_price(symbol, 50)
     process = spawn_cli(
-        "submit", symbol, "buy", "--qty", "3", *args, "--wait", "--timeout", "20", "--sandbox",
+        "submit",
+        symbol,
+        "buy",
+        "--qty",
+        "3",
+        *args,
+        "--wait",
+        "--timeout",
+        "20",
+        "--sandbox",
         env=_env(tmp_path, sandbox),
     )
     try:
@@ -456,8 +465,21 @@ def test_state_records_the_new_order_and_its_fill(sandbox: Any, tmp_path: Path) 
     _new_state(sandbox, path)
     sandbox.set_price("SREC", 25)
     resting = the_order(
-        cli(sandbox, tmp_path, "submit", "SREC", "buy", "--qty", "2", "--type", "limit", "--limit-price", "5",
-            "--state", str(path))
+        cli(
+            sandbox,
+            tmp_path,
+            "submit",
+            "SREC",
+            "buy",
+            "--qty",
+            "2",
+            "--type",
+            "limit",
+            "--limit-price",
+            "5",
+            "--state",
+            str(path),
+        )
     )
     assert resting["id"] in statefile.load(path).open_orders
     result = cli(sandbox, tmp_path, "submit", "SREC", "buy", "--qty", "3", "--wait", "--state", str(path))

@@ -132,9 +132,7 @@ class _Transition:
         if closed_record is not None:
             # Closed is final: late events only top up the remembered fill.
             if filled > known:
-                self.closed_orders[order.id] = ClosedOrder(
-                    filled_qty=filled, status=closed_record.status
-                )
+                self.closed_orders[order.id] = ClosedOrder(filled_qty=filled, status=closed_record.status)
                 self.changed = True
             return
 

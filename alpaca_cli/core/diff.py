@@ -138,8 +138,7 @@ def check_account(local: State, snapshot: Snapshot) -> None:
     """Refuse to compare a state with another account's snapshot."""
     if local.account_id != snapshot.account.id:
         raise UsageError(
-            f"the state belongs to account {local.account_id}, "
-            f"but the broker reports account {snapshot.account.id}",
+            f"the state belongs to account {local.account_id}, but the broker reports account {snapshot.account.id}",
             hint="use the state file of this account, or another --state path",
         )
 
@@ -204,9 +203,7 @@ def adopt(local: State, snapshot: Snapshot, now: datetime) -> State:
     return local.model_copy(
         update={
             "account": AccountRecord.from_account(snapshot.account),
-            "positions": {
-                p.symbol: PositionRecord.from_position(p) for p in snapshot.positions if p.qty != 0
-            },
+            "positions": {p.symbol: PositionRecord.from_position(p) for p in snapshot.positions if p.qty != 0},
             "open_orders": {oid: OrderRecord.from_order(o) for oid, o in broker_open.items()},
             "closed_orders": closed,
             "last_reconciled_at": utc(now),
@@ -250,10 +247,7 @@ def _account_differences(local: State, snapshot: Snapshot) -> list[Difference]:
             kind=ACCOUNT_CHANGED,
             local={name: local_values[name] for name in changed},
             broker={name: broker_values[name] for name in changed},
-            detail=", ".join(
-                f"{name} {_text(local_values[name])} -> {_text(broker_values[name])}"
-                for name in changed
-            ),
+            detail=", ".join(f"{name} {_text(local_values[name])} -> {_text(broker_values[name])}" for name in changed),
         )
     ]
 
@@ -307,8 +301,7 @@ def _order_differences(local: State, snapshot: Snapshot) -> list[Difference]:
                         PARTIAL_FILL_MISSED,
                         record,
                         order,
-                        f"broker filled {_text(order.filled_qty)}, "
-                        f"local {_text(record.filled_qty)}",
+                        f"broker filled {_text(order.filled_qty)}, local {_text(record.filled_qty)}",
                     )
                 )
         elif record.id in final:
@@ -343,9 +336,7 @@ def _order_differences(local: State, snapshot: Snapshot) -> list[Difference]:
     return found
 
 
-def _order_difference(
-    kind: str, record: OrderRecord | None, order: Order | None, detail: str
-) -> Difference:
+def _order_difference(kind: str, record: OrderRecord | None, order: Order | None, detail: str) -> Difference:
     some = record if record is not None else order
     assert some is not None
     return Difference(
@@ -410,9 +401,7 @@ def _events_for_known(record: OrderRecord, order: Order, taken_at: datetime) -> 
         price = _missed_price(record, order, missed)
         partial = dataclasses.replace(order, status="partially_filled")
         events.append(_fill("partial_fill", partial, missed, price, fill_time))
-    end_time = (
-        order.canceled_at or order.expired_at or order.failed_at or order.updated_at or taken_at
-    )
+    end_time = order.canceled_at or order.expired_at or order.failed_at or order.updated_at or taken_at
     events.append(TradeUpdate(event=order.status, order=order, timestamp=end_time, source="reconcile"))
     return events
 
@@ -434,12 +423,8 @@ def _events_for_unknown(order: Order, snapshot: Snapshot) -> list[TradeUpdate]:
     ]
 
 
-def _fill(
-    name: str, order: Order, qty: Decimal, price: Decimal | None, timestamp: datetime
-) -> TradeUpdate:
-    return TradeUpdate(
-        event=name, order=order, timestamp=timestamp, price=price, qty=qty, source="reconcile"
-    )
+def _fill(name: str, order: Order, qty: Decimal, price: Decimal | None, timestamp: datetime) -> TradeUpdate:
+    return TradeUpdate(event=name, order=order, timestamp=timestamp, price=price, qty=qty, source="reconcile")
 
 
 def _missed_price(record: OrderRecord, order: Order, missed: Decimal) -> Decimal | None:

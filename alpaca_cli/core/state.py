@@ -82,9 +82,7 @@ class PositionRecord(_Frozen):
         )
 
     def to_position(self) -> Position:
-        return Position(
-            symbol=self.symbol, qty=self.qty, side=self.side, avg_entry_price=self.avg_entry_price
-        )
+        return Position(symbol=self.symbol, qty=self.qty, side=self.side, avg_entry_price=self.avg_entry_price)
 
 
 class OrderRecord(_Frozen):
