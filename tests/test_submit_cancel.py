@@ -250,16 +250,17 @@ def test_wait_finds_a_fill_the_stream_never_delivered(sandbox: Any, tmp_path: Pa
 
 
 def test_wait_shows_partial_fills(sandbox: Any, tmp_path: Path) -> None:
-    # 100 shares fill per tick (0.02 s): 3000 take about 0.6 s, long enough to be seen filling.
-    sandbox.set_price("WPRT", 5)
-    result = cli(sandbox, tmp_path, "submit", "WPRT", "buy", "--qty", "3000", "--wait", "--timeout", "20")
+    # 100 shares fill per tick (0.02 s): 20,000 take about 4 s, long enough to be seen filling
+    # even when the stream is briefly unavailable and --wait falls back to polling.
+    sandbox.set_price("WPRT", 1)
+    result = cli(sandbox, tmp_path, "submit", "WPRT", "buy", "--qty", "20000", "--wait", "--timeout", "30")
     assert result.returncode == 0, result.stderr
     updates = [line for line in json_lines(result.stdout) if line["type"] == "trade_update"]
     events = [u["event"] for u in updates]
     assert "partial_fill" in events and events[-1] == "fill"
-    assert sum(Decimal(str(u["qty"])) for u in updates if u["qty"] is not None) == 3000
+    assert sum(Decimal(str(u["qty"])) for u in updates if u["qty"] is not None) == 20000
     filled = [Decimal(str(u["filled_qty"])) for u in updates]
-    assert filled == sorted(filled) and filled[-1] == 3000
+    assert filled == sorted(filled) and filled[-1] == 20000
 
 
 def test_wait_exits_1_when_the_order_ends_unfilled(sandbox: Any, tmp_path: Path) -> None:
