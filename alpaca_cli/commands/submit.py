@@ -6,16 +6,16 @@ cannot create a second order after a lost answer. A live account needs
 `--live` and a confirmation (or `--yes`). `--wait` listens to trade updates
 before sending (or polls the order when the stream is unavailable) and exits
 0 when the order filled or is still working at the timeout, 1 when it ended
-rejected, canceled or expired.
+rejected, canceled or expired. The following itself is `alpaca_cli.follow`;
+this module parses, calls and renders.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -31,20 +31,13 @@ from alpaca_cli.invocation import (
 )
 
 if TYPE_CHECKING:
-    from alpaca_cli.bridge import Broker, TradeUpdateStream
+    from alpaca_cli import follow
+    from alpaca_cli.bridge import Broker
     from alpaca_cli.domain import Order, OrderRequest, TradeUpdate
     from alpaca_cli.invocation import Invocation
     from alpaca_cli.output import Output
 
 DEFAULT_TIMEOUT = 60.0
-# Polling when the stream is unavailable: quick at first (most orders end
-# within a second or two), then every 2 s, well under Alpaca's 200 requests/min.
-POLL_DELAYS = (0.1, 0.2, 0.4, 0.8, 1.5)
-POLL_INTERVAL = 2.0
-STREAM_CONNECT_TIMEOUT = 10.0
-# With the stream, the order is still asked for after this long without news:
-# a "connected but mute" socket must not hide a fill until the timeout.
-STREAM_QUIET_POLL = 3.0
 
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Skip the confirmation prompts (for scripts).")]
 
@@ -140,6 +133,7 @@ def submit(
 async def _submit(
     invocation: Invocation, request: OrderRequest, decision: str, state: Path | None, timeout: float | None
 ) -> int:
+    from alpaca_cli import follow
     from alpaca_cli.bridge import Broker
 
     out = invocation.out
@@ -148,9 +142,30 @@ async def _submit(
         if timeout is None:
             placement = await orders.place(broker, request)
             _report(out, placement)
-            _record_new(state, account_id, placement.order)
+            follow.record_new(state, account_id, placement.order)
             return 0
-        return await _place_and_follow(broker, out, request, state, account_id, timeout)
+        outcome = await follow.place_and_follow(
+            broker,
+            request,
+            timeout,
+            state=state,
+            account_id=account_id,
+            on_placed=lambda placement: _report(out, placement),
+            on_update=lambda update: _show_update(out, update),
+            warn=out.warn,
+        )
+        return _waited(out, outcome, timeout)
+
+
+def _waited(out: Output, outcome: follow.Outcome, timeout: float) -> int:
+    """Say how the wait ended when the order is not done; the exit code of `--wait`."""
+    final = outcome.order
+    if outcome.stopped_exit_code is not None:
+        out.message(f"stopped waiting; order {final.id} is {final.status}")
+        return outcome.stopped_exit_code
+    if not final.is_final:
+        out.message(f"still {final.status} after {timeout:g} s: order {final.id} keeps working at the broker")
+    return orders.wait_exit_code(final)
 
 
 async def _preflight(broker: Broker, request: OrderRequest, decision: str, state: Path | None) -> str | None:
@@ -167,24 +182,6 @@ async def _preflight(broker: Broker, request: OrderRequest, decision: str, state
         if not typer.confirm(text, default=False, err=True):
             raise orders.NotConfirmed("not confirmed: nothing was sent")
     return account.id
-
-
-def _record_new(state: Path | None, account_id: str | None, order: Order) -> None:
-    """Record the placed order as its `new` event, through the same `apply` as the stream."""
-    if state is None:
-        return
-    from alpaca_cli.domain import TradeUpdate
-
-    _apply(state, account_id, TradeUpdate("new", order, order.submitted_at, source="reconcile"))
-
-
-def _apply(state: Path | None, account_id: str | None, update: TradeUpdate) -> None:
-    if state is None:
-        return
-    from alpaca_cli import statefile
-    from alpaca_cli.core import apply
-
-    statefile.update(state, lambda current: apply(current, update), account_id=account_id)
 
 
 def _report(out: Output, placement: orders.Placement) -> None:
@@ -207,159 +204,6 @@ def _report(out: Output, placement: orders.Placement) -> None:
             "nothing was sent",
             status=422,
         )
-
-
-async def _place_and_follow(
-    broker: Broker, out: Output, request: OrderRequest, state: Path | None, account_id: str | None, timeout: float
-) -> int:
-    """Listen, place, then print the order's updates until it ends or `timeout` passes.
-
-    The trade-update stream is opened *before* the order is sent, so even a
-    fill that happens before the POST's answer arrives is heard. When the
-    stream cannot be had (another process holds the account's one
-    connection, or it does not connect), the order is polled instead.
-    """
-    from alpaca_cli.invocation import StopSignal
-
-    trades = await _listen(broker, out)
-    placement = await orders.place(broker, request)
-    _report(out, placement)
-    _record_new(state, account_id, placement.order)
-    follower = _Follower(broker, out, state, account_id, placement.order)
-    stop = StopSignal()
-    stop.install()
-    try:
-        deadline = asyncio.get_running_loop().time() + timeout
-        if trades is None:
-            await follower.poll(deadline, stop.event, announce=True)
-        else:
-            await follower.listen(trades, deadline, stop.event)
-    finally:
-        stop.uninstall()
-    final = follower.current
-    if stop.received is not None:
-        out.message(f"stopped waiting; order {final.id} is {final.status}")
-        return stop.exit_code
-    if not final.is_final:
-        out.message(f"still {final.status} after {timeout:g} s: order {final.id} keeps working at the broker")
-    return orders.wait_exit_code(final)
-
-
-async def _listen(broker: Broker, out: Output) -> TradeUpdateStream | None:
-    from alpaca_cli.errors import CliError
-
-    try:
-        return await broker.trade_updates_connect(connect_timeout=STREAM_CONNECT_TIMEOUT)
-    except CliError as error:
-        out.warn(f"trade-update stream unavailable ({error.message}); polling the order instead")
-        return None
-
-
-class _Follower:
-    """Prints (and records) one order's updates, from the stream or from polling.
-
-    `current` is the freshest view of the order. Stream events already
-    explained by a poll (same event at the same cumulative fill, or older
-    than what is known) are not printed twice.
-    """
-
-    def __init__(self, broker: Broker, out: Output, state: Path | None, account_id: str | None, order: Order) -> None:
-        self.broker = broker
-        self.out = out
-        self.state = state
-        self.account_id = account_id
-        self.current = order
-        self._seen: set[tuple[str, Any]] = set()
-
-    def _emit(self, update: TradeUpdate) -> None:
-        self._seen.add((update.event, update.order.filled_qty))
-        _apply(self.state, self.account_id, update)
-        _show_update(self.out, update)
-
-    async def catch_up(self) -> None:
-        """Ask the broker for the order and report whatever changed since `current`."""
-        from alpaca_cli.errors import UnreachableError
-
-        try:
-            latest = await self.broker.order(self.current.id)
-        except UnreachableError as error:
-            # The order stands either way; one failed look must not end the wait.
-            self.out.warn(f"could not look the order up ({error.message}); still waiting")
-            return
-        for update in orders.polled_events(self.current, latest):
-            self._emit(update)
-        self.current = latest
-
-    async def poll(self, deadline: float, stop: asyncio.Event, *, announce: bool = False) -> None:
-        """Follow the order by asking for it, quickly at first, then every few seconds."""
-        loop = asyncio.get_running_loop()
-        if announce:
-            for update in orders.polled_events(None, self.current):
-                self._emit(update)
-        n = 0
-        while not self.current.is_final and not stop.is_set():
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                return
-            delay = POLL_DELAYS[n] if n < len(POLL_DELAYS) else POLL_INTERVAL
-            n += 1
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=min(delay, remaining))
-                return
-            await self.catch_up()
-
-    async def listen(self, trades: TradeUpdateStream, deadline: float, stop: asyncio.Event) -> None:
-        """Follow the order on the stream; poll once after a gap or a quiet spell, and at the end."""
-        loop = asyncio.get_running_loop()
-        stopper = asyncio.ensure_future(stop.wait())
-        update_task: asyncio.Future[TradeUpdate] | None = None
-        life_task: asyncio.Future[Any] | None = None
-        try:
-            while not self.current.is_final and not stop.is_set():
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    break
-                update_task = update_task or asyncio.ensure_future(trades.updates.get())
-                life_task = life_task or asyncio.ensure_future(trades.lifecycle.get())
-                done, _ = await asyncio.wait(
-                    {update_task, life_task, stopper},
-                    timeout=min(remaining, STREAM_QUIET_POLL),
-                    return_when=asyncio.FIRST_COMPLETED,
-                )
-                if stopper in done:
-                    return
-                if update_task in done:
-                    self._heard(update_task.result())
-                    update_task = None
-                    continue
-                if life_task in done:
-                    event = life_task.result()
-                    life_task = None
-                    if event.event == "failed":
-                        self.out.warn("trade-update stream failed; polling the order instead")
-                        await self.catch_up()
-                        await self.poll(deadline, stop)
-                        return
-                    if event.event != "connected" or not event.reconnects:
-                        continue  # a drop, or the first connection: nothing can be missing yet
-                # Reconnected after a gap, or nothing heard for a while: events may be lost.
-                await self.catch_up()
-            if not self.current.is_final and not stop.is_set():
-                await self.catch_up()  # the last word comes from the broker, not from silence
-        finally:
-            for task in (stopper, update_task, life_task):
-                if task is not None:
-                    task.cancel()
-
-    def _heard(self, update: TradeUpdate) -> None:
-        order = update.order
-        if order.id != self.current.id:
-            return  # another order of the account
-        key = (update.event, order.filled_qty)
-        if key in self._seen or order.filled_qty < self.current.filled_qty:
-            return
-        self._emit(update)
-        self.current = order
 
 
 # --------------------------------------------------------------------------- rendering

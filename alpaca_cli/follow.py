@@ -1,0 +1,230 @@
+"""Following one order to its end: the machinery behind `submit --wait`.
+
+`place_and_follow` opens the trade-update stream *before* the order is sent,
+so even a fill that lands before the POST's answer is heard; when the stream
+cannot be had (another process holds the account's one connection, or it
+does not connect) the order is polled instead. On the stream, the order is
+still asked for after a reconnect or a quiet spell, because a "connected but
+mute" socket must not hide a fill until the timeout.
+
+Nothing here prints: the caller passes what to do with the placement, with
+each update and with a warning, and renders the `Outcome`. The state file is
+written here, through the same `core.apply` as `tail --state`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from alpaca_cli import orders
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from alpaca_cli.bridge import Broker, TradeUpdateStream
+    from alpaca_cli.domain import Order, OrderRequest, TradeUpdate
+
+# Polling when the stream is unavailable: quick at first (most orders end
+# within a second or two), then every 2 s, well under Alpaca's 200 requests/min.
+POLL_DELAYS = (0.1, 0.2, 0.4, 0.8, 1.5)
+POLL_INTERVAL = 2.0
+STREAM_CONNECT_TIMEOUT = 10.0
+# With the stream, the order is still asked for after this long without news.
+STREAM_QUIET_POLL = 3.0
+
+Warn = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a wait ended: the freshest view of the order, and the stop signal's exit code if one ended it."""
+
+    order: Order
+    stopped_exit_code: int | None = None
+
+
+def record_new(state: Path | None, account_id: str | None, order: Order) -> None:
+    """Record the placed order as its `new` event, through the same `apply` as the stream."""
+    if state is None:
+        return
+    from alpaca_cli.domain import TradeUpdate
+
+    record(state, account_id, TradeUpdate("new", order, order.submitted_at, source="reconcile"))
+
+
+def record(state: Path | None, account_id: str | None, update: TradeUpdate) -> None:
+    """Apply one trade update to the state file (nothing without `--state`)."""
+    if state is None:
+        return
+    from alpaca_cli import statefile
+    from alpaca_cli.core import apply
+
+    statefile.update(state, lambda current: apply(current, update), account_id=account_id)
+
+
+async def place_and_follow(
+    broker: Broker,
+    request: OrderRequest,
+    timeout: float,
+    *,
+    state: Path | None,
+    account_id: str | None,
+    on_placed: Callable[[orders.Placement], None],
+    on_update: Callable[[TradeUpdate], None],
+    warn: Warn,
+) -> Outcome:
+    """Listen, place, then report the order's updates until it ends, `timeout` passes or a signal stops it.
+
+    `on_placed` sees the placement before it is recorded; if it raises (a
+    client id that belongs to another order), nothing is recorded or followed.
+    """
+    from alpaca_cli.invocation import StopSignal
+
+    trades = await listen(broker, warn)
+    placement = await orders.place(broker, request)
+    on_placed(placement)
+    record_new(state, account_id, placement.order)
+    follower = Follower(broker, placement.order, on_update=on_update, warn=warn, state=state, account_id=account_id)
+    stop = StopSignal()
+    stop.install()
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout
+        if trades is None:
+            await follower.poll(deadline, stop.event, announce=True)
+        else:
+            await follower.listen(trades, deadline, stop.event)
+    finally:
+        stop.uninstall()
+    return Outcome(follower.current, stop.exit_code if stop.received is not None else None)
+
+
+async def listen(broker: Broker, warn: Warn) -> TradeUpdateStream | None:
+    """The account's trade-update stream, or None (with a warning) when it cannot be had."""
+    from alpaca_cli.errors import CliError
+
+    try:
+        return await broker.trade_updates_connect(connect_timeout=STREAM_CONNECT_TIMEOUT)
+    except CliError as error:
+        warn(f"trade-update stream unavailable ({error.message}); polling the order instead")
+        return None
+
+
+class Follower:
+    """Reports (and records) one order's updates, from the stream or from polling.
+
+    `current` is the freshest view of the order. Stream events already
+    explained by a poll (same event at the same cumulative fill, or older
+    than what is known) are not reported twice.
+    """
+
+    def __init__(
+        self,
+        broker: Broker,
+        order: Order,
+        *,
+        on_update: Callable[[TradeUpdate], None],
+        warn: Warn,
+        state: Path | None = None,
+        account_id: str | None = None,
+    ) -> None:
+        self.broker = broker
+        self.on_update = on_update
+        self.warn = warn
+        self.state = state
+        self.account_id = account_id
+        self.current = order
+        self._seen: set[tuple[str, Any]] = set()
+
+    def _emit(self, update: TradeUpdate) -> None:
+        self._seen.add((update.event, update.order.filled_qty))
+        record(self.state, self.account_id, update)
+        self.on_update(update)
+
+    async def catch_up(self) -> None:
+        """Ask the broker for the order and report whatever changed since `current`."""
+        from alpaca_cli.errors import UnreachableError
+
+        try:
+            latest = await self.broker.order(self.current.id)
+        except UnreachableError as error:
+            # The order stands either way; one failed look must not end the wait.
+            self.warn(f"could not look the order up ({error.message}); still waiting")
+            return
+        for update in orders.polled_events(self.current, latest):
+            self._emit(update)
+        self.current = latest
+
+    async def poll(self, deadline: float, stop: asyncio.Event, *, announce: bool = False) -> None:
+        """Follow the order by asking for it, quickly at first, then every few seconds."""
+        loop = asyncio.get_running_loop()
+        if announce:
+            for update in orders.polled_events(None, self.current):
+                self._emit(update)
+        n = 0
+        while not self.current.is_final and not stop.is_set():
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            delay = POLL_DELAYS[n] if n < len(POLL_DELAYS) else POLL_INTERVAL
+            n += 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=min(delay, remaining))
+                return
+            await self.catch_up()
+
+    async def listen(self, trades: TradeUpdateStream, deadline: float, stop: asyncio.Event) -> None:
+        """Follow the order on the stream; poll once after a gap or a quiet spell, and at the end."""
+        loop = asyncio.get_running_loop()
+        stopper = asyncio.ensure_future(stop.wait())
+        update_task: asyncio.Future[TradeUpdate] | None = None
+        life_task: asyncio.Future[Any] | None = None
+        try:
+            while not self.current.is_final and not stop.is_set():
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                update_task = update_task or asyncio.ensure_future(trades.updates.get())
+                life_task = life_task or asyncio.ensure_future(trades.lifecycle.get())
+                done, _ = await asyncio.wait(
+                    {update_task, life_task, stopper},
+                    timeout=min(remaining, STREAM_QUIET_POLL),
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                if stopper in done:
+                    return
+                if update_task in done:
+                    self._heard(update_task.result())
+                    update_task = None
+                    continue
+                if life_task in done:
+                    event = life_task.result()
+                    life_task = None
+                    if event.event == "failed":
+                        self.warn("trade-update stream failed; polling the order instead")
+                        await self.catch_up()
+                        await self.poll(deadline, stop)
+                        return
+                    if event.event != "connected" or not event.reconnects:
+                        continue  # a drop, or the first connection: nothing can be missing yet
+                # Reconnected after a gap, or nothing heard for a while: events may be lost.
+                await self.catch_up()
+            if not self.current.is_final and not stop.is_set():
+                await self.catch_up()  # the last word comes from the broker, not from silence
+        finally:
+            for task in (stopper, update_task, life_task):
+                if task is not None:
+                    task.cancel()
+
+    def _heard(self, update: TradeUpdate) -> None:
+        order = update.order
+        if order.id != self.current.id:
+            return  # another order of the account
+        key = (update.event, order.filled_qty)
+        if key in self._seen or order.filled_qty < self.current.filled_qty:
+            return
+        self._emit(update)
+        self.current = order
