@@ -6,7 +6,14 @@ piped; one JSON object per line, flushed per line, each with a `"type"`.
 Decimals are written as JSON numbers from their decimal digits (no float
 noise), datetimes as RFC 3339 UTC with `Z`.
 
-Rich is imported on first use, not at import: `--help` must stay fast.
+Commands that stream (`stream bars`, `tail`) write through `Output.line_sink()`,
+which puts a pipe of stdout's own under asyncio flow control: a slow reader
+then makes the writer wait while the event loop keeps running, so data piles
+up in the bridge's bounded queues (dropped and counted there) instead of
+unbounded behind a blocked loop.
+
+Rich and asyncio are imported on first use, not at import: `--help` and TAB
+completion load this module and must stay fast.
 """
 
 from __future__ import annotations
@@ -14,7 +21,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
+import stat
 import sys
+import time
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -136,6 +146,10 @@ class Output:
             self._err = Console(stderr=True, highlight=False)
         return self._err
 
+    def line_sink(self) -> LineSink:
+        """A writer of whole lines to stdout for streaming commands: open it once per run, close it at the end."""
+        return LineSink(self.stdout)
+
     def emit(self, record: Mapping[str, Any]) -> None:
         """Write one JSON object as one line and flush, so `| jq` sees it at once."""
         self.stdout.write(dumps(record) + "\n")
@@ -153,6 +167,122 @@ class Output:
         suffix = f" · account {account}" if account else ""
         style = "bold white on red" if environment == "live" else "dim"
         self.message(f"[{environment.upper()}]{suffix}", style=style)
+
+
+class _Paced:
+    """Flow control of the stdout pipe transport, and news of the reader leaving.
+
+    An asyncio protocol by its methods rather than by `asyncio.Protocol` as
+    a base, so that importing this module does not import asyncio.
+    """
+
+    def __init__(self) -> None:
+        import asyncio
+
+        self.gone = asyncio.Event()
+        self._resumed: asyncio.Future[None] | None = None
+        self.paused = False
+
+    def connection_made(self, transport: Any) -> None:
+        pass
+
+    def pause_writing(self) -> None:
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        if self._resumed is not None and not self._resumed.done():
+            self._resumed.set_result(None)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.paused = False
+        self.gone.set()
+        if self._resumed is not None and not self._resumed.done():
+            self._resumed.set_result(None)
+
+    async def wait_resumed(self) -> None:
+        import asyncio
+
+        self._resumed = asyncio.get_running_loop().create_future()
+        await self._resumed
+
+
+class LineSink:
+    """Whole lines to stdout, each written at once (the contract's flush per line).
+
+    On a pipe or socket of its own, stdout becomes an asyncio transport with
+    flow control; elsewhere (a terminal, a file, or a pipe shared with stderr,
+    whose non-blocking mode would leak into stderr) writes stay blocking.
+    """
+
+    def __init__(self, stdout: IO[str]) -> None:
+        import asyncio
+
+        self._stdout = stdout
+        self._transport: asyncio.WriteTransport | None = None
+        self._protocol: _Paced | None = None
+        self._fd = -1
+        self.gone = asyncio.Event()
+
+    async def open(self) -> None:
+        try:
+            fd = self._stdout.fileno()
+            mode = os.fstat(fd).st_mode
+        except (OSError, ValueError, AttributeError):
+            return
+        if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)) or _same_file(fd, 2):
+            return
+        import asyncio
+
+        self._stdout.flush()
+        loop = asyncio.get_running_loop()
+        # The transport owns (and closes) a duplicate, so fd 1 stays open for the exit path.
+        self._fd = fd
+        pipe = os.fdopen(os.dup(fd), "wb", buffering=0, closefd=True)
+        transport, protocol = await loop.connect_write_pipe(_Paced, pipe)
+        self._transport, self._protocol = transport, protocol
+        self.gone = protocol.gone
+
+    def write(self, line: str) -> bool:
+        """Write one line; True when the reader is behind and `drain()` should be awaited."""
+        if self._transport is None:
+            try:
+                self._stdout.write(line)
+                self._stdout.flush()
+            except BrokenPipeError:
+                self.gone.set()
+            return False
+        if self.gone.is_set():
+            return False
+        self._transport.write(line.encode())
+        return self._protocol is not None and self._protocol.paused
+
+    async def drain(self) -> None:
+        if self._protocol is not None and self._protocol.paused:
+            await self._protocol.wait_resumed()
+
+    async def close(self) -> None:
+        """Write out what is buffered (up to a second; the reader may be stuck), then close."""
+        transport = self._transport
+        if transport is None:
+            return
+        import asyncio
+
+        deadline = time.monotonic() + 1.0
+        while transport.get_write_buffer_size() and not self.gone.is_set() and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        transport.close()
+        self._transport = None
+        # The transport made the pipe non-blocking; whoever writes to it after us expects it blocking.
+        os.set_blocking(self._fd, True)
+
+
+def _same_file(fd: int, other: int) -> bool:
+    try:
+        a, b = os.fstat(fd), os.fstat(other)
+    except OSError:
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
 def error_line(message: str) -> None:

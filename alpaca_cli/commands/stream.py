@@ -6,20 +6,15 @@ events); this module only renders them, reports connection changes on stderr
 health file fresh, and stops cleanly on `--count`, `--duration`, SIGINT,
 SIGTERM, or when the reader of a pipe goes away.
 
-Piped output goes through an asyncio pipe transport rather than blocking
-writes: a slow reader then makes the writer wait while the event loop keeps
-running, so bars pile up in the bridge's bounded queue (and are dropped and
-counted there) instead of piling up unbounded behind a blocked loop.
+Piped output goes through `Output.line_sink()`, which waits for a slow reader
+without blocking the event loop, so bars pile up in the bridge's bounded
+queue (and are dropped and counted there) instead of behind a blocked loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
-import os
-import stat
-import sys
-import time
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -148,104 +143,6 @@ class BarLines:
         )
 
 
-class _Paced(asyncio.Protocol):
-    """Flow control of the stdout pipe transport, and news of the reader leaving."""
-
-    def __init__(self) -> None:
-        self.gone = asyncio.Event()
-        self._resumed: asyncio.Future[None] | None = None
-        self.paused = False
-
-    def pause_writing(self) -> None:
-        self.paused = True
-
-    def resume_writing(self) -> None:
-        self.paused = False
-        if self._resumed is not None and not self._resumed.done():
-            self._resumed.set_result(None)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.paused = False
-        self.gone.set()
-        if self._resumed is not None and not self._resumed.done():
-            self._resumed.set_result(None)
-
-    async def wait_resumed(self) -> None:
-        self._resumed = asyncio.get_running_loop().create_future()
-        await self._resumed
-
-
-class LineSink:
-    """Whole lines to stdout, each written at once (the contract's flush per line).
-
-    On a pipe or socket of its own, stdout becomes an asyncio transport with
-    flow control; elsewhere (a terminal, a file, or a pipe shared with stderr,
-    whose non-blocking mode would leak into stderr) writes stay blocking.
-    """
-
-    def __init__(self) -> None:
-        self._transport: asyncio.WriteTransport | None = None
-        self._protocol: _Paced | None = None
-        self._fd = -1
-        self.gone = asyncio.Event()
-
-    async def open(self) -> None:
-        try:
-            fd = sys.stdout.fileno()
-            mode = os.fstat(fd).st_mode
-        except (OSError, ValueError, AttributeError):
-            return
-        if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)) or _same_file(fd, 2):
-            return
-        sys.stdout.flush()
-        loop = asyncio.get_running_loop()
-        # The transport owns (and closes) a duplicate, so fd 1 stays open for the exit path.
-        self._fd = fd
-        pipe = os.fdopen(os.dup(fd), "wb", buffering=0, closefd=True)
-        transport, protocol = await loop.connect_write_pipe(_Paced, pipe)
-        self._transport, self._protocol = transport, protocol
-        self.gone = protocol.gone
-
-    def write(self, line: str) -> bool:
-        """Write one line; True when the reader is behind and `drain()` should be awaited."""
-        if self._transport is None:
-            try:
-                sys.stdout.write(line)
-                sys.stdout.flush()
-            except BrokenPipeError:
-                self.gone.set()
-            return False
-        if self.gone.is_set():
-            return False
-        self._transport.write(line.encode())
-        return self._protocol is not None and self._protocol.paused
-
-    async def drain(self) -> None:
-        if self._protocol is not None and self._protocol.paused:
-            await self._protocol.wait_resumed()
-
-    async def close(self) -> None:
-        """Write out what is buffered (up to a second; the reader may be stuck), then close."""
-        transport = self._transport
-        if transport is None:
-            return
-        deadline = time.monotonic() + 1.0
-        while transport.get_write_buffer_size() and not self.gone.is_set() and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
-        transport.close()
-        self._transport = None
-        # The transport made the pipe non-blocking; whoever writes to it after us expects it blocking.
-        os.set_blocking(self._fd, True)
-
-
-def _same_file(fd: int, other: int) -> bool:
-    try:
-        a, b = os.fstat(fd), os.fstat(other)
-    except OSError:
-        return False
-    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
-
-
 # ---------------------------------------------------------------------- the table
 
 
@@ -368,7 +265,7 @@ class _Session:
         self.options = options
         self.handle = handle
         self.stop = stop
-        self.sink = LineSink()
+        self.sink = self.out.line_sink()
         self.board = _Board(list(options.symbols))
         self.written = 0
 

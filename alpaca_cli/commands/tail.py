@@ -145,12 +145,10 @@ class _View:
     """Where events and notices go: JSON Lines on a pipe, colored lines and a status line on a terminal."""
 
     def __init__(self, invocation: Invocation, options: _Options, end: asyncio.Event) -> None:
-        from alpaca_cli.commands.stream import LineSink
-
         self.out = invocation.out
         self.options = options
         self.end = end
-        self.sink = LineSink()
+        self.sink = self.out.line_sink()
         self.written = 0
         self.supervisor: Supervisor | None = None
         self._live: Any = None
