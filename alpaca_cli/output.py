@@ -32,6 +32,9 @@ from typing import IO, TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.text import Text
+
+    from alpaca_cli.domain import TradeUpdate
 
 Mode = Literal["auto", "table", "json"]
 _encode_str = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
@@ -167,6 +170,54 @@ class Output:
         suffix = f" · account {account}" if account else ""
         style = "bold white on red" if environment == "live" else "dim"
         self.message(f"[{environment.upper()}]{suffix}", style=style)
+
+
+_EVENT_STYLE = {
+    "fill": "bold green",
+    "partial_fill": "green",
+    "new": "cyan",
+    "accepted": "cyan",
+    "canceled": "yellow",
+    "expired": "yellow",
+    "done_for_day": "yellow",
+    "replaced": "yellow",
+    "pending_cancel": "dim yellow",
+    "pending_replace": "dim yellow",
+    "rejected": "bold red",
+    "order_cancel_rejected": "red",
+    "order_replace_rejected": "red",
+}
+
+
+def trade_update_text(update: TradeUpdate) -> Text:
+    """A trade update as one colored table-mode line, the one `tail` and `demo` print.
+
+    Time, symbol, side, event (fill qty @ price), filled/total, status, source.
+    """
+    from rich.text import Text
+
+    order = update.order
+    what = update.event
+    if update.qty is not None:
+        what += f" {decimal_text(update.qty)}"
+        if update.price is not None:
+            what += f" @ {decimal_text(update.price)}"
+    if order.qty is not None:
+        total = decimal_text(order.qty)
+    else:
+        total = f"${decimal_text(order.notional)}" if order.notional else "?"
+    source = Text(update.source, style="magenta" if update.source == "reconcile" else "dim")
+    return Text.assemble(
+        (update.timestamp.strftime("%H:%M:%S.%f")[:-3], "dim"),
+        "  ",
+        (f"{order.symbol:<6}", "bold"),
+        f" {order.side:<4} ",
+        (f"{what:<28}", _EVENT_STYLE.get(update.event, "")),
+        f" {decimal_text(order.filled_qty) + '/' + total:<13} ",
+        (f"{order.status:<16}", "dim"),
+        " ",
+        source,
+    )
 
 
 class _Paced:

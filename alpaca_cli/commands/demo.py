@@ -343,9 +343,9 @@ class Story:
         if self.out.json:
             self.out.emit(orders.trade_update_record(update))
         else:
-            from alpaca_cli.commands.tail import _event_text  # the very line `tail` prints
+            from alpaca_cli.output import trade_update_text  # the very line `tail` prints
 
-            self.out.console.print(_event_text(update))
+            self.out.console.print(trade_update_text(update))
         self._changed.set()
 
     def _on_notice(self, notice: Notice) -> None:

@@ -27,21 +27,6 @@ if TYPE_CHECKING:
 app = typer.Typer(name="tail", help="Follow account events as they happen.", no_args_is_help=True)
 
 STATUS_REFRESH = 4  # status line redraws per second
-_EVENT_STYLE = {
-    "fill": "bold green",
-    "partial_fill": "green",
-    "new": "cyan",
-    "accepted": "cyan",
-    "canceled": "yellow",
-    "expired": "yellow",
-    "done_for_day": "yellow",
-    "replaced": "yellow",
-    "pending_cancel": "dim yellow",
-    "pending_replace": "dim yellow",
-    "rejected": "bold red",
-    "order_cancel_rejected": "red",
-    "order_replace_rejected": "red",
-}
 
 
 @app.command("trade-updates")
@@ -188,7 +173,9 @@ class _View:
 
             self.sink.write(dumps(trade_update_record(update)) + "\n")
         else:
-            self.out.console.print(_event_text(update))
+            from alpaca_cli.output import trade_update_text
+
+            self.out.console.print(trade_update_text(update))
         self.written += 1
         if self.options.count is not None and self.written >= self.options.count:
             self.end.set()
@@ -221,37 +208,6 @@ class _View:
                 "dim",
             ),
         )
-
-
-def _event_text(update: TradeUpdate) -> Any:
-    """One colored line: time, symbol, side, event (fill qty @ price), filled/total, status, source."""
-    from rich.text import Text
-
-    order = update.order
-    what = update.event
-    if update.qty is not None:
-        what += f" {_number(update.qty)}"
-        if update.price is not None:
-            what += f" @ {_number(update.price)}"
-    total = _number(order.qty) if order.qty is not None else f"${_number(order.notional)}" if order.notional else "?"
-    source = Text(update.source, style="magenta" if update.source == "reconcile" else "dim")
-    return Text.assemble(
-        (update.timestamp.strftime("%H:%M:%S.%f")[:-3], "dim"),
-        "  ",
-        (f"{order.symbol:<6}", "bold"),
-        f" {order.side:<4} ",
-        (f"{what:<28}", _EVENT_STYLE.get(update.event, "")),
-        f" {_number(order.filled_qty) + '/' + total:<13} ",
-        (f"{order.status:<16}", "dim"),
-        " ",
-        source,
-    )
-
-
-def _number(value: Any) -> str:
-    from alpaca_cli.output import decimal_text
-
-    return decimal_text(value)
 
 
 # -------------------------------------------------------------------------------- running
