@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -62,3 +63,87 @@ def test_emit_writes_one_flushed_line_per_record() -> None:
     out.emit({"type": "y"})
     assert sink.getvalue() == '{"type":"x","n":1}\n{"type":"y"}\n'
     assert Output("table", stdout=sink).json is False
+
+
+def test_trade_update_text_is_one_aligned_line() -> None:
+    from alpaca_cli.domain import Order, TradeUpdate
+    from alpaca_cli.output import trade_update_text
+
+    order = Order(
+        id="o1",
+        client_order_id="c1",
+        symbol="AAPL",
+        side="buy",
+        type="market",
+        time_in_force="day",
+        status="filled",
+        submitted_at=datetime(2026, 1, 2, tzinfo=UTC),
+        qty=Decimal("10"),
+        filled_qty=Decimal("10.000"),
+    )
+    at = datetime(2026, 1, 2, 12, 0, 35, 646123, tzinfo=UTC)
+    fill = TradeUpdate("fill", order, at, price=Decimal("229.160"), qty=Decimal("10"), source="reconcile")
+    text = trade_update_text(fill)
+    assert text.plain == f"12:00:35.646  AAPL   buy  {'fill 10 @ 229.16':<28} {'10/10':<13} {'filled':<16} reconcile"
+    assert any(span.style == "magenta" for span in text.spans)  # recovered events stand out
+
+
+def test_line_sink_off_a_pipe_writes_blocking_lines() -> None:
+    import asyncio
+
+    stdout = io.StringIO()
+    sink = Output("json", stdout=stdout).line_sink()
+
+    async def run() -> bool:
+        await sink.open()
+        behind = sink.write('{"type":"x"}\n')
+        await sink.close()
+        return behind
+
+    assert asyncio.run(run()) is False
+    assert stdout.getvalue() == '{"type":"x"}\n'
+
+
+@pytest.mark.timeout(20)
+def test_line_sink_on_a_pipe_waits_for_a_slow_reader_and_loses_nothing() -> None:
+    import asyncio
+    import os
+    import threading
+
+    read_fd, write_fd = os.pipe()
+    stdout = os.fdopen(write_fd, "w")
+    sink = Output("json", stdout=stdout).line_sink()
+    line = "x" * 1000 + "\n"
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(_read_all(read_fd)))
+
+    async def run() -> int:
+        await sink.open()
+        paused_at = 0
+        for n in range(1, 501):  # 500 kB: far beyond a pipe's buffer
+            if sink.write(line):
+                paused_at = paused_at or n
+                if not reader.is_alive():
+                    reader.start()  # the reader arrives only once the writer is behind
+                await sink.drain()
+        await sink.close()
+        return paused_at
+
+    try:
+        paused_at = asyncio.run(run())
+        assert os.get_blocking(write_fd)  # handed back blocking, as the exit path expects
+    finally:
+        stdout.close()
+    reader.join(10)
+    assert 0 < paused_at < 500
+    assert received == [line.encode() * 500]
+
+
+def _read_all(fd: int) -> bytes:
+    import os
+
+    chunks = []
+    while chunk := os.read(fd, 65536):
+        chunks.append(chunk)
+    os.close(fd)
+    return b"".join(chunks)
