@@ -12,7 +12,6 @@ Typer and the standard library only at import time: this module is loaded by
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import signal
 import sys
@@ -54,6 +53,7 @@ SandboxOption = Annotated[
 LiveOption = Annotated[
     bool, typer.Option("--live", help="Allow placing or canceling orders on a live account. Env: ALPACA_CLI_LIVE=1.")
 ]
+YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Skip the confirmation prompts (for scripts).")]
 
 
 class _Flags:
@@ -121,15 +121,21 @@ class StopSignal:
     """
 
     def __init__(self) -> None:
+        import asyncio
+
         self.event = asyncio.Event()
         self.received: int | None = None
 
     def install(self) -> None:
+        import asyncio
+
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._on_signal, sig)
 
     def uninstall(self) -> None:
+        import asyncio
+
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)

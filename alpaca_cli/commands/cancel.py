@@ -9,15 +9,11 @@ is a clean "no" (exit 1).
 
 from __future__ import annotations
 
-import asyncio
 import sys
-import uuid
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from alpaca_cli import orders
-from alpaca_cli.commands.submit import YesOption
 from alpaca_cli.errors import BrokerRejected, UsageError
 from alpaca_cli.invocation import (
     DebugOption,
@@ -25,6 +21,7 @@ from alpaca_cli.invocation import (
     OutputOption,
     ProfileOption,
     SandboxOption,
+    YesOption,
     start,
 )
 
@@ -52,6 +49,10 @@ def cancel(
     sandbox: SandboxOption = False,
 ) -> int:
     """Cancel an order by id, by client order id, or all open orders."""
+    import asyncio
+
+    from alpaca_cli import orders
+
     chosen = [name for name, given in (("ORDER_ID", order_id), ("--client-order-id", client_order_id)) if given]
     if all_:
         chosen.append("--all")
@@ -90,6 +91,8 @@ def cancel(
 
 def _check_order_id(text: str) -> None:
     """Alpaca order ids are UUIDs; anything else is a typo (or a client order id)."""
+    import uuid
+
     try:
         uuid.UUID(text.strip())
     except ValueError:
@@ -100,6 +103,8 @@ def _check_order_id(text: str) -> None:
 
 
 async def _confirm(broker: Broker, decision: str, action: str) -> None:
+    from alpaca_cli import orders
+
     if decision != "confirm":
         return
     account = await broker.account()
@@ -149,6 +154,10 @@ async def _get(broker: Broker, order_id: str) -> Order:
 
 
 async def _cancel_all(broker: Broker, out: Output, symbol: str | None, decision: str, yes: bool) -> int:
+    import asyncio
+
+    from alpaca_cli import orders
+
     listed = await broker.orders("open", symbols=[symbol] if symbol else None)
     where = f" for {symbol}" if symbol else ""
     if not listed:

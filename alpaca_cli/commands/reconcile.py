@@ -19,7 +19,6 @@ File rules:
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import time
@@ -69,6 +68,8 @@ def reconcile(
     sandbox: SandboxOption = False,
 ) -> int:
     """Compare the state file with the broker: exit 0 in sync, 1 on drift (even after --write)."""
+    import asyncio
+
     from alpaca_cli import statefile
     from alpaca_cli.errors import UsageError
 

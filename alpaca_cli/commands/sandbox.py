@@ -7,7 +7,6 @@ aiohttp loads only when the server starts, so `--help` stays fast.
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import sys
 from typing import Annotated, Any
@@ -102,10 +101,14 @@ def serve(
         "faults": faults,
         "sip_allowed": not no_sip,
     }
+    import asyncio
+
     return asyncio.run(_serve(options))
 
 
 async def _serve(options: dict[str, Any]) -> int:
+    import asyncio
+
     from alpaca_cli.sandbox.server import Sandbox
 
     sandbox = Sandbox(**options)

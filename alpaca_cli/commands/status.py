@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -33,6 +32,8 @@ def status(
     sandbox: SandboxOption = False,
 ) -> int:
     """Account, market clock, positions and open orders, and the health of both streams."""
+    import asyncio
+
     invocation = start(output, debug, profile, sandbox)
     report = asyncio.run(_gather(invocation.connection))
     from alpaca_cli import health
@@ -51,6 +52,8 @@ def status(
 
 
 async def _gather(connection: Any) -> dict[str, Any]:
+    import asyncio
+
     from alpaca_cli.bridge import Broker
 
     async with Broker(connection) as broker:

@@ -13,7 +13,6 @@ queue (and are dropped and counted there) instead of behind a blocked loop.
 
 from __future__ import annotations
 
-import asyncio
 import math
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any
@@ -63,6 +62,8 @@ def bars(
     sandbox: SandboxOption = False,
 ) -> int:
     """Stream minute bars: a live table on a terminal, JSON Lines when piped."""
+    import asyncio
+
     wanted = _symbols(symbols)
     invocation = start(output, debug, profile, sandbox)
     options = _Options(wanted, feed.value, count, duration, events, stale_after or None)
@@ -224,6 +225,8 @@ def _describe(event: StreamEvent, handle: BarStream) -> str | None:
 
 
 async def _run(invocation: Invocation, options: _Options) -> int:
+    import asyncio
+
     from alpaca_cli.bridge import Broker
 
     stop = StopSignal()
@@ -270,6 +273,8 @@ class _Session:
         self.written = 0
 
     async def run(self) -> int:
+        import asyncio
+
         json_mode = self.out.json
         if json_mode:
             await self.sink.open()
@@ -340,6 +345,8 @@ class _Session:
         return live
 
     async def _redraw(self, live: Any) -> None:
+        import asyncio
+
         while True:
             live.update(self.board.render(self.handle, _now()), refresh=True)
             await asyncio.sleep(TABLE_REFRESH)
@@ -360,6 +367,8 @@ class _Session:
                 await self.sink.drain()
 
     async def _keep_health(self) -> None:
+        import asyncio
+
         from alpaca_cli.health import REFRESH_EVERY
 
         while True:

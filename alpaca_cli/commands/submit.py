@@ -12,14 +12,12 @@ this module parses, calls and renders.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from alpaca_cli import orders
 from alpaca_cli.errors import UsageError
 from alpaca_cli.invocation import (
     DebugOption,
@@ -27,6 +25,7 @@ from alpaca_cli.invocation import (
     OutputOption,
     ProfileOption,
     SandboxOption,
+    YesOption,
     start,
 )
 
@@ -35,11 +34,10 @@ if TYPE_CHECKING:
     from alpaca_cli.bridge import Broker
     from alpaca_cli.domain import Order, OrderRequest, TradeUpdate
     from alpaca_cli.invocation import Invocation
+    from alpaca_cli.orders import Placement
     from alpaca_cli.output import Output
 
 DEFAULT_TIMEOUT = 60.0
-
-YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Skip the confirmation prompts (for scripts).")]
 
 
 def submit(
@@ -94,6 +92,10 @@ def submit(
     sandbox: SandboxOption = False,
 ) -> int:
     """Place one order: validated locally, never sent twice, guarded on live accounts."""
+    import asyncio
+
+    from alpaca_cli import orders
+
     request = orders.validate_order(
         symbol,
         side,
@@ -133,7 +135,7 @@ def submit(
 async def _submit(
     invocation: Invocation, request: OrderRequest, decision: str, state: Path | None, timeout: float | None
 ) -> int:
-    from alpaca_cli import follow
+    from alpaca_cli import follow, orders
     from alpaca_cli.bridge import Broker
 
     out = invocation.out
@@ -159,6 +161,8 @@ async def _submit(
 
 def _waited(out: Output, outcome: follow.Outcome, timeout: float) -> int:
     """Say how the wait ended when the order is not done; the exit code of `--wait`."""
+    from alpaca_cli import orders
+
     final = outcome.order
     if outcome.stopped_exit_code is not None:
         out.message(f"stopped waiting; order {final.id} is {final.status}")
@@ -170,6 +174,8 @@ def _waited(out: Output, outcome: follow.Outcome, timeout: float) -> int:
 
 async def _preflight(broker: Broker, request: OrderRequest, decision: str, state: Path | None) -> str | None:
     """What must hold before the order goes out: the state file is usable, a live order is confirmed."""
+    from alpaca_cli import orders
+
     if decision != "confirm" and state is None:
         return None
     account = await broker.account()
@@ -184,8 +190,10 @@ async def _preflight(broker: Broker, request: OrderRequest, decision: str, state
     return account.id
 
 
-def _report(out: Output, placement: orders.Placement) -> None:
+def _report(out: Output, placement: Placement) -> None:
     """Print the order; fail (exit 1) when the client id belongs to a different order."""
+    from alpaca_cli import orders
+
     if out.json:
         out.emit(orders.order_record(placement.order, submission=placement.how))
     else:
@@ -210,6 +218,8 @@ def _report(out: Output, placement: orders.Placement) -> None:
 
 
 def _show_request(out: Output, request: OrderRequest, environment: str) -> None:
+    from alpaca_cli import orders
+
     record = orders.request_record(request, environment)
     if out.json:
         out.emit(record)
@@ -230,10 +240,12 @@ def _panel(out: Output, order: Order, how: str) -> None:
     from rich.panel import Panel
     from rich.table import Table
 
+    from alpaca_cli.orders import order_record
+
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="dim")
     grid.add_column()
-    for key, value in orders.order_record(order).items():
+    for key, value in order_record(order).items():
         if key != "type" and value is not None and value is not False:
             grid.add_row(key, str(value))
     color = {"filled": "green", "rejected": "red", "canceled": "red", "expired": "red"}.get(order.status, "blue")
@@ -243,7 +255,9 @@ def _panel(out: Output, order: Order, how: str) -> None:
 
 def _show_update(out: Output, update: TradeUpdate) -> None:
     if out.json:
-        out.emit(orders.trade_update_record(update))
+        from alpaca_cli.orders import trade_update_record
+
+        out.emit(trade_update_record(update))
         return
     order = update.order
     fill = f" {update.qty} @ {update.price}" if update.qty is not None else ""

@@ -10,7 +10,6 @@ with `--events stream` as `{"type":"stream",...}` lines), and stops on
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -20,6 +19,8 @@ from alpaca_cli.errors import UsageError
 from alpaca_cli.invocation import DebugOption, OutputOption, ProfileOption, SandboxOption, StopSignal, start
 
 if TYPE_CHECKING:
+    import asyncio
+
     from alpaca_cli.domain import TradeUpdate
     from alpaca_cli.invocation import Invocation
     from alpaca_cli.supervisor import Notice, Supervisor
@@ -69,6 +70,8 @@ def trade_updates(
     sandbox: SandboxOption = False,
 ) -> int:
     """Stream order events (fills, partial fills, cancels, rejects) exactly once, reconciled with the broker."""
+    import asyncio
+
     options = _Options(
         state=state,
         symbols=_symbols(symbols),
@@ -214,6 +217,8 @@ class _View:
 
 
 async def _run(invocation: Invocation, options: _Options) -> int:
+    import asyncio
+
     from alpaca_cli.bridge import Broker
     from alpaca_cli.supervisor import Supervisor
 
@@ -254,5 +259,7 @@ async def _set_when(event: asyncio.Event, target: asyncio.Event) -> None:
 
 
 async def _set_after(seconds: float, target: asyncio.Event) -> None:
+    import asyncio
+
     await asyncio.sleep(seconds)
     target.set()
