@@ -254,6 +254,7 @@ def _panel(out: Output, order: Order, how: str) -> None:
 
 
 def _show_update(out: Output, update: TradeUpdate) -> None:
+    """One update of the followed order: its `trade_update` record, or one plain line on a terminal."""
     if out.json:
         from alpaca_cli.orders import trade_update_record
 
