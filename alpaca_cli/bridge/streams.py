@@ -60,11 +60,13 @@ Where alpaca-py 0.44 is blind, one pair of small subclasses (`_BridgeTradingStre
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import json
 import logging
 import threading
 import time
-from collections.abc import Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -441,7 +443,7 @@ class StreamHandle:
     def force_reconnect(self, reason: str = "reconnect requested") -> None:
         """Close the current socket; the SDK reconnects (with backoff) and re-subscribes."""
         if self._stream is not None and not self._stopping:
-            self._on_sdk_loop(self._stream._bridge_reconnect(reason))
+            self._on_sdk_loop(functools.partial(self._stream._bridge_reconnect, reason))
 
     @property
     def sdk_loop(self) -> asyncio.AbstractEventLoop | None:
@@ -507,7 +509,7 @@ class StreamHandle:
         if thread.is_alive():
             await asyncio.to_thread(self._sdk_ready.wait, self.join_timeout)
             if stream is not None:
-                self._on_sdk_loop(stream._bridge_stop())
+                self._on_sdk_loop(stream._bridge_stop)
             await asyncio.to_thread(thread.join, self.join_timeout)
         if thread.is_alive():
             log.warning(
@@ -523,15 +525,18 @@ class StreamHandle:
     def _on_stopping(self) -> None:
         """Hook for subclasses: stop their own tasks before the SDK stops."""
 
-    def _on_sdk_loop(self, coroutine: Coroutine[Any, Any, None]) -> None:
-        """Schedule `coroutine` on the SDK's loop, unless that loop is gone (then the thread is ending)."""
+    def _on_sdk_loop(self, start: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Run `start()` as a task on the SDK's loop, unless that loop is gone (then the thread is ending).
+
+        The coroutine is created on the SDK's loop, not here: a loop that is
+        closing may drop the callback, and a coroutine made in advance would
+        then be garbage that warns "never awaited" on stderr.
+        """
         sdk_loop = self._sdk_loop
-        try:
-            if sdk_loop is None or sdk_loop.is_closed():
-                raise RuntimeError("no SDK loop")
-            asyncio.run_coroutine_threadsafe(coroutine, sdk_loop)
-        except RuntimeError:
-            coroutine.close()
+        if sdk_loop is None or sdk_loop.is_closed():
+            return
+        with contextlib.suppress(RuntimeError):  # closed between the check and the call
+            sdk_loop.call_soon_threadsafe(lambda: sdk_loop.create_task(start()))
 
     def _emit(
         self, event: str, *, at: datetime | None = None, reason: str | None = None, error: CliError | None = None
