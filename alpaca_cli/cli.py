@@ -19,7 +19,7 @@ from alpaca_cli import __version__
 from alpaca_cli.commands import cancel, demo, reconcile, sandbox, status, stream, submit, tail
 from alpaca_cli.errors import CliError
 from alpaca_cli.invocation import flags
-from alpaca_cli.output import error_line
+from alpaca_cli.output import ReaderGone, error_line
 
 app = typer.Typer(
     name="alpaca-cli",
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> None:
         hint = f" (see '{context.command_path} --help')" if context is not None else ""
         error_line(error.format_message() + hint)
         code = error.exit_code
-    except BrokenPipeError:
+    except ReaderGone:
         code = 0
     except KeyboardInterrupt:
         code = 130

@@ -110,6 +110,14 @@ def _write(value: Any, out: Any) -> None:
         out(_encode_str(str(value)))
 
 
+class ReaderGone(Exception):
+    """The reader of stdout went away (`| head -1`): it wants no more, so stop quietly.
+
+    Not an `OSError` on purpose: Click turns those into exit 1, and the entry
+    point answers this one with exit 0 and no message.
+    """
+
+
 class Output:
     """Where a command's data and messages go, decided once per run."""
 
@@ -155,8 +163,11 @@ class Output:
 
     def emit(self, record: Mapping[str, Any]) -> None:
         """Write one JSON object as one line and flush, so `| jq` sees it at once."""
-        self.stdout.write(dumps(record) + "\n")
-        self.stdout.flush()
+        try:
+            self.stdout.write(dumps(record) + "\n")
+            self.stdout.flush()
+        except BrokenPipeError:
+            raise ReaderGone from None
 
     def message(self, text: str, *, style: str | None = None) -> None:
         """A human message on stderr (plain text; markup is not interpreted)."""
