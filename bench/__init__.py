@@ -172,6 +172,17 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def stop_process(process: subprocess.Popen[Any]) -> int:
+    """SIGTERM, then SIGKILL after 10 s; the exit code."""
+    if process.poll() is None:
+        process.terminate()
+    try:
+        return process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.wait()
+
+
 class SandboxProcess:
     """`alpaca-cli sandbox serve --port P` as its own process, for as long as the `with` lasts.
 
@@ -209,11 +220,6 @@ class SandboxProcess:
         raise RuntimeError("sandbox did not start listening within 20 s")
 
     def __exit__(self, *exc_info: object) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+        if self._process is not None:
+            stop_process(self._process)
         self._home.cleanup()

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import signal
 import subprocess
 import sys
 import threading
@@ -36,7 +35,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from bench import SandboxProcess, alpaca_cli
+from bench import SandboxProcess, alpaca_cli, stop_process
 
 NAME = "bars"
 DESCRIPTION = "stream bars -o json to a pipe vs a bare aiohttp+msgpack client; 10,000-bar bursts; RSS with queue full"
@@ -128,13 +127,7 @@ class _Consumer:
             raise RuntimeError(f"only {self.lines} of {self._target} lines arrived")
 
     def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            return self.process.wait()
+        return stop_process(self.process)
 
 
 def _round(url: str, consumer: _Consumer, symbols: list[str]) -> tuple[float, float]:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import signal
 import statistics
 import subprocess
 import sys
@@ -35,7 +34,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
-from bench import SandboxProcess, alpaca_cli
+from bench import SandboxProcess, alpaca_cli, stop_process
 
 NAME = "fill_latency"
 DESCRIPTION = "fill -> JSON line: tail trade-updates -o json vs a bare WebSocket client (p50/p99 over >= 1,000 fills)"
@@ -104,13 +103,7 @@ class _Reader:
             raise RuntimeError(f"{self.process.args[0]} did not start listening")
 
     def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            return self.process.wait()
+        return stop_process(self.process)
 
 
 def _place(url: str, count: int) -> None:
