@@ -32,9 +32,10 @@ from typing import IO, TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.table import Table
     from rich.text import Text
 
-    from alpaca_cli.domain import TradeUpdate
+    from alpaca_cli.domain import Order, TradeUpdate
 
 Mode = Literal["auto", "table", "json"]
 _encode_str = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
@@ -354,3 +355,26 @@ def error_line(message: str) -> None:
         sys.stderr.flush()
     except (BrokenPipeError, ValueError):
         pass
+
+
+def orders_table(orders: Iterable[Order], title: str) -> Table:
+    """The one Rich table of orders (`status --orders`, the list `cancel --all` asks about)."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in ("submitted", "symbol", "side", "type", "qty", "filled", "limit", "stop", "status", "id"):
+        table.add_column(column)
+    for o in orders:
+        table.add_row(
+            o.submitted_at.strftime("%H:%M:%S"),
+            o.symbol,
+            o.side,
+            o.type,
+            str(o.qty if o.qty is not None else f"${o.notional}"),
+            str(o.filled_qty),
+            str(o.limit_price or ""),
+            str(o.stop_price or ""),
+            o.status,
+            o.id,
+        )
+    return table

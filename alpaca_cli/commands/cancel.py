@@ -229,24 +229,9 @@ def _list_to_stderr(out: Output, listed: list[Order], where: str) -> None:
     if not out.interactive:
         out.message(f"canceling {len(listed)} open order{'s' if len(listed) != 1 else ''}{where}")
         return
-    from rich.table import Table
+    from alpaca_cli.output import orders_table
 
-    table = Table(title=f"Open orders{where}")
-    for column in ("id", "symbol", "side", "type", "qty", "filled", "limit", "stop", "status"):
-        table.add_column(column)
-    for o in listed:
-        table.add_row(
-            o.id,
-            o.symbol,
-            o.side,
-            o.type,
-            str(o.qty if o.qty is not None else f"${o.notional}"),
-            str(o.filled_qty),
-            str(o.limit_price or ""),
-            str(o.stop_price or ""),
-            o.status,
-        )
-    out.err.print(table)
+    out.err.print(orders_table(listed, f"Open orders{where}"))
 
 
 def _show(out: Output, records: list[dict[str, Any]]) -> None:

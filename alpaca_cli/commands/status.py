@@ -118,6 +118,8 @@ def _render(
     from rich.panel import Panel
     from rich.table import Table
 
+    from alpaca_cli.output import orders_table
+
     account: Account = report["account"]
     clock: Clock = report["clock"]
     positions: list[Position] = report["positions"]
@@ -172,23 +174,7 @@ def _render(
             )
         out.console.print(table)
     if with_orders and orders:
-        table = Table(title="Open orders")
-        for column in ("submitted", "symbol", "side", "type", "qty", "filled", "limit", "stop", "status", "id"):
-            table.add_column(column)
-        for o in orders:
-            table.add_row(
-                o.submitted_at.strftime("%H:%M:%S"),
-                o.symbol,
-                o.side,
-                o.type,
-                str(o.qty if o.qty is not None else f"${o.notional}"),
-                str(o.filled_qty),
-                str(o.limit_price or ""),
-                str(o.stop_price or ""),
-                o.status,
-                o.id,
-            )
-        out.console.print(table)
+        out.console.print(orders_table(orders, "Open orders"))
     if problems:
         out.console.print("[red]" + "; ".join(problems) + "[/]")
 
