@@ -360,6 +360,7 @@ def test_504_then_accept_places_one_order(sandbox: Any, tmp_path: Path) -> None:
     [placed] = broker_orders(sandbox, "ID54")
     assert placed["id"] == record["id"]
     assert sandbox.counts["POST /v2/orders"] == posts + 2  # the lookup proved the first never arrived
+    assert (record["submission"], record["sends"]) == ("sent", 2)
 
 
 def test_repeated_429_places_one_order(sandbox: Any, tmp_path: Path) -> None:

@@ -673,7 +673,6 @@ class BarStream(StreamHandle):
         self._last_activity = self._loop.time()
         self._last_bar_mono: float | None = None
         self._drop_logged_at = -DROP_LOG_EVERY
-        self._drops_logged = 0
         self._watchdog: asyncio.Task[None] | None = None
 
     def health_record(self) -> dict[str, Any]:

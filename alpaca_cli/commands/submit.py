@@ -195,7 +195,7 @@ def _report(out: Output, placement: Placement) -> None:
     from alpaca_cli import orders
 
     if out.json:
-        out.emit(orders.order_record(placement.order, submission=placement.how))
+        out.emit(orders.order_record(placement.order, submission=placement.how, sends=placement.sends))
     else:
         _panel(out, placement.order, placement.how)
     if placement.how == "recovered":

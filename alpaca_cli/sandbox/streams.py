@@ -44,7 +44,6 @@ from alpaca_cli.sandbox import tradestream as ts
 
 log = logging.getLogger(__name__)
 
-FEEDS = ("iex", "sip")
 # Messages a connection may have queued before it counts as a slow client (407).
 SLOW_CLIENT_LIMIT = 250_000
 # How often the drop-every timers look at the faults.
