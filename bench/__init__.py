@@ -22,6 +22,7 @@ a user would, and `cli_env` isolates the CLI from the user's config and keys.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -32,7 +33,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -170,6 +171,23 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def admin(url: str, method: str, path: str, body: dict[str, Any] | None = None, *, timeout: float = 120) -> Any:
+    """One call of the sandbox's admin API (`/admin/...`); the decoded JSON answer."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url + path, data=data, method=method, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=timeout) as reply:
+        return json.load(reply)
+
+
+def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> None:
+    """Poll `condition` every 20 ms until it holds; RuntimeError naming `what` after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        time.sleep(0.02)
 
 
 def stop_process(process: subprocess.Popen[Any]) -> int:

@@ -30,12 +30,11 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from bench import SandboxProcess, alpaca_cli, stop_process
+from bench import SandboxProcess, admin, alpaca_cli, stop_process, wait_until
 
 NAME = "bars"
 DESCRIPTION = "stream bars -o json to a pipe vs a bare aiohttp+msgpack client; 10,000-bar bursts; RSS with queue full"
@@ -54,23 +53,8 @@ def _symbols(prefix: str) -> list[str]:
     return [prefix + "".join(pair) for pair in itertools.islice(itertools.product(letters, repeat=2), WATCHLIST)]
 
 
-def _admin(url: str, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url + path, data=data, method=method, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=30) as reply:
-        return json.load(reply)
-
-
-def _wait(condition: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out waiting for {what}")
-        time.sleep(0.02)
-
-
 def _subscribed(url: str, feed: str, count: int) -> bool:
-    for conn in _admin(url, "GET", "/admin/streams")["data"]:
+    for conn in admin(url, "GET", "/admin/streams")["data"]:
         if conn.get("feed") == feed and len(conn.get("subscriptions", {}).get("bars", [])) == count:
             return True
     return False
@@ -134,7 +118,7 @@ def _round(url: str, consumer: _Consumer, symbols: list[str]) -> tuple[float, fl
     """Bars per second of one burst: from the request, and from the first line, to the last line read."""
     consumer.expect(consumer.lines + BURST)
     started = time.perf_counter()
-    reply = _admin(url, "POST", "/admin/burst", {"count": BURST, "symbols": symbols})
+    reply = admin(url, "POST", "/admin/burst", {"count": BURST, "symbols": symbols})
     if reply["delivered"] != BURST:
         raise RuntimeError(f"the sandbox delivered {reply['delivered']} of {BURST} bars")
     consumer.wait(120)
@@ -157,7 +141,11 @@ def run() -> list[dict[str, Any]]:
             [sys.executable, "-m", "bench._bare_client", f"{ws}/v2/sip", "SANDBOXKEY", "SANDBOXSECRET", *theirs],
             {**sandbox.env, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
         )
-        _wait(lambda: _subscribed(url, "iex", WATCHLIST) and _subscribed(url, "sip", WATCHLIST), 30, "subscriptions")
+
+        def both_subscribed() -> bool:
+            return _subscribed(url, "iex", WATCHLIST) and _subscribed(url, "sip", WATCHLIST)
+
+        wait_until(both_subscribed, 30, "subscriptions")
         rates: dict[str, list[tuple[float, float]]] = {CLI_CASE: [], BASELINE: []}
         for _ in range(ROUNDS):
             rates[CLI_CASE].append(_round(url, tool, mine))
@@ -170,11 +158,11 @@ def run() -> list[dict[str, Any]]:
         bare.stop()
         after = _health(sandbox.home)
 
-        _wait(lambda: not _subscribed(url, "iex", WATCHLIST), 10, "the first stream to go")
+        wait_until(lambda: not _subscribed(url, "iex", WATCHLIST), 10, "the first stream to go")
         stalled = _Consumer(stream, sandbox.env, read=False)
-        _wait(lambda: _subscribed(url, "iex", WATCHLIST), 30, "the stalled stream's subscription")
-        _admin(url, "POST", "/admin/burst", {"count": FLOOD, "symbols": mine})
-        _wait(lambda: _health(sandbox.home).get("bars_received", 0) >= FLOOD, 30, "the flood to arrive")
+        wait_until(lambda: _subscribed(url, "iex", WATCHLIST), 30, "the stalled stream's subscription")
+        admin(url, "POST", "/admin/burst", {"count": FLOOD, "symbols": mine})
+        wait_until(lambda: _health(sandbox.home).get("bars_received", 0) >= FLOOD, 30, "the flood to arrive")
         flood_rss = _peak_rss_mb(stalled.process.pid)
         stalled.stop()
         flooded = _health(sandbox.home)

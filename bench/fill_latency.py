@@ -34,7 +34,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
-from bench import SandboxProcess, alpaca_cli, stop_process
+from bench import SandboxProcess, admin, alpaca_cli, stop_process, wait_until
 
 NAME = "fill_latency"
 DESCRIPTION = "fill -> JSON line: tail trade-updates -o json vs a bare WebSocket client (p50/p99 over >= 1,000 fills)"
@@ -49,23 +49,8 @@ BASELINE = "bare aiohttp client (baseline)"
 CLI_CASE = "alpaca-cli tail trade-updates -o json"
 
 
-def _admin(url: str, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url + path, data=data, method=method, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=30) as reply:
-        return json.load(reply)
-
-
-def _wait(condition: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out waiting for {what}")
-        time.sleep(0.02)
-
-
 def _listening(url: str) -> bool:
-    return any(c.get("streams") == ["trade_updates"] for c in _admin(url, "GET", "/admin/streams")["trading"])
+    return any(c.get("streams") == ["trade_updates"] for c in admin(url, "GET", "/admin/streams")["trading"])
 
 
 class _Reader:
@@ -130,13 +115,13 @@ def _place(url: str, count: int) -> None:
 
 
 def _turn(url: str, argv: Sequence[str], env: dict[str, str], ready: str) -> list[float]:
-    _wait(lambda: not _admin(url, "GET", "/admin/streams")["trading"], 15, "the trading slot to be free")
+    wait_until(lambda: not admin(url, "GET", "/admin/streams")["trading"], 15, "the trading slot to be free")
     reader = _Reader(argv, env, ready)
     try:
         reader.wait_ready(60)
-        _wait(lambda: _listening(url), 15, "the consumer to listen")
+        wait_until(lambda: _listening(url), 15, "the consumer to listen")
         _place(url, FILLS)
-        _wait(lambda: len(reader.latencies_ms) >= FILLS, 60, f"{FILLS} fills to reach the reader")
+        wait_until(lambda: len(reader.latencies_ms) >= FILLS, 60, f"{FILLS} fills to reach the reader")
     finally:
         reader.stop()
     return reader.latencies_ms[WARMUP:]
@@ -163,7 +148,7 @@ def run() -> list[dict[str, Any]]:
     cli = alpaca_cli()
     with SandboxProcess("--tick-interval", "0.01", "--seed", "5") as sandbox:
         url = sandbox.url
-        _admin(url, "POST", "/admin/price", {"symbol": SYMBOL, "price": 10})
+        admin(url, "POST", "/admin/price", {"symbol": SYMBOL, "price": 10})
         ws = "ws" + url.removeprefix("http") + "/stream"
         bare_env = {**sandbox.env, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
         bare = [sys.executable, "-m", "bench._bare_trade_client", ws, "SANDBOXKEY", "SANDBOXSECRET"]

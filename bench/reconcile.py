@@ -23,12 +23,11 @@ import statistics
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import Case, SandboxProcess, alpaca_cli, interleaved, peak_rss_mb, summarize
+from bench import Case, SandboxProcess, admin, alpaca_cli, interleaved, peak_rss_mb, summarize
 
 NAME = "reconcile"
 DESCRIPTION = "reconcile -o json vs `sandbox serve` with 10,000 and 20,000 open orders, 2,000 positions; vs bare paging"
@@ -60,14 +59,6 @@ while True:
     until = (oldest + timedelta(microseconds=1)).isoformat()
 print(len(seen))
 """
-
-
-def _admin(url: str, path: str, body: dict[str, Any]) -> Any:
-    request = urllib.request.Request(
-        url + path, data=json.dumps(body).encode(), method="POST", headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=120) as answer:
-        return json.loads(answer.read())
 
 
 def _median_ms(fn: Callable[[], Any], runs: int = IN_PROCESS_RUNS) -> tuple[float, Any]:
@@ -117,8 +108,8 @@ def _check(argv: list[str], env: dict[str, str], expected_orders: int) -> None:
 def _size(orders: int) -> list[dict[str, Any]]:
     cli = alpaca_cli()
     with SandboxProcess("--tick-interval", "60") as sandbox:
-        _admin(sandbox.url, "/admin/reset", {})
-        _admin(sandbox.url, "/admin/seed", {"open_orders": orders, "positions": POSITIONS})
+        admin(sandbox.url, "POST", "/admin/reset", {})
+        admin(sandbox.url, "POST", "/admin/seed", {"open_orders": orders, "positions": POSITIONS})
         env = sandbox.env
         state = sandbox.home / "state.json"
         written = sandbox.home / "written.json"
