@@ -710,8 +710,18 @@ class BarStream(StreamHandle):
             websocket_params=dict(WEBSOCKET_PARAMS),
         )
         stream._bridge_init(self)
-        put = self._put_bar
+        put_many = self._put_bars
         hand_over = self._from_sdk
+        # Bars of one burst travel together: one `call_soon_threadsafe` (one
+        # wake-up of the tool's loop) per batch instead of per bar. The batch is
+        # handed over once the SDK's loop gets round to its callbacks, i.e. when
+        # the frame being read has been dispatched, so no bar waits longer than that.
+        batch: list[Bar] = []  # touched on the SDK's loop only
+
+        def hand_over_batch() -> None:
+            bars = batch.copy()
+            batch.clear()
+            hand_over(put_many, bars)
 
         async def on_bar(raw: dict[str, Any]) -> None:  # on the SDK's loop
             try:
@@ -719,10 +729,16 @@ class BarStream(StreamHandle):
             except (KeyError, TypeError, ValueError, AttributeError):
                 log.warning("%s stream: unreadable bar skipped: %.300r", self.name, raw)
                 return
-            hand_over(put, bar)
+            if not batch:
+                asyncio.get_running_loop().call_soon(hand_over_batch)
+            batch.append(bar)
 
         stream.subscribe_bars(on_bar, *self.symbols)
         return stream
+
+    def _put_bars(self, bars: list[Bar]) -> None:
+        for bar in bars:
+            self._put_bar(bar)
 
     def _put_bar(self, bar: Bar) -> None:
         now = self._loop.time()
