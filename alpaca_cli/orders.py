@@ -125,7 +125,7 @@ def check_symbol(text: str) -> str:
     if "/" in ticker:
         raise UsageError(f"symbol {text!r} looks like a crypto pair: only US stock and ETF symbols are supported")
     if not _SYMBOL.match(ticker):
-        raise UsageError(f"symbol {text!r} is not a stock symbol (letters, optional class suffix such as BRK.B)")
+        raise UsageError(f"{text!r} is not a symbol of a US stock or ETF (letters, optional class suffix as in BRK.B)")
     return ticker
 
 

@@ -33,7 +33,6 @@ app = typer.Typer(name="stream", help="Live market data from the market-data str
 
 STALE_AFTER = 150.0  # 2.5 one-minute bars
 TABLE_REFRESH = 0.25  # seconds between redraws of the live table
-_SYMBOL_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789./-")
 
 
 class Feed(StrEnum):
@@ -92,12 +91,12 @@ class _Options:
 
 def _symbols(raw: list[str]) -> list[str]:
     """Upper-cased, de-duplicated symbols; anything that cannot be a ticker is a usage error."""
+    from alpaca_cli.orders import check_symbol
+
     wanted: list[str] = []
     for text in raw:
         for part in text.replace(",", " ").split():
-            symbol = part.upper()
-            if not set(symbol) <= _SYMBOL_CHARS or not symbol[0].isalnum() or len(symbol) > 21:
-                raise UsageError(f"not a symbol: {part!r}")
+            symbol = check_symbol(part)
             if symbol not in wanted:
                 wanted.append(symbol)
     if not wanted:
