@@ -17,6 +17,8 @@ class ExitCode(IntEnum):
     AUTH = 3
     UNREACHABLE = 4
     CONNECTION_LIMIT = 5
+    LOCAL_STEP_FAILED = 6  # done at the broker, but a local step after it failed
+    TIMED_OUT = 124  # `submit --wait --timeout` ran out while the order still works (as timeout(1))
     INTERRUPTED = 130
 
 
@@ -56,6 +58,16 @@ class ConnectionLimitError(CliError):
     """Another process already holds this account's stream."""
 
     exit_code = ExitCode.CONNECTION_LIMIT
+
+
+class LocalStepFailed(CliError):
+    """The broker action happened, but a local step after it failed (e.g. recording it).
+
+    The line must say what was done at the broker and what to run next, since
+    the user cannot tell from the exit code alone that the order exists.
+    """
+
+    exit_code = ExitCode.LOCAL_STEP_FAILED
 
 
 class BrokerRejected(CliError):
