@@ -83,9 +83,11 @@ def test_a_budget_wait_longer_than_the_deadline_gives_up_at_once() -> None:
     budget = transport.RequestBudget(now=clock)
     budget.observe(429, {"Retry-After": "30"})
     started = time.monotonic()
-    with pytest.raises(transport.DeadlineExceeded):
+    with pytest.raises(transport.RateLimited) as raised:
         budget.take(transport.Call("x", 5.0))
     assert time.monotonic() - started < 1
+    line = translate(raised.value, _call(5.0), "X").line()
+    assert "rate limit" in line and "30 s" in line
 
 
 def test_a_broker_that_announces_nothing_is_not_throttled() -> None:

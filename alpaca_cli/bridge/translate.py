@@ -18,7 +18,7 @@ import requests
 from alpaca.common.exceptions import APIError
 
 from alpaca_cli.bridge.mapping import MalformedAnswer
-from alpaca_cli.bridge.transport import Call, DeadlineExceeded
+from alpaca_cli.bridge.transport import Call, DeadlineExceeded, RateLimited
 from alpaca_cli.errors import AuthError, BrokerRejected, CliError, RouteNotFound, UnreachableError
 
 BUYING_POWER_CODE = 40310000
@@ -66,6 +66,12 @@ def summarize(body: str) -> str:
 def translate(error: BaseException, call: Call, base_setting: str) -> CliError:
     """The one translation of a failed call; `base_setting` names where its base URL comes from."""
     what, route = call.what, call.route
+    if isinstance(error, RateLimited):
+        return UnreachableError(
+            f"{what}: the broker's rate limit leaves no room for {route} within {call.seconds:g} s "
+            f"(it starts over in {error.wait:.0f} s)",
+            hint="too many requests for this account just now; try again in a minute",
+        )
     if isinstance(error, DeadlineExceeded):
         return UnreachableError(
             f"{what}: no complete answer from the broker within {call.seconds:g} s ({route})",

@@ -55,6 +55,14 @@ class DeadlineExceeded(Exception):
     """The call ran out of time (raised in the worker; the bridge tells the user)."""
 
 
+class RateLimited(DeadlineExceeded):
+    """The broker's rate limit leaves no room for the call's request before its deadline."""
+
+    def __init__(self, wait: float) -> None:
+        super().__init__(wait)
+        self.wait = wait
+
+
 class Call:
     """One broker call under way: its deadline, the last request it made, and its sockets.
 
@@ -234,6 +242,8 @@ class RequestBudget:
                 if wait <= 0:
                     self._sent_since_answer += 1
                     return
+            if wait >= call.remaining():
+                raise RateLimited(wait)
             log.debug("%s: keeping under the broker's rate limit, waiting %.2f s", call.route, wait)
             call.sleep(wait)
 
