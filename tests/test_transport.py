@@ -27,8 +27,8 @@ class FakeClock:
         return self.now
 
 
-def _call(deadline: float = 10.0, clock: FakeClock | None = None) -> transport.Call:
-    call = transport.Call("get account", deadline, clock=clock or FakeClock())
+def _call(deadline: float = 10.0, clock: FakeClock | None = None, *, lookup: bool = False) -> transport.Call:
+    call = transport.Call("get account", deadline, lookup=lookup, clock=clock or FakeClock())
     call.method, call.url = "GET", "http://127.0.0.1:9/v2/account"
     return call
 
@@ -203,7 +203,8 @@ def test_html_pages_are_summarized_by_their_title() -> None:
     [
         (502, "<html><title>502 Bad Gateway</title></html>", UnreachableError, 4),
         (404, "404 page not found", RouteNotFound, 4),
-        (404, '{"code":40410000,"message":"order not found"}', BrokerRejected, 1),
+        (404, '{"code":40410000,"message":"order not found"}', RouteNotFound, 4),  # not a lookup: wrong URL
+        (404, '{"code":40410000,"message":"endpoint not found"}', RouteNotFound, 4),
         (422, '{"code":40010001,"message":"client_order_id must be unique"}', BrokerRejected, 1),
         (422, "<html>Unprocessable</html>", UnreachableError, 4),  # not Alpaca's answer: not a refusal
         (401, '{"message":"unauthorized."}', AuthError, 3),
@@ -217,6 +218,18 @@ def test_every_answer_becomes_one_line_with_the_contracts_exit_code(
     error = translate(_api_error(status, body), _call(), "APCA_API_BASE_URL")
     assert type(error) is kind and int(error.exit_code) == exit_code
     assert "\n" not in error.line() and "<" not in error.line()
+
+
+@pytest.mark.parametrize(
+    ("body", "kind"),
+    [
+        ('{"code":40410000,"message":"order not found"}', BrokerRejected),
+        ('{"code":40410000,"message":"endpoint not found"}', RouteNotFound),
+        ("Not Found", RouteNotFound),
+    ],
+)
+def test_only_a_lookup_in_alpacas_words_means_no_such_order(body: str, kind: type) -> None:
+    assert type(translate(_api_error(404, body), _call(lookup=True), "X")) is kind
 
 
 def test_a_route_404_names_the_url_and_the_setting() -> None:

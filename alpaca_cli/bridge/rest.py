@@ -115,14 +115,16 @@ class RestBridge:
         parse: Callable[[Any], T],
         retry: bool = True,
         data: bool = False,
+        lookup: bool = False,
     ) -> T:
         """`parse(fn(*args))` on the pool, within the deadline; failures as the contract's errors.
 
         `retry=False` for anything that must not be sent twice blindly (an
         order): the caller decides after looking. `data` marks calls to the
-        market-data host (for the hint naming which base URL is wrong).
+        market-data host (for the hint naming which base URL is wrong);
+        `lookup` calls that fetch one order, whose 404 may mean "no such order".
         """
-        call = transport.Call(what, self.deadline)
+        call = transport.Call(what, self.deadline, lookup=lookup)
         self._calls.add(call)
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(
@@ -165,7 +167,9 @@ class RestBridge:
     # -- orders ---------------------------------------------------------------------------
 
     async def order(self, order_id: str) -> Order:
-        return await self._run(f"get order {order_id}", self._trading.get_order_by_id, order_id, parse=mapping.order)
+        return await self._run(
+            f"get order {order_id}", self._trading.get_order_by_id, order_id, parse=mapping.order, lookup=True
+        )
 
     async def order_by_client_id(self, client_order_id: str) -> Order | None:
         """The order with this client id, or None when the broker says it has none."""
@@ -175,6 +179,7 @@ class RestBridge:
                 self._trading.get_order_by_client_id,
                 client_order_id,
                 parse=mapping.order,
+                lookup=True,
             )
         except BrokerRejected as rejected:
             if rejected.status == 404:
@@ -231,7 +236,9 @@ class RestBridge:
         )
 
     async def cancel_order(self, order_id: str) -> None:
-        await self._run(f"cancel order {order_id}", self._trading.cancel_order_by_id, order_id, parse=_nothing)
+        await self._run(
+            f"cancel order {order_id}", self._trading.cancel_order_by_id, order_id, parse=_nothing, lookup=True
+        )
 
     async def cancel_all(self) -> list[dict[str, Any]]:
         """Cancel every open order; the broker's per-order answers (`id`, `status`)."""

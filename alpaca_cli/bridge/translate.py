@@ -6,6 +6,11 @@ HTML page, malformed or truncated JSON, a field missing or of the wrong type,
 a 404 from a route that does not exist, or nothing in time — is exit 4 with
 one line naming the route. Bodies are summarized, never pasted: an HTML page
 becomes its status and title.
+
+A 404 is "no such order" only from a lookup of one order, and only in Alpaca's
+own words; from anything else, or saying "endpoint not found" (what Alpaca
+answers on a path it does not serve, e.g. a base URL ending in /v2), it means
+the URL is wrong.
 """
 
 from __future__ import annotations
@@ -107,7 +112,7 @@ def _refusal(error: APIError, call: Call, base_setting: str) -> CliError:
         )
     if status == 429:
         return UnreachableError(f"{what}: the broker kept answering 429 (rate limited) for {route}", hint=message)
-    if status == 404 and known is None:
+    if status == 404 and not (call.lookup and known is not None and "endpoint" not in known[1].lower()):
         return RouteNotFound(
             f"{what}: {call.method or 'GET'} {call.url or route} answered 404: no such route",
             hint=f"is {base_setting} right? give the host only, without /v2",

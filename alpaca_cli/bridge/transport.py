@@ -70,8 +70,11 @@ class Call:
     the loop (`abort`) when the deadline passes or the command stops.
     """
 
-    def __init__(self, what: str, deadline: float, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, what: str, deadline: float, *, lookup: bool = False, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.what = what
+        self.lookup = lookup  # a lookup of one order, whose 404 can mean "no such order"
         self.seconds = deadline
         self._clock = clock
         self.expires = clock() + deadline
