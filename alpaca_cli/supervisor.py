@@ -57,7 +57,7 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -72,7 +72,7 @@ from alpaca_cli.errors import AuthError, CliError, ConnectionLimitError, Unreach
 
 if TYPE_CHECKING:
     from alpaca_cli.bridge import Broker, TradeUpdateStream
-    from alpaca_cli.core import Difference
+    from alpaca_cli.core import Difference, OrderRecord
 
 log = logging.getLogger(__name__)
 
@@ -624,7 +624,7 @@ class Supervisor:
         else:
             since = started
         self._since = since - CLOSED_LOOKBACK
-        believed = tuple(existing.open_orders) if existing is not None else ()
+        believed = existing.open_orders if existing is not None else {}
         for attempt in range(TORN_RETRIES + 1):
             snapshot, consistent = await self._snapshot(believed)
             if consistent or existing is not None or attempt == TORN_RETRIES:
@@ -637,7 +637,7 @@ class Supervisor:
         self.ledger = Ledger(state)
         self._first_snapshot = (snapshot, consistent)
 
-    async def _snapshot(self, believed: Iterable[str] | None = None) -> tuple[Snapshot, bool]:
+    async def _snapshot(self, believed: Mapping[str, OrderRecord] | None = None) -> tuple[Snapshot, bool]:
         """The broker snapshot plus the orders closed since the last look; and whether it is
         consistent.
 
@@ -649,7 +649,7 @@ class Supervisor:
         """
         started = _now()
         if believed is None:
-            believed = tuple(self.ledger.state.open_orders) if self.ledger is not None else ()
+            believed = self.ledger.state.open_orders if self.ledger is not None else {}
         before = await self.broker.positions()
         snapshot = await self.broker.snapshot(believed)
         closed = await self.broker.orders("closed", after=self._since) if self._since is not None else []
