@@ -272,11 +272,11 @@ def test_wait_exits_1_when_the_order_ends_unfilled(sandbox: Any, tmp_path: Path)
     assert last["type"] == "trade_update" and last["order_status"] in ("canceled", "expired")
 
 
-def test_wait_exits_0_when_the_order_is_still_working_at_the_timeout(sandbox: Any, tmp_path: Path) -> None:
+def test_wait_exits_124_when_the_order_is_still_working_at_the_timeout(sandbox: Any, tmp_path: Path) -> None:
     sandbox.set_price("WTMO", 50)
     args = ("--qty", "1", "--type", "limit", "--limit-price", "10", "--wait", "--timeout", "1")
     result = cli(sandbox, tmp_path, "submit", "WTMO", "buy", *args)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 124, result.stderr
     assert "still new after 1 s" in result.stderr
     [placed] = broker_orders(sandbox, "WTMO")
     assert placed["status"] == "new"
