@@ -14,8 +14,13 @@ slowest first) and each parametrized test only judges its own run: a failure
 names its case, and what the tool did (exit code, stderr, seconds from the
 broker's first request to the exit).
 
-The server's behaviours are checked directly first (`test_server_*`), so a
-failing case is the tool's fault, not the fake broker's.
+The server's behaviours are checked directly first (`test_server_*`, with
+`requests` and raw sockets), so a failing case is the tool's fault, not the
+fake broker's; the `ok` cases show that its valid answers satisfy every command.
+
+What counts as "one line": stderr holds exactly one line besides `submit`'s
+one-line `[PAPER]` banner. A 404 everywhere must name the server's address and
+hint that the URL (for REST commands: the base URL) may be wrong.
 """
 
 from __future__ import annotations
@@ -130,6 +135,7 @@ class Run:
     requests: list[Request]
     url: str
     setup: str | None = None  # why the case could not be set up
+    leaked: tuple[str, ...] = ()  # files under the run's home that hold the secret
 
     def __str__(self) -> str:
         code = f"killed after {KILL_AFTER:g}s" if self.returncode is None else f"exit {self.returncode}"
@@ -138,168 +144,6 @@ class Run:
 
     def routed(self, route: str) -> list[Request]:
         return [r for r in self.requests if r.route == route]
-
-
-# ------------------------------------------------------------------------- running
-
-
-def _env(home: Path, broker: MisbehavingBroker) -> dict[str, str]:
-    return cli_env(
-        home,
-        HOME=str(home),
-        XDG_CONFIG_HOME=str(home / "config"),
-        XDG_STATE_HOME=str(home / "xdg-state"),
-        XDG_CACHE_HOME=str(home / "cache"),
-        XDG_DATA_HOME=str(home / "data"),
-        APCA_API_KEY_ID=KEY_ID,
-        APCA_API_SECRET_KEY=SECRET,
-        ALPACA_CLI_DEADLINE=f"{DEADLINE:g}",
-        **broker.env(),
-    )
-
-
-def _execute(args: list[str], env: dict[str, str]) -> tuple[int | None, str, str, float, float]:
-    """Run the CLI; its exit code (None: killed), output, and when it started and ended (monotonic)."""
-    started = time.monotonic()
-    with subprocess.Popen(
-        [*CLI, *args], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    ) as process:
-        try:
-            stdout, stderr = process.communicate(timeout=KILL_AFTER)
-            code: int | None = process.returncode
-        except subprocess.TimeoutExpired:
-            process.kill()
-            stdout, stderr = process.communicate()
-            code = None
-    return code, stdout, stderr, started, time.monotonic()
-
-
-def _run_case(case: Case, home: Path) -> Run:
-    state = home / "state.json"
-    with MisbehavingBroker() as broker:
-        env = _env(home, broker)
-        setup = None
-        if case.command == "reconcile":
-            if case.expect == 0:  # in sync: the state file made from this (well-behaved) broker
-                code, _, stderr, _, _ = _execute(["reconcile", "--init", "--state", str(state)], env)
-                setup = None if code == 0 else f"reconcile --init against the well-behaved broker: exit {code} {stderr}"
-            else:
-                state.write_bytes(State.empty(ACCOUNT_ID).model_dump_json().encode())
-        broker.behave(
-            case.behaviour,
-            limited=LIMITED,
-            retry_after=RETRY_AFTER,
-            order_exists=case.order_exists,
-            resend_ok=case.resend_ok,
-            **dict(case.routes),
-        )
-        before = broker.count()
-        args = [arg.replace("{state}", str(state)) for arg in COMMANDS[case.command]]
-        code, stdout, stderr, started, ended = _execute(args, env)
-        seen = broker.log()[before:]
-        seconds = ended - (seen[0].at if seen else started)
-        return Run(case, code, stdout, stderr, seconds, seen, broker.url, setup)
-
-
-@pytest.fixture(scope="module")
-def runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
-    """Every selected case, run concurrently (slowest first), keyed by case name."""
-    calls = [getattr(item, "callspec", None) for item in request.session.items]
-    selected = {call.params["case"] for call in calls if call is not None and "case" in call.params}
-    ordered = sorted(selected, key=lambda case: (not case.slow, case.command not in STREAMING, case.name))
-    homes = [tmp_path_factory.mktemp(case.name.replace("=", "_").replace("+", "_")) for case in ordered]
-    with ThreadPoolExecutor(WORKERS) as pool:
-        return {run.case.name: run for run in pool.map(_run_case, ordered, homes)}
-
-
-# ------------------------------------------------------------------------- judging
-
-TAG = re.compile(r"</?[a-zA-Z][^>]*>")
-BANNER = re.compile(r"^\[(PAPER|SANDBOX)\]$")  # submit's one-line environment banner: not an error line
-
-
-def _error_lines(run: Run) -> list[str]:
-    return [line for line in run.stderr.splitlines() if not BANNER.match(line.strip())]
-
-
-def _check_posts(run: Run) -> None:
-    """At most one order: a POST is resent only after a 429, or after a lookup answered 404."""
-    posts = [i for i, r in enumerate(run.requests) if r.route == "submit"]
-    assert posts, f"{run}: no POST /v2/orders"
-    ids = {run.requests[i].json().get("client_order_id") for i in posts}
-    assert len(ids) == 1 and None not in ids, f"{run}: POSTs with client order ids {ids}"
-    for previous, following in pairwise(posts):
-        between = run.requests[previous + 1 : following]
-        absent = any(r.route == "order_by_client_id" and r.status == 404 for r in between)
-        assert run.requests[previous].status == 429 or absent, (
-            f"{run}: POST #{posts.index(following) + 1} sent although no lookup proved the order absent "
-            f"({[(r.method, r.route, r.status) for r in run.requests]})"
-        )
-
-
-def _may_have_created(run: Run) -> bool:
-    """The last POST got no answer that rules an order out, and no lookup after it answered 404."""
-    last = max(i for i, r in enumerate(run.requests) if r.route == "submit")
-    after = run.requests[last + 1 :]
-    ruled_out = run.requests[last].status in (404, 429) or any(
-        r.route == "order_by_client_id" and r.status == 404 for r in after
-    )
-    return not ruled_out
-
-
-def _check_rate_limits(run: Run) -> None:
-    """Each 429 waited out (Retry-After: 1) and, for one-shot commands, no more requests than needed."""
-    by_path: dict[tuple[str, str], list[Request]] = {}
-    for request in run.requests:
-        if request.route not in ("trade_stream", "data_stream"):
-            by_path.setdefault((request.method, request.path), []).append(request)
-    for (method, path), seen in by_path.items():
-        for refused, following in pairwise(seen):
-            if refused.status == 429:
-                waited = following.at - refused.at
-                assert waited >= RETRY_AFTER - 0.1, f"{run}: {method} {path} again after {waited:.2f}s, not waiting"
-    if run.case.command not in STREAMING:
-        sent, needed = sum(map(len, by_path.values())), len(by_path) + LIMITED
-        assert sent <= needed, f"{run}: {sent} requests, {needed} needed ({sorted(by_path)})"
-
-
-def _judge(run: Run) -> None:
-    case = run.case
-    assert run.setup is None, run.setup
-    assert SECRET not in run.stdout + run.stderr, f"{run}: the secret was printed"
-    assert "Traceback" not in run.stderr, f"{run}: a traceback"
-    assert run.returncode is not None, str(run)
-    if case.command == "submit":
-        _check_posts(run)
-        if case.posts is not None:
-            assert len(run.routed("submit")) == case.posts, f"{run}: {len(run.routed('submit'))} POSTs"
-    if case.expect == 0:
-        assert run.returncode == 0, str(run)
-        assert run.seconds < BOUND, str(run)
-        if case.behaviour == "rate_limited":
-            _check_rate_limits(run)
-        if case.behaviour == "ok" and case.command in STREAMING:
-            assert f"{STREAMING[case.command]} stream connected" in run.stderr, f"{run}: the stream never connected"
-        return
-    lines = _error_lines(run)
-    assert run.returncode == 4, str(run)
-    assert len(lines) == 1, f"{run}: stderr is {len(lines)} lines: {lines[:6]}"
-    (line,) = lines
-    assert not TAG.search(line), f"{run}: HTML in the error line"
-    assert run.seconds < (SLOW_BOUND if case.slow else BOUND), f"{run}: too slow"
-    if case.behaviour == "not_found":
-        address = run.url.removeprefix("http://")
-        assert address in line, f"{run}: a 404 everywhere should name the URL ({address})"
-        hint = r"url" if case.command in STREAMING else r"base[ _]url"
-        assert re.search(hint, line.replace(address, ""), re.IGNORECASE), f"{run}: no hint that the URL may be wrong"
-    if case.command == "submit" and _may_have_created(run):
-        (client_order_id,) = {r.json()["client_order_id"] for r in run.routed("submit")}
-        assert client_order_id in line, f"{run}: the order may exist, the line must name {client_order_id}"
-
-
-@pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
-def test_command_against_misbehaving_broker(case: Case, runs: dict[str, Run]) -> None:
-    _judge(runs[case.name])
 
 
 # ------------------------------------------------------------------------- the server itself
@@ -420,3 +264,168 @@ def test_server_lost_post_then_lookup(broker: MisbehavingBroker, order_exists: b
     assert placed.status_code == 200 and placed.json()["client_order_id"] == "acli-lost-1"
     assert requests.get(lookup, params={"client_order_id": "acli-lost-1"}, timeout=5).json() == placed.json()
     assert broker.count("submit") == 2
+
+
+# ------------------------------------------------------------------------- running
+
+
+def _env(home: Path, broker: MisbehavingBroker) -> dict[str, str]:
+    return cli_env(
+        home,
+        HOME=str(home),
+        XDG_CONFIG_HOME=str(home / "config"),
+        XDG_STATE_HOME=str(home / "xdg-state"),
+        XDG_CACHE_HOME=str(home / "cache"),
+        XDG_DATA_HOME=str(home / "data"),
+        APCA_API_KEY_ID=KEY_ID,
+        APCA_API_SECRET_KEY=SECRET,
+        ALPACA_CLI_DEADLINE=f"{DEADLINE:g}",
+        **broker.env(),
+    )
+
+
+def _execute(args: list[str], env: dict[str, str]) -> tuple[int | None, str, str, float, float]:
+    """Run the CLI; its exit code (None: killed), output, and when it started and ended (monotonic)."""
+    started = time.monotonic()
+    with subprocess.Popen(
+        [*CLI, *args], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as process:
+        try:
+            stdout, stderr = process.communicate(timeout=KILL_AFTER)
+            code: int | None = process.returncode
+        except subprocess.TimeoutExpired:
+            process.kill()
+            stdout, stderr = process.communicate()
+            code = None
+    return code, stdout, stderr, started, time.monotonic()
+
+
+def _run_case(case: Case, home: Path) -> Run:
+    """One case against a broker of its own, `home` holding its config, state and health files."""
+    state = home / "state.json"
+    with MisbehavingBroker() as broker:
+        env = _env(home, broker)
+        setup = None
+        if case.command == "reconcile":
+            if case.expect == 0:  # in sync: the state file made from this (well-behaved) broker
+                code, _, stderr, _, _ = _execute(["reconcile", "--init", "--state", str(state)], env)
+                setup = None if code == 0 else f"reconcile --init against the well-behaved broker: exit {code} {stderr}"
+            else:
+                state.write_bytes(State.empty(ACCOUNT_ID).model_dump_json().encode())
+        broker.behave(
+            case.behaviour,
+            limited=LIMITED,
+            retry_after=RETRY_AFTER,
+            order_exists=case.order_exists,
+            resend_ok=case.resend_ok,
+            **dict(case.routes),
+        )
+        before = broker.count()
+        args = [arg.replace("{state}", str(state)) for arg in COMMANDS[case.command]]
+        code, stdout, stderr, started, ended = _execute(args, env)
+        seen = broker.log()[before:]
+        seconds = ended - (seen[0].at if seen else started)
+    leaked = tuple(str(p) for p in home.rglob("*") if p.is_file() and SECRET.encode() in p.read_bytes())
+    return Run(case, code, stdout, stderr, seconds, seen, broker.url, setup, leaked)
+
+
+@pytest.fixture(scope="module")
+def runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
+    """Every selected case, run concurrently (slowest first), keyed by case name."""
+    calls = [getattr(item, "callspec", None) for item in request.session.items]
+    selected = {call.params["case"] for call in calls if call is not None and "case" in call.params}
+    ordered = sorted(selected, key=lambda case: (not case.slow, case.command not in STREAMING, case.name))
+    homes = [tmp_path_factory.mktemp(case.name.replace("=", "_").replace("+", "_")) for case in ordered]
+    with ThreadPoolExecutor(WORKERS) as pool:
+        return {run.case.name: run for run in pool.map(_run_case, ordered, homes)}
+
+
+# ------------------------------------------------------------------------- judging
+
+TAG = re.compile(r"</?[a-zA-Z][^>]*>")
+BANNER = re.compile(r"^\[(PAPER|SANDBOX)\]$")  # submit's one-line environment banner: not an error line
+
+
+def _error_lines(run: Run) -> list[str]:
+    return [line for line in run.stderr.splitlines() if not BANNER.match(line.strip())]
+
+
+def _check_posts(run: Run) -> None:
+    """At most one order: a POST is resent only after a 429, or after a lookup answered 404."""
+    posts = [i for i, r in enumerate(run.requests) if r.route == "submit"]
+    assert posts, f"{run}: no POST /v2/orders"
+    ids = {run.requests[i].json().get("client_order_id") for i in posts}
+    assert len(ids) == 1 and None not in ids, f"{run}: POSTs with client order ids {ids}"
+    for previous, following in pairwise(posts):
+        between = run.requests[previous + 1 : following]
+        absent = any(r.route == "order_by_client_id" and r.status == 404 for r in between)
+        assert run.requests[previous].status == 429 or absent, (
+            f"{run}: POST #{posts.index(following) + 1} sent although no lookup proved the order absent "
+            f"({[(r.method, r.route, r.status) for r in run.requests]})"
+        )
+
+
+def _may_have_created(run: Run) -> bool:
+    """The last POST got no answer that rules an order out, and no lookup after it answered 404."""
+    last = max(i for i, r in enumerate(run.requests) if r.route == "submit")
+    after = run.requests[last + 1 :]
+    ruled_out = run.requests[last].status in (404, 429) or any(
+        r.route == "order_by_client_id" and r.status == 404 for r in after
+    )
+    return not ruled_out
+
+
+def _check_rate_limits(run: Run) -> None:
+    """Each 429 waited out (Retry-After: 1) and, for one-shot commands, no more requests than needed."""
+    by_path: dict[tuple[str, str], list[Request]] = {}
+    for request in run.requests:
+        if request.route not in ("trade_stream", "data_stream"):
+            by_path.setdefault((request.method, request.path), []).append(request)
+    for (method, path), seen in by_path.items():
+        for refused, following in pairwise(seen):
+            if refused.status == 429:
+                waited = following.at - refused.at
+                assert waited >= RETRY_AFTER - 0.1, f"{run}: {method} {path} again after {waited:.2f}s, not waiting"
+    if run.case.command not in STREAMING:
+        sent, needed = sum(map(len, by_path.values())), len(by_path) + LIMITED
+        assert sent <= needed, f"{run}: {sent} requests, {needed} needed ({sorted(by_path)})"
+
+
+def _judge(run: Run) -> None:
+    case = run.case
+    assert run.setup is None, run.setup
+    assert SECRET not in run.stdout + run.stderr, f"{run}: the secret was printed"
+    assert not run.leaked, f"{run}: the secret was written to {run.leaked}"
+    assert "Traceback" not in run.stderr, f"{run}: a traceback"
+    assert run.returncode is not None, str(run)
+    if case.command == "submit":
+        _check_posts(run)
+        if case.posts is not None:
+            assert len(run.routed("submit")) == case.posts, f"{run}: {len(run.routed('submit'))} POSTs"
+    if case.expect == 0:
+        assert run.returncode == 0, str(run)
+        assert run.seconds < BOUND, str(run)
+        if case.behaviour == "rate_limited":
+            _check_rate_limits(run)
+        if case.behaviour == "ok" and case.command in STREAMING:
+            assert f"{STREAMING[case.command]} stream connected" in run.stderr, f"{run}: the stream never connected"
+        return
+    lines = _error_lines(run)
+    assert run.returncode == 4, str(run)
+    assert len(lines) == 1, f"{run}: stderr is {len(lines)} lines: {lines[:6]}"
+    (line,) = lines
+    assert not TAG.search(line), f"{run}: HTML in the error line"
+    assert run.seconds < (SLOW_BOUND if case.slow else BOUND), f"{run}: too slow"
+    if case.behaviour == "not_found":
+        address = run.url.removeprefix("http://")
+        assert address in line, f"{run}: a 404 everywhere should name the URL ({address})"
+        hint = r"url" if case.command in STREAMING else r"base[ _]url"
+        assert re.search(hint, line.replace(address, ""), re.IGNORECASE), f"{run}: no hint that the URL may be wrong"
+    if case.command == "submit" and _may_have_created(run):
+        (client_order_id,) = {r.json()["client_order_id"] for r in run.routed("submit")}
+        assert client_order_id in line, f"{run}: the order may exist, the line must name {client_order_id}"
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
+def test_command_against_misbehaving_broker(case: Case, runs: dict[str, Run]) -> None:
+    _judge(runs[case.name])
