@@ -626,10 +626,6 @@ class Supervisor:
 
     async def _supervise(self) -> None:
         existing = self._file.check() if self._file is not None else None
-        if existing is not None:
-            # Saved by a run that stopped before it could tell it had printed them: first in line.
-            for event in existing.pending():
-                self._emit(event)
         handle: TradeUpdateStream | None
         try:
             handle = await self._open()
@@ -668,7 +664,10 @@ class Supervisor:
                 break
             await asyncio.sleep(TORN_RETRY_DELAY)
         if self._file is not None:
-            state = await self._file.start(snapshot)
+            state = await self._file.start(snapshot)  # the file is this account's: checked there
+            # Saved by a run that stopped before it could tell it had printed them: first in line.
+            for event in state.pending():
+                self._emit(event)
         else:
             state = State.from_snapshot(snapshot)
         self.ledger = Ledger(state)
