@@ -164,6 +164,7 @@ def test_sigkill_at_any_moment_loses_nothing_and_repeats_only_the_last_batch_ide
     for reader in last.readers:
         reader.join(10)
     outputs.append(last.updates())
+    assert "outbox" not in json.loads(state.read_text())  # a clean stop leaves nothing to repeat
 
     by_id: dict[str, str] = {}
     for number, output in enumerate(outputs):
