@@ -286,7 +286,20 @@ def test_an_unwritable_health_file_is_one_warning_on_one_line_never_a_failure(
     blocker.write_text("")
     env = cli_env(tmp_path, sandbox.url, ALPACA_CLI_STATE_DIR=str(blocker))
     sandbox.set_price("LHLT", 5)
-    tail = spawn_cli("tail", "trade-updates", "--sandbox", "-o", "json", "--duration", "6", env=env)
+    tail = spawn_cli(
+        "tail",
+        "trade-updates",
+        "--sandbox",
+        "-o",
+        "json",
+        "--events",
+        "fill",
+        "--count",
+        "1",
+        "--duration",
+        "20",
+        env=env,
+    )
     try:
         assert tail.stderr is not None
         seen = ""
@@ -307,7 +320,7 @@ def test_an_unwritable_health_file_is_one_warning_on_one_line_never_a_failure(
     assert warning.startswith("warning: cannot write the trade-updates health file")
     assert str(blocker) in warning and warning.endswith("will not see this stream")
     assert len(warning) > 160
-    bars = run_cli("stream", "bars", "LHLT", "--duration", "2", "--sandbox", "-o", "json", env=env)
+    bars = run_cli("stream", "bars", "LHLT", "--count", "1", "--sandbox", "-o", "json", env=env)
     assert bars.returncode == 0, bars.stderr
     assert sum("health file" in line for line in bars.stderr.splitlines()) == 1, bars.stderr
 
