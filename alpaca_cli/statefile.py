@@ -18,7 +18,9 @@ and the temp file sit next to the link's final target, which is replaced; the
 link stays. The lock goes with the real file, not with the name it was given,
 because it guards that file: `tail --state link` and `reconcile --write
 --state target` must exclude each other. A dangling link or a loop of links
-is refused (exit 2) with the reason. A file that does not exist raises `StateFileMissing`, a `UsageError`
+is refused (exit 2) with the reason.
+
+A file that does not exist raises `StateFileMissing`, a `UsageError`
 subclass, so that callers which can create it from a broker snapshot
 (`reconcile --init/--write`, `tail --state`) catch it or pass `create=` to
 `update`, while everyone else simply exits 2 with a hint.
