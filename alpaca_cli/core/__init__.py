@@ -1,4 +1,5 @@
-"""The I/O-free core: the state model, `apply`, and reconciliation (`diff`).
+"""The I/O-free core: the state model, `apply`, reconciliation (`diff`), and the
+stable key of a trade update (`identity.event_id`, the `id` of every line).
 
 Everything here is pure and synchronous; callers do the I/O at the edges.
 The functions `apply` and `diff` re-exported here hide the modules of the
