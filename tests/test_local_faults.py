@@ -15,7 +15,10 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import os
+import shutil
 import subprocess
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,7 +27,7 @@ from typing import Any
 import pytest
 from alpaca.trading.client import TradingClient
 from alpaca.trading.requests import LimitOrderRequest, MarketOrderRequest
-from helpers import cli_env, json_lines, run_cli, spawn_cli
+from helpers import CLI, cli_env, json_lines, run_cli, spawn_cli
 
 from alpaca_cli import statefile
 
@@ -185,6 +188,34 @@ def test_a_running_tail_whose_disk_fills_up_stops_with_exit_2_and_prints_nothing
     assert str(state) in line and "No space left on device" in line
     assert [u for u in json_lines(out) if u.get("order_id") == str(order.id)] == []  # never printed unsaved
     statefile.load(state)  # the last good document, whole
+
+
+def test_permission_denied_as_another_user_is_exit_2_naming_the_lock(sandbox: Any, env: dict[str, str]) -> None:
+    """Root ignores permission bits, so the run drops to `nobody` (setpriv) in a directory only root may write."""
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv(1) to run the tool as another user")
+    home = Path(tempfile.mkdtemp(prefix="alpaca-cli-perm-", dir="/tmp"))
+    try:
+        home.chmod(0o755)
+        state = home / "state.json"
+        init_state({**env, "ALPACA_CLI_STATE_DIR": str(home / "health")}, state)
+        state.chmod(0o644)
+        (home / "state.json.lock").unlink(missing_ok=True)
+        before = state.read_bytes()
+        as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *CLI]
+        result = subprocess.run(
+            [*as_nobody, "tail", "trade-updates", "--state", str(state), "--duration", "5", "--sandbox"],
+            env={**env, "ALPACA_CLI_CONFIG": str(home / "none.toml"), "ALPACA_CLI_STATE_DIR": str(home / "health")},
+            capture_output=True,
+            text=True,
+            timeout=30,
+            cwd=home,
+        )
+        assert result.returncode == 2, result.stderr
+        one_error(result, f"cannot lock state file {state}", "Permission denied")
+        assert state.read_bytes() == before
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
 
 
 # --------------------------------------------------------------- submit: exit 6 and 124
