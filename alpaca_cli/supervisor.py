@@ -100,6 +100,7 @@ IN_FLIGHT_GRACE = 1.0  # seconds the slow poll lets in-flight events land before
 CLOSED_LOOKBACK = timedelta(seconds=30)  # closed orders are listed from this long before the last look
 TORN_RETRIES = 2  # fresh snapshots taken when fills tear one (see `Supervisor._snapshot`)
 TORN_RETRY_DELAY = 0.1
+OUTBOX_IDLE = 1.0  # seconds without events after which the state file's printed outbox is emptied
 HEALTH_MIN_GAP = 1.0  # seconds between two health writes
 HEALTH_EVERY = 5.0  # seconds between health writes when nothing changes
 STATUS_MEMORY = 10_000  # status-only event keys remembered for exactly-once
@@ -411,7 +412,8 @@ class _StateFile:
     a write is under way goes into the next one, so a burst costs one fsync per
     batch and a lone event waits for one save. Each save also replaces the
     file's outbox with the batch's events to print (write-ahead, see the
-    module doc). A write that fails (the file became unwritable, another
+    module doc); after `OUTBOX_IDLE` seconds without news one more save empties
+    it, so a kill after a quiet spell repeats nothing. A write that fails (the file became unwritable, another
     process held the lock too long) is reported through `on_failure` and ends
     the writer; what it held is never printed, and the command fails with it.
     """
@@ -431,6 +433,7 @@ class _StateFile:
         self._task: asyncio.Task[None] | None = None
         self._writing: asyncio.Future[None] | None = None
         self._saving: list[TradeUpdate] | None = None  # to print once the write under way is done
+        self._outbox_printed = False  # the file's outbox holds events printed since it was saved
         self._failed = False
         self._account_id: str | None = None
 
@@ -455,6 +458,7 @@ class _StateFile:
             account_id=self._account_id,
             create=lambda: State.from_snapshot(snapshot),
         )
+        self._outbox_printed = bool(state.outbox)  # the caller prints a killed run's outbox first
         self._task = asyncio.create_task(self._writer(), name="state-file-writer")
         return state
 
@@ -473,11 +477,18 @@ class _StateFile:
 
     async def _writer(self) -> None:
         while True:
-            await self._wake.wait()
+            idle = False
+            if self._outbox_printed:
+                try:
+                    await asyncio.wait_for(self._wake.wait(), OUTBOX_IDLE)
+                except TimeoutError:
+                    idle = True  # a quiet spell: empty the outbox, so a kill now repeats nothing
+            else:
+                await self._wake.wait()
             self._wake.clear()
             ops, self._ops = self._ops, []
             to_print, self._to_print = self._to_print, []
-            if not ops:
+            if not ops and not idle:
                 continue
             # Shielded: a stop lets the write under way finish, so the next one cannot overtake it.
             self._writing = asyncio.ensure_future(asyncio.to_thread(self._write, ops, to_print))
@@ -490,6 +501,7 @@ class _StateFile:
                 return
             self._saving = None
             self._on_saved(to_print)
+            self._outbox_printed = bool(to_print)
 
     def _write(self, ops: list[tuple[str, Any]], to_print: list[TradeUpdate]) -> None:
         from alpaca_cli import statefile
@@ -627,8 +639,18 @@ class Supervisor:
     async def _supervise(self) -> None:
         existing = self._file.check() if self._file is not None else None
         handle: TradeUpdateStream | None
+        opening = asyncio.create_task(self._open())
         try:
-            handle = await self._open()
+            # While the stream connects, ask the broker's REST side once: a broker that
+            # cannot tell the truth at all (down, garbage, wrong URL) ends the run now
+            # (exit 4) instead of after the whole connect window, or never.
+            await self.broker.account()
+        except BaseException:
+            opening.cancel()
+            await asyncio.gather(opening, return_exceptions=True)
+            raise
+        try:
+            handle = await opening
         except CliError as error:
             if permanent(error, ever_connected=False, since_disconnect=0.0):
                 raise
