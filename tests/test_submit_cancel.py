@@ -161,7 +161,7 @@ def test_dry_run_prints_the_request_and_sends_nothing(sandbox: Any, tmp_path: Pa
         ("MDLZ", ["--notional", "125.5"], {"order_type": "market", "notional": 125.5, "qty": None}),
         ("HON", ["--qty", "0.25"], {"order_type": "market", "qty": 0.25}),
         (
-            "TEXT",
+            "TMUS",
             ["--qty", "1", "--type", "limit", "--limit-price", "40", "--extended-hours"],
             {"order_type": "limit", "extended_hours": True},
         ),
@@ -351,25 +351,25 @@ def test_answer_lost_after_accept_reports_the_one_order(sandbox: Any, tmp_path: 
 
 
 def test_504_then_accept_places_one_order(sandbox: Any, tmp_path: Path) -> None:
-    sandbox.set_price("ID54", 40)
+    sandbox.set_price("EBAY", 40)
     sandbox.set_faults(rest_status=504, rest_count=1)
     posts = sandbox.counts["POST /v2/orders"]
-    result = cli(sandbox, tmp_path, "submit", "ID54", "buy", "--qty", "4")
+    result = cli(sandbox, tmp_path, "submit", "EBAY", "buy", "--qty", "4")
     assert result.returncode == 0, result.stderr
     record = the_order(result)
-    [placed] = broker_orders(sandbox, "ID54")
+    [placed] = broker_orders(sandbox, "EBAY")
     assert placed["id"] == record["id"]
     assert sandbox.counts["POST /v2/orders"] == posts + 2  # the lookup proved the first never arrived
     assert (record["submission"], record["sends"]) == ("sent", 2)
 
 
 def test_repeated_429_places_one_order(sandbox: Any, tmp_path: Path) -> None:
-    sandbox.set_price("ID29", 40)
+    sandbox.set_price("EXPE", 40)
     sandbox.set_faults(rest_status=429, rest_count=4)
-    result = cli(sandbox, tmp_path, "submit", "ID29", "buy", "--qty", "4")
+    result = cli(sandbox, tmp_path, "submit", "EXPE", "buy", "--qty", "4")
     assert result.returncode == 0, result.stderr
     record = the_order(result)
-    [placed] = broker_orders(sandbox, "ID29")
+    [placed] = broker_orders(sandbox, "EXPE")
     assert placed["id"] == record["id"] and placed["client_order_id"] == record["client_order_id"]
 
 
@@ -543,7 +543,7 @@ def test_cancel_unknown_or_finished_orders_is_a_clean_no(sandbox: Any, tmp_path:
 def test_cancel_all_for_one_symbol(sandbox: Any, tmp_path: Path) -> None:
     mine = [_resting(sandbox, tmp_path, "TTD")["id"] for _ in range(3)]
     other = _resting(sandbox, tmp_path, "MNST")
-    result = cli(sandbox, tmp_path, "cancel", "--all", "--symbol", "cnal")
+    result = cli(sandbox, tmp_path, "cancel", "--all", "--symbol", "ttd")
     assert result.returncode == 0, result.stderr
     records = json_lines(result.stdout)
     assert sorted(r["order_id"] for r in records) == sorted(mine)
