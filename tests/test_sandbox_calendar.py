@@ -7,11 +7,17 @@ DST changes. The engine and the REST routes are then checked to follow it.
 
 from __future__ import annotations
 
+import json
+import queue
+import threading
+import time
+import urllib.request
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from alpaca.data.live.stock import StockDataStream
 from alpaca.trading.client import TradingClient
 from alpaca.trading.requests import GetCalendarRequest
 
@@ -181,9 +187,6 @@ def test_clock_and_calendar_routes_follow_the_calendar() -> None:
 
 
 def test_calendar_route_answers_alpacas_fields() -> None:
-    import json
-    import urllib.request
-
     with SandboxThread(port=0) as sb:
         request = urllib.request.Request(
             sb.url + "/v2/calendar?start=2026-11-27&end=2026-11-27",
@@ -201,3 +204,34 @@ def test_calendar_route_answers_alpacas_fields() -> None:
             "settlement_date": "2026-11-30",
         }
     ]
+
+
+def test_the_bar_stream_is_quiet_while_the_market_is_closed() -> None:
+    saturday = datetime(2026, 11, 28, 17, 0, tzinfo=UTC)
+    with SandboxThread(port=0, now=saturday, bar_interval=0.2) as sb:
+        bars: queue.Queue[Any] = queue.Queue()
+
+        async def on_bar(bar: Any) -> None:
+            bars.put(bar)
+
+        ws = "ws" + sb.url.removeprefix("http") + "/v2/iex"
+        stream = StockDataStream(sb.sandbox.key_id, sb.sandbox.secret_key, url_override=ws)
+        stream.subscribe_bars(on_bar, "SPY")
+        thread = threading.Thread(target=stream.run, daemon=True)
+        thread.start()
+        try:
+            deadline = time.monotonic() + 10
+            while not any(c["subscriptions"].get("bars") for c in sb.admin("GET", "/admin/streams")["data"]):
+                assert time.monotonic() < deadline, "never subscribed"
+                time.sleep(0.05)
+            time.sleep(1.0)  # five bar intervals of a closed market
+            assert bars.empty()
+            sb.admin("POST", "/admin/clock", {"now": "2026-11-30T15:00:00Z"})  # Monday, 10:00 New York
+            bar = bars.get(timeout=5)
+            assert bar.symbol == "SPY" and bar.timestamp.date() == date(2026, 11, 30)
+        finally:
+            while stream._loop is None:
+                time.sleep(0.02)
+            stream.stop()
+            sb.admin("POST", "/admin/drop", {"stream": "data"})
+            thread.join(8)

@@ -203,8 +203,10 @@ def _market_line(sandbox: Any) -> str:
         return "closed (--market-closed)"
     if broker.always_open:
         return "always open (--always-open)"
+    from alpaca_cli.sandbox.calendar import NEW_YORK
+
     state = "open" if broker.market_open else "closed"
-    return f"NYSE hours, {state} now ({sandbox.now().isoformat(timespec='seconds')})"
+    return f"NYSE hours, {state} now ({sandbox.now().astimezone(NEW_YORK):%Y-%m-%d %H:%M} New York)"
 
 
 def _rate_line(sandbox: Any) -> str:

@@ -425,9 +425,10 @@ class StreamHub:
         if start <= self._window:
             return 0
         bars = self.aggregator.close(self._window, self._bar_symbols(), self._price)
+        in_session = self.sandbox.broker.is_open_at(self._window)
         self._window = start
-        if not self.sandbox.broker.is_open_at(now):
-            return 0  # no bars outside the session: nothing trades
+        if not in_session:
+            return 0  # no bars for an interval that began outside the session: nothing traded
         return self._deliver_bars(bars)
 
     def _deliver_bars(self, bars: list[dict[str, Any]]) -> int:
