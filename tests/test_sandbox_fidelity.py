@@ -157,10 +157,9 @@ def test_trade_stream_on_the_trailing_slash_path(sandbox: Any, client: TradingCl
     thread.start()
     try:
         deadline = time.monotonic() + 10
-        while not sandbox.admin("GET", "/admin/streams")["trading"]:
-            assert time.monotonic() < deadline
+        while [c.get("streams") for c in sandbox.admin("GET", "/admin/streams")["trading"]] != [["trade_updates"]]:
+            assert time.monotonic() < deadline, "the SDK never listened on /stream/"
             time.sleep(0.02)
-        time.sleep(0.2)  # the listen request follows the authorization
         order = client.submit_order(MarketOrderRequest(symbol="GE", qty=1, side="buy", time_in_force="day"))
         update = updates.get(timeout=10)
         assert str(update.order.id) == str(order.id) and update.event == "new"
