@@ -17,7 +17,7 @@ import typer
 
 from alpaca_cli import __version__
 from alpaca_cli.commands import cancel, demo, reconcile, sandbox, status, stream, submit, tail
-from alpaca_cli.errors import CliError
+from alpaca_cli.errors import CliError, ExitCode
 from alpaca_cli.invocation import flags
 from alpaca_cli.output import ReaderGone, error_line
 
@@ -79,6 +79,14 @@ def main(argv: list[str] | None = None) -> None:
         code = 0
     except KeyboardInterrupt:
         code = 130
+    except Exception as error:  # a bug of ours: still one line, the traceback only with --debug
+        if flags.debug:
+            traceback.print_exc()
+        error_line(
+            f"internal error: {type(error).__name__}: {' '.join(str(error).split())[:200]}"
+            " (a bug in alpaca-cli: run again with --debug and report the traceback)"
+        )
+        code = int(ExitCode.INTERNAL)
     _close_stdout_quietly()
     sys.exit(code)
 

@@ -37,6 +37,9 @@ DATA_STREAM_URL = "wss://stream.data.alpaca.markets"
 SANDBOX_URL = "http://127.0.0.1:8765"
 SANDBOX_KEY_ID = "SANDBOXKEY"
 SANDBOX_SECRET = "SANDBOXSECRET"
+# Seconds one broker call may take in all (connect, reads, retries, waits for the rate
+# limit): a command facing a silent or trickling broker ends well inside the contract's 60 s.
+DEFAULT_DEADLINE = 25.0
 
 OutputMode = Literal["auto", "table", "json"]
 Environment = Literal["sandbox", "paper", "live"]
@@ -124,6 +127,9 @@ class Settings(BaseSettings):
     )
     output: OutputMode = Field(default="auto", validation_alias=AliasChoices("output", "ALPACA_CLI_OUTPUT"))
     live: bool = Field(default=False, validation_alias=AliasChoices("live", "ALPACA_CLI_LIVE"))
+    deadline: float = Field(
+        default=DEFAULT_DEADLINE, gt=0, le=600, validation_alias=AliasChoices("deadline", "ALPACA_CLI_DEADLINE")
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -156,6 +162,7 @@ class Connection:
     stream_url: str
     data_url: str
     data_stream_base: str
+    deadline: float = DEFAULT_DEADLINE  # seconds one broker call may take in all
 
     @property
     def is_live(self) -> bool:
@@ -200,6 +207,7 @@ def resolve(settings: Settings) -> Connection:
             stream_url=_stream_url_for(base),
             data_url=base,
             data_stream_base=_stream_url_for(base).removesuffix("/stream"),
+            deadline=settings.deadline,
         )
     if not settings.key_id or settings.secret_key is None:
         raise UsageError(
@@ -217,4 +225,5 @@ def resolve(settings: Settings) -> Connection:
         stream_url=settings.stream_url or _stream_url_for(base),
         data_url=_strip(settings.data_url),
         data_stream_base=_strip(settings.data_stream_url),
+        deadline=settings.deadline,
     )

@@ -97,6 +97,7 @@ class Story:
                 on_notice=self._on_notice,
                 state_path=self.state_path,
                 environment=connection.environment,
+                warn=self.out.warn,
             )
             await self.chapter(
                 "tail",

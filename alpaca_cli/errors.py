@@ -18,6 +18,7 @@ class ExitCode(IntEnum):
     UNREACHABLE = 4
     CONNECTION_LIMIT = 5
     LOCAL_STEP_FAILED = 6  # done at the broker, but a local step after it failed
+    INTERNAL = 70  # a bug of the tool's own (sysexits' EX_SOFTWARE): one line, traceback with --debug
     TIMED_OUT = 124  # `submit --wait --timeout` ran out while the order still works (as timeout(1))
     INTERRUPTED = 130
 
@@ -52,6 +53,13 @@ class UnreachableError(CliError):
     """The broker could not be reached, or kept failing after retries."""
 
     exit_code = ExitCode.UNREACHABLE
+
+
+class RouteNotFound(UnreachableError):
+    """The broker has no such route (a 404 that is not Alpaca's "not found"): a wrong base URL.
+
+    Unlike other broker failures, it proves the request was not acted on.
+    """
 
 
 class ConnectionLimitError(CliError):

@@ -57,13 +57,28 @@ def record_new(state: Path | None, account_id: str | None, order: Order) -> None
 
 
 def record(state: Path | None, account_id: str | None, update: TradeUpdate) -> None:
-    """Apply one trade update to the state file (nothing without `--state`)."""
+    """Apply one trade update to the state file (nothing without `--state`).
+
+    The order exists at the broker by now, so a file that cannot be written
+    is `LocalStepFailed` (exit 6) naming the order and the command that
+    records it, never a usage error's "nothing was sent".
+    """
     if state is None:
         return
     from alpaca_cli import statefile
     from alpaca_cli.core import apply
+    from alpaca_cli.errors import LocalStepFailed, UsageError
 
-    statefile.update(state, lambda current: apply(current, update), account_id=account_id)
+    try:
+        statefile.update(state, lambda current: apply(current, update), account_id=account_id)
+    except UsageError as error:
+        order = update.order
+        what = "it" if update.event == "new" else f"its {update.event}"
+        raise LocalStepFailed(
+            f"order {order.id} (client order id {order.client_order_id}) is at the broker, "
+            f"but recording {what} failed: {error.line()}",
+            hint=f"once the file can be written, run `alpaca-cli reconcile --write --state {state}`",
+        ) from None
 
 
 async def place_and_follow(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,11 +38,40 @@ def health_path(environment: str, stream: str) -> Path:
 
 
 def write(environment: str, stream: str, health: dict[str, Any]) -> None:
-    """Publish one stream's health; `pid` and `written_at` are added here."""
+    """Publish one stream's health; `pid` and `written_at` are added here. Raises `OSError`."""
     from alpaca_cli.output import dumps
 
     record = {**health, "stream": stream, "pid": os.getpid(), "written_at": time.time()}
     write_atomic(health_path(environment, stream), (dumps(record) + "\n").encode(), mode=0o644)
+
+
+class Publisher:
+    """Keeps one stream's health file current without ever failing the stream.
+
+    Health is a courtesy to `status`; a file that cannot be written (read-only
+    or full disk, a directory in the way) must not stop a stream that works, so
+    the failure is told once through `warn` (one line naming the file) and the
+    stream goes on; later writes keep trying, quietly.
+    """
+
+    def __init__(self, environment: str, stream: str, warn: Callable[[str], None]) -> None:
+        self.environment = environment
+        self.stream = stream
+        self._warn = warn
+        self._warned = False
+
+    def write(self, health: dict[str, Any]) -> None:
+        """Publish `health`; a failure is warned about once, never raised."""
+        try:
+            write(self.environment, self.stream, health)
+        except OSError as exc:
+            if not self._warned:
+                self._warned = True
+                path = health_path(self.environment, self.stream)
+                self._warn(
+                    f"cannot write the {self.stream} health file {path}: {exc.strerror or exc}; "
+                    "`alpaca-cli status` will not see this stream"
+                )
 
 
 def _alive(pid: int) -> bool:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Literal, Protocol
 
 from alpaca_cli.domain import Order, OrderRequest, TradeUpdate
-from alpaca_cli.errors import BrokerRejected, CliError, ExitCode, UnreachableError, UsageError
+from alpaca_cli.errors import BrokerRejected, CliError, ExitCode, RouteNotFound, UnreachableError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -296,9 +297,11 @@ def confirmation_text(account_number: str, action: str) -> str:
 class OrderBroker(Protocol):
     """The part of `alpaca_cli.bridge.Broker` that placing an order needs."""
 
+    deadline: float  # seconds one broker call may take in all
+
     async def submit_order(self, request: OrderRequest) -> Order: ...
 
-    async def order_by_client_id(self, client_order_id: str, *, sdk_retry: bool = True) -> Order | None: ...
+    async def order_by_client_id(self, client_order_id: str) -> Order | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -342,20 +345,12 @@ def is_duplicate_id(error: BrokerRejected) -> bool:
 Sleep = Callable[[float], Awaitable[Any]]
 
 
-async def _lookup(broker: OrderBroker, client_order_id: str, delays: Sequence[float], sleep: Sleep) -> Order | None:
-    """The order with this client id or None; raises when the broker cannot tell."""
-    for attempt in range(len(delays) + 1):
-        try:
-            return await broker.order_by_client_id(client_order_id, sdk_retry=False)
-        except UnreachableError as error:
-            if attempt == len(delays):
-                raise UnreachableError(
-                    f"the order's fate is unknown: the answer was lost and looking it up failed ({error.message})",
-                    hint=f"re-run with --client-order-id {client_order_id}: it cannot create a second order",
-                ) from error
-            log.debug("lookup of %s failed (%s), retrying", client_order_id, error.message)
-            await sleep(delays[attempt])
-    raise AssertionError("unreachable")
+def _fate_unknown(request: OrderRequest, why: str) -> UnreachableError:
+    return UnreachableError(
+        f"submit {request.side} {request.symbol}: the order may have been placed, but {why}",
+        hint=f"look for client order id {request.client_order_id} before sending again; re-running with "
+        f"--client-order-id {request.client_order_id} cannot create a second order",
+    )
 
 
 async def place(
@@ -366,39 +361,70 @@ async def place(
     resend_delays: Sequence[float] = (0.5, 1.0, 2.0),
     lookup_delays: Sequence[float] = (0.25, 0.5, 1.0),
     sleep: Sleep = asyncio.sleep,
+    clock: Callable[[], float] = time.monotonic,
 ) -> Placement:
     """Send `request` so that at most one order can exist for its client id.
 
     - a clear answer (the order, or a refusal such as 403 buying power) ends it;
+      so does a 404 from a route that does not exist (nothing was created);
     - a 422 "client_order_id must be unique" reports the order already there;
-    - an unknown outcome (timeout, dropped connection, 5xx, 429: the bridge's
-      `UnreachableError`) leads to a lookup by client id first: found means
-      done; not found means the POST never arrived, and only then is it sent
-      again, with the same client id, at most `max_sends` times in all.
+    - an unknown outcome (no answer in time, a dropped connection, 5xx, 429, an
+      answer too malformed to read: the bridge's `UnreachableError`) leads to a
+      lookup by client id first: found means done; not found means the POST
+      never arrived, and only then is it sent again, with the same client id,
+      at most `max_sends` times in all.
+
+    Time is bounded: once the first failure is `broker.deadline` seconds old,
+    no new request starts, so a broker that stopped answering ends this within
+    about two deadlines (the failed call, then at most one more).
     """
     last: UnreachableError | None = None
+    give_up_at: float | None = None
+
+    def patience_left() -> bool:
+        return give_up_at is None or clock() < give_up_at
+
+    async def lookup() -> Order | None:
+        for attempt in range(len(lookup_delays) + 1):
+            try:
+                return await broker.order_by_client_id(request.client_order_id)
+            except UnreachableError as error:
+                if attempt == len(lookup_delays) or not patience_left():
+                    raise _fate_unknown(
+                        request, f"its answer was lost and looking it up failed ({error.message})"
+                    ) from error
+                log.debug("lookup of %s failed (%s), retrying", request.client_order_id, error.message)
+                await sleep(lookup_delays[attempt])
+        raise AssertionError("unreachable")
+
     for send in range(1, max_sends + 1):
         try:
             return Placement(await broker.submit_order(request), "sent", send)
         except BrokerRejected as refused:
             if not is_duplicate_id(refused):
                 raise
-            existing = await _lookup(broker, request.client_order_id, lookup_delays, sleep)
+            existing = await lookup()
             if existing is None:
                 raise
             return Placement(existing, "recovered" if last else "duplicate", send, same_order(request, existing))
+        except RouteNotFound:
+            raise
         except UnreachableError as error:
             last = error
+            if give_up_at is None:
+                give_up_at = clock() + broker.deadline
             log.info("submit %s: outcome unknown (%s), looking it up", request.client_order_id, error.message)
-        found = await _lookup(broker, request.client_order_id, lookup_delays, sleep)
+        found = await lookup()
         if found is not None:
             return Placement(found, "recovered", send)
-        if send < max_sends:
+        if send < max_sends and patience_left():
             await sleep(resend_delays[min(send - 1, len(resend_delays) - 1)])
+            continue
+        break
     assert last is not None
     raise UnreachableError(
-        f"the order was not placed: the broker kept failing ({last.message}); "
-        f"{max_sends} attempts, none arrived (checked by client id)",
+        f"submit {request.side} {request.symbol}: the order was not placed: the broker kept failing "
+        f"({last.message}); {send} attempt(s), none arrived (checked by client id {request.client_order_id})",
         hint="try again later",
     )
 
@@ -504,10 +530,13 @@ def request_record(request: OrderRequest, environment: str) -> dict[str, Any]:
 
 
 def trade_update_record(update: TradeUpdate) -> dict[str, Any]:
-    """A trade-update line with the contract's fields."""
+    """A trade-update line with the contract's fields; `id` is the event's stable key (`core.identity`)."""
+    from alpaca_cli.core.identity import event_id
+
     order = update.order
     return {
         "type": "trade_update",
+        "id": event_id(update),
         "event": update.event,
         "order_id": order.id,
         "client_order_id": order.client_order_id,

@@ -151,11 +151,15 @@ class Output:
 
     @property
     def err(self) -> Console:
-        """Rich console on stderr, for everything that is not data."""
+        """Rich console on stderr, for everything that is not data.
+
+        Off a terminal (a log file, journald, a pipe to grep) one message stays
+        one line: Rich would otherwise wrap it at 80 columns into fragments.
+        """
         if self._err is None:
             from rich.console import Console
 
-            self._err = Console(stderr=True, highlight=False)
+            self._err = Console(stderr=True, highlight=False, soft_wrap=not sys.stderr.isatty())
         return self._err
 
     def line_sink(self) -> LineSink:

@@ -9,7 +9,16 @@ crash at any moment) sees either the old document or the new one.
 
 A file that cannot be trusted (truncated, not JSON, wrong shape, unknown
 version, another account) raises `UsageError` (exit 2) and is left exactly as
-it is. A file that does not exist raises `StateFileMissing`, a `UsageError`
+it is; so does every OS error on the file, its lock or its directory
+(read-only or full filesystem, permission, a directory in the way), named by
+path in one line.
+
+A state path that is a symbolic link is read and written through: the lock
+and the temp file sit next to the link's final target, which is replaced; the
+link stays. The lock goes with the real file, not with the name it was given,
+because it guards that file: `tail --state link` and `reconcile --write
+--state target` must exclude each other. A dangling link or a loop of links
+is refused (exit 2) with the reason. A file that does not exist raises `StateFileMissing`, a `UsageError`
 subclass, so that callers which can create it from a broker snapshot
 (`reconcile --init/--write`, `tail --state`) catch it or pass `create=` to
 `update`, while everyone else simply exits 2 with a hint.
@@ -24,7 +33,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from alpaca_cli.atomic import write_atomic
+from alpaca_cli.atomic import target, write_atomic
 from alpaca_cli.errors import UsageError
 
 if TYPE_CHECKING:
@@ -49,9 +58,21 @@ class StateFileMissing(UsageError):
 
 
 def lock_path(path: str | os.PathLike[str]) -> Path:
-    """The lock file that guards `path`: `PATH.lock`, next to it."""
-    path = Path(path)
-    return path.with_name(path.name + ".lock")
+    """The lock file that guards `path`: `REAL.lock` next to the file a write replaces
+    (`path` itself, or the final target of a symlink)."""
+    real = real_path(path)
+    return real.with_name(real.name + ".lock")
+
+
+def real_path(path: str | os.PathLike[str]) -> Path:
+    """The file behind `path` (itself, or a symlink's final target); exit 2 for a dangling link or a loop."""
+    try:
+        return target(Path(path))
+    except OSError as exc:
+        raise UsageError(
+            f"state file {path} cannot be used: {exc.strerror or exc}",
+            hint="point --state at a regular file, or at a link to one",
+        ) from None
 
 
 @contextlib.contextmanager
@@ -65,17 +86,23 @@ def locked(path: str | os.PathLike[str], *, timeout: float = LOCK_TIMEOUT) -> It
     """
     from filelock import FileLock, Timeout
 
-    path = Path(path)
-    lock = FileLock(lock_path(path), is_singleton=True)
+    real = real_path(path)
+    guard = lock_path(real)
+    lock = FileLock(guard, is_singleton=True)
     try:
         lock.acquire(timeout=timeout)
     except Timeout:
         raise UsageError(
             f"state file {path} stayed locked for {timeout:g} s by another process",
-            hint=f"check which alpaca-cli holds {lock_path(path)}",
+            hint=f"check which alpaca-cli holds {guard}",
+        ) from None
+    except OSError as exc:
+        raise UsageError(
+            f"cannot lock state file {path}: cannot create {guard}: {exc.strerror or exc}",
+            hint=f"check that {guard.parent} is writable and {guard} is not a directory",
         ) from None
     try:
-        _remove_stale_temps(path)
+        _remove_stale_temps(real)
         yield
     finally:
         lock.release()
@@ -92,6 +119,7 @@ def load(path: str | os.PathLike[str], *, account_id: str | None = None) -> Stat
     from alpaca_cli.core.state import State
 
     path = Path(path)
+    real_path(path)  # a dangling link is an error, not a missing file to create
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -116,7 +144,7 @@ def load(path: str | os.PathLike[str], *, account_id: str | None = None) -> Stat
 def save(path: str | os.PathLike[str], state: State) -> None:
     """Write `state` to `path` atomically, mode 0600, under the file's lock."""
     path = Path(path)
-    data = state.model_dump_json().encode()
+    data = state.to_json()
     with locked(path):
         _write_atomically(path, data)
 
@@ -148,18 +176,21 @@ def update(
             raise UsageError(f"the new state for {path} belongs to account {start.account_id}, not {account_id}")
         after = change(start)
         if before is None or (after is not before and after != before):
-            _write_atomically(path, after.model_dump_json().encode())
+            _write_atomically(path, after.to_json())
         return after
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
-    """`write_atomic`, with a failure told as one line."""
+    """`write_atomic` (through a symlink: to its target), with a failure told as one line;
+    the old file stays as it was."""
+    real = real_path(path)
     try:
-        write_atomic(path, data, mode=0o600)
+        write_atomic(real, data, mode=0o600)
     except OSError as exc:
+        shown = path if real == path else f"{path} (-> {real})"
         raise UsageError(
-            f"cannot write state file {path}: {exc.strerror or exc}",
-            hint=f"check that {path.parent} is writable",
+            f"cannot write state file {shown}: {exc.strerror or exc}; the file is unchanged",
+            hint=f"check that {real.parent} is writable and has free space",
         ) from None
 
 

@@ -17,10 +17,18 @@ never trusts delivery alone:
 - Exactly once: an event is printed iff it is new to the state (`is_new`),
   keyed on what `core.apply` already makes idempotent: the order's cumulative
   filled quantity, the closed-order and execution-id memories, and for
-  status-only events (`order_cancel_rejected`, `pending_cancel`, ...) the
-  triple (order id, event, timestamp). A live fill that jumps over a lost
-  one is preceded by the missing part (`missed_part`), so the printed fill
-  quantities of an order always add up to its cumulative fill.
+  status-only events (`order_cancel_rejected`, `pending_cancel`, ...) their
+  `core.identity.event_id` (order id, event, timestamp). A live fill that
+  jumps over a lost one is preceded by the missing part (`missed_part`), so
+  the printed fill quantities of an order always add up to its cumulative
+  fill.
+- Exactly once across restarts (with a state file): write-ahead. The events
+  of a batch are applied to the state file *and* kept in its `outbox` in one
+  atomic save before any of them is printed; a restarted supervisor prints
+  the outbox first. A kill at any moment therefore loses nothing (what was
+  printed was saved, so recovery never re-derives it differently) and repeats
+  at most the last batch, identically, ids included. A save that fails ends
+  the run with its error: nothing is printed unsaved.
 - Backoff with jitter around the whole connection lifecycle (`Backoff`:
   1 s doubling to 30 s, reset once a connection stayed up `HEALTHY_AFTER`
   seconds); refused keys and another holder of the stream (exit 3 and 5)
@@ -44,9 +52,11 @@ API (on the tool's event loop)::
                                            # raises CliError on a permanent failure
 
 `on_update(TradeUpdate)` receives every event exactly once, in order;
-`on_notice(Notice)` every lifecycle change. With `state_path`, every applied
-event reaches the state file (`statefile.update`, under its lock, batched
-while a burst arrives); a missing file is created from the first snapshot.
+`on_notice(Notice)` every lifecycle change; `warn(str)` a health file that
+cannot be written (once). With `state_path`, every applied event reaches the
+state file (`statefile.update`, under its lock, batched while a burst
+arrives) before it reaches `on_update`; a missing file is created from the
+first snapshot.
 """
 
 from __future__ import annotations
@@ -57,22 +67,24 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from alpaca_cli import health
 from alpaca_cli.core import POSITION_KINDS, State, adopt, apply, diff, missed_events
 from alpaca_cli.core.apply import CLOSE_EVENTS
+from alpaca_cli.core.identity import OPENING_EVENTS, event_id
 from alpaca_cli.core.state import utc
 from alpaca_cli.domain import FILL_EVENTS, Order, Position, Snapshot, TradeUpdate
 from alpaca_cli.errors import AuthError, CliError, ConnectionLimitError, UnreachableError
 
 if TYPE_CHECKING:
     from alpaca_cli.bridge import Broker, TradeUpdateStream
-    from alpaca_cli.core import Difference
+    from alpaca_cli.core import Difference, OrderRecord
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +105,7 @@ HEALTH_EVERY = 5.0  # seconds between health writes when nothing changes
 STATUS_MEMORY = 10_000  # status-only event keys remembered for exactly-once
 _PRICE_STEP = Decimal("0.000001")
 _ZERO = Decimal(0)
-_OPENING_RANK = {"pending_new": 0, "accepted": 1, "new": 2}
-_OPENING_EVENTS = frozenset(_OPENING_RANK)
+_OPENING_RANK = {name: rank for rank, name in enumerate(OPENING_EVENTS)}
 
 
 # =========================================================================== pure parts
@@ -154,16 +165,11 @@ def _known_fill(state: State, order_id: str) -> tuple[Decimal, Decimal | None, b
     return _ZERO, None, False, False
 
 
-def status_key(event: TradeUpdate) -> tuple[str, str, datetime]:
-    """What identifies a status-only event (no fill, does not open or close the order)."""
-    return (event.order.id, event.event, utc(event.timestamp))
-
-
 def is_new(
     state: State,
     event: TradeUpdate,
     executions: Iterable[str] | set[str] = (),
-    statuses: set[tuple[str, str, datetime]] | frozenset[tuple[str, str, datetime]] = frozenset(),
+    statuses: set[str] | frozenset[str] = frozenset(),
 ) -> bool:
     """Whether `event` tells `state` something it does not know yet (then it is printed).
 
@@ -171,7 +177,7 @@ def is_new(
     knows (and their execution id is unseen); closing events when the order is
     not closed yet; opening events (`pending_new`, `accepted`, `new`) when the
     order is unknown or they move it forward; any other event when its
-    `status_key` was not seen.
+    `event_id` was not seen.
     """
     if event.execution_id is not None and event.execution_id in executions:
         return False
@@ -181,7 +187,7 @@ def is_new(
         return event.order.filled_qty > known
     if name in CLOSE_EVENTS:
         return not is_closed
-    if name in _OPENING_EVENTS:
+    if name in _OPENING_RANK:
         if is_closed:
             return False
         if not is_open:
@@ -189,7 +195,7 @@ def is_new(
         # `pending_new` -> `accepted` -> `new`: each step forward is news, a replay is not.
         known_status = state.open_orders[event.order.id].status
         return known_status in _OPENING_RANK and _OPENING_RANK[name] > _OPENING_RANK[known_status]
-    return status_key(event) not in statuses
+    return event_id(event) not in statuses
 
 
 def _average(total: Decimal, qty: Decimal) -> Decimal | None:
@@ -293,8 +299,8 @@ class Ledger:
     def __init__(self, state: State) -> None:
         self.state = state
         self._executions = set(state.execution_ids)
-        self._statuses: set[tuple[str, str, datetime]] = set()
-        self._status_order: deque[tuple[str, str, datetime]] = deque()
+        self._statuses: set[str] = set()
+        self._status_order: deque[str] = deque()
 
     def admit(
         self, event: TradeUpdate, emit: Callable[[TradeUpdate], None] | None = None
@@ -321,8 +327,8 @@ class Ledger:
             self._executions.add(event.execution_id)
             if len(self._executions) > 4 * len(self.state.execution_ids) + 1000:
                 self._executions = set(self.state.execution_ids)
-        if event.event not in FILL_EVENTS and event.event not in CLOSE_EVENTS and event.event not in _OPENING_EVENTS:
-            key = status_key(event)
+        if event.event not in FILL_EVENTS and event.event not in CLOSE_EVENTS and event.event not in _OPENING_RANK:
+            key = event_id(event)
             self._statuses.add(key)
             self._status_order.append(key)
             if len(self._status_order) > STATUS_MEMORY:
@@ -398,21 +404,33 @@ class Notice:
 
 
 class _StateFile:
-    """Applies events (and adoptions) to the state file in order, batched, off the event loop.
+    """Saves events (and adoptions) to the state file in order, batched, off the event loop,
+    and hands each batch's events to `on_saved` only once the save that holds them is done.
 
     One write at a time, in the order the operations came: what arrives while
-    a write is under way goes into the next one. A write that fails (the file
-    became unwritable, another process held the lock too long) is reported
-    through `on_failure` and ends the writer; the command then fails with it.
+    a write is under way goes into the next one, so a burst costs one fsync per
+    batch and a lone event waits for one save. Each save also replaces the
+    file's outbox with the batch's events to print (write-ahead, see the
+    module doc). A write that fails (the file became unwritable, another
+    process held the lock too long) is reported through `on_failure` and ends
+    the writer; what it held is never printed, and the command fails with it.
     """
 
-    def __init__(self, path: Path, on_failure: Callable[[CliError], None]) -> None:
+    def __init__(
+        self,
+        path: Path,
+        on_saved: Callable[[list[TradeUpdate]], None],
+        on_failure: Callable[[Exception], None],
+    ) -> None:
         self.path = path
+        self._on_saved = on_saved
         self._on_failure = on_failure
         self._ops: list[tuple[str, Any]] = []
+        self._to_print: list[TradeUpdate] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._writing: asyncio.Future[None] | None = None
+        self._saving: list[TradeUpdate] | None = None  # to print once the write under way is done
         self._failed = False
         self._account_id: str | None = None
 
@@ -440,11 +458,13 @@ class _StateFile:
         self._task = asyncio.create_task(self._writer(), name="state-file-writer")
         return state
 
-    def events(self, events: list[TradeUpdate]) -> None:
+    def events(self, applied: list[TradeUpdate], to_print: list[TradeUpdate]) -> None:
+        """Queue events to apply, and those of them to print once saved."""
         if self._ops and self._ops[-1][0] == "events":
-            self._ops[-1][1].extend(events)
+            self._ops[-1][1].extend(applied)
         else:
-            self._ops.append(("events", list(events)))
+            self._ops.append(("events", list(applied)))
+        self._to_print.extend(to_print)
         self._wake.set()
 
     def adopt(self, snapshot: Snapshot) -> None:
@@ -456,40 +476,51 @@ class _StateFile:
             await self._wake.wait()
             self._wake.clear()
             ops, self._ops = self._ops, []
+            to_print, self._to_print = self._to_print, []
             if not ops:
                 continue
             # Shielded: a stop lets the write under way finish, so the next one cannot overtake it.
-            self._writing = asyncio.ensure_future(asyncio.to_thread(self._write, ops))
+            self._writing = asyncio.ensure_future(asyncio.to_thread(self._write, ops, to_print))
+            self._saving = to_print
             try:
                 await asyncio.shield(self._writing)
-            except CliError as error:
+            except Exception as error:  # any failure ends the run: never go on unsaved
                 self._failed = True
-                self._ops = ops + self._ops
                 self._on_failure(error)
                 return
+            self._saving = None
+            self._on_saved(to_print)
 
-    def _write(self, ops: list[tuple[str, Any]]) -> None:
+    def _write(self, ops: list[tuple[str, Any]], to_print: list[TradeUpdate]) -> None:
         from alpaca_cli import statefile
         from alpaca_cli.core import apply_all
 
         def change(state: State) -> State:
             for kind, payload in ops:
                 state = apply_all(state, payload) if kind == "events" else adopt(state, payload, payload.taken_at)
-            return state
+            return state.with_outbox(to_print)
 
         statefile.update(self.path, change, account_id=self._account_id)
 
     async def close(self) -> None:
-        """Stop the writer, let a write under way finish, then write what is still pending."""
+        """Stop the writer, let a write under way finish, save and print what is still pending,
+        then empty the outbox: after a clean stop a restart repeats nothing."""
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
-        if self._writing is not None:
-            await asyncio.gather(self._writing, return_exceptions=True)
-        if self._ops and not self._failed:
-            ops, self._ops = self._ops, []
-            await asyncio.to_thread(self._write, ops)
+        if self._failed or self._account_id is None:
+            return
+        if self._saving is not None and self._writing is not None:
+            await self._writing  # its failure is the command's error
+            self._on_saved(self._saving)
+            self._saving = None
+        ops, self._ops = self._ops, []
+        to_print, self._to_print = self._to_print, []
+        if ops:
+            await asyncio.to_thread(self._write, ops, to_print)
+            self._on_saved(to_print)
+        await asyncio.to_thread(self._write, [], [])
 
 
 # ============================================================================ supervisor
@@ -514,6 +545,7 @@ class Supervisor:
         on_notice: Callable[[Notice], None],
         state_path: Path | None = None,
         environment: str | None = None,
+        warn: Callable[[str], None] | None = None,
         poll_interval: float = POLL_INTERVAL,
         slow_poll: float = SLOW_POLL,
         connect_window: float = CONNECT_WINDOW,
@@ -528,7 +560,8 @@ class Supervisor:
         self.connect_window = connect_window
         self.backoff = backoff or Backoff()
         self.ledger: Ledger | None = None
-        self._file = _StateFile(state_path, self._fail) if state_path is not None else None
+        self._file = _StateFile(state_path, self._saved, self._fail) if state_path is not None else None
+        self._health = health.Publisher(environment, STREAM, warn or log.warning) if environment else None
         self._fatal: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._stop = asyncio.Event()
         self._since: datetime | None = None
@@ -586,7 +619,7 @@ class Supervisor:
             finally:
                 self._write_health(stopped=True)
 
-    def _fail(self, error: CliError) -> None:
+    def _fail(self, error: Exception) -> None:
         """A failure outside the main task (the state file writer): end the run with it."""
         if not self._fatal.done():
             self._fatal.set_exception(error)
@@ -624,20 +657,23 @@ class Supervisor:
         else:
             since = started
         self._since = since - CLOSED_LOOKBACK
-        believed = tuple(existing.open_orders) if existing is not None else ()
+        believed = existing.open_orders if existing is not None else {}
         for attempt in range(TORN_RETRIES + 1):
             snapshot, consistent = await self._snapshot(believed)
             if consistent or existing is not None or attempt == TORN_RETRIES:
                 break
             await asyncio.sleep(TORN_RETRY_DELAY)
         if self._file is not None:
-            state = await self._file.start(snapshot)
+            state = await self._file.start(snapshot)  # the file is this account's: checked there
+            # Saved by a run that stopped before it could tell it had printed them: first in line.
+            for event in state.pending():
+                self._emit(event)
         else:
             state = State.from_snapshot(snapshot)
         self.ledger = Ledger(state)
         self._first_snapshot = (snapshot, consistent)
 
-    async def _snapshot(self, believed: Iterable[str] | None = None) -> tuple[Snapshot, bool]:
+    async def _snapshot(self, believed: Mapping[str, OrderRecord] | None = None) -> tuple[Snapshot, bool]:
         """The broker snapshot plus the orders closed since the last look; and whether it is
         consistent.
 
@@ -649,7 +685,7 @@ class Supervisor:
         """
         started = _now()
         if believed is None:
-            believed = tuple(self.ledger.state.open_orders) if self.ledger is not None else ()
+            believed = self.ledger.state.open_orders if self.ledger is not None else {}
         before = await self.broker.positions()
         snapshot = await self.broker.snapshot(believed)
         closed = await self.broker.orders("closed", after=self._since) if self._since is not None else []
@@ -700,12 +736,20 @@ class Supervisor:
     # ---------------------------------------------------------------- delivery
 
     def _deliver(self, update: TradeUpdate) -> int:
-        """Admit one event (live or recovered): print what is new, apply everything."""
+        """Admit one event (live or recovered): print what is new, apply everything.
+
+        Without a state file what is new is printed at once; with one, it is
+        printed once the save that holds it is done (`_saved`).
+        """
         assert self.ledger is not None
-        printed, applied = self.ledger.admit(update, self._emit)
+        printed, applied = self.ledger.admit(update, self._emit if self._file is None else None)
         if self._file is not None and applied:
-            self._file.events(applied)
+            self._file.events(applied, printed)
         return len(printed)
+
+    def _saved(self, events: list[TradeUpdate]) -> None:
+        for event in events:
+            self._emit(event)
 
     def _emit(self, event: TradeUpdate) -> None:
         self.on_update(event)
@@ -895,16 +939,11 @@ class Supervisor:
         }
 
     def _write_health(self, *, stopped: bool = False, record: dict[str, Any] | None = None) -> None:
-        if self.environment is None:
+        if self._health is None:
             return
-        from alpaca_cli import health
-
         record = record or self.health_record()
         record["stopped"] = stopped
-        try:
-            health.write(self.environment, STREAM, record)
-        except OSError as error:
-            log.warning("cannot write the trade-updates health file: %s", error)
+        self._health.write(record)
 
     async def _keep_health(self) -> None:
         """Rewrite health on change (at most once a second) and at least every 5 s, off the loop

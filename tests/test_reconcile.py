@@ -166,6 +166,25 @@ def test_more_than_500_open_orders_are_all_seen(sandbox, tmp_path: Path) -> None
     assert reconcile(sandbox, tmp_path, "--state", str(fresh)).returncode == 0
 
 
+def test_orders_that_left_the_open_list_cost_pages_not_a_request_each(sandbox, client, tmp_path: Path) -> None:
+    """1,234 believed-open orders canceled at the broker: their final states come from the
+    closed listing (3 pages), not 1,234 lookups that Alpaca's ~200 requests a minute forbid."""
+    sandbox.reset()
+    sandbox.admin("POST", "/admin/seed", {"open_orders": 1234, "positions": 0})
+    state = tmp_path / "state.json"
+    assert reconcile(sandbox, tmp_path, "--state", str(state), "--init").returncode == 0
+    client.cancel_orders()
+    before = dict(sandbox.counts)
+
+    result = reconcile(sandbox, tmp_path, "--state", str(state), "-o", "json")
+    assert result.returncode == 1, result.stderr
+    made = {route: n - before.get(route, 0) for route, n in sandbox.counts.items() if n != before.get(route, 0)}
+    assert made.get("GET /v2/orders/{order_id}", 0) == 0, made
+    assert made["GET /v2/orders"] <= 5, made  # the open list (1 page) and the closed one (3 pages)
+    closed = [line for line in json_lines(result.stdout) if line.get("kind") == "order_canceled"]
+    assert len(closed) == 1234, the_summary(json_lines(result.stdout))
+
+
 def test_init_creates_a_0600_file_and_never_replaces_one(sandbox, client, tmp_path: Path) -> None:
     sandbox.reset()
     sandbox.set_price("AAPL", 100)

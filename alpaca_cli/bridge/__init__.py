@@ -34,11 +34,15 @@ class Broker(RestBridge):
         super().__init__(connection)
         self._streams: list[StreamHandle] = []
 
-    async def trade_updates_connect(self, *, connect_timeout: float = CONNECT_TIMEOUT) -> TradeUpdateStream:
+    def _connect_timeout(self, asked: float | None) -> float:
+        """A stream's connection is a broker call too: no longer than the call deadline."""
+        return asked if asked is not None else min(CONNECT_TIMEOUT, self.deadline)
+
+    async def trade_updates_connect(self, *, connect_timeout: float | None = None) -> TradeUpdateStream:
         """Open the account's trade-update stream; returns once it listens (or raises)."""
         stream = TradeUpdateStream(self.connection)
         self._streams.append(stream)
-        await stream.connect(connect_timeout)
+        await stream.connect(self._connect_timeout(connect_timeout))
         return stream
 
     async def bars_connect(
@@ -47,13 +51,13 @@ class Broker(RestBridge):
         *,
         feed: str = "iex",
         stale_after: float | None = None,
-        connect_timeout: float = CONNECT_TIMEOUT,
+        connect_timeout: float | None = None,
         queue_size: int = BAR_QUEUE_SIZE,
     ) -> BarStream:
         """Open the market-data stream for minute bars; returns once subscribed (or raises)."""
         stream = BarStream(self.connection, symbols, feed=feed, stale_after=stale_after, queue_size=queue_size)
         self._streams.append(stream)
-        await stream.connect(connect_timeout)
+        await stream.connect(self._connect_timeout(connect_timeout))
         return stream
 
     async def __aenter__(self) -> Broker:

@@ -1,9 +1,15 @@
-"""Wire JSON (as Alpaca sends it) -> the project's domain types.
+"""Wire JSON (as Alpaca sends it) -> the project's domain types, checked on the way.
 
 The bridge asks the SDK for raw data and maps it here: it is cheaper than
 building pydantic models we would throw away, exact (money arrives as
 strings, so it becomes Decimal without passing through float), and tolerant
 of fields and statuses newer than the SDK's enums.
+
+Tolerant is not trusting: what the tool relies on (an order's id, status and
+quantities; the account's id; the clock's times) must be there and of the
+right type, or the answer is `MalformedAnswer` — which the bridge reports as
+a failing broker (exit 4), never as data. A null id must not become "None".
+Optional fields may be missing or null, but not mistyped.
 """
 
 from __future__ import annotations
@@ -16,129 +22,259 @@ from typing import Any
 from alpaca_cli.domain import Account, Bar, Clock, Order, Position, TradeUpdate
 
 
-def to_decimal(value: Any) -> Decimal | None:
+class MalformedAnswer(ValueError):
+    """A broker answer without a field the tool needs, or with one of the wrong type."""
+
+
+def _object(raw: Any, what: str) -> Mapping[str, Any]:
+    if not isinstance(raw, Mapping):
+        raise MalformedAnswer(f"{what} is {_kind(raw)}, not an object")
+    return raw
+
+
+def objects(raw: Any, what: str) -> list[Mapping[str, Any]]:
+    """A JSON list of objects (an answer listing orders, positions, ...)."""
+    if not isinstance(raw, list):
+        raise MalformedAnswer(f"expected a list of {what}s, got {_kind(raw)}")
+    return [_object(item, what) for item in raw]
+
+
+def _kind(value: Any) -> str:
+    return "null" if value is None else f"a {type(value).__name__}"
+
+
+def _text(raw: Mapping[str, Any], key: str, what: str) -> str:
+    """A required non-empty string field (enum-ish values arrive as plain strings)."""
+    value = raw.get(key)
+    if not isinstance(value, str) or not value:
+        raise MalformedAnswer(f"{what} field {key!r} is {'missing' if key not in raw else _kind(value)}")
+    return value
+
+
+def _optional_text(raw: Mapping[str, Any], key: str, what: str, default: str = "") -> str:
+    value = raw.get(key)
     if value is None or value == "":
+        return default
+    if not isinstance(value, str):
+        raise MalformedAnswer(f"{what} field {key!r} is {_kind(value)}, not a string")
+    return value
+
+
+def to_decimal(value: Any) -> Decimal | None:
+    """A wire number (string or JSON number) as an exact Decimal; None when absent or not a number."""
+    if value is None or value == "" or isinstance(value, bool):
         return None
     try:
-        return Decimal(str(value))
+        number = Decimal(str(value))
     except InvalidOperation:
         return None
+    return number if number.is_finite() else None
+
+
+def _decimal(raw: Mapping[str, Any], key: str, what: str, *, required: bool = False) -> Decimal | None:
+    value = raw.get(key)
+    if value is None or value == "":
+        if required:
+            raise MalformedAnswer(f"{what} field {key!r} is {'missing' if key not in raw else _kind(value)}")
+        return None
+    number = to_decimal(value) if isinstance(value, str | int | float) else None
+    if number is None:
+        raise MalformedAnswer(f"{what} field {key!r} is not a number")
+    return number
+
+
+def _number(raw: Mapping[str, Any], key: str, what: str, *, required: bool = True) -> float | None:
+    value = raw.get(key)
+    if value is None and not required:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise MalformedAnswer(f"{what} field {key!r} is {'missing' if key not in raw else _kind(value)}")
+    return float(value)
 
 
 def to_datetime(value: Any) -> datetime | None:
+    """An RFC 3339 wire time (or a datetime) in UTC; None when absent or unreadable."""
     if value is None or value == "":
         return None
-    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    else:
+        return None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _text(value: Any) -> str:
-    """Enum-ish wire values ("buy", OrderSide.BUY, "ACTIVE") as plain lower-level text."""
-    return str(getattr(value, "value", value))
+def _time(raw: Mapping[str, Any], key: str, what: str, *, required: bool = False) -> datetime | None:
+    value = raw.get(key)
+    if value is None or value == "":
+        if required:
+            raise MalformedAnswer(f"{what} field {key!r} is {'missing' if key not in raw else _kind(value)}")
+        return None
+    moment = to_datetime(value)
+    if moment is None:
+        raise MalformedAnswer(f"{what} field {key!r} is not a time")
+    return moment
 
 
-def account(raw: Mapping[str, Any]) -> Account:
+def _flag(raw: Mapping[str, Any], key: str, what: str, *, required: bool = False) -> bool:
+    value = raw.get(key)
+    if value is None and not required:
+        return False
+    if not isinstance(value, bool):
+        raise MalformedAnswer(f"{what} field {key!r} is {'missing' if key not in raw else _kind(value)}")
+    return value
+
+
+def account(raw: Any) -> Account:
+    raw = _object(raw, "account")
+    what = "account"
+    daytrades = raw.get("daytrade_count")
+    if daytrades is not None and (isinstance(daytrades, bool) or not isinstance(daytrades, int)):
+        raise MalformedAnswer("account field 'daytrade_count' is not a whole number")
     return Account(
-        id=str(raw["id"]),
-        account_number=str(raw.get("account_number") or ""),
-        status=_text(raw.get("status", "")),
-        currency=str(raw.get("currency") or "USD"),
-        cash=to_decimal(raw.get("cash")) or Decimal(0),
-        equity=to_decimal(raw.get("equity")) or Decimal(0),
-        buying_power=to_decimal(raw.get("buying_power")) or Decimal(0),
-        daytrade_count=int(raw.get("daytrade_count") or 0),
-        pattern_day_trader=bool(raw.get("pattern_day_trader")),
-        trading_blocked=bool(raw.get("trading_blocked")),
-        account_blocked=bool(raw.get("account_blocked")),
-        transfers_blocked=bool(raw.get("transfers_blocked")),
-        trade_suspended_by_user=bool(raw.get("trade_suspended_by_user")),
+        id=_text(raw, "id", what),
+        account_number=_optional_text(raw, "account_number", what),
+        status=_text(raw, "status", what),
+        currency=_optional_text(raw, "currency", what, "USD"),
+        cash=_decimal(raw, "cash", what) or Decimal(0),
+        equity=_decimal(raw, "equity", what) or Decimal(0),
+        buying_power=_decimal(raw, "buying_power", what) or Decimal(0),
+        daytrade_count=daytrades or 0,
+        pattern_day_trader=_flag(raw, "pattern_day_trader", what),
+        trading_blocked=_flag(raw, "trading_blocked", what),
+        account_blocked=_flag(raw, "account_blocked", what),
+        transfers_blocked=_flag(raw, "transfers_blocked", what),
+        trade_suspended_by_user=_flag(raw, "trade_suspended_by_user", what),
     )
 
 
-def clock(raw: Mapping[str, Any]) -> Clock:
+def clock(raw: Any) -> Clock:
+    raw = _object(raw, "clock")
+    what = "clock"
     return Clock(
-        timestamp=to_datetime(raw["timestamp"]),  # type: ignore[arg-type]
-        is_open=bool(raw["is_open"]),
-        next_open=to_datetime(raw["next_open"]),  # type: ignore[arg-type]
-        next_close=to_datetime(raw["next_close"]),  # type: ignore[arg-type]
+        timestamp=_time(raw, "timestamp", what, required=True),  # type: ignore[arg-type]
+        is_open=_flag(raw, "is_open", what, required=True),
+        next_open=_time(raw, "next_open", what, required=True),  # type: ignore[arg-type]
+        next_close=_time(raw, "next_close", what, required=True),  # type: ignore[arg-type]
     )
 
 
-def position(raw: Mapping[str, Any]) -> Position:
-    qty = to_decimal(raw.get("qty")) or Decimal(0)
-    side = _text(raw.get("side") or ("short" if qty < 0 else "long"))
+def position(raw: Any) -> Position:
+    raw = _object(raw, "position")
+    what = "position"
+    qty: Decimal = _decimal(raw, "qty", what, required=True)  # type: ignore[assignment]
+    side = _optional_text(raw, "side", what, "short" if qty < 0 else "long")
     return Position(
-        symbol=str(raw["symbol"]),
+        symbol=_text(raw, "symbol", what),
         qty=abs(qty),
         side=side,
-        avg_entry_price=to_decimal(raw.get("avg_entry_price")) or Decimal(0),
-        market_value=to_decimal(raw.get("market_value")),
-        current_price=to_decimal(raw.get("current_price")),
-        unrealized_pl=to_decimal(raw.get("unrealized_pl")),
-        asset_id=str(raw["asset_id"]) if raw.get("asset_id") else None,
+        avg_entry_price=_decimal(raw, "avg_entry_price", what) or Decimal(0),
+        market_value=_decimal(raw, "market_value", what),
+        current_price=_decimal(raw, "current_price", what),
+        unrealized_pl=_decimal(raw, "unrealized_pl", what),
+        asset_id=_optional_text(raw, "asset_id", what) or None,
     )
 
 
-def order(raw: Mapping[str, Any]) -> Order:
-    submitted = to_datetime(raw.get("submitted_at")) or to_datetime(raw.get("created_at"))
+def order(raw: Any) -> Order:
+    raw = _object(raw, "order")
+    what = "order"
+    submitted = _time(raw, "submitted_at", what) or _time(raw, "created_at", what)
+    if submitted is None:
+        raise MalformedAnswer("order has neither 'submitted_at' nor 'created_at'")
     return Order(
-        id=str(raw["id"]),
-        client_order_id=str(raw.get("client_order_id") or ""),
-        symbol=str(raw.get("symbol") or ""),
-        side=_text(raw.get("side") or ""),
-        type=_text(raw.get("type") or raw.get("order_type") or ""),
-        time_in_force=_text(raw.get("time_in_force") or ""),
-        status=_text(raw.get("status") or ""),
-        submitted_at=submitted or datetime.now(UTC),
-        qty=to_decimal(raw.get("qty")),
-        notional=to_decimal(raw.get("notional")),
-        filled_qty=to_decimal(raw.get("filled_qty")) or Decimal(0),
-        filled_avg_price=to_decimal(raw.get("filled_avg_price")),
-        limit_price=to_decimal(raw.get("limit_price")),
-        stop_price=to_decimal(raw.get("stop_price")),
-        trail_percent=to_decimal(raw.get("trail_percent")),
-        trail_price=to_decimal(raw.get("trail_price")),
-        extended_hours=bool(raw.get("extended_hours")),
-        created_at=to_datetime(raw.get("created_at")),
-        updated_at=to_datetime(raw.get("updated_at")),
-        filled_at=to_datetime(raw.get("filled_at")),
-        canceled_at=to_datetime(raw.get("canceled_at")),
-        expired_at=to_datetime(raw.get("expired_at")),
-        failed_at=to_datetime(raw.get("failed_at")),
+        id=_text(raw, "id", what),
+        client_order_id=_optional_text(raw, "client_order_id", what),
+        symbol=_text(raw, "symbol", what),
+        side=_text(raw, "side", what),
+        type=_optional_text(raw, "type", what) or _optional_text(raw, "order_type", what),
+        time_in_force=_optional_text(raw, "time_in_force", what),
+        status=_text(raw, "status", what),
+        submitted_at=submitted,
+        qty=_decimal(raw, "qty", what),
+        notional=_decimal(raw, "notional", what),
+        filled_qty=_decimal(raw, "filled_qty", what) or Decimal(0),
+        filled_avg_price=_decimal(raw, "filled_avg_price", what),
+        limit_price=_decimal(raw, "limit_price", what),
+        stop_price=_decimal(raw, "stop_price", what),
+        trail_percent=_decimal(raw, "trail_percent", what),
+        trail_price=_decimal(raw, "trail_price", what),
+        extended_hours=_flag(raw, "extended_hours", what),
+        created_at=_time(raw, "created_at", what),
+        updated_at=_time(raw, "updated_at", what),
+        filled_at=_time(raw, "filled_at", what),
+        canceled_at=_time(raw, "canceled_at", what),
+        expired_at=_time(raw, "expired_at", what),
+        failed_at=_time(raw, "failed_at", what),
     )
 
 
-def trade_update(raw: Mapping[str, Any], *, source: str = "stream") -> TradeUpdate:
+def orders(raw: Any) -> list[Order]:
+    return [order(item) for item in objects(raw, "order")]
+
+
+def positions(raw: Any) -> list[Position]:
+    return [position(item) for item in objects(raw, "position")]
+
+
+def cancellations(raw: Any) -> list[dict[str, Any]]:
+    """The answer to "cancel all": each order's id and the HTTP status of its cancellation."""
+    result = []
+    for item in objects(raw or [], "cancellation"):
+        status = item.get("status")
+        if isinstance(status, bool) or not isinstance(status, int):
+            raise MalformedAnswer("cancellation field 'status' is not a whole number")
+        result.append({"id": _text(item, "id", "cancellation"), "status": status})
+    return result
+
+
+def trade_update(raw: Any, *, source: str = "stream") -> TradeUpdate:
     """One `trade_updates` `data` payload."""
+    raw = _object(raw, "trade update")
+    what = "trade update"
     return TradeUpdate(
-        event=str(raw["event"]),
-        order=order(raw["order"]),
-        timestamp=to_datetime(raw.get("timestamp")) or datetime.now(UTC),
-        execution_id=str(raw["execution_id"]) if raw.get("execution_id") else None,
-        price=to_decimal(raw.get("price")),
-        qty=to_decimal(raw.get("qty")),
-        position_qty=to_decimal(raw.get("position_qty")),
+        event=_text(raw, "event", what),
+        order=order(raw.get("order")),
+        timestamp=_time(raw, "timestamp", what) or datetime.now(UTC),
+        execution_id=_optional_text(raw, "execution_id", what) or None,
+        price=_decimal(raw, "price", what),
+        qty=_decimal(raw, "qty", what),
+        position_qty=_decimal(raw, "position_qty", what),
         source=source,
     )
 
 
-def bar(raw: Mapping[str, Any], symbol: str | None = None) -> Bar:
+def bar(raw: Any, symbol: str | None = None) -> Bar:
     """A bar from either the market-data stream (`S`, `t` Timestamp) or historical REST."""
-    stamp = raw["t"]
+    raw = _object(raw, "bar")
+    what = "bar"
+    stamp = raw.get("t")
     if hasattr(stamp, "to_datetime"):  # msgpack.Timestamp
         moment = stamp.to_datetime()
-    elif isinstance(stamp, int | float):
+    elif isinstance(stamp, int | float) and not isinstance(stamp, bool):
         moment = datetime.fromtimestamp(stamp / 1e9 if stamp > 1e12 else stamp, UTC)
     else:
-        moment = to_datetime(stamp)  # type: ignore[assignment]
+        moment = _time(raw, "t", what, required=True)
     return Bar(
-        symbol=str(symbol or raw["S"]),
-        timestamp=moment,
-        open=float(raw["o"]),
-        high=float(raw["h"]),
-        low=float(raw["l"]),
-        close=float(raw["c"]),
-        volume=float(raw["v"]),
-        trade_count=None if raw.get("n") is None else float(raw["n"]),
-        vwap=None if raw.get("vw") is None else float(raw["vw"]),
+        symbol=symbol or _text(raw, "S", what),
+        timestamp=moment,  # type: ignore[arg-type]
+        open=_number(raw, "o", what),  # type: ignore[arg-type]
+        high=_number(raw, "h", what),  # type: ignore[arg-type]
+        low=_number(raw, "l", what),  # type: ignore[arg-type]
+        close=_number(raw, "c", what),  # type: ignore[arg-type]
+        volume=_number(raw, "v", what),  # type: ignore[arg-type]
+        trade_count=_number(raw, "n", what, required=False),
+        vwap=_number(raw, "vw", what, required=False),
     )
+
+
+def bars(raw: Any) -> list[Bar]:
+    """Historical bars keyed by symbol (`{"AAPL": [...], ...}`), flattened."""
+    if raw is None:
+        return []
+    table = _object(raw, "bars")
+    return [bar(item, str(symbol)) for symbol, items in table.items() for item in objects(items, "bar")]

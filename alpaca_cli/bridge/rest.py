@@ -15,13 +15,11 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
-import requests
-from alpaca.common.exceptions import APIError
 from alpaca.data.historical import StockHistoricalDataClient
 from alpaca.data.requests import StockBarsRequest
 from alpaca.data.timeframe import TimeFrame, TimeFrameUnit
@@ -35,80 +33,20 @@ from alpaca.trading.requests import (
     StopOrderRequest,
     TrailingStopOrderRequest,
 )
-from requests.adapters import HTTPAdapter
 
-from alpaca_cli.bridge import mapping
+from alpaca_cli.bridge import mapping, transport
+from alpaca_cli.bridge.translate import translate
 from alpaca_cli.config import Connection
 from alpaca_cli.domain import Account, Bar, Clock, Order, OrderRequest, Position, Snapshot
-from alpaca_cli.errors import (
-    AuthError,
-    BrokerRejected,
-    CliError,
-    UnreachableError,
-)
+from alpaca_cli.errors import BrokerRejected
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 REST_WORKERS = 4
 PAGE_LIMIT = 500  # Alpaca's cap per GET /v2/orders
-HTTP_TIMEOUT = (5.0, 30.0)  # connect, read: the SDK itself sets none and could hang forever
-TRANSIENT_RETRIES = 2  # for idempotent reads only, on 5xx and dropped connections
-BUYING_POWER_CODE = 40310000
-
-
-class _TimeoutAdapter(HTTPAdapter):
-    def send(self, request: Any, **kwargs: Any) -> Any:  # type: ignore[override]
-        if kwargs.get("timeout") is None:
-            kwargs["timeout"] = HTTP_TIMEOUT
-        return super().send(request, **kwargs)
-
-
-def _with_timeouts(client: Any) -> Any:
-    adapter = _TimeoutAdapter()
-    client._session.mount("http://", adapter)
-    client._session.mount("https://", adapter)
-    return client
-
-
-def _api_message(error: APIError) -> str:
-    try:
-        return str(error.message)
-    except (ValueError, KeyError, TypeError):
-        return str(error)[:200] or "no message"
-
-
-def translate(error: BaseException, what: str) -> CliError:
-    """Map an SDK or transport failure onto the contract's error classes."""
-    if isinstance(error, APIError):
-        status = error.status_code or 0
-        message = _api_message(error)
-        code: int | None
-        try:
-            code = int(error.code)
-        except (ValueError, KeyError, TypeError):
-            code = None
-        if status == 401 or (status == 403 and code != BUYING_POWER_CODE and "buying power" not in message):
-            return AuthError(
-                f"{what}: the broker refused the credentials ({status} {message})",
-                hint="check APCA_API_KEY_ID / APCA_API_SECRET_KEY and paper vs live",
-            )
-        if status == 429:
-            return UnreachableError(f"{what}: rate limited by the broker after retries ({message})")
-        if status >= 500 or status == 0:
-            return UnreachableError(f"{what}: the broker failed ({status} {message})", hint="try again later")
-        return BrokerRejected(f"{what}: {message}", status=status, code=code)
-    if isinstance(error, requests.exceptions.Timeout):
-        return UnreachableError(f"{what}: the broker did not answer in time")
-    if isinstance(error, requests.exceptions.ConnectionError):
-        return UnreachableError(f"{what}: cannot reach the broker", hint="is the URL right and the service up?")
-    return UnreachableError(f"{what}: {type(error).__name__}: {error}")
-
-
-def _is_transient(error: BaseException) -> bool:
-    if isinstance(error, APIError):
-        return (error.status_code or 0) >= 500
-    return isinstance(error, requests.exceptions.ConnectionError | requests.exceptions.Timeout)
+FEW_LOOKUPS = 3  # vanished orders looked up one by one; more are found in the closed listing
+ABORT_GRACE = 2.0  # seconds an aborted call's worker gets to notice before the bridge moves on
 
 
 def sdk_order_request(request: OrderRequest) -> Any:
@@ -139,85 +77,122 @@ def sdk_order_request(request: OrderRequest) -> Any:
     return model(**{k: v for k, v in fields.items() if v is not None})
 
 
-def _submitted_at(raw: Any) -> datetime | None:
-    """An order's `submitted_at` straight from the wire (as `mapping.order` reads it), for paging."""
-    return mapping.to_datetime(raw.get("submitted_at")) or mapping.to_datetime(raw.get("created_at"))
+class Submitted(Protocol):
+    """What `snapshot` needs of an order believed open: when it was submitted."""
+
+    @property
+    def submitted_at(self) -> datetime: ...
 
 
 class RestBridge:
-    """Blocking SDK clients behind an executor; results as domain types."""
+    """Blocking SDK clients behind an executor; results as domain types.
+
+    Every call goes through `_run`: one `transport.Call` with the connection's
+    deadline, run on the pool, aborted by the loop when the deadline passes, its
+    answer mapped (and checked) on the worker, its failure translated once.
+    """
 
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
+        self.deadline = connection.deadline
         self._executor = ThreadPoolExecutor(max_workers=REST_WORKERS, thread_name_prefix="alpaca-rest")
+        self._calls: set[transport.Call] = set()
+        self.budget = transport.RequestBudget()
         secret = connection.secret.get_secret_value()
         paper = not connection.is_live
-        self._trading = _with_timeouts(
-            TradingClient(connection.key_id, secret, paper=paper, raw_data=True, url_override=connection.trading_url)
+        self._trading = transport.mount(
+            TradingClient(connection.key_id, secret, paper=paper, raw_data=True, url_override=connection.trading_url),
+            self.budget,
         )
-        # Order entry gets its own client with the SDK's blind retry switched off:
-        # a POST retried on 429/504 could place a second order. `submit` decides
-        # what to do after a failure (look the order up by its client id first).
-        self._orders = _with_timeouts(
-            TradingClient(connection.key_id, secret, paper=paper, raw_data=True, url_override=connection.trading_url)
-        )
-        self._orders._retry = 0
-        self._data = _with_timeouts(
-            StockHistoricalDataClient(connection.key_id, secret, raw_data=True, url_override=connection.data_url)
+        self._data = transport.mount(
+            StockHistoricalDataClient(connection.key_id, secret, raw_data=True, url_override=connection.data_url),
+            self.budget,
         )
 
     def close(self) -> None:
+        """Abort calls under way (their threads end at once) and shut the pool."""
+        for call in list(self._calls):
+            call.abort()
         self._executor.shutdown(wait=False, cancel_futures=True)
 
-    async def _run(self, what: str, fn: Callable[..., T], *args: Any, idempotent: bool = True) -> T:
+    async def _run(
+        self,
+        what: str,
+        fn: Callable[..., Any],
+        *args: Any,
+        parse: Callable[[Any], T],
+        retry: bool = True,
+        data: bool = False,
+        lookup: bool = False,
+    ) -> T:
+        """`parse(fn(*args))` on the pool, within the deadline; failures as the contract's errors.
+
+        `retry=False` for anything that must not be sent twice blindly (an
+        order): the caller decides after looking. `data` marks calls to the
+        market-data host (for the hint naming which base URL is wrong);
+        `lookup` calls that fetch one order, whose 404 may mean "no such order".
+        """
+        call = transport.Call(what, self.deadline, lookup=lookup)
+        self._calls.add(call)
         loop = asyncio.get_running_loop()
-        attempt = 0
-        while True:
+        future = loop.run_in_executor(
+            self._executor, functools.partial(call.run, lambda: parse(fn(*args)), retry=retry)
+        )
+        try:
             try:
-                return await loop.run_in_executor(self._executor, functools.partial(fn, *args))
-            except Exception as error:
-                if idempotent and attempt < TRANSIENT_RETRIES and _is_transient(error):
-                    attempt += 1
-                    log.debug("%s failed (%s), retry %d", what, type(error).__name__, attempt)
-                    await asyncio.sleep(0.2 * attempt)
-                    continue
-                raise translate(error, what) from error
+                return await asyncio.wait_for(asyncio.shield(future), call.remaining())
+            except (TimeoutError, asyncio.CancelledError) as stopped:
+                call.abort()
+                future.add_done_callback(_retrieve)  # the worker's own error is ours to drop now
+                if isinstance(stopped, asyncio.CancelledError):
+                    raise
+                await asyncio.wait({future}, timeout=ABORT_GRACE)
+                raise transport.DeadlineExceeded from None
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            setting = self._base_setting(data)
+            raise translate(error, call, setting) from error
+        finally:
+            self._calls.discard(call)
+
+    def _base_setting(self, data: bool) -> str:
+        if self.connection.environment == "sandbox":
+            return "the sandbox URL (--sandbox / ALPACA_CLI_SANDBOX_URL)"
+        return "APCA_API_DATA_URL" if data else "APCA_API_BASE_URL"
 
     # -- account and market ---------------------------------------------------------------
 
     async def account(self) -> Account:
-        return mapping.account(await self._run("get account", self._trading.get_account))
+        return await self._run("get account", self._trading.get_account, parse=mapping.account)
 
     async def clock(self) -> Clock:
-        return mapping.clock(await self._run("get clock", self._trading.get_clock))
+        return await self._run("get clock", self._trading.get_clock, parse=mapping.clock)
 
     async def positions(self) -> list[Position]:
-        raw = await self._run("list positions", self._trading.get_all_positions)
-        return [mapping.position(item) for item in raw]
+        return await self._run("list positions", self._trading.get_all_positions, parse=mapping.positions)
 
     # -- orders ---------------------------------------------------------------------------
 
     async def order(self, order_id: str) -> Order:
-        return mapping.order(await self._run(f"get order {order_id}", self._trading.get_order_by_id, order_id))
+        return await self._run(
+            f"get order {order_id}", self._trading.get_order_by_id, order_id, parse=mapping.order, lookup=True
+        )
 
-    async def order_by_client_id(self, client_order_id: str, *, sdk_retry: bool = True) -> Order | None:
-        """The order with this client id, or None when the broker has none.
-
-        `sdk_retry=False` skips the SDK's 3 s sleeps on 429/504: for callers
-        that back off on their own (submit's recovery after a failed POST).
-        """
-        client = self._trading if sdk_retry else self._orders
+    async def order_by_client_id(self, client_order_id: str) -> Order | None:
+        """The order with this client id, or None when the broker says it has none."""
         try:
-            raw = await self._run(
+            return await self._run(
                 f"get order by client id {client_order_id}",
-                client.get_order_by_client_id,
+                self._trading.get_order_by_client_id,
                 client_order_id,
+                parse=mapping.order,
+                lookup=True,
             )
         except BrokerRejected as rejected:
             if rejected.status == 404:
                 return None
             raise
-        return mapping.order(raw)
 
     async def orders(
         self,
@@ -235,15 +210,11 @@ class RestBridge:
         seen. `until` is exclusive, so it is set one microsecond later than that
         time and ids already seen are skipped: orders sharing a timestamp at a
         page boundary are neither lost nor counted twice.
-
-        Paging is sequential by nature, so the next page is requested as soon
-        as its `until` is known from the raw page, and the current page is
-        mapped while that request is in flight (10,000 orders: 20 pages).
         """
         seen: dict[str, Order] = {}
         wanted = list(symbols) if symbols else None
-
-        def fetch(until: datetime | None) -> asyncio.Future[Any]:
+        until: datetime | None = None
+        while True:
             request = GetOrdersRequest(
                 status=QueryOrderStatus(status),
                 limit=PAGE_LIMIT,
@@ -252,42 +223,36 @@ class RestBridge:
                 until=until,
                 symbols=wanted,
             )
-            return asyncio.ensure_future(self._run("list orders", self._trading.get_orders, request))
-
-        pending: asyncio.Future[Any] | None = fetch(None)
-        try:
-            while pending is not None:
-                page = await pending
-                pending = None
-                fresh = [raw for raw in page if str(raw["id"]) not in seen]
-                oldest = min(filter(None, map(_submitted_at, page)), default=None)
-                wanted_more = limit is None or len(seen) + len(fresh) < limit
-                if len(page) >= PAGE_LIMIT and fresh and oldest is not None and wanted_more:
-                    pending = fetch(oldest + timedelta(microseconds=1))
-                for raw in fresh:
-                    item = mapping.order(raw)
-                    seen[item.id] = item
-        finally:
-            if pending is not None:  # only when mapping failed: do not leave the request dangling
-                pending.cancel()
+            page = await self._run("list orders", self._trading.get_orders, request, parse=mapping.orders)
+            fresh = [item for item in page if item.id not in seen]
+            seen.update((item.id, item) for item in fresh)
+            if len(page) < PAGE_LIMIT or not fresh or (limit is not None and len(seen) >= limit):
+                break
+            until = min(item.submitted_at for item in page) + timedelta(microseconds=1)
         result = sorted(seen.values(), key=lambda o: (o.submitted_at, o.id))
         return result if limit is None else result[max(len(result) - limit, 0) :]
 
     async def submit_order(self, request: OrderRequest) -> Order:
-        """POST one order, exactly once: no retry here, ever (see `__init__`)."""
+        """POST one order, exactly once: never retried here (`orders.place` looks before resending)."""
         model = sdk_order_request(request)
-        raw = await self._run(
-            f"submit {request.side} {request.symbol}", self._orders.submit_order, model, idempotent=False
+        return await self._run(
+            f"submit {request.side} {request.symbol}",
+            self._trading.submit_order,
+            model,
+            parse=mapping.order,
+            retry=False,
         )
-        return mapping.order(raw)
 
     async def cancel_order(self, order_id: str) -> None:
-        await self._run(f"cancel order {order_id}", self._orders.cancel_order_by_id, order_id)
+        await self._run(
+            f"cancel order {order_id}", self._trading.cancel_order_by_id, order_id, parse=_nothing, lookup=True
+        )
 
     async def cancel_all(self) -> list[dict[str, Any]]:
         """Cancel every open order; the broker's per-order answers (`id`, `status`)."""
-        raw = await self._run("cancel all orders", self._orders.cancel_orders, idempotent=False)
-        return [{"id": str(item.get("id")), "status": int(item.get("status", 0))} for item in raw or []]
+        return await self._run(
+            "cancel all orders", self._trading.cancel_orders, parse=mapping.cancellations, retry=False
+        )
 
     # -- market data ----------------------------------------------------------------------
 
@@ -301,23 +266,31 @@ class RestBridge:
             end=end,
             feed=feed,
         )
-        raw = await self._run("get bars", self._data.get_stock_bars, request)
-        return [mapping.bar(item, symbol) for symbol, items in (raw or {}).items() for item in items]
+        return await self._run("get bars", self._data.get_stock_bars, request, parse=mapping.bars, data=True)
 
     # -- the snapshot ---------------------------------------------------------------------
 
-    async def snapshot(self, believed_open: Iterable[str] = ()) -> Snapshot:
+    async def snapshot(self, believed_open: Mapping[str, Submitted] | None = None) -> Snapshot:
         """The broker's truth now: account, positions, every open order, and the
-        final state of each order we believed open that the broker no longer lists.
+        final state of each order we believed open (id -> its record) that the
+        broker no longer lists.
 
-        The three listings are fetched concurrently; the follow-up lookups too.
+        The three listings are fetched concurrently. The final states come from
+        the closed orders submitted since the oldest of them (a few pages, not a
+        request per order: Alpaca allows about 200 requests a minute); only the
+        few a listing cannot place (or a handful in all) are looked up one by one.
         """
         started = time.time()
-        account, positions, open_orders = await asyncio.gather(self.account(), self.positions(), self.orders("open"))
+        account, positions, open_orders = await _all(self.account(), self.positions(), self.orders("open"))
         listed = {o.id for o in open_orders}
-        missing = [order_id for order_id in believed_open if order_id not in listed]
-        finals = await asyncio.gather(*(self.order(order_id) for order_id in missing))
-        log.debug("snapshot: %d open, %d looked up, %.2fs", len(open_orders), len(finals), time.time() - started)
+        missing = {oid: record.submitted_at for oid, record in (believed_open or {}).items() if oid not in listed}
+        finals: list[Order] = []
+        if len(missing) > FEW_LOOKUPS:
+            since = min(missing.values()) - timedelta(microseconds=1)
+            finals = [o for o in await self.orders("closed", after=since) if o.id in missing]
+        placed = {o.id for o in finals}
+        finals += await _all(*(self.order(oid) for oid in missing if oid not in placed))
+        log.debug("snapshot: %d open, %d final, %.2fs", len(open_orders), len(finals), time.time() - started)
         return Snapshot(
             account=account,
             positions=tuple(positions),
@@ -325,3 +298,22 @@ class RestBridge:
             taken_at=datetime.fromtimestamp(started, UTC),
             final_orders=tuple(finals),
         )
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+def _nothing(raw: Any) -> None:
+    """The parse of an answer whose body carries nothing the tool needs (204 No Content)."""
+
+
+async def _all(*calls: Awaitable[Any]) -> list[Any]:
+    """`asyncio.gather`, but the first failure cancels the rest (their calls are aborted, not left running)."""
+    tasks = [asyncio.ensure_future(call) for call in calls]
+    try:
+        return await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()

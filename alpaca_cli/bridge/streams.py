@@ -76,13 +76,13 @@ from alpaca.common.utils import get_default_user_agent
 from alpaca.data.enums import DataFeed
 from alpaca.data.live.stock import StockDataStream
 from alpaca.trading.stream import TradingStream
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, WebSocketException
 from websockets.legacy import client as websockets_legacy
 
 from alpaca_cli.bridge import mapping
 from alpaca_cli.config import Connection
 from alpaca_cli.domain import Bar, TradeUpdate
-from alpaca_cli.errors import AuthError, CliError, ConnectionLimitError, UnreachableError, UsageError
+from alpaca_cli.errors import AuthError, CliError, ConnectionLimitError, RouteNotFound, UnreachableError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -196,6 +196,10 @@ def trading_refusal(error: BaseException) -> CliError | None:
     return None
 
 
+class _StoppedDuringHandshake(WebSocketException):
+    """A stop cut a connection attempt short; the SDK's loop then sees the stop and returns."""
+
+
 class StreamRefusal(ValueError):
     """A market-data error message (`{"T":"error","code":...}`) met during the handshake."""
 
@@ -241,6 +245,7 @@ class _Lifecycle:
         self._limit_since: float | None = None
         self._close_reason: str | None = None
         self._gave_up = False
+        self._handshake: asyncio.Future[None] | None = None
 
     def _refusal(self, error: BaseException) -> CliError | None:
         raise NotImplementedError
@@ -251,11 +256,20 @@ class _Lifecycle:
 
     async def _start_ws(self) -> None:
         self._close_reason = None
+        # A task of its own, so that a stop can cut a handshake short: a broker that
+        # never answers the upgrade must not hold the thread for the whole timeout.
+        self._handshake = asyncio.ensure_future(asyncio.wait_for(super()._start_ws(), HANDSHAKE_TIMEOUT))  # type: ignore[misc]
         try:
-            await asyncio.wait_for(super()._start_ws(), HANDSHAKE_TIMEOUT)  # type: ignore[misc]
+            await self._handshake
+        except asyncio.CancelledError:
+            if not self._handshake.cancelled() or asyncio.current_task().cancelling():  # type: ignore[union-attr]
+                raise
+            raise _StoppedDuringHandshake from None  # the SDK closes, sees the stop, and returns
         except Exception as error:
             await self._attempt_failed(error)
             raise
+        finally:
+            self._handshake = None
 
     async def _consume(self) -> Any:
         reason = "stopped"
@@ -284,7 +298,7 @@ class _Lifecycle:
             self._handle._sdk_disconnected(reason)
 
     async def _attempt_failed(self, error: BaseException) -> None:
-        refusal = self._refusal(error)
+        refusal = self._refusal(error) or self._no_such_route(error)
         if isinstance(refusal, ConnectionLimitError) and self._ever_connected:
             now = time.monotonic()
             if self._limit_since is None:
@@ -296,6 +310,21 @@ class _Lifecycle:
         else:
             self._handle._sdk_attempt_failed(describe(error))
 
+    def _no_such_route(self, error: BaseException) -> RouteNotFound | None:
+        """A 404 at the upgrade: the URL is wrong, and no retry will make it right."""
+        if http_status(error) != 404:
+            return None
+        handle = self._handle
+        setting = (
+            "the sandbox URL (--sandbox / ALPACA_CLI_SANDBOX_URL)"
+            if handle._connection.environment == "sandbox"
+            else handle.url_setting
+        )
+        return RouteNotFound(
+            f"{handle.name} stream: {self._endpoint} answered 404 at the WebSocket upgrade: no such route",  # type: ignore[attr-defined]
+            hint=f"is {setting} right?",
+        )
+
     async def _give_up(self, error: CliError) -> None:
         """Report a permanent failure and make the SDK's `run()` return."""
         if self._gave_up:
@@ -305,9 +334,12 @@ class _Lifecycle:
         await self._bridge_stop()
 
     async def _bridge_stop(self) -> None:
-        """Stop for good: the stop flag first, then the socket, so `_consume` wakes at once."""
+        """Stop for good: the stop flag first, then the socket, so `_consume` wakes at once
+        (and a handshake under way is abandoned)."""
         self._close_reason = "stopped"
         await self.stop_ws()  # type: ignore[attr-defined]
+        if self._handshake is not None:
+            self._handshake.cancel()
         await self.close()  # type: ignore[attr-defined]
 
     async def _bridge_reconnect(self, reason: str) -> None:
@@ -401,6 +433,7 @@ class StreamHandle:
     """One SDK stream in its thread, seen from the tool's loop (see the module docstring)."""
 
     name = ""
+    url_setting = ""  # where the stream's URL comes from, for the hint of a 404
     received_key = "messages_received"
 
     def __init__(self, connection: Connection, *, join_timeout: float = JOIN_TIMEOUT) -> None:
@@ -614,6 +647,7 @@ class TradeUpdateStream(StreamHandle):
     """The account's `trade_updates`; every event reaches `updates`, none is ever dropped."""
 
     name = TRADE_UPDATES
+    url_setting = "APCA_API_STREAM_URL (or APCA_API_BASE_URL, which it is derived from)"
     received_key = "updates_received"
 
     def __init__(self, connection: Connection, *, join_timeout: float = JOIN_TIMEOUT) -> None:
@@ -653,6 +687,7 @@ class BarStream(StreamHandle):
     """Minute bars of some symbols into a bounded queue; the newest bar is dropped when full."""
 
     name = MARKET_DATA
+    url_setting = "APCA_API_DATA_STREAM_URL"
     received_key = "bars_received"
 
     def __init__(

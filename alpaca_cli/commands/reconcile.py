@@ -23,7 +23,7 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -39,7 +39,7 @@ from alpaca_cli.invocation import (
 
 if TYPE_CHECKING:
     from alpaca_cli.bridge import Broker
-    from alpaca_cli.core import Difference, State
+    from alpaca_cli.core import Difference, OrderRecord, State
     from alpaca_cli.domain import Snapshot
     from alpaca_cli.output import Output
 
@@ -94,7 +94,7 @@ async def _run(out: Output, connection: Any, path: Path, local: State | None, *,
     from alpaca_cli.core import diff
 
     async with Broker(connection) as broker:
-        believed = tuple(local.open_orders) if local is not None else ()
+        believed = local.open_orders if local is not None else {}
         snapshot = await _fetch(out, broker, believed)
         if local is None:
             local = _create(path, snapshot, init=init)
@@ -112,7 +112,7 @@ async def _run(out: Output, connection: Any, path: Path, local: State | None, *,
     return 1 if differences else 0
 
 
-async def _fetch(out: Output, broker: Broker, believed: Iterable[str]) -> Snapshot:
+async def _fetch(out: Output, broker: Broker, believed: Mapping[str, OrderRecord]) -> Snapshot:
     """The broker snapshot, with a spinner on stderr when someone watches it."""
     started = time.perf_counter()
     with _spinner(out, "fetching the broker snapshot…"):
@@ -193,7 +193,7 @@ async def _write(
         covered = {o.id for o in snapshot.open_orders} | {o.id for o in snapshot.final_orders}
         if current != local or not covered.issuperset(current.open_orders):
             log.debug("state file changed since it was read: taking the snapshot again under the lock")
-            snapshot = await _fetch(out, broker, tuple(current.open_orders))
+            snapshot = await _fetch(out, broker, current.open_orders)
         differences = diff(current, snapshot)
         recovered = apply_all(current, missed_events(current, snapshot))
         statefile.save(path, adopt(recovered, snapshot, snapshot.taken_at))

@@ -262,6 +262,8 @@ class _Session:
     """One running `stream bars`: the consumer, the lifecycle watcher and the health writer."""
 
     def __init__(self, invocation: Invocation, options: _Options, handle: BarStream, stop: StopSignal) -> None:
+        from alpaca_cli.health import Publisher
+
         self.out = invocation.out
         self.environment = invocation.connection.environment
         self.options = options
@@ -270,6 +272,7 @@ class _Session:
         self.sink = self.out.line_sink()
         self.board = _Board(list(options.symbols))
         self.written = 0
+        self.health = Publisher(self.environment, "market-data", self.out.warn)
 
     async def run(self) -> int:
         import asyncio
@@ -375,16 +378,11 @@ class _Session:
             self._write_health()
 
     def _write_health(self, *, stopped: bool = False) -> None:
-        from alpaca_cli import health
-
         record = self.handle.health_record()
         record["stopped"] = stopped
         if stopped:
             record["connected"] = False
-        try:
-            health.write(self.environment, "market-data", record)
-        except OSError as error:
-            self.out.warn(f"cannot write the health file: {error}")
+        self.health.write(record)
 
 
 def _now() -> datetime:

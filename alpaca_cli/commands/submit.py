@@ -5,9 +5,11 @@ order id before the first send, and is placed through `orders.place`, which
 cannot create a second order after a lost answer. A live account needs
 `--live` and a confirmation (or `--yes`). `--wait` listens to trade updates
 before sending (or polls the order when the stream is unavailable) and exits
-0 when the order filled or is still working at the timeout, 1 when it ended
-rejected, canceled or expired. The following itself is `alpaca_cli.follow`;
-this module parses, calls and renders.
+0 when the order filled, 1 when it ended rejected, canceled or expired, 124
+when `--timeout` ran out while it is still working (as `timeout(1)` does).
+An order placed but not recorded in `--state` is exit 6, never 2: it exists.
+The following itself is `alpaca_cli.follow`; this module parses, calls and
+renders.
 """
 
 from __future__ import annotations
@@ -70,8 +72,8 @@ def submit(
         bool,
         typer.Option(
             "--wait",
-            help="Print trade updates until the order ends. Exit 0 filled (or still working at --timeout), "
-            "1 rejected, canceled or expired.",
+            help="Print trade updates until the order ends. Exit 0 filled, 1 rejected, canceled or expired, "
+            "124 still working at --timeout.",
         ),
     ] = False,
     timeout: Annotated[
@@ -162,6 +164,7 @@ async def _submit(
 def _waited(out: Output, outcome: follow.Outcome, timeout: float) -> int:
     """Say how the wait ended when the order is not done; the exit code of `--wait`."""
     from alpaca_cli import orders
+    from alpaca_cli.errors import ExitCode
 
     final = outcome.order
     if outcome.stopped_exit_code is not None:
@@ -169,6 +172,7 @@ def _waited(out: Output, outcome: follow.Outcome, timeout: float) -> int:
         return outcome.stopped_exit_code
     if not final.is_final:
         out.message(f"still {final.status} after {timeout:g} s: order {final.id} keeps working at the broker")
+        return int(ExitCode.TIMED_OUT)
     return orders.wait_exit_code(final)
 
 

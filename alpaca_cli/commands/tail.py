@@ -239,6 +239,7 @@ async def _run(invocation: Invocation, options: _Options) -> int:
                 on_notice=view.notice,
                 state_path=options.state,
                 environment=invocation.connection.environment,
+                warn=invocation.out.warn,
                 poll_interval=options.poll_interval,
                 slow_poll=options.slow_poll,
             )

@@ -12,6 +12,7 @@ Serialized form (version 1): decimals are JSON strings in plain notation
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Literal
@@ -218,6 +219,79 @@ class LastEvent(_Frozen):
         )
 
 
+class OrderView(_Frozen):
+    """An order exactly as one event showed it: every field of `domain.Order`, so that an
+    event kept in the outbox prints the same line when it is printed again."""
+
+    id: str
+    client_order_id: str
+    symbol: str
+    side: str
+    type: str
+    time_in_force: str
+    status: str
+    submitted_at: UtcDatetime
+    qty: Dec | None = None
+    notional: Dec | None = None
+    filled_qty: Dec = Decimal(0)
+    filled_avg_price: Dec | None = None
+    limit_price: Dec | None = None
+    stop_price: Dec | None = None
+    trail_percent: Dec | None = None
+    trail_price: Dec | None = None
+    extended_hours: bool = False
+    created_at: UtcDatetime | None = None
+    updated_at: UtcDatetime | None = None
+    filled_at: UtcDatetime | None = None
+    canceled_at: UtcDatetime | None = None
+    expired_at: UtcDatetime | None = None
+    failed_at: UtcDatetime | None = None
+
+
+class PendingUpdate(_Frozen):
+    """A trade update saved before it is printed (see `State.outbox`)."""
+
+    event: str
+    order: OrderView
+    timestamp: UtcDatetime
+    execution_id: str | None = None
+    price: Dec | None = None
+    qty: Dec | None = None
+    position_qty: Dec | None = None
+    source: str = "stream"
+
+    @classmethod
+    def from_update(cls, update: TradeUpdate) -> PendingUpdate:
+        order = update.order
+        fields = {name: getattr(order, name) for name in OrderView.model_fields}
+        for name in ("submitted_at", "created_at", "updated_at", "filled_at", "canceled_at", "expired_at", "failed_at"):
+            if fields[name] is not None:
+                fields[name] = utc(fields[name])
+        return cls.model_construct(
+            event=update.event,
+            order=OrderView.model_construct(**fields),
+            timestamp=utc(update.timestamp),
+            execution_id=update.execution_id,
+            price=update.price,
+            qty=update.qty,
+            position_qty=update.position_qty,
+            source=update.source,
+        )
+
+    def to_update(self) -> TradeUpdate:
+        order = Order(**{name: getattr(self.order, name) for name in OrderView.model_fields})
+        return TradeUpdate(
+            event=self.event,
+            order=order,
+            timestamp=self.timestamp,
+            execution_id=self.execution_id,
+            price=self.price,
+            qty=self.qty,
+            position_qty=self.position_qty,
+            source=self.source,
+        )
+
+
 class State(_Frozen):
     """Version 1 of the state document for one account.
 
@@ -225,6 +299,16 @@ class State(_Frozen):
     memories `closed_orders` (order id → final fill, oldest first) and
     `execution_ids` (oldest first) are what make `apply` idempotent after an
     order has closed.
+
+    `outbox` makes `tail --state` exactly-once across a crash: the events of a
+    batch are saved here together with their effect on the state *before*
+    they are printed, and a restarted `tail` prints them first. They are the
+    only events a crash can repeat, and they repeat identically. The field is
+    optional and written only when it holds something (`to_json`), so the
+    version stays 1: files without it read as before, and a file at rest after
+    a clean stop is the same document older alpaca-cli versions read. An
+    older version refuses (exit 2, file untouched) a file whose outbox still
+    holds events, rather than dropping them unprinted.
     """
 
     version: Literal[1]  # required: a document without one is not ours
@@ -236,6 +320,7 @@ class State(_Frozen):
     execution_ids: tuple[str, ...] = ()
     last_event: LastEvent | None = None
     last_reconciled_at: UtcDatetime | None = None
+    outbox: tuple[PendingUpdate, ...] = ()
 
     @model_validator(mode="after")
     def _keys_match(self) -> State:
@@ -259,7 +344,23 @@ class State(_Frozen):
             execution_ids=(),
             last_event=None,
             last_reconciled_at=None,
+            outbox=(),
         )
+
+    def to_json(self) -> bytes:
+        """The document as stored: `outbox` only when it holds events (see the class doc)."""
+        return self.model_dump_json(exclude=None if self.outbox else {"outbox"}).encode()
+
+    def with_outbox(self, updates: Iterable[TradeUpdate]) -> State:
+        """This state with `updates` as the events saved but not yet known to be printed."""
+        outbox = tuple(PendingUpdate.from_update(u) for u in updates)
+        if outbox == self.outbox:
+            return self
+        return self.model_copy(update={"outbox": outbox})
+
+    def pending(self) -> list[TradeUpdate]:
+        """The outbox's events, to print (again) first after a restart."""
+        return [p.to_update() for p in self.outbox]
 
     @classmethod
     def from_snapshot(cls, snapshot: Snapshot) -> State:
