@@ -107,7 +107,8 @@ def _check(argv: list[str], env: dict[str, str], expected_orders: int) -> None:
 
 def _size(orders: int) -> list[dict[str, Any]]:
     cli = alpaca_cli()
-    with SandboxProcess("--tick-interval", "60") as sandbox:
+    # A load test of listing and comparing 10,000 orders, not of pacing: the rate limit is off.
+    with SandboxProcess("--tick-interval", "60", "--rate-limit", "0") as sandbox:
         admin(sandbox.url, "POST", "/admin/reset", {})
         admin(sandbox.url, "POST", "/admin/seed", {"open_orders": orders, "positions": POSITIONS})
         env = sandbox.env

@@ -1,7 +1,8 @@
 """Shared fixtures: the sandbox broker every end-to-end test talks to.
 
 `sandbox` (module scope) is a started `SandboxThread` on a free loopback port
-with short intervals (tick 0.02 s, bars every 0.5 s). Use it like this:
+with short intervals (tick 0.02 s, bars every 0.5 s), always open (the suite
+runs at any hour) and rate-limited like Alpaca (200 requests a minute). Use it like this:
 
     def test_something(sandbox):
         client = TradingClient(sandbox.key_id, sandbox.secret_key, paper=True,
@@ -72,7 +73,9 @@ class SandboxHandle(SandboxThread):
 @pytest.fixture(scope="module")
 def sandbox() -> Iterator[SandboxHandle]:
     """A running sandbox broker for this test module (see the module docstring)."""
-    handle = SandboxHandle(port=0, seed=7, tick_interval=0.02, bar_interval=0.5)
+    # The suite runs at any hour: always open keeps fills and bars coming on nights and
+    # weekends. The rate limit stays on (200 a minute), as on the real broker.
+    handle = SandboxHandle(port=0, seed=7, tick_interval=0.02, bar_interval=0.5, always_open=True)
     with handle:
         yield handle
 

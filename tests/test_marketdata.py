@@ -176,6 +176,7 @@ def test_bar_aggregates_prints_into_ohlcv_with_vwap() -> None:
         agg.add_trade("AAPL", price, size)
     (bar,) = agg.close(T0, ["AAPL"], lambda s: 0.0)
     assert (bar["o"], bar["h"], bar["l"], bar["c"], bar["v"], bar["n"]) == (10.0, 12.0, 9.0, 11.0, 300, 4)
+    assert isinstance(bar["v"], int)  # whole shares, as the REST bars and Alpaca's stream send them
     assert bar["vw"] == pytest.approx((1000 + 600 + 450 + 1100) / 300, abs=1e-4)
     assert bar["t"].to_datetime() == T0
     # The next interval starts empty: a symbol without prints gets a flat, volume-less bar.
@@ -200,7 +201,7 @@ def test_aggregated_bar_is_consistent(prints: list[tuple[float, int]]) -> None:
     (bar,) = agg.close(T0, ["X"], lambda s: 1.0)
     assert bar["l"] <= min(bar["o"], bar["c"]) and bar["h"] >= max(bar["o"], bar["c"])
     assert bar["l"] - 1e-3 <= bar["vw"] <= bar["h"] + 1e-3
-    assert bar["v"] == sum(s for _, s in prints) and bar["n"] == len(prints)
+    assert bar["v"] == sum(s for _, s in prints) and bar["n"] == len(prints) and isinstance(bar["v"], int)
 
 
 @settings(max_examples=40, deadline=None)
@@ -223,7 +224,7 @@ def test_burst_bars_are_valid_and_strictly_increasing_per_symbol(
         assert t > last[bar["S"]]
         last[bar["S"]] = t
         assert bar["l"] <= min(bar["o"], bar["c"]) <= max(bar["o"], bar["c"]) <= bar["h"]
-        assert bar["v"] > 0 and bar["n"] > 0
+        assert isinstance(bar["v"], int) and bar["v"] > 0 and bar["n"] > 0
     if count // len(symbols) < interval * 1e6 - 2:
         # They fit before the regular bar of the current interval.
         assert max(last.values()) < md.interval_start(now, interval)

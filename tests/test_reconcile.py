@@ -31,8 +31,11 @@ pytestmark = pytest.mark.timeout(90)
 
 @pytest.fixture(scope="module")
 def sandbox() -> Iterator[SandboxHandle]:
-    """A sandbox that never ticks on its own (one step per hour): tests step it."""
-    handle = SandboxHandle(port=0, seed=11, tick_interval=3600, bar_interval=0.5)
+    """A sandbox that never ticks on its own (one step per hour): tests step it.
+
+    Always open, as the suite runs at any hour; the rate limit stays on.
+    """
+    handle = SandboxHandle(port=0, seed=11, tick_interval=3600, bar_interval=0.5, always_open=True)
     with handle:
         yield handle
 

@@ -288,11 +288,12 @@ def test_retried_statuses_recover_within_the_sdk_retries(sandbox: Any) -> None:
     assert sandbox.counts["GET /v2/clock"] - before == 3
 
 
-def test_rest_status_fault_until_a_deadline(sandbox: Any, client: TradingClient) -> None:
-    sandbox.set_faults(rest_status=500, rest_until=time.monotonic() + 30)
-    assert api_error(client.get_all_positions).status_code == 500
+def test_rest_count_zero_means_every_request_until_switched_off(sandbox: Any, client: TradingClient) -> None:
+    sandbox.set_faults(rest_status=500, rest_count=0)
+    for _ in range(3):
+        assert api_error(client.get_all_positions).status_code == 500
     assert api_error(client.get_clock).status_code == 500
-    sandbox.set_faults(rest_until=0)
+    sandbox.set_faults(rest_status=None)
     assert isinstance(client.get_all_positions(), list)
 
 
@@ -379,6 +380,7 @@ def test_serve_command_announces_serves_and_stops(signum: int, code: int) -> Non
             "503",
             "--rest-count",
             "1",
+            "--always-open",  # the test runs at any hour
         ],
         stderr=subprocess.PIPE,
         text=True,

@@ -141,27 +141,27 @@ def test_dry_run_prints_the_request_and_sends_nothing(sandbox: Any, tmp_path: Pa
 @pytest.mark.parametrize(
     ("symbol", "args", "expect"),
     [
-        ("TMKT", ["--qty", "2"], {"order_type": "market", "qty": 2}),
+        ("GILD", ["--qty", "2"], {"order_type": "market", "qty": 2}),
         (
-            "TLMT",
+            "SBUX",
             ["--qty", "2", "--type", "limit", "--limit-price", "49.5"],
             {"order_type": "limit", "limit_price": 49.5},
         ),
-        ("TSTP", ["--qty", "2", "--type", "stop", "--stop-price", "60"], {"order_type": "stop", "stop_price": 60}),
+        ("ORLY", ["--qty", "2", "--type", "stop", "--stop-price", "60"], {"order_type": "stop", "stop_price": 60}),
         (
-            "TSTL",
+            "ADP",
             ["--qty", "2", "--type", "stop_limit", "--stop-price", "60", "--limit-price", "61"],
             {"order_type": "stop_limit", "stop_price": 60, "limit_price": 61},
         ),
         (
-            "TTRL",
+            "CTAS",
             ["--qty", "2", "--type", "trailing_stop", "--trail-percent", "5", "--tif", "gtc"],
             {"order_type": "trailing_stop", "trail_percent": 5, "time_in_force": "gtc"},
         ),
-        ("TNOT", ["--notional", "125.5"], {"order_type": "market", "notional": 125.5, "qty": None}),
-        ("TFRC", ["--qty", "0.25"], {"order_type": "market", "qty": 0.25}),
+        ("MDLZ", ["--notional", "125.5"], {"order_type": "market", "notional": 125.5, "qty": None}),
+        ("HON", ["--qty", "0.25"], {"order_type": "market", "qty": 0.25}),
         (
-            "TEXT",
+            "TMUS",
             ["--qty", "1", "--type", "limit", "--limit-price", "40", "--extended-hours"],
             {"order_type": "limit", "extended_hours": True},
         ),
@@ -183,18 +183,18 @@ def test_every_order_type_is_placed_once_and_reported(
 
 
 def test_terminal_output_is_a_panel(sandbox: Any, tmp_path: Path) -> None:
-    sandbox.set_price("TPNL", 20)
-    result = cli(sandbox, tmp_path, "submit", "TPNL", "buy", "--qty", "1", "-o", "table")
+    sandbox.set_price("DDOG", 20)
+    result = cli(sandbox, tmp_path, "submit", "DDOG", "buy", "--qty", "1", "-o", "table")
     assert result.returncode == 0, result.stderr
-    assert "client_order_id" in result.stdout and "TPNL" in result.stdout and "╭" in result.stdout
+    assert "client_order_id" in result.stdout and "DDOG" in result.stdout and "╭" in result.stdout
 
 
 # --------------------------------------------------------------------------- --wait
 
 
 def test_wait_follows_a_market_order_to_its_fill(sandbox: Any, tmp_path: Path) -> None:
-    sandbox.set_price("WMKT", 30)
-    result = cli(sandbox, tmp_path, "submit", "WMKT", "buy", "--qty", "5", "--wait", "--timeout", "20")
+    sandbox.set_price("ANSS", 30)
+    result = cli(sandbox, tmp_path, "submit", "ANSS", "buy", "--qty", "5", "--wait", "--timeout", "20")
     assert result.returncode == 0, result.stderr
     lines = json_lines(result.stdout)
     assert lines[0]["type"] == "order"
@@ -206,8 +206,8 @@ def test_wait_follows_a_market_order_to_its_fill(sandbox: Any, tmp_path: Path) -
 
 def test_wait_listens_before_sending(sandbox: Any, tmp_path: Path) -> None:
     """On the stream every event is heard, including `new`, which fires before the POST is answered."""
-    sandbox.set_price("WLST", 30)
-    result = cli(sandbox, tmp_path, "submit", "WLST", "buy", "--qty", "250", "--wait", "--timeout", "20")
+    sandbox.set_price("CDW", 30)
+    result = cli(sandbox, tmp_path, "submit", "CDW", "buy", "--qty", "250", "--wait", "--timeout", "20")
     assert result.returncode == 0, result.stderr
     updates = [line for line in json_lines(result.stdout) if line["type"] == "trade_update"]
     assert [u["event"] for u in updates] == ["new", "partial_fill", "partial_fill", "fill"]
@@ -229,9 +229,9 @@ def trade_stream_slot_taken(sandbox: Any) -> Iterator[None]:
 
 
 def test_wait_polls_when_the_stream_is_taken(sandbox: Any, tmp_path: Path) -> None:
-    sandbox.set_price("WPOL", 30)
+    sandbox.set_price("ON", 30)
     with trade_stream_slot_taken(sandbox):
-        result = cli(sandbox, tmp_path, "submit", "WPOL", "buy", "--qty", "5", "--wait", "--timeout", "20")
+        result = cli(sandbox, tmp_path, "submit", "ON", "buy", "--qty", "5", "--wait", "--timeout", "20")
     assert result.returncode == 0, result.stderr
     assert "polling the order instead" in result.stderr
     updates = [line for line in json_lines(result.stdout) if line["type"] == "trade_update"]
@@ -241,9 +241,9 @@ def test_wait_polls_when_the_stream_is_taken(sandbox: Any, tmp_path: Path) -> No
 
 def test_wait_finds_a_fill_the_stream_never_delivered(sandbox: Any, tmp_path: Path) -> None:
     """Connected but mute: the order is asked for after a quiet spell, so the fill still ends the wait."""
-    sandbox.set_price("WMUT", 30)
+    sandbox.set_price("GFS", 30)
     sandbox.set_faults(hold_trade_updates=True)
-    result = cli(sandbox, tmp_path, "submit", "WMUT", "buy", "--qty", "5", "--wait", "--timeout", "20")
+    result = cli(sandbox, tmp_path, "submit", "GFS", "buy", "--qty", "5", "--wait", "--timeout", "20")
     assert result.returncode == 0, result.stderr
     last = json_lines(result.stdout)[-1]
     assert (last["event"], last["source"], last["qty"], last["filled_qty"]) == ("fill", "reconcile", 5, 5)
@@ -252,8 +252,8 @@ def test_wait_finds_a_fill_the_stream_never_delivered(sandbox: Any, tmp_path: Pa
 def test_wait_shows_partial_fills(sandbox: Any, tmp_path: Path) -> None:
     # 100 shares fill per tick (0.02 s): 20,000 take about 4 s, long enough to be seen filling
     # even when the stream is briefly unavailable and --wait falls back to polling.
-    sandbox.set_price("WPRT", 1)
-    result = cli(sandbox, tmp_path, "submit", "WPRT", "buy", "--qty", "20000", "--wait", "--timeout", "30")
+    sandbox.set_price("LULU", 1)
+    result = cli(sandbox, tmp_path, "submit", "LULU", "buy", "--qty", "20000", "--wait", "--timeout", "30")
     assert result.returncode == 0, result.stderr
     updates = [line for line in json_lines(result.stdout) if line["type"] == "trade_update"]
     events = [u["event"] for u in updates]
@@ -264,31 +264,31 @@ def test_wait_shows_partial_fills(sandbox: Any, tmp_path: Path) -> None:
 
 
 def test_wait_exits_1_when_the_order_ends_unfilled(sandbox: Any, tmp_path: Path) -> None:
-    sandbox.set_price("WIOC", 50)
+    sandbox.set_price("VRSK", 50)
     args = ("--qty", "1", "--type", "limit", "--limit-price", "10", "--tif", "ioc", "--wait", "--timeout", "20")
-    result = cli(sandbox, tmp_path, "submit", "WIOC", "buy", *args)
+    result = cli(sandbox, tmp_path, "submit", "VRSK", "buy", *args)
     assert result.returncode == 1, result.stderr
     last = json_lines(result.stdout)[-1]
     assert last["type"] == "trade_update" and last["order_status"] in ("canceled", "expired")
 
 
 def test_wait_exits_124_when_the_order_is_still_working_at_the_timeout(sandbox: Any, tmp_path: Path) -> None:
-    sandbox.set_price("WTMO", 50)
+    sandbox.set_price("ILMN", 50)
     args = ("--qty", "1", "--type", "limit", "--limit-price", "10", "--wait", "--timeout", "1")
-    result = cli(sandbox, tmp_path, "submit", "WTMO", "buy", *args)
+    result = cli(sandbox, tmp_path, "submit", "ILMN", "buy", *args)
     assert result.returncode == 124, result.stderr
     assert "still new after 1 s" in result.stderr
-    [placed] = broker_orders(sandbox, "WTMO")
+    [placed] = broker_orders(sandbox, "ILMN")
     assert placed["status"] == "new"
 
 
 @pytest.mark.parametrize(
     ("symbol", "args", "move_to"),
     [
-        ("WLMF", ["--type", "limit", "--limit-price", "55"], 51),  # marketable before and after the move
-        ("WSTP", ["--type", "stop", "--stop-price", "55"], 60),  # the move goes through the stop
-        ("WSTL", ["--type", "stop_limit", "--stop-price", "55", "--limit-price", "70"], 60),
-        ("WTRL", ["--type", "trailing_stop", "--trail-price", "2"], 60),
+        ("MAR", ["--type", "limit", "--limit-price", "55"], 51),  # marketable before and after the move
+        ("EXC", ["--type", "stop", "--stop-price", "55"], 60),  # the move goes through the stop
+        ("XEL", ["--type", "stop_limit", "--stop-price", "55", "--limit-price", "70"], 60),
+        ("AEP", ["--type", "trailing_stop", "--trail-price", "2"], 60),
     ],
 )
 def test_wait_sees_a_limit_or_stop_fill(
@@ -325,60 +325,60 @@ def test_wait_sees_a_limit_or_stop_fill(
 
 
 def test_buying_power_rejection_exits_1_and_places_nothing(sandbox: Any, tmp_path: Path) -> None:
-    sandbox.set_price("RJCT", 100)
+    sandbox.set_price("TEAM", 100)
     for extra in ((), ("--wait",)):
-        result = cli(sandbox, tmp_path, "submit", "RJCT", "buy", "--qty", "100000", *extra)
+        result = cli(sandbox, tmp_path, "submit", "TEAM", "buy", "--qty", "100000", *extra)
         assert result.returncode == 1, result.stderr
         assert len(error_lines(result)) == 1 and "buying power" in result.stderr
         assert result.stdout == ""
-    assert broker_orders(sandbox, "RJCT") == []
+    assert broker_orders(sandbox, "TEAM") == []
 
 
 # --------------------------------------------------------------------------- idempotency under faults
 
 
 def test_answer_lost_after_accept_reports_the_one_order(sandbox: Any, tmp_path: Path) -> None:
-    sandbox.set_price("IDRP", 40)
+    sandbox.set_price("WDAY", 40)
     sandbox.set_faults(drop_after_accept=1)
     posts = sandbox.counts["POST /v2/orders"]
-    result = cli(sandbox, tmp_path, "submit", "IDRP", "buy", "--qty", "4")
+    result = cli(sandbox, tmp_path, "submit", "WDAY", "buy", "--qty", "4")
     assert result.returncode == 0, result.stderr
     record = the_order(result)
     assert record["submission"] == "recovered"
-    [placed] = broker_orders(sandbox, "IDRP")
+    [placed] = broker_orders(sandbox, "WDAY")
     assert placed["id"] == record["id"]
     assert sandbox.counts["POST /v2/orders"] == posts + 1  # found by client id: never sent again
 
 
 def test_504_then_accept_places_one_order(sandbox: Any, tmp_path: Path) -> None:
-    sandbox.set_price("ID54", 40)
+    sandbox.set_price("EBAY", 40)
     sandbox.set_faults(rest_status=504, rest_count=1)
     posts = sandbox.counts["POST /v2/orders"]
-    result = cli(sandbox, tmp_path, "submit", "ID54", "buy", "--qty", "4")
+    result = cli(sandbox, tmp_path, "submit", "EBAY", "buy", "--qty", "4")
     assert result.returncode == 0, result.stderr
     record = the_order(result)
-    [placed] = broker_orders(sandbox, "ID54")
+    [placed] = broker_orders(sandbox, "EBAY")
     assert placed["id"] == record["id"]
     assert sandbox.counts["POST /v2/orders"] == posts + 2  # the lookup proved the first never arrived
     assert (record["submission"], record["sends"]) == ("sent", 2)
 
 
 def test_repeated_429_places_one_order(sandbox: Any, tmp_path: Path) -> None:
-    sandbox.set_price("ID29", 40)
+    sandbox.set_price("EXPE", 40)
     sandbox.set_faults(rest_status=429, rest_count=4)
-    result = cli(sandbox, tmp_path, "submit", "ID29", "buy", "--qty", "4")
+    result = cli(sandbox, tmp_path, "submit", "EXPE", "buy", "--qty", "4")
     assert result.returncode == 0, result.stderr
     record = the_order(result)
-    [placed] = broker_orders(sandbox, "ID29")
+    [placed] = broker_orders(sandbox, "EXPE")
     assert placed["id"] == record["id"] and placed["client_order_id"] == record["client_order_id"]
 
 
 def test_unknown_outcome_is_never_resent(sandbox: Any, tmp_path: Path) -> None:
     """The POST fails and every lookup fails too: the tool must not guess."""
-    sandbox.set_price("IDUK", 40)
+    sandbox.set_price("SIRI", 40)
     sandbox.set_faults(rest_status=503, rest_count=1000)
     posts = sandbox.counts["POST /v2/orders"]
-    result = cli(sandbox, tmp_path, "submit", "IDUK", "buy", "--qty", "4", "--client-order-id", "unknown-fate-1")
+    result = cli(sandbox, tmp_path, "submit", "SIRI", "buy", "--qty", "4", "--client-order-id", "unknown-fate-1")
     sandbox.set_faults(rest_status=None, rest_count=0)
     assert result.returncode == 4, result.stderr
     assert sandbox.counts["POST /v2/orders"] == posts + 1
@@ -387,17 +387,17 @@ def test_unknown_outcome_is_never_resent(sandbox: Any, tmp_path: Path) -> None:
 
 
 def test_same_client_id_twice_reports_the_existing_order(sandbox: Any, tmp_path: Path) -> None:
-    sandbox.set_price("IDDU", 40)
-    args = ("submit", "IDDU", "buy", "--qty", "4", "--type", "limit", "--limit-price", "30")
+    sandbox.set_price("CTSH", 40)
+    args = ("submit", "CTSH", "buy", "--qty", "4", "--type", "limit", "--limit-price", "30")
     first = the_order(cli(sandbox, tmp_path, *args, "--client-order-id", "dup-1"))
     again = cli(sandbox, tmp_path, *args, "--client-order-id", "dup-1")
     assert again.returncode == 0, again.stderr
     assert the_order(again)["id"] == first["id"] and the_order(again)["submission"] == "duplicate"
-    other = cli(sandbox, tmp_path, "submit", "IDDU", "sell", "--qty", "1", "--client-order-id", "dup-1")
+    other = cli(sandbox, tmp_path, "submit", "CTSH", "sell", "--qty", "1", "--client-order-id", "dup-1")
     assert other.returncode == 1
     assert the_order(other)["id"] == first["id"]
     assert "different order" in error_lines(other)[0]
-    assert len(broker_orders(sandbox, "IDDU")) == 1
+    assert len(broker_orders(sandbox, "CTSH")) == 1
 
 
 # --------------------------------------------------------------------------- the live guard
@@ -465,13 +465,13 @@ def _new_state(sandbox: Any, path: Path) -> str:
 def test_state_records_the_new_order_and_its_fill(sandbox: Any, tmp_path: Path) -> None:
     path = tmp_path / "state.json"
     _new_state(sandbox, path)
-    sandbox.set_price("SREC", 25)
+    sandbox.set_price("EA", 25)
     resting = the_order(
         cli(
             sandbox,
             tmp_path,
             "submit",
-            "SREC",
+            "EA",
             "buy",
             "--qty",
             "2",
@@ -484,19 +484,19 @@ def test_state_records_the_new_order_and_its_fill(sandbox: Any, tmp_path: Path) 
         )
     )
     assert resting["id"] in statefile.load(path).open_orders
-    result = cli(sandbox, tmp_path, "submit", "SREC", "buy", "--qty", "3", "--wait", "--state", str(path))
+    result = cli(sandbox, tmp_path, "submit", "EA", "buy", "--qty", "3", "--wait", "--state", str(path))
     assert result.returncode == 0, result.stderr
     state = statefile.load(path)
     assert the_order(result)["id"] in state.closed_orders
-    assert state.positions["SREC"].qty == 3
+    assert state.positions["EA"].qty == 3
 
 
 def test_state_file_problems_stop_the_order_before_it_is_sent(sandbox: Any, tmp_path: Path) -> None:
     posts = sandbox.counts["POST /v2/orders"]
-    missing = cli(sandbox, tmp_path, "submit", "SBAD", "buy", "--qty", "1", "--state", str(tmp_path / "none.json"))
+    missing = cli(sandbox, tmp_path, "submit", "DLTR", "buy", "--qty", "1", "--state", str(tmp_path / "none.json"))
     corrupt_path = tmp_path / "corrupt.json"
     corrupt_path.write_text("{not json")
-    corrupt = cli(sandbox, tmp_path, "submit", "SBAD", "buy", "--qty", "1", "--state", str(corrupt_path))
+    corrupt = cli(sandbox, tmp_path, "submit", "DLTR", "buy", "--qty", "1", "--state", str(corrupt_path))
     for result in (missing, corrupt):
         assert result.returncode == 2 and len(error_lines(result)) == 1, result.stderr
     assert sandbox.counts["POST /v2/orders"] == posts
@@ -514,17 +514,17 @@ def _resting(sandbox: Any, tmp_path: Path, symbol: str, cid: str | None = None) 
 
 
 def test_cancel_by_id_and_by_client_id(sandbox: Any, tmp_path: Path) -> None:
-    by_id = _resting(sandbox, tmp_path, "CNID")
+    by_id = _resting(sandbox, tmp_path, "ISRG")
     result = cli(sandbox, tmp_path, "cancel", by_id["id"])
     assert result.returncode == 0, result.stderr
     [record] = json_lines(result.stdout)
     assert record["type"] == "cancel" and record["order_id"] == by_id["id"] and record["ok"]
     assert record["status"] == "canceled"
-    _resting(sandbox, tmp_path, "CNCL", cid="cancel-me-1")
+    _resting(sandbox, tmp_path, "PCAR", cid="cancel-me-1")
     result = cli(sandbox, tmp_path, "cancel", "--client-order-id", "cancel-me-1")
     assert result.returncode == 0, result.stderr
     assert json_lines(result.stdout)[0]["client_order_id"] == "cancel-me-1"
-    assert [o["status"] for o in broker_orders(sandbox, "CNCL")] == ["canceled"]
+    assert [o["status"] for o in broker_orders(sandbox, "PCAR")] == ["canceled"]
     again = cli(sandbox, tmp_path, "cancel", "--client-order-id", "cancel-me-1")
     assert again.returncode == 0 and "already canceled" in again.stderr
 
@@ -534,24 +534,24 @@ def test_cancel_unknown_or_finished_orders_is_a_clean_no(sandbox: Any, tmp_path:
     assert unknown.returncode == 1 and "not found" in error_lines(unknown)[0]
     no_cid = cli(sandbox, tmp_path, "cancel", "--client-order-id", "never-used")
     assert no_cid.returncode == 1 and len(error_lines(no_cid)) == 1
-    sandbox.set_price("CNFL", 20)
-    filled = the_order(cli(sandbox, tmp_path, "submit", "CNFL", "buy", "--qty", "1", "--wait"))
+    sandbox.set_price("KDP", 20)
+    filled = the_order(cli(sandbox, tmp_path, "submit", "KDP", "buy", "--qty", "1", "--wait"))
     result = cli(sandbox, tmp_path, "cancel", filled["id"])
     assert result.returncode == 1 and "already filled" in error_lines(result)[0]
 
 
 def test_cancel_all_for_one_symbol(sandbox: Any, tmp_path: Path) -> None:
-    mine = [_resting(sandbox, tmp_path, "CNAL")["id"] for _ in range(3)]
-    other = _resting(sandbox, tmp_path, "CNOT")
-    result = cli(sandbox, tmp_path, "cancel", "--all", "--symbol", "cnal")
+    mine = [_resting(sandbox, tmp_path, "TTD")["id"] for _ in range(3)]
+    other = _resting(sandbox, tmp_path, "MNST")
+    result = cli(sandbox, tmp_path, "cancel", "--all", "--symbol", "ttd")
     assert result.returncode == 0, result.stderr
     records = json_lines(result.stdout)
     assert sorted(r["order_id"] for r in records) == sorted(mine)
     assert all(r["type"] == "cancel" and r["ok"] for r in records)
-    assert {o["status"] for o in broker_orders(sandbox, "CNAL")} == {"canceled"}
-    assert [o["status"] for o in broker_orders(sandbox, "CNOT")] == ["new"]
+    assert {o["status"] for o in broker_orders(sandbox, "TTD")} == {"canceled"}
+    assert [o["status"] for o in broker_orders(sandbox, "MNST")] == ["new"]
     assert other["id"] not in {r["order_id"] for r in records}
-    nothing = cli(sandbox, tmp_path, "cancel", "--all", "--symbol", "CNAL")
+    nothing = cli(sandbox, tmp_path, "cancel", "--all", "--symbol", "TTD")
     assert nothing.returncode == 0 and nothing.stdout == "" and "nothing to cancel" in nothing.stderr
 
 
@@ -571,32 +571,32 @@ def run_on_terminal(args: Sequence[str], env: dict[str, str], answer: str) -> su
 
 
 def test_cancel_all_asks_first_on_a_terminal(sandbox: Any, tmp_path: Path) -> None:
-    order = _resting(sandbox, tmp_path, "CNTT")
-    args = ("cancel", "--all", "--symbol", "CNTT", "--sandbox")
+    order = _resting(sandbox, tmp_path, "BIIB")
+    args = ("cancel", "--all", "--symbol", "BIIB", "--sandbox")
     declined = run_on_terminal(args, _env(tmp_path, sandbox), "n\n")
     assert declined.returncode == 1 and "nothing was canceled" in declined.stderr
-    assert "cancel 1 open order for CNTT?" in declined.stderr
-    assert [o["status"] for o in broker_orders(sandbox, "CNTT")] == ["new"]
+    assert "cancel 1 open order for BIIB?" in declined.stderr
+    assert [o["status"] for o in broker_orders(sandbox, "BIIB")] == ["new"]
     accepted = run_on_terminal(args, _env(tmp_path, sandbox), "y\n")
     assert accepted.returncode == 0, accepted.stderr
     assert [r["order_id"] for r in json_lines(accepted.stdout)] == [order["id"]]
-    assert [o["status"] for o in broker_orders(sandbox, "CNTT")] == ["canceled"]
-    second = _resting(sandbox, tmp_path, "CNTT")
+    assert [o["status"] for o in broker_orders(sandbox, "BIIB")] == ["canceled"]
+    second = _resting(sandbox, tmp_path, "BIIB")
     skipped = run_on_terminal((*args, "--yes"), _env(tmp_path, sandbox), "")
     assert skipped.returncode == 0 and "?" not in skipped.stderr, skipped.stderr
     assert [r["order_id"] for r in json_lines(skipped.stdout)] == [second["id"]]
 
 
 def test_paper_orders_need_no_confirmation_on_a_terminal(sandbox: Any, tmp_path: Path) -> None:
-    sandbox.set_price("TTYP", 20)
-    result = run_on_terminal(("submit", "TTYP", "buy", "--qty", "1", "--sandbox"), _env(tmp_path, sandbox), "")
+    sandbox.set_price("ZS", 20)
+    result = run_on_terminal(("submit", "ZS", "buy", "--qty", "1", "--sandbox"), _env(tmp_path, sandbox), "")
     assert result.returncode == 0, result.stderr
     assert "Proceed?" not in result.stderr
-    assert len(broker_orders(sandbox, "TTYP")) == 1
+    assert len(broker_orders(sandbox, "ZS")) == 1
 
 
 def test_cancel_all(sandbox: Any, tmp_path: Path) -> None:
-    ids = {_resting(sandbox, tmp_path, symbol)["id"] for symbol in ("CAA", "CAB")}
+    ids = {_resting(sandbox, tmp_path, symbol)["id"] for symbol in ("AMGN", "INTU")}
     result = cli(sandbox, tmp_path, "cancel", "--all")
     assert result.returncode == 0, result.stderr
     assert ids <= {r["order_id"] for r in json_lines(result.stdout)}

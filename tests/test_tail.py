@@ -30,7 +30,7 @@ from alpaca_cli import statefile
 
 pytestmark = pytest.mark.timeout(90)
 
-SYMBOLS = ("TLA", "TLB", "TLC")
+SYMBOLS = ("DXCM", "CSX", "FAST")
 
 
 class Tail:
@@ -235,16 +235,16 @@ def test_chaos_every_fill_exactly_once_and_the_state_file_equals_the_broker(
 def test_a_mute_stream_is_caught_by_the_slow_poll_and_reconnected(
     sandbox: Any, env: dict[str, str], tails: list[Tail], client: TradingClient
 ) -> None:
-    sandbox.set_price("TLM", 10)
+    sandbox.set_price("ROST", 10)
     tail = _start(
         tails, env, "--slow-poll", "1.5", "--poll-interval", "0.5", "--events", "new,fill,partial_fill,stream"
     )
     sandbox.set_faults(mute_trading=True)
-    muted = [_market(client, "TLM", 150), _market(client, "TLM", 50)]
+    muted = [_market(client, "ROST", 150), _market(client, "ROST", 50)]
     tail.wait_for(lambda t: t.stderr_has("forcing a reconnect"), timeout=10, what="mute detected")
     sandbox.set_faults(mute_trading=False)
     tail.wait_for(lambda t: t.stderr_has("reconnected (reconnect 1)"), timeout=15, what="reconnected")
-    after = _market(client, "TLM", 50)
+    after = _market(client, "ROST", 50)
     tail.wait_for(lambda t: any(u["order_id"] == after and u["event"] == "fill" for u in t.updates()), what="fill")
     health = _health(env, lambda h: h["reconnects"] == 1 and h["connected"])
     shown = run_cli("status", "--sandbox", "-o", "table", env=env)
@@ -270,14 +270,14 @@ def test_a_mute_stream_is_caught_by_the_slow_poll_and_reconnected(
 def test_backoff_during_a_20_s_outage_then_recovery(
     sandbox: Any, env: dict[str, str], tails: list[Tail], client: TradingClient
 ) -> None:
-    sandbox.set_price("TLO", 10)
+    sandbox.set_price("PAYX", 10)
     tail = _start(tails, env, "--poll-interval", "1")
     refused_before = sandbox.admin("GET", "/admin/streams")["trading_refused"]
     sandbox.set_faults(refuse_trading=True)
     sandbox.admin("POST", "/admin/drop", {"stream": "trading"})
     outage_started = time.monotonic()
     tail.wait_for(lambda t: t.stderr_has("disconnected"), timeout=10, what="disconnected")
-    during = _market(client, "TLO", 50)
+    during = _market(client, "PAYX", 50)
     tail.wait_for(
         lambda t: any(u["order_id"] == during and u["event"] == "fill" for u in t.updates()), what="polled fill"
     )
@@ -287,7 +287,7 @@ def test_backoff_during_a_20_s_outage_then_recovery(
     back = time.monotonic()
     tail.wait_for(lambda t: t.stderr_has("reconnected"), timeout=35, what="recovery")
     recovered_after = time.monotonic() - back
-    after = _market(client, "TLO", 50)
+    after = _market(client, "PAYX", 50)
     tail.wait_for(lambda t: any(u["order_id"] == after and u["event"] == "fill" for u in t.updates()), what="fill")
     code, _ = tail.stop()
     assert code == 0
@@ -325,14 +325,14 @@ def test_sigterm_mid_burst_stops_fast_and_leaves_a_consistent_state_file(
     sandbox: Any, env: dict[str, str], tails: list[Tail], client: TradingClient, tmp_path: Path
 ) -> None:
     sandbox.reset()
-    sandbox.set_price("TLS", 2)
+    sandbox.set_price("IDXX", 2)
     state = tmp_path / "burst.json"
     tail = _start(tails, env, "--state", str(state))
     ids: list[str] = []
 
     def burst() -> None:
         for _ in range(120):
-            ids.append(_market(client, "TLS", 250))
+            ids.append(_market(client, "IDXX", 250))
 
     sender = threading.Thread(target=burst, daemon=True)
     sender.start()
@@ -386,7 +386,7 @@ def test_table_output_filters_and_usage_errors(
         threading.Thread(target=lambda: [lines.put(x) for x in process.stderr], daemon=True).start()  # type: ignore[union-attr]
         while "connected" not in lines.get(timeout=max(0.1, deadline - time.monotonic())):
             pass
-        _market(client, "TLU", 10)  # another symbol: filtered out
+        _market(client, "CPRT", 10)  # another symbol: filtered out
         _market(client, "TLT", 10)
         out, _ = process.communicate(timeout=20)
     finally:
@@ -406,13 +406,13 @@ def test_table_output_filters_and_usage_errors(
 def test_a_state_file_corrupted_under_a_running_tail_ends_it_with_exit_2_untouched(
     sandbox: Any, env: dict[str, str], tails: list[Tail], client: TradingClient, tmp_path: Path
 ) -> None:
-    sandbox.set_price("TLX", 2)
+    sandbox.set_price("ODFL", 2)
     state = tmp_path / "shared.json"
     tail = _start(tails, env, "--state", str(state))
     broken = tmp_path / "broken"
     broken.write_text("garbage")
     broken.replace(state)  # another program broke it (at once, so tail never reads it half-written)
-    _market(client, "TLX", 10)
+    _market(client, "ODFL", 10)
     code = tail.process.wait(20)
     assert code == 2
     assert state.read_text() == "garbage"

@@ -49,7 +49,9 @@ def demo(output: OutputOption = None, debug: DebugOption = False) -> int:
         # never touches the state of a real `tail` or `sandbox serve`.
         os.environ["ALPACA_CLI_STATE_DIR"] = str(Path(scratch) / "state")
         try:
-            with SandboxThread(port=0, seed=11, tick_interval=TICK, bar_interval=5.0) as sandbox:
+            # Always open: the tour shows fills and bars at whatever hour it is run.
+            # The rate limit stays on, as on the real broker.
+            with SandboxThread(port=0, seed=11, tick_interval=TICK, bar_interval=5.0, always_open=True) as sandbox:
                 out = _output(output, debug, sandbox.url)
                 story = Story(out, sandbox, Path(scratch) / "state.json", started)
                 return asyncio.run(story.run())

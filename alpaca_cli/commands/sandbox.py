@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import signal
 import sys
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
@@ -37,9 +38,18 @@ def serve(
         float, typer.Option(min=0.001, help="Seconds between market ticks (price moves and fills).")
     ] = 0.05,
     bar_interval: Annotated[float, typer.Option(min=0.01, help="Seconds per streamed bar.")] = 60.0,
-    market_closed: Annotated[
-        bool, typer.Option("--market-closed", help="Report the market closed: nothing moves or fills.")
+    rate_limit: Annotated[
+        int, typer.Option(min=0, help="REST requests per minute per key, as Alpaca allows (0: no limit).")
+    ] = 200,
+    always_open: Annotated[
+        bool, typer.Option("--always-open", help="Trade around the clock instead of NYSE hours (demos, tests).")
     ] = False,
+    market_closed: Annotated[
+        bool, typer.Option("--market-closed", help="Report the market closed whatever the calendar: nothing moves.")
+    ] = False,
+    now: Annotated[
+        str | None, typer.Option(help="Start the sandbox's clock at this RFC 3339 time (e.g. 2026-12-24T15:00:00Z).")
+    ] = None,
     no_sip: Annotated[
         bool, typer.Option("--no-sip", help="Refuse the sip feed (409 insufficient subscription), as a free plan.")
     ] = False,
@@ -56,6 +66,9 @@ def serve(
     hold_trade_updates: Annotated[
         bool, typer.Option("--hold-trade-updates", help="Keep filling, send no trade updates (a gap).")
     ] = False,
+    refuse_trading: Annotated[
+        bool, typer.Option("--refuse-trading", help="Answer HTTP 503 to every trading-stream upgrade (an outage).")
+    ] = False,
     mute_trading: Annotated[
         bool, typer.Option("--mute-trading", help="Trading stream connects but never speaks.")
     ] = False,
@@ -71,19 +84,24 @@ def serve(
 ) -> int:
     """Serve Alpaca's trading REST, historical bars and both streams on one local port.
 
-    Stops cleanly on SIGINT or SIGTERM. Faults can also be changed while it
-    runs: `curl -X POST URL/admin/faults -d '{"rest_status":503,"rest_count":3}'`.
+    As strict as the real broker unless told otherwise: NYSE hours and holidays,
+    200 requests a minute per key. Stops cleanly on SIGINT or SIGTERM. Faults can
+    also be changed while it runs, with the same names and meanings as these flags:
+    `curl -X POST URL/admin/faults -d '{"rest_status":503,"rest_count":3}'`.
     """
     from alpaca_cli.sandbox.faults import Faults
 
+    if always_open and market_closed:
+        raise UsageError("--always-open and --market-closed contradict each other", hint="pick one")
     faults = Faults()
+    # Every fault flag is the /admin/faults switch of the same name, passed through as is.
     faults.update(
         refuse_auth=refuse_auth,
         rest_status=rest_status,
         rest_count=rest_count,
-        rest_until=float("inf") if rest_status is not None and rest_count == 0 else 0.0,
         drop_after_accept=drop_after_accept,
         hold_trade_updates=hold_trade_updates,
+        refuse_trading=refuse_trading,
         mute_trading=mute_trading,
         mute_data=mute_data,
         drop_trading_every=drop_trading_every,
@@ -97,13 +115,26 @@ def serve(
         "secret_key": secret_key,
         "tick_interval": tick_interval,
         "bar_interval": bar_interval,
-        "market_open": not market_closed,
         "faults": faults,
         "sip_allowed": not no_sip,
+        "always_open": always_open,
+        "market_closed": market_closed,
+        "now": _parse_now(now),
+        "rate_limit": rate_limit,
     }
     import asyncio
 
     return asyncio.run(_serve(options))
+
+
+def _parse_now(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"--now: not an RFC 3339 time: {text!r}", hint="e.g. --now 2026-12-24T15:00:00Z") from None
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 async def _serve(options: dict[str, Any]) -> int:
@@ -157,11 +188,31 @@ def _announce(sandbox: Any) -> None:
         f"  bars REST:     {url}   (StockHistoricalDataClient(..., url_override=URL))",
         f"  trade stream:  {ws}/stream",
         f"  data streams:  {ws}/v2/iex   {ws}/v2/sip",
-        f"  admin:         {url}/admin/faults, /admin/stats, /admin/price, /admin/step, /admin/seed",
+        f"  admin:         {url}/admin/faults, /admin/clock, /admin/rate-limit, /admin/stats, /admin/price",
+        f"  market:        {_market_line(sandbox)}",
+        f"  rate limit:    {_rate_line(sandbox)}",
         f"export ALPACA_CLI_SANDBOX_URL={url}",
         "Stop with Ctrl-C.",
     ]
     _say("\n".join(lines))
+
+
+def _market_line(sandbox: Any) -> str:
+    broker = sandbox.broker
+    if broker.market_closed:
+        return "closed (--market-closed)"
+    if broker.always_open:
+        return "always open (--always-open)"
+    from alpaca_cli.sandbox.calendar import NEW_YORK
+
+    state = "open" if broker.market_open else "closed"
+    return f"NYSE hours, {state} now ({sandbox.now().astimezone(NEW_YORK):%Y-%m-%d %H:%M} New York)"
+
+
+def _rate_line(sandbox: Any) -> str:
+    if not sandbox.rate_limit:
+        return "off (--rate-limit 0)"
+    return f"{sandbox.rate_limit} requests a minute per key (429 beyond)"
 
 
 def _is_loopback(host: str) -> bool:

@@ -7,10 +7,13 @@ listens to it (`listeners` for trade updates, `trade_listeners` for market
 prints). Its answers are Alpaca's wire dicts (see `wire`), and its refusals
 are `BrokerError`s carrying Alpaca's HTTP status, code and message.
 
-Model, in short: every symbol follows a seeded random walk; working orders
-are matched against the current price on each step, at most `fill_chunk`
-shares per order per step (so big orders fill in several partial fills); a
-2x margin account (Reg T style) bounds what can be bought or sold short.
+Model, in short: every listed symbol (see `assets`) follows a seeded random
+walk that reverts to the day's open and never strays more than `max_move`
+from it; working orders are matched against the current price on each step
+while the market is open (see `calendar`), at most `fill_chunk` shares per
+order per step (so big orders fill in several partial fills); day orders
+expire at the close; a 2x margin account (Reg T style) bounds what can be
+bought or sold short. Ids are random UUID4s, apart from the seeded prices.
 """
 
 from __future__ import annotations
@@ -30,13 +33,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from alpaca_cli.sandbox import wire
+from alpaca_cli.sandbox import assets, calendar, wire
+from alpaca_cli.sandbox.calendar import NEW_YORK
 
 log = logging.getLogger(__name__)
-
-NEW_YORK = ZoneInfo("America/New_York")
 
 OPEN_STATUSES = frozenset({"new", "partially_filled", "accepted", "pending_new"})
 ORDER_TYPES = frozenset({"market", "limit", "stop", "stop_limit", "trailing_stop"})
@@ -45,31 +46,7 @@ SIDES = frozenset({"buy", "sell"})
 
 CENT = Decimal("0.01")
 ZERO = Decimal(0)
-_SYMBOL_RE = re.compile(r"^[A-Z][A-Z0-9.]{0,9}$")
 _MAX_CLIENT_ORDER_ID = 128
-# Where well-known symbols really list; everything else is assigned deterministically.
-_EXCHANGES = {
-    "AAPL": "NASDAQ",
-    "MSFT": "NASDAQ",
-    "AMZN": "NASDAQ",
-    "GOOG": "NASDAQ",
-    "GOOGL": "NASDAQ",
-    "META": "NASDAQ",
-    "NVDA": "NASDAQ",
-    "TSLA": "NASDAQ",
-    "QQQ": "NASDAQ",
-    "AMD": "NASDAQ",
-    "SPY": "ARCA",
-    "IWM": "ARCA",
-    "DIA": "ARCA",
-    "GLD": "ARCA",
-    "IBM": "NYSE",
-    "JPM": "NYSE",
-    "KO": "NYSE",
-    "XOM": "NYSE",
-    "BA": "NYSE",
-    "GE": "NYSE",
-}
 
 
 class BrokerError(Exception):
@@ -179,6 +156,9 @@ class _Symbol:
     rng: random.Random
     price: Decimal
     lastday_price: Decimal
+    # The walk reverts to `anchor` (the day's open, or the last price set by hand).
+    anchor: Decimal
+    anchor_day: date | None = None
     walking: bool = False
     minutes: dict[int, _Minute] = field(default_factory=dict)
     # Resting orders by trigger price; entries are (key, seq, order), stale ones skipped.
@@ -263,15 +243,26 @@ class PaperBroker:
         *,
         fill_chunk: Decimal = Decimal(100),
         volatility: float = 0.0008,
+        reversion: float = 0.001,
+        max_move: float = 0.04,
         multiplier: int = 2,
-        market_open: bool = True,
+        always_open: bool = False,
+        market_closed: bool = False,
     ) -> None:
         self.seed = seed
         self.now = now
         self.fill_chunk = fill_chunk
         self.volatility = volatility
+        # Per step, the walk gives back this share of its distance from the day's open...
+        self.reversion = reversion
+        # ...and never strays further than this fraction from it.
+        self.max_move = max_move
         self.multiplier = multiplier
-        self.market_open = market_open
+        # Open around the clock (demos, tests at any hour), or closed whatever the calendar says.
+        self.always_open = always_open
+        self.market_closed = market_closed
+        # The session under way, so day orders expire when its close passes.
+        self._session: calendar.Session | None = None
         # Symbols whose trading is halted: new orders on them end `rejected` at the next step.
         self.halted: set[str] = set()
         self.listeners: list[Callable[[dict], None]] = []
@@ -322,17 +313,28 @@ class PaperBroker:
             raise _invalid("price must be > 0")
         state = self._state(symbol)
         state.walking = True
-        state.price = value.quantize(CENT)
+        state.price = state.anchor = value.quantize(CENT)
         self._print(state, 100, self._time())
 
     def symbols(self) -> list[str]:
         """Symbols that currently walk and print."""
         return [s.symbol for s in self._symbols.values() if s.walking]
 
+    @property
+    def market_open(self) -> bool:
+        return self.is_open_at(self._time())
+
+    def is_open_at(self, at: datetime) -> bool:
+        """Does the market trade at `at`: the calendar, unless forced closed or always open."""
+        if self.market_closed:
+            return False
+        return self.always_open or calendar.is_open(at)
+
     def step(self, now: datetime | None = None) -> None:
-        """One tick: walk every active symbol, print, then match working orders."""
+        """One tick: end a finished session, then walk every active symbol, print, match."""
         at = now if now is not None else self._time()
-        if not self.market_open:
+        self._track_session(at)
+        if not self.is_open_at(at):
             return
         for state in list(self._symbols.values()):
             if not state.walking:
@@ -343,6 +345,20 @@ class PaperBroker:
             state.fresh.clear()
             self._walk(state, at)
             self._match(state, at)
+
+    def _track_session(self, at: datetime) -> None:
+        """Expire day orders once the calendar's session close has passed.
+
+        A clock moved back before the session's open (an admin jump) forgets it.
+        """
+        session = self._session
+        if session is not None and at >= session.close:
+            self._session = None
+            self.expire_day_orders()
+        elif session is not None and at < session.open:
+            self._session = None
+        if self._session is None and not self.always_open and calendar.is_open(at):
+            self._session = calendar.current_or_next_session(at)
 
     def _reject_fresh(self, state: _Symbol, at: datetime) -> None:
         """A halted symbol prints nothing; orders reaching it are rejected (asynchronously)."""
@@ -357,16 +373,23 @@ class PaperBroker:
         state = self._symbols.get(symbol)
         if state is None:
             rng = random.Random(_digest("walk", self.seed, symbol))
-            start = Decimal(20 + _digest("start", self.seed, symbol) % 48000 / 100).quantize(CENT)
-            state = _Symbol(symbol=symbol, rng=rng, price=start, lastday_price=start)
+            start = _start_price(self.seed, symbol)
+            state = _Symbol(symbol=symbol, rng=rng, price=start, lastday_price=start, anchor=start)
             self._symbols[symbol] = state
         return state
 
     def _walk(self, state: _Symbol, at: datetime) -> None:
+        """Move the price: a seeded step, pulled back toward the day's open, capped."""
         rng = state.rng
-        move = math.exp(rng.gauss(0.0, self.volatility)) if self.volatility else 1.0
-        new = (state.price * Decimal(repr(move))).quantize(CENT)
-        state.price = max(new, CENT)
+        day = at.astimezone(NEW_YORK).date()
+        if state.anchor_day != day:
+            state.anchor, state.anchor_day = state.price, day
+        if self.volatility:
+            drift = math.log(float(state.price) / float(state.anchor)) * (1 - self.reversion)
+            drift += rng.gauss(0.0, self.volatility)
+            drift = max(-self.max_move, min(self.max_move, drift))
+            new = (state.anchor * Decimal(repr(math.exp(drift)))).quantize(CENT)
+            state.price = max(new, CENT)
         self._print(state, rng.choice((100, 100, 100, 200, 300, 500, 1, 10, 50)), at)
 
     def _print(self, state: _Symbol, size: int, at: datetime) -> None:
@@ -454,9 +477,10 @@ class PaperBroker:
         return ZERO if pos is None else pos.qty
 
     def exchange(self, symbol: str) -> str:
-        known = _EXCHANGES.get(symbol)
-        if known:
-            return known
+        """The listing exchange; seeded load-test symbols outside the asset list get one by hash."""
+        listed = assets.find(symbol)
+        if listed is not None:
+            return listed.exchange
         return ("NASDAQ", "NYSE", "NASDAQ", "ARCA")[_digest("exchange", symbol) % 4]
 
     def _available(self, symbol: str, qty: Decimal) -> Decimal:
@@ -464,16 +488,20 @@ class PaperBroker:
         return qty - held if qty > 0 else qty + held
 
     def clock(self) -> dict[str, Any]:
-        """Open/closed per `market_open`; next open/close on the real weekday schedule."""
+        """`GET /v2/clock`: open per `is_open_at`; next open and close from the calendar.
+
+        Open (even outside the calendar's hours, when always open), the next close
+        comes first; closed (even forced closed mid-session), the next open does.
+        """
         now = self._time()
-        local = now.astimezone(NEW_YORK)
-        if self.market_open:
-            close = _next_session_edge(local, time(16, 0))
-            opening = _next_session_edge(close, time(9, 30))
+        is_open = self.is_open_at(now)
+        if is_open:
+            close = calendar.next_close(now)
+            opening = calendar.next_open(close)
         else:
-            opening = _next_session_edge(local, time(9, 30))
-            close = datetime.combine(opening.date(), time(16, 0), NEW_YORK)
-        return wire.clock(now, self.market_open, opening, close)
+            opening = calendar.next_open(now)
+            close = calendar.next_close(opening)
+        return wire.clock(now, is_open, opening, close)
 
     # ---------------------------------------------------------------- orders
 
@@ -491,9 +519,12 @@ class PaperBroker:
         symbol = body.get("symbol")
         if not isinstance(symbol, str) or not symbol:
             raise _invalid("symbol is required")
-        symbol = symbol.upper()
-        if not _SYMBOL_RE.match(symbol):
-            raise _invalid(f'asset "{symbol}" not found')
+        listed = assets.find(symbol)
+        if listed is None:
+            raise _invalid(f'asset "{symbol.upper()}" not found')
+        if not listed.tradable:
+            raise _invalid(f"asset {listed.symbol} is not tradable")
+        symbol = listed.symbol
         side = body.get("side")
         if side not in SIDES:
             raise _invalid("invalid side")
@@ -517,7 +548,7 @@ class PaperBroker:
             raise _invalid("invalid extended_hours")
         client_id = body.get("client_order_id")
         if client_id is None or client_id == "":
-            client_id = str(self._uuid())
+            client_id = str(uuid.uuid4())
         if not isinstance(client_id, str):
             raise _invalid("invalid client_order_id")
         if len(client_id) > _MAX_CLIENT_ORDER_ID:
@@ -541,6 +572,8 @@ class PaperBroker:
             raise _invalid("fractional orders must be DAY orders")
         if fractional and kind not in ("market", "limit"):
             raise _invalid("fractional orders must be market or limit orders")
+        if fractional and not listed.fractionable:
+            raise _invalid(f"asset {symbol} is not fractionable")
         if qty is not None and qty.as_tuple().exponent < -9:  # type: ignore[operator]
             raise _invalid("qty must be limited to 9 decimal places")
 
@@ -584,7 +617,7 @@ class PaperBroker:
             ("sell", False): "sell_to_open",
         }[(side, closing)]
         order = SimOrder(
-            id=str(self._uuid()),
+            id=str(uuid.uuid4()),
             client_order_id=client_id,
             symbol=symbol,
             side=side,
@@ -624,6 +657,9 @@ class PaperBroker:
             return
         if order.side == "sell" and qty != qty.to_integral_value():
             raise BrokerError(403, 40310000, "fractional orders cannot be sold short")
+        listed = assets.find(order.symbol)
+        if order.side == "sell" and listed is not None and not listed.shortable:
+            raise BrokerError(403, 40310000, f"asset {order.symbol} cannot be sold short")
         cost = self._reference_cost(order, state)
         bp = self.buying_power()
         if cost > bp:
@@ -989,7 +1025,7 @@ class PaperBroker:
         self._emit(
             "fill" if done else "partial_fill",
             order,
-            execution_id=str(self._uuid()),
+            execution_id=str(uuid.uuid4()),
             price=wire.num(price),
             qty=wire.num(qty),
             position_qty=wire.num(self.position_qty(order.symbol)),
@@ -1079,7 +1115,7 @@ class PaperBroker:
             at = start + timedelta(microseconds=i)
             closing = bool(held)
             order = SimOrder(
-                id=str(self._uuid()),
+                id=str(uuid.uuid4()),
                 client_order_id=f"seed-{at.timestamp():.6f}-{i}",
                 symbol=symbol,
                 side="sell",
@@ -1145,11 +1181,23 @@ class PaperBroker:
                 if count >= limit:
                     token = f"{symbol}|{bucket.isoformat()}".encode()
                     return {"bars": out, "next_page_token": base64.urlsafe_b64encode(token).decode()}
+                if not self._trades_during(bucket, width, unit):
+                    continue
                 made = self._bar(state, bucket, _bucket_end(bucket, width, unit))
                 if made is not None:
                     out.setdefault(symbol, []).append(made)
                     count += 1
         return {"bars": out, "next_page_token": None}
+
+    def _trades_during(self, bucket: datetime, width: int, unit: str) -> bool:
+        """Has a bar starting at `bucket` any trading in it? Minutes and hours: extended hours."""
+        if self.always_open or unit in ("Week", "Month"):
+            return True
+        day = calendar.session(calendar.local_day(bucket))
+        if unit == "Day":
+            return day is not None
+        finish = _bucket_end(bucket, width, unit)
+        return day is not None and bucket < day.extended_close and finish > day.extended_open
 
     def latest_bar(self, symbol: str) -> dict[str, Any] | None:
         """The bar of the latest minute with prints (`/v2/stocks/bars/latest`)."""
@@ -1240,9 +1288,6 @@ class PaperBroker:
 
     # ------------------------------------------------------------------ misc
 
-    def _uuid(self) -> uuid.UUID:
-        return uuid.UUID(int=self._rng.getrandbits(128), version=4)
-
     def _time(self) -> datetime:
         return self.now()
 
@@ -1283,15 +1328,13 @@ def _trail_stop(order: SimOrder) -> Decimal:
     return max(stop.quantize(CENT), CENT)
 
 
-def _next_session_edge(after: datetime, edge: time) -> datetime:
-    """The first weekday `edge` (New York time) strictly after `after`."""
-    local = after.astimezone(NEW_YORK)
-    day = local.date()
-    while True:
-        candidate = datetime.combine(day, edge, NEW_YORK)
-        if candidate > local and candidate.weekday() < 5:
-            return candidate
-        day += timedelta(days=1)
+def _start_price(seed: int, symbol: str) -> Decimal:
+    """Where a symbol's walk starts: near its listed reference price, within 5% by seed."""
+    listed = assets.find(symbol)
+    if listed is None:  # a made-up load-test symbol
+        return Decimal(20 + _digest("start", seed, symbol) % 48000 / 100).quantize(CENT)
+    jitter = Decimal(_digest("start", seed, symbol) % 2001 - 1000) / 20000
+    return max(CENT, (listed.reference_price * (1 + jitter)).quantize(CENT))
 
 
 def _bulk_symbol(i: int) -> str:

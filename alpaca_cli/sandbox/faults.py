@@ -22,11 +22,10 @@ class Faults:
 
     # REST answers 401 and the streams refuse authentication.
     refuse_auth: bool = False
-    # Answer `rest_status` to the next `rest_count` REST requests,
-    # or to every REST request until `time.monotonic()` reaches `rest_until`.
+    # Answer `rest_status` to the next `rest_count` REST requests (0: to every one, until
+    # switched off); `sandbox serve --rest-status N --rest-count M` means the same.
     rest_status: int | None = None
     rest_count: int = 0
-    rest_until: float = 0.0
     # POST /v2/orders: record the order, then drop the connection unanswered (next N times).
     drop_after_accept: int = 0
     # The engine keeps filling but the trading stream sends nothing; held events are lost.
@@ -54,6 +53,16 @@ class Faults:
             checked[name] = _coerce(name, hints[name], value)
         for name, value in checked.items():
             setattr(self, name, value)
+
+    def next_rest_status(self) -> int | None:
+        """The status to inject into this REST request, if any, counting it down."""
+        status = self.rest_status
+        if status is None or self.rest_count == 0:
+            return status
+        self.rest_count -= 1
+        if self.rest_count == 0:
+            self.rest_status = None  # the last of the counted answers
+        return status
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

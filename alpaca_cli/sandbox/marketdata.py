@@ -80,11 +80,11 @@ def bar_message(
     h: float,
     low: float,
     c: float,
-    v: float,
+    v: int,
     n: int,
     vw: float,
 ) -> dict[str, Any]:
-    """A minute-bar message (`T: "b"`); `t` is the start of the bar's interval."""
+    """A minute-bar message (`T: "b"`); `t` is the start of the bar's interval; volume is whole shares."""
     return {
         "T": "b",
         "S": symbol,
@@ -99,7 +99,7 @@ def bar_message(
     }
 
 
-def trade_message(symbol: str, price: float, size: float, t: datetime, trade_id: int) -> dict:
+def trade_message(symbol: str, price: float, size: int, t: datetime, trade_id: int) -> dict:
     """A trade print (`T: "t"`) on the simulated IEX tape."""
     return {
         "T": "t",
@@ -325,11 +325,11 @@ class _Building:
     h: float
     low: float
     c: float
-    v: float = 0.0
+    v: int = 0
     n: int = 0
     pv: float = 0.0
 
-    def add(self, price: float, size: float) -> None:
+    def add(self, price: float, size: int) -> None:
         self.h = max(self.h, price)
         self.low = min(self.low, price)
         self.c = price
@@ -338,7 +338,7 @@ class _Building:
         self.pv += price * size
 
 
-def _vwap(pv: float, v: float, fallback: float) -> float:
+def _vwap(pv: float, v: int, fallback: float) -> float:
     return round(pv / v, 4) if v else fallback
 
 
@@ -356,7 +356,7 @@ class BarAggregator:
         # Last bar time sent per symbol, so bursts never reuse or go back in time.
         self.last_bar_time: dict[str, datetime] = {}
 
-    def add_trade(self, symbol: str, price: float, size: float) -> None:
+    def add_trade(self, symbol: str, price: float, size: int) -> None:
         bar = self._building.get(symbol)
         if bar is None:
             bar = self._building[symbol] = _Building(price, price, price, price)
@@ -411,7 +411,7 @@ class BarAggregator:
             h = round(max(o, c) + 0.01, 2)
             low = round(min(o, c) - 0.01, 2)
             prices[symbol] = c
-            bars.append(bar_message(symbol, t, o, h, low, c, 100.0, 3, round((o + c) / 2, 4)))
+            bars.append(bar_message(symbol, t, o, h, low, c, 100, 3, round((o + c) / 2, 4)))
         self.last_bar_time.update(times)
         return bars
 

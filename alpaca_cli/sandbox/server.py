@@ -1,9 +1,11 @@
 """The sandbox's HTTP server: Alpaca's REST routes, admin routes, the tick loop.
 
-`Sandbox` owns one `PaperBroker`, one `Faults` and one aiohttp application;
-`streams.setup(app, sandbox)` adds the WebSocket routes. `SandboxThread` runs a
-`Sandbox` on its own event loop in a daemon thread, for tests and demos that
-drive the (synchronous) SDK from the main thread.
+`Sandbox` owns one `PaperBroker`, one `Faults`, one `RateLimiter` and one
+aiohttp application; `streams.setup(app, sandbox)` adds the WebSocket routes.
+By default it is as strict as Alpaca: 200 requests a minute per key and the
+NYSE calendar; `always_open` and `rate_limit=0` are the conveniences for demos
+and tests. `SandboxThread` runs a `Sandbox` on its own event loop in a daemon
+thread, for tests and demos that drive the (synchronous) SDK from the main thread.
 """
 
 from __future__ import annotations
@@ -19,14 +21,15 @@ import time
 import urllib.request
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
 from aiohttp import web
 
-from alpaca_cli.sandbox import wire
+from alpaca_cli.sandbox import assets, calendar, wire
 from alpaca_cli.sandbox.engine import BrokerError, PaperBroker, parse_decimal
 from alpaca_cli.sandbox.faults import Faults
+from alpaca_cli.sandbox.ratelimit import DEFAULT_PER_MINUTE, RateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +38,7 @@ T = TypeVar("T")
 _UNAUTHORIZED = {"code": 40110000, "message": "request is not authorized"}
 # What Alpaca answers when the key headers are absent: no `code` in the body.
 _FORBIDDEN = {"message": "forbidden."}
+_RATE_LIMITED = {"code": 42910000, "message": "rate limit exceeded"}
 _MAX_ORDERS_PAGE = 500
 
 
@@ -66,10 +70,17 @@ class Sandbox:
         secret_key: str = "SANDBOXSECRET",
         tick_interval: float = 0.05,
         bar_interval: float = 60.0,
-        market_open: bool = True,
         faults: Faults | None = None,
         sip_allowed: bool = True,
+        *,
+        always_open: bool = False,
+        market_closed: bool = False,
+        now: datetime | None = None,
+        rate_limit: int = DEFAULT_PER_MINUTE,
+        rate_clock: Callable[[], float] = time.time,
     ) -> None:
+        """`now` starts the sandbox's clock at that instant (it runs on from there);
+        `rate_limit` is requests per minute per key (0: unlimited), counted on `rate_clock`."""
         self.host = host
         self.port = port
         self.seed = seed
@@ -79,12 +90,35 @@ class Sandbox:
         self.bar_interval = bar_interval
         self.sip_allowed = sip_allowed  # False: /v2/sip answers 409 insufficient subscription
         self.faults = faults if faults is not None else Faults()
-        self.broker = PaperBroker(seed=seed, market_open=market_open)
+        self._clock_offset = timedelta(0)
+        if now is not None:
+            self.set_now(now)
+        self.broker = PaperBroker(seed=seed, now=self.now, always_open=always_open, market_closed=market_closed)
+        self._rate_clock = rate_clock
+        self.limiter: RateLimiter | None = None
+        self.set_rate_limit(rate_limit)
         self.request_counts: Counter[str] = Counter()
         self.url = ""
         self._runner: web.AppRunner | None = None
         self._ticker: asyncio.Task[None] | None = None
         self.app = self._build_app()
+
+    # ------------------------------------------------------------ the clock
+
+    def now(self) -> datetime:
+        """The sandbox's time: the wall clock, shifted when started `now=` or moved by admin."""
+        return datetime.now(UTC) + self._clock_offset
+
+    def set_now(self, at: datetime | None) -> None:
+        """Run the clock from `at` on (None: back to the wall clock)."""
+        self._clock_offset = timedelta(0) if at is None else at - datetime.now(UTC)
+
+    def set_rate_limit(self, per_minute: int) -> None:
+        """Requests per minute per key; 0 turns the limit off. Budgets start full."""
+        if per_minute < 0:
+            raise ValueError("rate_limit must be >= 0")
+        self.rate_limit = per_minute
+        self.limiter = RateLimiter(per_minute, self._rate_clock) if per_minute else None
 
     # -------------------------------------------------------------- lifecycle
 
@@ -144,7 +178,9 @@ class Sandbox:
         r.add_get("/v2/positions/{symbol}", self._position)
         r.add_delete("/v2/positions/{symbol}", self._close_position)
         r.add_get("/v2/clock", self._clock)
-        r.add_get("/v2/assets/{symbol}", self._asset)
+        r.add_get("/v2/calendar", self._calendar)
+        r.add_get("/v2/assets", self._assets)
+        r.add_get("/v2/assets/{symbol_or_id}", self._asset)
         r.add_get("/v2/orders", self._list_orders)
         r.add_post("/v2/orders", self._submit)
         r.add_delete("/v2/orders", self._cancel_all)
@@ -163,6 +199,10 @@ class Sandbox:
         r.add_post("/admin/seed", self._admin_seed)
         r.add_post("/admin/halt", self._admin_halt)
         r.add_post("/admin/market", self._admin_market)
+        r.add_get("/admin/clock", self._admin_get_clock)
+        r.add_post("/admin/clock", self._admin_set_clock)
+        r.add_get("/admin/rate-limit", self._admin_get_rate_limit)
+        r.add_post("/admin/rate-limit", self._admin_set_rate_limit)
         r.add_post("/admin/reset", self._admin_reset)
         r.add_post("/admin/expire", self._admin_expire)
         streams.setup(app, self)
@@ -182,24 +222,25 @@ class Sandbox:
     async def _guard(
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        """Admin is loopback-only; REST gets faults, then Alpaca's key check."""
+        """Admin is loopback-only; REST gets faults, Alpaca's key check, then the rate limit.
+
+        Unknown routes answer Alpaca's JSON error on every path, admin included.
+        """
         path = request.path
-        if path.startswith("/admin/"):
-            if not _is_loopback(request.remote):
-                return _json(_FORBIDDEN, 403)
-            return await handler(request)
-        is_websocket = request.headers.get("Upgrade", "").lower() == "websocket"
-        if not path.startswith("/v2/") or is_websocket:
-            return await handler(request)  # the streams do their own auth and faults
+        if path.startswith("/admin/") and not _is_loopback(request.remote):
+            return _json(_FORBIDDEN, 403)
         missing = request.match_info.http_exception
         if missing is not None:
             if missing.status == 405:
                 return _error(405, 40510000, "method not allowed")
             return _error(404, 40410000, "endpoint not found")
+        is_websocket = request.headers.get("Upgrade", "").lower() == "websocket"
+        if not path.startswith("/v2/") or is_websocket:
+            return await handler(request)  # admin; the streams do their own auth and faults
         faults = self.faults
         if faults.refuse_auth:
             return _json(_UNAUTHORIZED, 401)
-        status = self._injected_status()
+        status = faults.next_rest_status()
         if status is not None:
             phrase = http.HTTPStatus(status).phrase.lower() if status in _STATUSES else "error"
             return _error(status, status * 100000 + 10000, phrase)
@@ -209,23 +250,21 @@ class Sandbox:
             return _json(_FORBIDDEN, 403)
         if key != self.key_id or secret != self.secret_key:
             return _json(_UNAUTHORIZED, 401)
+        verdict = self.limiter.take(key) if self.limiter is not None else None
+        if verdict is not None and not verdict.allowed:
+            refused = _json(_RATE_LIMITED, 429)
+            refused.headers.update(verdict.headers())
+            return refused
+        response: web.StreamResponse
         try:
-            return await handler(request)
+            response = await handler(request)
         except BrokerError as exc:
-            return _json(exc.body(), exc.status)
+            response = _json(exc.body(), exc.status)
         except _BadRequest as exc:
-            return _error(exc.status, exc.code, exc.message)
-
-    def _injected_status(self) -> int | None:
-        faults = self.faults
-        if faults.rest_status is None:
-            return None
-        if faults.rest_count > 0:
-            faults.rest_count -= 1
-            return faults.rest_status
-        if faults.rest_until and time.monotonic() < faults.rest_until:
-            return faults.rest_status
-        return None
+            response = _error(exc.status, exc.code, exc.message)
+        if verdict is not None:
+            response.headers.update(verdict.headers())
+        return response
 
     # ------------------------------------------------------------- trading
 
@@ -255,29 +294,40 @@ class Sandbox:
     async def _clock(self, request: web.Request) -> web.Response:
         return _json(self.broker.clock())
 
+    async def _calendar(self, request: web.Request) -> web.Response:
+        """`GET /v2/calendar`: trading days from `start` to `end` (by default the listed years)."""
+        q = request.query
+        start = _date(q.get("start"), "start") or date(calendar.COVERED_YEARS.start, 1, 1)
+        end = _date(q.get("end"), "end") or date(calendar.COVERED_YEARS.stop - 1, 12, 31)
+        by_settlement = q.get("date_type", "TRADING").upper() == "SETTLEMENT"
+        if by_settlement:  # the trading days whose settlement falls in the range
+            found = calendar.sessions(start - timedelta(days=10), end)
+            days = [s for s in found if start <= calendar.settlement_date(s.day) <= end]
+        else:
+            days = list(calendar.sessions(start, end))
+        return _json([wire.calendar_day(s) for s in days])
+
+    async def _assets(self, request: web.Request) -> web.Response:
+        """`GET /v2/assets`: the listed assets, filtered by `status`, `asset_class`, `exchange`."""
+        q = request.query
+        status = q.get("status", "").lower()
+        exchange = q.get("exchange", "").upper()
+        if q.get("asset_class", "us_equity").lower() != "us_equity":
+            return _json([])
+        listed = [
+            a.wire()
+            for a in assets.all_assets().values()
+            if (not status or status == ("active" if a.active else "inactive"))
+            and (not exchange or exchange == a.exchange)
+        ]
+        return _json(listed)
+
     async def _asset(self, request: web.Request) -> web.Response:
-        symbol = request.match_info["symbol"].upper()
-        if not symbol.replace(".", "").isalnum() or len(symbol) > 10:
-            return _error(404, 40410000, "asset not found")
-        return _json(
-            {
-                "id": wire.asset_id(symbol),
-                "class": "us_equity",
-                "exchange": self.broker.exchange(symbol),
-                "symbol": symbol,
-                "name": f"{symbol} Sandbox Common Stock",
-                "status": "active",
-                "tradable": True,
-                "marginable": True,
-                "maintenance_margin_requirement": 30,
-                "margin_requirement_long": "30",
-                "margin_requirement_short": "30",
-                "shortable": True,
-                "easy_to_borrow": True,
-                "fractionable": True,
-                "attributes": ["fractional_eh_enabled", "has_options"],
-            }
-        )
+        wanted = request.match_info["symbol_or_id"]
+        found = assets.find(wanted)
+        if found is None:
+            return _error(404, 40410000, f"asset not found for {wanted}")
+        return _json(found.wire())
 
     async def _list_orders(self, request: web.Request) -> web.Response:
         q = request.query
@@ -445,12 +495,59 @@ class Sandbox:
         return _json({"halted": sorted(self.broker.halted)})
 
     async def _admin_market(self, request: web.Request) -> web.Response:
+        """`{"open": false}` forces the market closed; `{"open": true}` opens it around the clock."""
         body = await _admin_body(request)
         is_open = body.get("open")
         if not isinstance(is_open, bool):
             return _error(422, 40010001, 'expected {"open": bool}')
-        self.broker.market_open = is_open
+        self.broker.market_closed = not is_open
+        self.broker.always_open = is_open
         return _json(self.broker.clock())
+
+    def _clock_state(self) -> dict[str, Any]:
+        broker = self.broker
+        return {
+            "now": wire.ts(self.now()),
+            "always_open": broker.always_open,
+            "market_closed": broker.market_closed,
+            "clock": broker.clock(),
+        }
+
+    async def _admin_get_clock(self, request: web.Request) -> web.Response:
+        return _json(self._clock_state())
+
+    async def _admin_set_clock(self, request: web.Request) -> web.Response:
+        """`{"now": T | null, "always_open": bool, "market_closed": bool}`, any of them."""
+        body = await _admin_body(request)
+        unknown = set(body) - {"now", "always_open", "market_closed"}
+        if unknown:
+            return _error(422, 40010001, f"unknown clock setting {sorted(unknown)[0]!r}")
+        switches = {k: body[k] for k in ("always_open", "market_closed") if k in body}
+        if not all(isinstance(v, bool) for v in switches.values()):
+            return _error(422, 40010001, "always_open and market_closed must be booleans")
+        if "now" in body:
+            raw = body["now"]
+            if raw is not None and not isinstance(raw, str):
+                return _error(422, 40010001, "now must be an RFC 3339 time or null")
+            try:
+                self.set_now(_time(raw, "now"))
+            except _BadRequest as exc:
+                return _error(exc.status, exc.code, exc.message)
+        for name, value in switches.items():
+            setattr(self.broker, name, value)
+        return _json(self._clock_state())
+
+    async def _admin_get_rate_limit(self, request: web.Request) -> web.Response:
+        return _json({"rate_limit": self.rate_limit})
+
+    async def _admin_set_rate_limit(self, request: web.Request) -> web.Response:
+        """`{"rate_limit": N}`: requests per minute per key, 0 for none (as `--rate-limit`)."""
+        body = await _admin_body(request)
+        value = body.get("rate_limit")
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            return _error(422, 40010001, "rate_limit must be an integer >= 0")
+        self.set_rate_limit(value)
+        return _json({"rate_limit": self.rate_limit})
 
     async def _admin_reset(self, request: web.Request) -> web.Response:
         body = await _admin_body(request)
@@ -487,10 +584,14 @@ async def _admin_body(request: web.Request) -> dict[str, Any]:
     try:
         body = await request.json()
     except ValueError:
-        raise web.HTTPBadRequest(text="body must be JSON") from None
+        raise _json_bad_request("body must be JSON") from None
     if not isinstance(body, dict):
-        raise web.HTTPBadRequest(text="body must be a JSON object")
+        raise _json_bad_request("body must be a JSON object")
     return body
+
+
+def _json_bad_request(message: str) -> web.HTTPBadRequest:
+    return web.HTTPBadRequest(text=json.dumps(wire.error(40010000, message)), content_type="application/json")
 
 
 def _is_loopback(remote: str | None) -> bool:
@@ -521,6 +622,16 @@ def _bool(value: str | None, name: str) -> bool:
     if lowered in ("false", "0"):
         return False
     raise _BadRequest(f"invalid {name}: {value}")
+
+
+def _date(value: str | None, name: str) -> date | None:
+    """A calendar query date: `2026-11-27`, or the date part of an RFC 3339 time."""
+    if value is None or value == "":
+        return None
+    try:
+        return date.fromisoformat(value[:10])
+    except ValueError:
+        raise _BadRequest(f"invalid {name}: {value}", 400, 40010000) from None
 
 
 def _time(value: str | None, name: str) -> datetime | None:

@@ -425,7 +425,10 @@ class StreamHub:
         if start <= self._window:
             return 0
         bars = self.aggregator.close(self._window, self._bar_symbols(), self._price)
+        in_session = self.sandbox.broker.is_open_at(self._window)
         self._window = start
+        if not in_session:
+            return 0  # no bars for an interval that began outside the session: nothing traded
         return self._deliver_bars(bars)
 
     def _deliver_bars(self, bars: list[dict[str, Any]]) -> int:
@@ -443,14 +446,14 @@ class StreamHub:
         """Emit bars at every bar-interval boundary of the wall clock."""
         while True:
             interval = self.sandbox.bar_interval
-            now = datetime.now(UTC)
+            now = self.sandbox.now()
             self.roll(now)
             boundary = md.interval_start(now, interval) + timedelta(seconds=interval)
-            await asyncio.sleep(max(0.0, (boundary - datetime.now(UTC)).total_seconds()))
+            await asyncio.sleep(max(0.0, (boundary - self.sandbox.now()).total_seconds()))
 
     def burst(self, count: int, symbols: list[str] | None) -> dict[str, int]:
         """Send `count` synthetic bars now to the data subscribers (see `BarAggregator.burst`)."""
-        now = datetime.now(UTC)
+        now = self.sandbox.now()
         self.roll(now)  # close a finished interval first so burst times stay ordered
         if not symbols:
             symbols = sorted(self._bar_symbols())
@@ -529,6 +532,7 @@ def setup(app: web.Application, sandbox: Any) -> StreamHub:
     hub = StreamHub(sandbox)
     app[_HUB_KEY] = hub
     app.router.add_get("/stream", hub.trading_handler)
+    app.router.add_get("/stream/", hub.trading_handler)  # where alpaca-trade-api connects
     app.router.add_get("/v2/{feed:iex|sip}", hub.data_handler)
 
     async def admin_drop(request: web.Request) -> web.Response:

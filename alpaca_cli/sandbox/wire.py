@@ -9,10 +9,12 @@ every value here goes through `num()` or `ts()`.
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
+
+from alpaca_cli.sandbox import assets
+from alpaca_cli.sandbox.calendar import NEW_YORK, Session, settlement_date
 
 if TYPE_CHECKING:
     from alpaca_cli.sandbox.engine import SimOrder
@@ -21,8 +23,6 @@ if TYPE_CHECKING:
 ACCOUNT_ID = "8f7a2b6e-3c1d-4e5f-9a0b-1c2d3e4f5a6b"
 ACCOUNT_NUMBER = "PA3SANDBOX01"
 ACCOUNT_CREATED_AT = "2024-01-02T14:30:00Z"
-
-_ASSET_NAMESPACE = uuid.UUID("6f1c1e4a-2b3d-4c5e-8f70-a1b2c3d4e5f6")
 
 
 def ts(value: datetime | None) -> str | None:
@@ -45,7 +45,7 @@ def num(value: Decimal | int | None) -> str | None:
 
 def asset_id(symbol: str) -> str:
     """A stable asset id per symbol, like Alpaca's (one UUID per asset, forever)."""
-    return str(uuid.uuid5(_ASSET_NAMESPACE, symbol))
+    return assets.asset_id(symbol)
 
 
 def error(code: int, message: str, **extra: Any) -> dict[str, Any]:
@@ -92,6 +92,7 @@ def order(o: SimOrder, *, nested: bool = False) -> dict[str, Any]:
         "subtag": None,
         "source": None,
         "expires_at": None,
+        "ratio_qty": None,
     }
 
 
@@ -105,21 +106,20 @@ def position(
     lastday_price: Decimal,
     qty_available: Decimal,
 ) -> dict[str, Any]:
-    """One position; shorts carry negative qty, market value and cost basis, like Alpaca."""
+    """One position; shorts carry negative qty, market value and cost basis, like Alpaca.
+
+    The cost basis is computed from the average entry price as published
+    (8 places), so `qty * avg_entry_price` of the answer gives it back.
+    """
+    avg_entry_price = _q(avg_entry_price, 8)
     cost_basis = qty * avg_entry_price
     market_value = qty * current_price
     unrealized = market_value - cost_basis
     intraday = qty * (current_price - lastday_price)
     lastday_value = qty * lastday_price
-    return {
-        "asset_id": asset_id(symbol),
-        "symbol": symbol,
-        "exchange": exchange,
-        "asset_class": "us_equity",
-        "asset_marginable": True,
-        "qty": num(qty),
-        "avg_entry_price": num(_q(avg_entry_price, 8)),
-        "side": "long" if qty > 0 else "short",
+    # An account in US dollars trading US stocks: the local values are the dollar values.
+    values = {
+        "avg_entry_price": num(avg_entry_price),
         "market_value": num(_q(market_value, 4)),
         "cost_basis": num(_q(cost_basis, 4)),
         "unrealized_pl": num(_q(unrealized, 4)),
@@ -129,6 +129,19 @@ def position(
         "current_price": num(current_price),
         "lastday_price": num(lastday_price),
         "change_today": num(_ratio(current_price - lastday_price, lastday_price)),
+    }
+    return {
+        "asset_id": asset_id(symbol),
+        "symbol": symbol,
+        "exchange": exchange,
+        "asset_class": "us_equity",
+        "asset_marginable": True,
+        "qty": num(qty),
+        "side": "long" if qty > 0 else "short",
+        **values,
+        "swap_rate": "1",
+        "avg_entry_swap_rate": "1",
+        "usd": values,
         "qty_available": num(qty_available),
     }
 
@@ -168,6 +181,7 @@ def account(
         "cash": num(_q(cash, 2)),
         "accrued_fees": "0",
         "pending_transfer_in": "0",
+        "pending_transfer_out": "0",
         "portfolio_value": num(_q(equity, 2)),
         "pattern_day_trader": daytrade_count >= 4,
         "trading_blocked": False,
@@ -196,7 +210,6 @@ def account(
 
 def clock(now: datetime, is_open: bool, next_open: datetime, next_close: datetime) -> dict:
     """Alpaca writes clock times in New York local time with an offset."""
-    from alpaca_cli.sandbox.engine import NEW_YORK
 
     def local(t: datetime) -> str:
         return t.astimezone(NEW_YORK).isoformat(timespec="microseconds")
@@ -206,6 +219,18 @@ def clock(now: datetime, is_open: bool, next_open: datetime, next_close: datetim
         "is_open": is_open,
         "next_open": local(next_open).replace(".000000", ""),
         "next_close": local(next_close).replace(".000000", ""),
+    }
+
+
+def calendar_day(session: Session) -> dict[str, str]:
+    """One day of `GET /v2/calendar`: regular hours as HH:MM, extended hours as HHMM."""
+    return {
+        "date": session.day.isoformat(),
+        "open": session.open.strftime("%H:%M"),
+        "close": session.close.strftime("%H:%M"),
+        "session_open": session.extended_open.strftime("%H%M"),
+        "session_close": session.extended_close.strftime("%H%M"),
+        "settlement_date": settlement_date(session.day).isoformat(),
     }
 
 
