@@ -413,9 +413,10 @@ class _StateFile:
     batch and a lone event waits for one save. Each save also replaces the
     file's outbox with the batch's events to print (write-ahead, see the
     module doc); after `OUTBOX_IDLE` seconds without news one more save empties
-    it, so a kill after a quiet spell repeats nothing. A write that fails (the file became unwritable, another
-    process held the lock too long) is reported through `on_failure` and ends
-    the writer; what it held is never printed, and the command fails with it.
+    it, so a kill after a quiet spell repeats nothing. A write that fails (the
+    file became unwritable, another process held the lock too long) is
+    reported through `on_failure` and ends the writer; what it held is never
+    printed, and the command fails with it.
     """
 
     def __init__(
