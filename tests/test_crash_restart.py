@@ -34,7 +34,7 @@ from helpers import cli_env, run_cli, spawn_cli
 
 KILLS = int(os.environ.get("CRASH_KILLS", "16"))
 pytestmark = pytest.mark.timeout(60 + 8 * KILLS)
-SYMBOL = "CRSH"
+SYMBOL = "XOM"
 
 
 class Run:
@@ -197,3 +197,31 @@ def test_sigkill_at_any_moment_loses_nothing_and_repeats_only_the_last_batch_ide
     print(figure)
     if os.environ.get("CRASH_FIGURE"):
         Path(os.environ["CRASH_FIGURE"]).write_text(f"{figure}\n{json.dumps(repeats)}\n")
+
+
+def test_a_kill_after_a_quiet_second_repeats_nothing(sandbox: Any, tmp_path: Path, runs: list[Run]) -> None:
+    sandbox.set_price(SYMBOL, 3)
+    env = cli_env(tmp_path, sandbox.url)
+    state = tmp_path / "quiet.json"
+    assert run_cli("reconcile", "--init", "--state", str(state), "--sandbox", env=env).returncode == 0
+    client = TradingClient(sandbox.key_id, sandbox.secret_key, paper=True, url_override=sandbox.url)
+    first = Run(env, state)
+    runs.append(first)
+    assert first.wait(lambda r: "stream connected" in "".join(r.errors), timeout=30)
+    order = client.submit_order(MarketOrderRequest(symbol=SYMBOL, qty=250, side="buy", time_in_force="day"))
+    assert first.wait(lambda r: any(json.loads(u)["event"] == "fill" for u in r.updates()), timeout=20)
+    deadline = time.monotonic() + 10  # the outbox is emptied after a quiet second
+    while "outbox" in json.loads(state.read_text()):
+        assert time.monotonic() < deadline, "the printed outbox was never emptied"
+        time.sleep(0.05)
+    first.kill()
+    _no_trading_stream(sandbox)
+    second = Run(env, state)
+    runs.append(second)
+    assert second.wait(lambda r: "stream connected" in "".join(r.errors), timeout=30)
+    second.process.send_signal(signal.SIGTERM)
+    assert second.process.wait(15) == 0
+    for reader in second.readers:
+        reader.join(10)
+    assert [json.loads(u)["order_id"] for u in first.updates()].count(str(order.id)) >= 3
+    assert second.updates() == []

@@ -153,7 +153,7 @@ def test_a_directory_in_the_way_of_the_file_or_its_lock_is_exit_2(
 def test_a_running_tail_whose_disk_fills_up_stops_with_exit_2_and_prints_nothing_unsaved(
     sandbox: Any, env: dict[str, str], client: TradingClient, tmpfs: Callable[[str], Path]
 ) -> None:
-    sandbox.set_price("LFULL", 5)
+    sandbox.set_price("PFE", 5)
     disk = tmpfs("tail")
     state = disk / "state.json"
     init_state(env, state)
@@ -173,7 +173,7 @@ def test_a_running_tail_whose_disk_fills_up_stops_with_exit_2_and_prints_nothing
         reader.start()
         assert connected.wait(30), errors
         fill_up(disk)
-        order = client.submit_order(MarketOrderRequest(symbol="LFULL", qty=5, side="buy", time_in_force="day"))
+        order = client.submit_order(MarketOrderRequest(symbol="PFE", qty=5, side="buy", time_in_force="day"))
         assert tail.stdout is not None
         out = tail.stdout.read()  # to the end: the tail stops by itself (stderr stays with its reader)
         tail.wait(30)
@@ -225,7 +225,7 @@ def test_permission_denied_as_another_user_is_exit_2_naming_the_lock(sandbox: An
 def test_submit_that_placed_the_order_but_cannot_record_it_exits_6_and_says_what_to_run(
     sandbox: Any, env: dict[str, str], client: TradingClient, tmpfs: Callable[[str], Path], wait: bool
 ) -> None:
-    sandbox.set_price("LSIX", 5)
+    sandbox.set_price("WMT", 5)
     disk = tmpfs("six")
     state = disk / "state.json"
     before = init_state(env, state)
@@ -233,7 +233,7 @@ def test_submit_that_placed_the_order_but_cannot_record_it_exits_6_and_says_what
     extra = ["--wait", "--timeout", "20"] if wait else []
     result = run_cli(
         "submit",
-        "LSIX",
+        "WMT",
         "buy",
         "--qty",
         "3",
@@ -269,8 +269,8 @@ def test_a_symlinked_state_file_is_written_through_the_link_which_stays_a_link(
     init_state(env, target)
     link = tmp_path / "state-link.json"
     link.symlink_to(target)
-    sandbox.set_price("LSYM", 5)
-    order = client.submit_order(LimitOrderRequest(symbol="LSYM", qty=1, side="buy", time_in_force="day", limit_price=1))
+    sandbox.set_price("F", 5)
+    order = client.submit_order(LimitOrderRequest(symbol="F", qty=1, side="buy", time_in_force="day", limit_price=1))
     result = run_cli("reconcile", "--write", "--state", str(link), "--sandbox", env=env)
     assert result.returncode == 1, result.stderr  # the new order is drift, adopted
     assert link.is_symlink() and link.resolve() == target
@@ -316,7 +316,7 @@ def test_an_unwritable_health_file_is_one_warning_on_one_line_never_a_failure(
     blocker = deep / "not-a-directory"
     blocker.write_text("")
     env = cli_env(tmp_path, sandbox.url, ALPACA_CLI_STATE_DIR=str(blocker))
-    sandbox.set_price("LHLT", 5)
+    sandbox.set_price("KO", 5)
     tail = spawn_cli(
         "tail",
         "trade-updates",
@@ -336,7 +336,7 @@ def test_an_unwritable_health_file_is_one_warning_on_one_line_never_a_failure(
         seen = ""
         while "stream connected" not in seen:
             seen += tail.stderr.readline()
-        client.submit_order(MarketOrderRequest(symbol="LHLT", qty=1, side="buy", time_in_force="day"))
+        client.submit_order(MarketOrderRequest(symbol="KO", qty=1, side="buy", time_in_force="day"))
         out, err = tail.communicate(timeout=30)
     finally:
         if tail.poll() is None:
@@ -351,7 +351,7 @@ def test_an_unwritable_health_file_is_one_warning_on_one_line_never_a_failure(
     assert warning.startswith("warning: cannot write the trade-updates health file")
     assert str(blocker) in warning and warning.endswith("will not see this stream")
     assert len(warning) > 160
-    bars = run_cli("stream", "bars", "LHLT", "--count", "1", "--sandbox", "-o", "json", env=env)
+    bars = run_cli("stream", "bars", "KO", "--count", "1", "--sandbox", "-o", "json", env=env)
     assert bars.returncode == 0, bars.stderr
     assert sum("health file" in line for line in bars.stderr.splitlines()) == 1, bars.stderr
 
