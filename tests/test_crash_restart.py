@@ -84,6 +84,17 @@ class Run:
 
 
 @pytest.fixture
+def unlimited(sandbox: Any) -> Iterator[None]:
+    """No request rate limit: the test places orders faster than 200 a minute, on purpose."""
+    before = sandbox.admin("GET", "/admin/rate-limit")["rate_limit"]
+    sandbox.admin("POST", "/admin/rate-limit", {"rate_limit": 0})
+    try:
+        yield
+    finally:
+        sandbox.admin("POST", "/admin/rate-limit", {"rate_limit": before})
+
+
+@pytest.fixture
 def runs() -> Iterator[list[Run]]:
     started: list[Run] = []
     yield started
@@ -104,6 +115,7 @@ def _no_trading_stream(sandbox: Any) -> None:
         time.sleep(0.02)
 
 
+@pytest.mark.usefixtures("unlimited")
 def test_sigkill_at_any_moment_loses_nothing_and_repeats_only_the_last_batch_identically(
     sandbox: Any, tmp_path: Path, runs: list[Run]
 ) -> None:
