@@ -44,7 +44,7 @@ def _api_error(status: int, body: str, headers: dict[str, str] | None = None) ->
 # ------------------------------------------------------------------------- the budget
 
 
-def test_the_budget_waits_for_the_reset_once_the_announced_remainder_is_spent() -> None:
+def test_once_the_announced_remainder_is_spent_requests_are_paced_until_the_reset() -> None:
     clock = FakeClock()
     budget = transport.RequestBudget(now=clock)
     reset = {"X-RateLimit-Limit": "200", "X-RateLimit-Reset": str(clock.now + 30)}
@@ -52,10 +52,20 @@ def test_the_budget_waits_for_the_reset_once_the_announced_remainder_is_spent() 
     assert budget.wait_time() == 0
     budget.take(_call(clock=clock))
     budget.take(_call(clock=clock))  # two sent, no answer yet: the remainder is spent
-    assert budget.wait_time() == pytest.approx(30)
-    clock.now += 30
+    assert budget.wait_time() == pytest.approx(30 / 200)  # one request per 1/200 of what is left
+    clock.now += 30 / 200
+    budget.take(_call(clock=clock))  # the paced one
+    assert budget.wait_time() > 0
+    clock.now = float(reset["X-RateLimit-Reset"])
     assert budget.wait_time() == 0  # the window started over
     assert budget.limit == 200
+
+
+def test_without_a_limit_a_spent_budget_waits_for_the_reset() -> None:
+    clock = FakeClock()
+    budget = transport.RequestBudget(now=clock)
+    budget.observe(200, {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(clock.now + 12)})
+    assert budget.wait_time() == pytest.approx(12)
 
 
 def test_answers_give_back_what_was_counted_in_flight() -> None:
@@ -64,7 +74,7 @@ def test_answers_give_back_what_was_counted_in_flight() -> None:
     headers = {"X-RateLimit-Remaining": "1", "X-RateLimit-Reset": str(clock.now + 60)}
     budget.observe(200, headers)
     budget.take(_call(clock=clock))
-    assert budget.wait_time() == pytest.approx(60)
+    assert budget.wait_time() == pytest.approx(60)  # no limit announced: nothing to pace by
     budget.observe(200, {**headers, "X-RateLimit-Remaining": "5"})
     assert budget.wait_time() == 0
 

@@ -213,6 +213,12 @@ class RequestBudget:
     (`X-RateLimit-Reset`, Unix seconds). Requests sent since the last answer are
     subtracted too, so that four threads cannot spend the same remainder. A 429
     holds everything back for as long as it says.
+
+    Once the remainder is spent, requests are paced rather than stopped until
+    the reset: one every `(reset - now) / limit` seconds. A budget that refills
+    continuously (a token bucket, whose reset is when it is *full* again) then
+    serves them at its refill rate; one that starts over only at the reset
+    answers the paced request with a 429, and its `Retry-After` holds the rest.
     """
 
     def __init__(self, *, now: Callable[[], float] = time.time) -> None:
@@ -223,6 +229,7 @@ class RequestBudget:
         self._reset_at = 0.0
         self._held_until = 0.0
         self._sent_since_answer = 0
+        self._last_sent_at = 0.0
 
     def wait_time(self) -> float:
         """Seconds before the next request may go (0: now)."""
@@ -234,7 +241,8 @@ class RequestBudget:
         wait = max(self._held_until - now, 0.0)
         spent = self._remaining is not None and self._remaining - self._sent_since_answer <= 0
         if spent and now < self._reset_at:
-            wait = max(wait, self._reset_at - now)
+            left = self._reset_at - now
+            wait = max(wait, self._last_sent_at + left / self.limit - now if self.limit else left)
         return wait
 
     def take(self, call: Call) -> None:
@@ -244,6 +252,7 @@ class RequestBudget:
                 wait = self._wait_time_locked()
                 if wait <= 0:
                     self._sent_since_answer += 1
+                    self._last_sent_at = self._now()
                     return
             if wait >= call.remaining():
                 raise RateLimited(wait)
