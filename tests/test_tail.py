@@ -91,18 +91,6 @@ class Tail:
             self.process.wait(5)
 
 
-@pytest.fixture(autouse=True)
-def _unlimited(sandbox: Any) -> Iterator[None]:
-    """No request rate limit: these tests place orders faster than the account's 200 a minute
-    from their own client, which would leave tail no budget (the limit's own tests are elsewhere)."""
-    before = sandbox.admin("GET", "/admin/rate-limit")["rate_limit"]
-    sandbox.admin("POST", "/admin/rate-limit", {"rate_limit": 0})
-    try:
-        yield
-    finally:
-        sandbox.admin("POST", "/admin/rate-limit", {"rate_limit": before})
-
-
 @pytest.fixture
 def env(sandbox: Any, tmp_path: Path) -> dict[str, str]:
     return cli_env(tmp_path, sandbox.url)
