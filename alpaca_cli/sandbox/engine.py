@@ -161,6 +161,7 @@ class _Symbol:
     anchor_day: date | None = None
     walking: bool = False
     minutes: dict[int, _Minute] = field(default_factory=dict)
+    last_print: tuple[Decimal, int, datetime] | None = None  # price, size, time of the latest print
     # Resting orders by trigger price; entries are (key, seq, order), stale ones skipped.
     buy_limits: list[tuple[Decimal, int, SimOrder]] = field(default_factory=list)
     sell_limits: list[tuple[Decimal, int, SimOrder]] = field(default_factory=list)
@@ -395,6 +396,7 @@ class PaperBroker:
     def _print(self, state: _Symbol, size: int, at: datetime) -> None:
         minute = int(at.timestamp() // 60)
         p = state.price
+        state.last_print = (p, size, at)
         bar = state.minutes.get(minute)
         if bar is None:
             state.minutes[minute] = _Minute(p, p, p, p, size, 1, p * size)
@@ -1198,6 +1200,11 @@ class PaperBroker:
             return day is not None
         finish = _bucket_end(bucket, width, unit)
         return day is not None and bucket < day.extended_close and finish > day.extended_open
+
+    def last_print(self, symbol: str) -> tuple[Decimal, int, datetime] | None:
+        """Price, size and time of the symbol's latest print since the broker started, if any."""
+        state = self._symbols.get(symbol.upper())
+        return None if state is None else state.last_print
 
     def latest_bar(self, symbol: str) -> dict[str, Any] | None:
         """The bar of the latest minute with prints (`/v2/stocks/bars/latest`)."""
