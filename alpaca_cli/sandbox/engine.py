@@ -431,6 +431,11 @@ class PaperBroker:
             today=self._time().astimezone(NEW_YORK).date().isoformat(),
         )
 
+    @property
+    def last_equity(self) -> Decimal:
+        """Equity at the previous close: the sandbox's account starts (and resets) all cash."""
+        return self._last_equity
+
     def equity(self) -> Decimal:
         long_mv, short_mv = self._market_values()
         return self.cash + long_mv + short_mv

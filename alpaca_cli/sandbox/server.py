@@ -22,15 +22,18 @@ import urllib.request
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any, TypeVar
 
 from aiohttp import web
 
 from alpaca_cli.sandbox import assets, calendar, params, wire
+from alpaca_cli.sandbox.activities import ActivityLog
 from alpaca_cli.sandbox.engine import BrokerError, PaperBroker, parse_decimal
 from alpaca_cli.sandbox.faults import Faults
 from alpaca_cli.sandbox.params import BadRequest
 from alpaca_cli.sandbox.ratelimit import DEFAULT_PER_MINUTE, RateLimiter
+from alpaca_cli.sandbox.watchlists import Watchlists, default_configuration
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +90,11 @@ class Sandbox:
         if now is not None:
             self.set_now(now)
         self.broker = PaperBroker(seed=seed, now=self.now, always_open=always_open, market_closed=market_closed)
+        self.activities = ActivityLog()
+        self.broker.listeners.append(self.activities.on_trade_update)
+        self.watchlists = Watchlists(self.now)
+        self.configuration: dict[str, Any] = {}
+        self._new_account_records(self.broker.cash)
         self._rate_clock = rate_clock
         self.limiter: RateLimiter | None = None
         self.set_rate_limit(rate_limit)
@@ -105,6 +113,12 @@ class Sandbox:
     def set_now(self, at: datetime | None) -> None:
         """Run the clock from `at` on (None: back to the wall clock)."""
         self._clock_offset = timedelta(0) if at is None else at - datetime.now(UTC)
+
+    def _new_account_records(self, cash: Decimal) -> None:
+        """A new account's records: its funding deposit, no watchlists, the default configuration."""
+        self.activities.reset(cash, self.now())
+        self.watchlists = Watchlists(self.now)
+        self.configuration = default_configuration()
 
     def set_rate_limit(self, per_minute: int) -> None:
         """Requests per minute per key; 0 turns the limit off. Budgets start full."""
@@ -161,7 +175,7 @@ class Sandbox:
     # -------------------------------------------------------------------- app
 
     def _build_app(self) -> web.Application:
-        from alpaca_cli.sandbox import datarest, streams
+        from alpaca_cli.sandbox import accountrest, datarest, streams
 
         app = web.Application(middlewares=[self._count, self._guard])
         r = app.router
@@ -198,6 +212,7 @@ class Sandbox:
         r.add_post("/admin/reset", self._admin_reset)
         r.add_post("/admin/expire", self._admin_expire)
         datarest.setup(app, self)
+        accountrest.setup(app, self)
         streams.setup(app, self)
         return app
 
@@ -228,7 +243,7 @@ class Sandbox:
                 return _error(405, 40510000, "method not allowed")
             return _error(404, 40410000, "endpoint not found")
         is_websocket = request.headers.get("Upgrade", "").lower() == "websocket"
-        if not path.startswith("/v2/") or is_websocket:
+        if not path.startswith(("/v2/", "/v3/")) or is_websocket:
             return await handler(request)  # admin; the streams do their own auth and faults
         faults = self.faults
         if faults.refuse_auth:
@@ -539,6 +554,7 @@ class Sandbox:
         if cash is None or cash < 0:
             return _error(422, 40010001, "cash must be >= 0")
         self.broker.reset(cash)
+        self._new_account_records(cash)
         self.faults.reset()
         return _json(self.broker.account())
 

@@ -256,3 +256,58 @@ def _ratio(part: Decimal, whole: Decimal) -> Decimal:
     if whole == 0:
         return Decimal(0)
     return _q(part / whole, 6)
+
+
+# The one market the sandbox's `/v3` clock and calendar know.
+NYSE = {
+    "acronym": "NYSE",
+    "mic": "XNYS",
+    "bic": None,
+    "name": "New York Stock Exchange",
+    "timezone": "America/New_York",
+}
+
+
+def clock_v3(
+    now: datetime,
+    *,
+    is_open: bool,
+    is_market_day: bool,
+    phase: str,
+    phase_until: datetime,
+    opening: datetime,
+    close: datetime,
+) -> dict[str, Any]:
+    """One market's entry of `GET /v3/clock` (Alpaca's multi-market clock), in the market's local time."""
+
+    def local(t: datetime) -> str:
+        return t.astimezone(NEW_YORK).isoformat(timespec="seconds")
+
+    return {
+        "market": NYSE,
+        "timestamp": now.astimezone(NEW_YORK).isoformat(timespec="microseconds"),
+        "is_open": is_open,
+        "is_market_day": is_market_day,
+        "phase": phase,
+        "phase_until": local(phase_until),
+        "next_market_open": local(opening),
+        "next_market_close": local(close),
+    }
+
+
+def calendar_day_v3(session: Session) -> dict[str, str]:
+    """One day of `GET /v3/calendar/{market}`: each phase's start and end in local time."""
+
+    def local(t: datetime) -> str:
+        return t.astimezone(NEW_YORK).isoformat(timespec="seconds")
+
+    return {
+        "date": session.day.isoformat(),
+        "pre_start": local(session.extended_open),
+        "pre_end": local(session.open),
+        "core_start": local(session.open),
+        "core_end": local(session.close),
+        "post_start": local(session.close),
+        "post_end": local(session.extended_close),
+        "settlement_date": settlement_date(session.day).isoformat(),
+    }
