@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import bisect
+import contextlib
 import hashlib
 import heapq
 import itertools
@@ -34,12 +35,14 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
 from typing import Any
 
-from alpaca_cli.sandbox import assets, calendar, wire
+from alpaca_cli.sandbox import assets, calendar, legs, wire
 from alpaca_cli.sandbox.calendar import NEW_YORK
+from alpaca_cli.sandbox.params import BadRequest
 
 log = logging.getLogger(__name__)
 
-OPEN_STATUSES = frozenset({"new", "partially_filled", "accepted", "pending_new"})
+# `held`: a bracket or OTO exit waiting for its entry to fill.
+OPEN_STATUSES = frozenset({"new", "partially_filled", "accepted", "pending_new", "held"})
 ORDER_TYPES = frozenset({"market", "limit", "stop", "stop_limit", "trailing_stop"})
 TIME_IN_FORCE = frozenset({"day", "gtc", "ioc", "fok", "opg", "cls"})
 SIDES = frozenset({"buy", "sell"})
@@ -103,7 +106,12 @@ class SimOrder:
     replaced_at: datetime | None = None
     replaced_by: str | None = None
     replaces: str | None = None
+    order_class: str = "simple"
+    legs: list[SimOrder] = field(default_factory=list)
+    parent: SimOrder | None = None
     # Engine bookkeeping, never on the wire.
+    oco: SimOrder | None = None  # the order a fill of this one shrinks or cancels
+    holds_position: bool = True  # a closing order's qty counts as held (one order per OCO pair)
     closing: bool = False  # reduces an existing position (no buying power needed)
     reserve: Decimal = ZERO  # buying power held back for the unfilled rest
     triggered: bool = False  # stop price reached: now works as market/limit
@@ -114,6 +122,17 @@ class SimOrder:
     @property
     def is_open(self) -> bool:
         return self.status in OPEN_STATUSES
+
+    @property
+    def holds(self) -> bool:
+        """Does its unfilled qty count in the position's qty held for orders?"""
+        return self.closing and self.holds_position
+
+    @property
+    def group(self) -> list[SimOrder]:
+        """Its bracket, OCO or OTO group (itself alone when simple), entry first."""
+        root = self.parent or self
+        return [root, *root.legs]
 
     @property
     def remaining(self) -> Decimal:
@@ -515,10 +534,13 @@ class PaperBroker:
     def submit(self, body: dict[str, Any]) -> dict[str, Any]:
         """Validate and accept an order (`POST /v2/orders`); emits `new`."""
         order = self._build(body)
-        self._check_funds(order, self._state(order.symbol))
+        state = self._state(order.symbol)
+        self._check_funds(order, state)
+        plans = self._plan_legs(body, order, state)
         self._accept(order)
         self._emit("new", order)
-        return wire.order(order)
+        self._add_legs(order, plans)
+        return wire.order(order, nested=True)
 
     def _build(self, body: dict[str, Any]) -> SimOrder:
         if not isinstance(body, dict):
@@ -541,9 +563,12 @@ class PaperBroker:
         tif = body.get("time_in_force")
         if tif not in TIME_IN_FORCE:
             raise _invalid("invalid time_in_force")
-        order_class = body.get("order_class") or "simple"
-        if order_class != "simple":
-            raise _invalid(f"order_class {order_class} is not supported by the sandbox")
+        with _refusals():
+            order_class = legs.order_class(body.get("order_class"))
+        if order_class == "oco" and body.get("limit_price") is None:
+            # An OCO is its own take-profit: a limit order at take_profit.limit_price.
+            take_profit = body.get("take_profit")
+            body = {**body, "limit_price": take_profit.get("limit_price") if isinstance(take_profit, dict) else None}
         qty = parse_decimal(body.get("qty"), "qty")
         notional = parse_decimal(body.get("notional"), "notional")
         limit_price = parse_decimal(body.get("limit_price"), "limit_price")
@@ -614,9 +639,14 @@ class PaperBroker:
         if client_id in self._by_client_id:
             raise _invalid("client_order_id must be unique")
 
-        at = self._next_ts()
         pos = self.position_qty(symbol)
         closing = (side == "sell" and pos > 0) or (side == "buy" and pos < 0)
+        if order_class != "simple":
+            with _refusals():
+                legs.check_entry(
+                    order_class, kind=kind, tif=tif, extended=extended, fractional=fractional, closing=closing
+                )
+        at = self._next_ts()
         intent = {
             ("buy", True): "buy_to_close",
             ("buy", False): "buy_to_open",
@@ -642,6 +672,7 @@ class PaperBroker:
             extended_hours=extended,
             position_intent=intent,
             closing=closing,
+            order_class=order_class,
         )
         return order
 
@@ -690,14 +721,21 @@ class PaperBroker:
         return order.remaining * ref
 
     def _accept(self, order: SimOrder, *, walk: bool = True) -> None:
-        state = self._state(order.symbol)
-        state.walking = state.walking or walk
+        self._register(order)
+        self._go_live(order, walk=walk)
+
+    def _register(self, order: SimOrder) -> None:
         self._orders[order.id] = order
         self._by_client_id[order.client_order_id] = order
         self._all.add(order)
         self._open.add(order)
+
+    def _go_live(self, order: SimOrder, *, walk: bool = True) -> None:
+        """Hold what the order needs and put it where the matching steps will find it."""
+        state = self._state(order.symbol)
+        state.walking = state.walking or walk
         self._set_reserve(order, self._reference_cost(order, state))
-        if order.closing:
+        if order.holds:
             state.pending_close += order.remaining
         if walk:
             state.fresh.append(order)
@@ -727,6 +765,84 @@ class PaperBroker:
                 heapq.heappush(state.buy_stops, (order.stop_price, seq, order))
             else:
                 heapq.heappush(state.sell_stops, (-order.stop_price, seq, order))
+
+    # ---------------------------------------------------- bracket, oco, oto
+
+    def _plan_legs(self, body: dict[str, Any], order: SimOrder, state: _Symbol) -> list[legs.LegPlan]:
+        """Check a group order's exits (see `legs`) before anything is accepted."""
+        if order.order_class == "simple":
+            return []
+        take_profit = _exit(body.get("take_profit"), "take_profit")
+        stop_loss = _exit(body.get("stop_loss"), "stop_loss")
+        with _refusals():
+            return legs.plan(
+                order.order_class,
+                side=order.side,
+                entry_limit=order.limit_price,
+                market_price=state.price,
+                take_profit=take_profit,
+                stop_loss=stop_loss,
+            )
+
+    def _add_legs(self, entry: SimOrder, plans: list[legs.LegPlan]) -> None:
+        """Create the exits: held until the entry fills, except an OCO's, which work at once."""
+        oco = entry.order_class == "oco"
+        side = entry.side if oco else ("sell" if entry.side == "buy" else "buy")
+        for plan in plans:
+            at = self._next_ts()
+            leg = SimOrder(
+                id=str(uuid.uuid4()),
+                client_order_id=str(uuid.uuid4()),
+                symbol=entry.symbol,
+                side=side,
+                type=plan.type,
+                time_in_force=entry.time_in_force,
+                created_at=at,
+                submitted_at=at,
+                updated_at=at,
+                qty=entry.qty,
+                limit_price=plan.limit_price,
+                stop_price=plan.stop_price,
+                position_intent=f"{side}_to_close",
+                status="new" if oco else "held",
+                order_class=entry.order_class,
+                parent=entry,
+                holds_position=plan.holds_position,
+                closing=True,
+            )
+            entry.legs.append(leg)
+            self._register(leg)
+            if oco:
+                self._go_live(leg)
+                self._emit("new", leg)
+        pair = [entry, *entry.legs] if oco else entry.legs
+        if len(pair) == 2:
+            pair[0].oco, pair[1].oco = pair[1], pair[0]
+
+    def _release_legs(self, entry: SimOrder, at: datetime) -> None:
+        """The entry filled completely: its held exits start working."""
+        for leg in entry.legs:
+            if leg.status == "held":
+                leg.status = "new"
+                leg.updated_at = at
+                self._go_live(leg)
+                self._emit("new", leg)
+
+    def _shrink(self, order: SimOrder, remaining: Decimal, at: datetime) -> None:
+        """Its OCO partner partly filled: only what the partner has left may still fill here."""
+        state = self._state(order.symbol)
+        if order.holds:
+            state.pending_close = max(ZERO, state.pending_close - (order.remaining - remaining))
+        order.qty = order.filled_qty + remaining
+        order.updated_at = at
+
+    def _end_group(self, order: SimOrder, at: datetime) -> None:
+        """One order of a group ended unfilled: every other open order of the group is canceled."""
+        for member in order.group:
+            if member.is_open:
+                member.canceled_at = at
+                self._finish(member, "canceled", at)
+                self._emit("canceled", member)
 
     def get_order(self, order_id: str, nested: bool = False) -> dict[str, Any]:
         order = self._orders.get(order_id)
@@ -764,6 +880,8 @@ class PaperBroker:
         wanted = {s.upper() for s in symbols} if symbols else None
         out: list[dict[str, Any]] = []
         for order in index.scan(after, until, direction == "desc"):
+            if nested and order.parent is not None and _listed(order.parent, status):
+                continue  # shown among its entry's legs
             if wanted is not None and order.symbol not in wanted:
                 continue
             if side is not None and order.side != side:
@@ -789,6 +907,9 @@ class PaperBroker:
         """`DELETE /v2/orders`: one entry per open order, like Alpaca's 207 body."""
         results = []
         for order in list(self._open.orders):
+            if order.status == "canceled":  # canceled with its group a moment ago
+                results.append({"id": order.id, "status": 200, "body": wire.order(order)})
+                continue
             try:
                 self.cancel(order.id)
             except BrokerError as exc:
@@ -834,13 +955,14 @@ class PaperBroker:
         elif "trail" in body:
             raise _invalid("trail is for trailing_stop orders only")
         state = self._state(old.symbol)
-        held, close_held = old.reserve, (old.remaining if old.closing else ZERO)
+        held, close_held = old.reserve, (old.remaining if old.holds else ZERO)
         # The replacement is judged as if the old order's holds were already released.
         self._set_reserve(old, ZERO)
         state.pending_close -= close_held
         try:
             new = self._build(merged)
-            self._check_funds(new, state)
+            if old.order_class == "simple":  # a group's orders were funded when the group was accepted
+                self._check_funds(new, state)
         finally:
             self._set_reserve(old, held)
             state.pending_close += close_held
@@ -848,6 +970,7 @@ class PaperBroker:
         old.replaced_at = at
         old.replaced_by = new.id
         new.replaces = old.id
+        _take_place(old, new)
         self._finish(old, "replaced", at)
         self._emit("replaced", old)
         self._accept(new)
@@ -902,7 +1025,8 @@ class PaperBroker:
         """End of the trading day: open day orders expire (emits `expired` each)."""
         count = 0
         for order in list(self._open.orders):
-            if order.time_in_force in ("day", "opg", "cls"):
+            # An expiring entry cancels its held exits on the way: skip what already ended.
+            if order.is_open and order.time_in_force in ("day", "opg", "cls"):
                 at = self._next_ts()
                 order.expired_at = at
                 self._finish(order, "expired", at)
@@ -1020,7 +1144,7 @@ class PaperBroker:
         order.filled_qty += qty
         order.filled_value += qty * price
         order.updated_at = at
-        if order.closing:
+        if order.holds:
             state.pending_close = max(ZERO, state.pending_close - qty)
         done = order.notional is not None or order.remaining <= 0
         if done:
@@ -1037,6 +1161,16 @@ class PaperBroker:
             qty=wire.num(qty),
             position_qty=wire.num(self.position_qty(order.symbol)),
         )
+        if done and order.legs:
+            self._release_legs(order, at)
+        partner = order.oco
+        if partner is not None and partner.is_open:
+            if done:
+                partner.canceled_at = at
+                self._finish(partner, "canceled", at)
+                self._emit("canceled", partner)
+            else:
+                self._shrink(partner, order.remaining, at)
 
     @staticmethod
     def _apply(pos: _Position, signed: Decimal, price: Decimal) -> None:
@@ -1068,9 +1202,11 @@ class PaperBroker:
         state = self._symbols.get(order.symbol)
         if state is not None:
             state.active.pop(order.id, None)
-            if order.closing:
+            if order.holds:
                 state.pending_close = max(ZERO, state.pending_close - order.remaining)
         order.in_active = False
+        if status in ("canceled", "expired", "rejected") and len(order.group) > 1:
+            self._end_group(order, at)
 
     def _set_reserve(self, order: SimOrder, amount: Decimal) -> None:
         self._reserved += amount - order.reserve
@@ -1315,6 +1451,48 @@ class PaperBroker:
 def hash_noise(seed: int, symbol: str, n: int) -> float:
     """A deterministic value in [-1, 1) for (seed, symbol, n)."""
     return (_digest("noise", seed, symbol, n) % 20000) / 10000 - 1
+
+
+@contextlib.contextmanager
+def _refusals() -> Iterator[None]:
+    """`legs` refuses with the shared `BadRequest`; the engine's callers expect a `BrokerError`."""
+    try:
+        yield
+    except BadRequest as exc:
+        raise BrokerError(exc.status, exc.code, exc.message) from None
+
+
+def _exit(raw: Any, name: str) -> legs.Exit | None:
+    """A request's `take_profit` or `stop_loss` object, prices parsed and checked."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise _invalid(f"invalid {name}")
+    prices = {}
+    for key in ("limit_price", "stop_price"):
+        value = parse_decimal(raw.get(key), f"{name}.{key}")
+        if value is not None:
+            _check_price(value, f"{name}.{key}")
+        prices[key] = value
+    return legs.Exit(**prices)
+
+
+def _take_place(old: SimOrder, new: SimOrder) -> None:
+    """A replacement takes the replaced order's place in its bracket, OCO or OTO group."""
+    new.order_class, new.parent, new.holds_position = old.order_class, old.parent, old.holds_position
+    new.legs, old.legs = old.legs, []
+    for leg in new.legs:
+        leg.parent = new
+    if old.parent is not None:
+        siblings = old.parent.legs
+        siblings[siblings.index(old)] = new
+    if old.oco is not None:
+        new.oco, old.oco.oco, old.oco = old.oco, new, None
+
+
+def _listed(order: SimOrder, status: str) -> bool:
+    """Would `GET /v2/orders?status=...` list this order?"""
+    return status == "all" or (status == "open") == order.is_open
 
 
 def _check_price(price: Decimal, name: str) -> None:

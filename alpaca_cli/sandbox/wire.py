@@ -53,8 +53,10 @@ def error(code: int, message: str, **extra: Any) -> dict[str, Any]:
 
 
 def order(o: SimOrder, *, nested: bool = False) -> dict[str, Any]:
-    """The full order object of `GET /v2/orders/{id}` and of trade updates."""
-    del nested  # simple orders only: legs stay null, nested or not
+    """The full order object of `GET /v2/orders/{id}` and of trade updates.
+
+    `nested`: a bracket, OCO or OTO entry carries its exits in `legs` (else null).
+    """
     return {
         "id": o.id,
         "client_order_id": o.client_order_id,
@@ -75,7 +77,7 @@ def order(o: SimOrder, *, nested: bool = False) -> dict[str, Any]:
         "qty": num(o.qty),
         "filled_qty": num(o.filled_qty),
         "filled_avg_price": num(o.filled_avg_price),
-        "order_class": "simple",
+        "order_class": o.order_class,
         "order_type": o.type,
         "type": o.type,
         "side": o.side,
@@ -85,7 +87,7 @@ def order(o: SimOrder, *, nested: bool = False) -> dict[str, Any]:
         "stop_price": num(o.stop_price),
         "status": o.status,
         "extended_hours": o.extended_hours,
-        "legs": None,
+        "legs": [order(leg) for leg in o.legs] if nested and o.legs else None,
         "trail_percent": num(o.trail_percent),
         "trail_price": num(o.trail_price),
         "hwm": num(o.hwm),
