@@ -140,7 +140,7 @@ def test_asset_list_filters_and_refusals(sandbox: Any, client: TradingClient) ->
 
 
 def test_unknown_paths_answer_json_errors(sandbox: Any) -> None:
-    for path in ("/v2/nope", "/v3/clock", "/nowhere", "/admin/nope"):
+    for path in ("/v2/nope", "/v3/nope", "/v3/calendar", "/nowhere", "/admin/nope"):
         assert raw(sandbox, path) == (404, {"code": 40410000, "message": "endpoint not found"}), path
 
 

@@ -125,8 +125,8 @@ class SimOrder:
 
     @property
     def holds(self) -> bool:
-        """Does its unfilled qty count in the position's qty held for orders?"""
-        return self.closing and self.holds_position
+        """Does its unfilled qty count in the position's qty held for orders (never while `held`)?"""
+        return self.closing and self.holds_position and self.status in OPEN_STATUSES - {"held"}
 
     @property
     def group(self) -> list[SimOrder]:
@@ -565,7 +565,7 @@ class PaperBroker:
             raise _invalid("invalid time_in_force")
         with _refusals():
             order_class = legs.order_class(body.get("order_class"))
-        if order_class == "oco" and body.get("limit_price") is None:
+        if order_class == "oco" and kind == "limit" and body.get("limit_price") is None:
             # An OCO is its own take-profit: a limit order at take_profit.limit_price.
             take_profit = body.get("take_profit")
             body = {**body, "limit_price": take_profit.get("limit_price") if isinstance(take_profit, dict) else None}
@@ -1194,6 +1194,7 @@ class PaperBroker:
 
     def _finish(self, order: SimOrder, status: str, at: datetime) -> None:
         """Move an order to a final status and out of every open structure."""
+        holding = order.holds
         order.status = status
         order.updated_at = at
         self._open.remove(order)
@@ -1202,7 +1203,7 @@ class PaperBroker:
         state = self._symbols.get(order.symbol)
         if state is not None:
             state.active.pop(order.id, None)
-            if order.holds:
+            if holding:
                 state.pending_close = max(ZERO, state.pending_close - order.remaining)
         order.in_active = False
         if status in ("canceled", "expired", "rejected") and len(order.group) > 1:
