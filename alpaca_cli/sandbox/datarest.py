@@ -22,7 +22,6 @@ from alpaca_cli.sandbox.params import BadRequest
 if TYPE_CHECKING:
     from alpaca_cli.sandbox.server import Sandbox
 
-_FEEDS = ("iex", "sip", "otc", "boats", "overnight", "delayed_sip")
 # How far back a latest bar, trade or quote is looked for (a long weekend plus a holiday).
 _LOOKBACK_DAYS = 7
 
@@ -46,9 +45,7 @@ def setup(app: web.Application, sandbox: Sandbox) -> None:
 
 
 def _check_feed(request: web.Request) -> None:
-    feed = request.query.get("feed", "iex").lower()
-    if feed not in _FEEDS:
-        raise BadRequest(f"invalid feed: {feed}", 400, 40010000)
+    params.check_feed(request.query.get("feed"))
 
 
 def _symbols(request: web.Request) -> list[str]:

@@ -820,13 +820,28 @@ class PaperBroker:
             pair[0].oco, pair[1].oco = pair[1], pair[0]
 
     def _release_legs(self, entry: SimOrder, at: datetime) -> None:
-        """The entry filled completely: its held exits start working."""
-        for leg in entry.legs:
-            if leg.status == "held":
-                leg.status = "new"
-                leg.updated_at = at
-                self._go_live(leg)
-                self._emit("new", leg)
+        """The entry filled completely: its held exits start working, for no more than they can exit.
+
+        Other orders filling meanwhile may have left less of the position than the
+        entry bought (or none of it, on the exits' side): the exits shrink to what
+        is there, or are canceled when nothing is.
+        """
+        held = [leg for leg in entry.legs if leg.status == "held"]
+        if not held:
+            return
+        pos = self.position_qty(entry.symbol)
+        exits_long = held[0].side == "sell"
+        room = abs(self._available(entry.symbol, pos)) if pos and (pos > 0) == exits_long else ZERO
+        if room <= 0:
+            self._end_group(entry, at)
+            return
+        for leg in held:
+            if leg.qty is not None and leg.qty > room:
+                leg.qty = room
+            leg.status = "new"
+            leg.updated_at = at
+            self._go_live(leg)
+            self._emit("new", leg)
 
     def _shrink(self, order: SimOrder, remaining: Decimal, at: datetime) -> None:
         """Its OCO partner partly filled: only what the partner has left may still fill here."""
@@ -970,7 +985,7 @@ class PaperBroker:
         old.replaced_at = at
         old.replaced_by = new.id
         new.replaces = old.id
-        _take_place(old, new)
+        legs.take_place(old, new)
         self._finish(old, "replaced", at)
         self._emit("replaced", old)
         self._accept(new)
@@ -1476,19 +1491,6 @@ def _exit(raw: Any, name: str) -> legs.Exit | None:
             _check_price(value, f"{name}.{key}")
         prices[key] = value
     return legs.Exit(**prices)
-
-
-def _take_place(old: SimOrder, new: SimOrder) -> None:
-    """A replacement takes the replaced order's place in its bracket, OCO or OTO group."""
-    new.order_class, new.parent, new.holds_position = old.order_class, old.parent, old.holds_position
-    new.legs, old.legs = old.legs, []
-    for leg in new.legs:
-        leg.parent = new
-    if old.parent is not None:
-        siblings = old.parent.legs
-        siblings[siblings.index(old)] = new
-    if old.oco is not None:
-        new.oco, old.oco.oco, old.oco = old.oco, new, None
 
 
 def _listed(order: SimOrder, status: str) -> bool:

@@ -26,8 +26,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from alpaca_cli.sandbox.params import BadRequest
+
+if TYPE_CHECKING:
+    from alpaca_cli.sandbox.engine import SimOrder
 
 ORDER_CLASSES = frozenset({"simple", "bracket", "oco", "oto"})
 CENT = Decimal("0.01")
@@ -143,3 +147,16 @@ def _check_stop(exit_side: str, stop: Decimal | None, base: Decimal) -> None:
         raise _refuse("stop_loss.stop_price must be <= base_price - 0.01", 42210000)
     if exit_side == "buy" and stop < base + CENT:
         raise _refuse("stop_loss.stop_price must be >= base_price + 0.01", 42210000)
+
+
+def take_place(old: SimOrder, new: SimOrder) -> None:
+    """A replacement takes the replaced order's place in its bracket, OCO or OTO group."""
+    new.order_class, new.parent, new.holds_position = old.order_class, old.parent, old.holds_position
+    new.legs, old.legs = old.legs, []
+    for leg in new.legs:
+        leg.parent = new
+    if old.parent is not None:
+        siblings = old.parent.legs
+        siblings[siblings.index(old)] = new
+    if old.oco is not None:
+        new.oco, old.oco.oco, old.oco = old.oco, new, None

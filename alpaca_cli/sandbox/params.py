@@ -64,3 +64,14 @@ def symbol_list(value: str | None) -> list[str]:
     """A comma-separated `symbols` query, upper-cased, blanks dropped, order kept."""
     found = [s.strip().upper() for s in (value or "").split(",")]
     return list(dict.fromkeys(s for s in found if s))
+
+
+# The stock feeds Alpaca's data API knows (the sandbox serves the same simulated tape on each).
+FEEDS = ("iex", "sip", "otc", "boats", "overnight", "delayed_sip")
+
+
+def check_feed(value: str | None) -> None:
+    """A data route's `feed` query: absent means iex; an unknown feed is a 400."""
+    feed = (value or "iex").lower()
+    if feed not in FEEDS:
+        raise BadRequest(f"invalid feed: {feed}", 400, 40010000)

@@ -396,9 +396,7 @@ class Sandbox:
 
     def _bars_query(self, request: web.Request, symbols: list[str]) -> dict[str, Any]:
         q = request.query
-        feed = q.get("feed", "iex").lower()
-        if feed not in ("iex", "sip", "otc", "boats", "overnight"):
-            raise BadRequest(f"invalid feed: {feed}", 400, 40010000)
+        params.check_feed(q.get("feed"))
         sort = q.get("sort", "asc").lower()
         if sort not in ("asc", "desc"):
             raise BadRequest(f"invalid sort: {sort}", 400, 40010000)
