@@ -15,9 +15,10 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections.abc import Callable, Iterable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+from alpaca_cli.sandbox import wire
 from alpaca_cli.sandbox.params import BadRequest
 
 # The exchange code of IEX, the only venue the simulated tape trades on.
@@ -38,14 +39,10 @@ def half_spread(price: float) -> float:
     return max(0.005, round(price * 0.0001, 4))
 
 
-def ts(at: datetime) -> str:
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def trade(symbol: str, at: datetime, price: float, size: int) -> dict[str, Any]:
     """A trade as `/v2/stocks/trades` writes it (ids stable per symbol and time)."""
     return {
-        "t": ts(at),
+        "t": wire.ts(at),
         "x": EXCHANGE,
         "p": price,
         "s": size,
@@ -60,7 +57,7 @@ def quote(symbol: str, at: datetime, price: float) -> dict[str, Any]:
     half = half_spread(price)
     sizes = _digest("size", symbol, at.timestamp())
     return {
-        "t": ts(at),
+        "t": wire.ts(at),
         "ax": EXCHANGE,
         "ap": round(price + half, 4),
         "as": 1 + sizes % 5,

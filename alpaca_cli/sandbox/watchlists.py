@@ -5,6 +5,9 @@ by id or by name); names are unique and at most 64 characters; unknown
 symbols are refused as Alpaca refuses them. The configuration
 (`/v2/account/configurations`) holds Alpaca's fields with their documented
 values; a PATCH changes only the fields it names (a null leaves one as it is).
+`dtbp_check` and `pdt_check` were removed from the Trading API on 2026-07-06
+(FINRA's intraday margin rule ended pattern day trading): never answered, and
+ignored in a PATCH (alpaca-py's `set_account_configurations` still sends them).
 """
 
 from __future__ import annotations
@@ -136,29 +139,26 @@ class Watchlists:
 
 # Alpaca's fields and the values each may take (None: any boolean; a set: those values).
 _CONFIG_CHOICES: dict[str, set[Any] | None] = {
-    "dtbp_check": {"both", "entry", "exit"},
     "trade_confirm_email": {"all", "none"},
     "suspend_trade": None,
     "no_shorting": None,
     "fractional_trading": None,
     "max_margin_multiplier": {"1", "2", "4"},
     "max_options_trading_level": {0, 1, 2, 3},
-    "pdt_check": {"both", "entry", "exit"},
     "ptp_no_exception_entry": None,
 }
+REMOVED_CONFIG_FIELDS = frozenset({"dtbp_check", "pdt_check"})
 
 
 def default_configuration() -> dict[str, Any]:
     """A new paper account's configuration (a 2x margin account, as the engine models)."""
     return {
-        "dtbp_check": "entry",
         "trade_confirm_email": "all",
         "suspend_trade": False,
         "no_shorting": False,
         "fractional_trading": True,
         "max_margin_multiplier": "2",
         "max_options_trading_level": 0,
-        "pdt_check": "entry",
         "ptp_no_exception_entry": False,
     }
 
@@ -169,10 +169,10 @@ def patch_configuration(current: dict[str, Any], body: Any) -> dict[str, Any]:
         raise BadRequest("request body must be a JSON object")
     updated = dict(current)
     for name, value in body.items():
+        if value is None or name in REMOVED_CONFIG_FIELDS:
+            continue
         if name not in _CONFIG_CHOICES:
             raise BadRequest(f"unknown configuration field {name}")
-        if value is None:
-            continue
         choices = _CONFIG_CHOICES[name]
         valid = isinstance(value, bool) if choices is None else (not isinstance(value, bool) and value in choices)
         if not valid:
