@@ -9,6 +9,7 @@ refusals, JSON errors on every path, and the flags and admin switches agreeing.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import queue
 import re
@@ -16,7 +17,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -211,13 +212,15 @@ def test_unknown_paths_answer_json_errors(sandbox: Any) -> None:
         assert raw(sandbox, path) == (404, {"code": 40410000, "message": "endpoint not found"}), path
 
 
-def test_trade_stream_on_the_trailing_slash_path(sandbox: Any, client: TradingClient) -> None:
+@contextlib.contextmanager
+def sdk_trade_stream(sandbox: Any, path: str) -> Iterator[queue.Queue[Any]]:
+    """alpaca-py's own `TradingStream` on `path`, listening; yields the queue its updates land in."""
     updates: queue.Queue[Any] = queue.Queue()
 
     async def on_update(update: Any) -> None:
         updates.put(update)
 
-    ws = "ws" + sandbox.url.removeprefix("http") + "/stream/"
+    ws = "ws" + sandbox.url.removeprefix("http") + path
     stream = TradingStream(sandbox.key_id, sandbox.secret_key, paper=True, url_override=ws)
     stream.subscribe_trade_updates(on_update)
     thread = threading.Thread(target=stream.run, daemon=True)
@@ -225,17 +228,49 @@ def test_trade_stream_on_the_trailing_slash_path(sandbox: Any, client: TradingCl
     try:
         deadline = time.monotonic() + 10
         while [c.get("streams") for c in sandbox.admin("GET", "/admin/streams")["trading"]] != [["trade_updates"]]:
-            assert time.monotonic() < deadline, "the SDK never listened on /stream/"
+            assert time.monotonic() < deadline, f"the SDK never listened on {path}"
             time.sleep(0.02)
-        order = client.submit_order(MarketOrderRequest(symbol="GE", qty=1, side="buy", time_in_force="day"))
-        update = updates.get(timeout=10)
-        assert str(update.order.id) == str(order.id) and update.event == "new"
+        yield updates
     finally:
         while stream._loop is None:
             time.sleep(0.02)
         stream.stop()
         sandbox.admin("POST", "/admin/drop", {"stream": "trading"})
         thread.join(8)
+
+
+def test_trade_stream_on_the_trailing_slash_path(sandbox: Any, client: TradingClient) -> None:
+    with sdk_trade_stream(sandbox, "/stream/") as updates:
+        order = client.submit_order(MarketOrderRequest(symbol="GE", qty=1, side="buy", time_in_force="day"))
+        update = updates.get(timeout=10)
+        assert str(update.order.id) == str(order.id) and update.event == "new"
+
+
+def test_leg_updates_reach_the_sdk_trade_stream(sandbox: Any, client: TradingClient) -> None:
+    filled_order(client, sandbox, "UNH", qty=2)
+    sandbox.set_price("UNH", 500)
+    halt(sandbox, "UNH")  # nothing fills: the OCO only opens and is canceled
+    with sdk_trade_stream(sandbox, "/stream") as updates:
+        oco = client.submit_order(
+            LimitOrderRequest(
+                symbol="UNH",
+                qty=2,
+                side=OrderSide.SELL,
+                limit_price=550,
+                time_in_force=TimeInForce.GTC,
+                order_class=OrderClass.OCO,
+                take_profit=TakeProfitRequest(limit_price=550),
+                stop_loss=StopLossRequest(stop_price=450),
+            )
+        )
+        client.cancel_order_by_id(oco.legs[0].id)
+        seen = [updates.get(timeout=10) for _ in range(4)]
+    assert [(u.event, u.order.id, u.order.order_class) for u in seen] == [
+        ("new", oco.id, OrderClass.OCO),
+        ("new", oco.legs[0].id, OrderClass.OCO),
+        ("canceled", oco.legs[0].id, OrderClass.OCO),
+        ("canceled", oco.id, OrderClass.OCO),
+    ]
 
 
 # ------------------------------------------------- flags and admin switches agree

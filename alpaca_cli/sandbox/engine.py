@@ -1221,14 +1221,16 @@ class PaperBroker:
             if holding:
                 state.pending_close = max(ZERO, state.pending_close - order.remaining)
         order.in_active = False
-        if status in ("canceled", "expired", "rejected") and len(order.group) > 1:
-            self._end_group(order, at)
 
     def _set_reserve(self, order: SimOrder, amount: Decimal) -> None:
         self._reserved += amount - order.reserve
         order.reserve = amount
 
     def _emit(self, event: str, order: SimOrder, **extra: str) -> None:
+        """Tell the listeners; an order of a group announced as ended unfilled then ends the rest of it.
+
+        (After the announcement, so the order a client canceled is reported before the others.)
+        """
         payload: dict[str, Any] = {
             "event": event,
             "order": wire.order(order),
@@ -1240,6 +1242,8 @@ class PaperBroker:
                 listener(payload)
             except Exception:
                 log.exception("trade-update listener failed")
+        if event in ("canceled", "expired", "rejected") and len(order.group) > 1:
+            self._end_group(order, order.updated_at)
 
     # ------------------------------------------------------------------ bulk
 
