@@ -767,3 +767,18 @@ def test_group_orders_that_would_close_or_open_the_wrong_way_are_refused() -> No
         ),
     )
     assert error.message == "oco orders must be limit orders"
+
+
+def test_an_order_placed_while_flat_never_takes_shares_held_for_closing_orders() -> None:
+    """Found by the books property: a short sale resting from before a long was opened must not sell
+    the shares a closing order holds (qty_available went to -3)."""
+    broker, _ = make_broker()
+    broker.set_price("AAPL", 100)
+    short = broker.submit(order(side="sell", type="limit", limit_price="101", qty=3, time_in_force="gtc"))
+    broker.submit(order(qty=5))
+    broker.step()
+    broker.submit(order(side="sell", type="limit", limit_price="150", qty=4, time_in_force="gtc"))
+    broker.set_price("AAPL", 101)
+    broker.step()
+    assert broker.get_order(short["id"])["filled_qty"] == "1"  # the one share not held
+    assert broker.position_qty("AAPL") == 4 and broker.positions()[0]["qty_available"] == "0"

@@ -1099,21 +1099,42 @@ class PaperBroker:
             ):
                 order.triggered = True
         marketable = self._marketable(order, price)
+        room = self._unheld(order)
         tif = order.time_in_force
         if tif == "fok":
-            if marketable:
-                self._fill(order, self._wanted(order, price, chunked=False), price, at)
+            wanted = self._wanted(order, price, chunked=False)
+            if marketable and (room is None or wanted <= room):
+                self._fill(order, wanted, price, at)
             else:
                 self._expire(order, at)
             return
         if marketable:
-            self._fill(order, self._wanted(order, price, chunked=True), price, at)
+            wanted = self._wanted(order, price, chunked=True)
+            if room is None or min(wanted, room) > 0:
+                self._fill(order, wanted if room is None else min(wanted, room), price, at)
         if tif == "ioc":
             if order.is_open:
                 self._expire(order, at)
             return
         if order.is_open and not marketable and order.type != "trailing_stop":
             self._park(order, state)  # back to its heap until the price returns
+
+    def _unheld(self, order: SimOrder) -> Decimal | None:
+        """What an opening order may fill against a position it now reduces (None: no limit).
+
+        An order placed while flat may meet a position opened after it; it must not
+        take the shares held for that position's closing orders (exits, sells of the
+        long), which would leave them holding more than there is.
+        """
+        if order.closing:
+            return None
+        pos = self.position_qty(order.symbol)
+        state = self._symbols.get(order.symbol)
+        held = state.pending_close if state is not None else ZERO
+        reduces = (pos > 0 and order.side == "sell") or (pos < 0 and order.side == "buy")
+        if not reduces or held <= 0:
+            return None
+        return max(ZERO, abs(pos) - held)
 
     def _marketable(self, order: SimOrder, price: Decimal) -> bool:
         kind = order.type
