@@ -540,7 +540,11 @@ def test_portfolio_history_agrees_with_the_account(sandbox: Any, client: Trading
     intraday = client.get_portfolio_history(GetPortfolioHistoryRequest(period="5D", timeframe="15Min"))
     steps = {b - a for a, b in zip(intraday.timestamp, intraday.timestamp[1:], strict=False)}
     assert 900 in steps and all(t <= time.time() for t in intraday.timestamp)
-    for query in ("timeframe=2Min", "period=40D&timeframe=1Min", "period=W"):
+    week_ago = datetime.now(UTC) - timedelta(days=7)
+    since = client.get_portfolio_history(GetPortfolioHistoryRequest(start=week_ago, timeframe="1H"))
+    assert all(t >= week_ago.timestamp() for t in since.timestamp) and since.timeframe == "1H"
+    both = "start=2026-01-05T00:00:00Z&end=2026-01-09T00:00:00Z&period=1W"
+    for query in ("timeframe=2Min", "period=40D&timeframe=1Min", "period=W", both):
         assert raw(sandbox, f"/v2/account/portfolio/history?{query}")[0] == 422, query
 
 

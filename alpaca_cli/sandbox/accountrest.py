@@ -89,6 +89,8 @@ class _Routes:
             base_value=broker.last_equity,
             period=q.get("period") or None,
             timeframe=q.get("timeframe") or None,
+            start=params.instant(q.get("start"), "start"),
+            end=params.instant(q.get("end"), "end"),
             date_end=params.day(q.get("date_end"), "date_end"),
             extended_hours=params.boolean(q.get("extended_hours"), "extended_hours"),
         )
