@@ -502,6 +502,14 @@ operations = st.lists(
             st.integers(min_value=1, max_value=350),
             st.integers(min_value=-300, max_value=300),
         ),
+        st.tuples(
+            st.just("group"),
+            st.sampled_from(["bracket", "oto", "oco"]),
+            st.sampled_from(["buy", "sell"]),
+            st.integers(min_value=1, max_value=350),
+            st.integers(min_value=-30, max_value=30),
+            st.integers(min_value=-30, max_value=30),
+        ),
         st.tuples(st.just("cancel"), st.integers(min_value=0, max_value=50)),
         st.tuples(st.just("price"), st.integers(min_value=5000, max_value=15000)),
         st.tuples(st.just("step"), st.integers(min_value=1, max_value=4)),
@@ -540,6 +548,21 @@ def test_books_stay_consistent_under_any_sequence(ops: list[tuple[Any, ...]]) ->
                 placed.append(broker.submit(body)["id"])
             except BrokerError as exc:
                 assert exc.status in (403, 422)
+        elif op[0] == "group":
+            _, cls, side, qty, tp_offset, sl_offset = op
+            price = broker.price("AAPL")
+            body = order(side=side, type="limit" if cls == "oco" else "market", time_in_force="gtc", qty=qty)
+            body["order_class"] = cls
+            body["take_profit"] = {"limit_price": str(max(price + Decimal(tp_offset) / 10, Decimal(1)))}
+            body["stop_loss"] = {"stop_price": str(max(price + Decimal(sl_offset) / 10, Decimal(1)))}
+            if cls == "oto":
+                del body["take_profit" if tp_offset % 2 else "stop_loss"]
+            try:
+                made = broker.submit(body)
+            except BrokerError as exc:
+                assert exc.status in (403, 422)
+            else:
+                placed += [made["id"], *(leg["id"] for leg in made["legs"] or [])]
         elif op[0] == "cancel" and placed:
             target = placed[op[1] % len(placed)]
             try:
@@ -557,9 +580,205 @@ def test_books_stay_consistent_under_any_sequence(ops: list[tuple[Any, ...]]) ->
     assert len(broker._open) + len(broker._closed) == len(broker._all) == len(placed)
     assert all(o.is_open for o in open_orders) and not any(o.is_open for o in broker._closed.orders)
     assert all(o.qty is None or o.filled_qty <= o.qty for o in broker._all.orders)
-    held = sum((o.remaining for o in open_orders if o.closing), Decimal(0))
+    held = sum((o.remaining for o in open_orders if o.holds), Decimal(0))
+    for entry in broker._all.orders:  # a group never has two live exits holding the same shares
+        live = [o for o in entry.legs if o.is_open and o.status != "held"]
+        assert sum(o.holds for o in (entry, *live) if o.is_open) <= 1 or entry.order_class == "simple"
     state = broker._symbols["AAPL"]
     assert state.pending_close == held
     assert broker.position_qty("AAPL") == sum(fills, Decimal(0))
     pos = broker.position_qty("AAPL")
     assert held <= abs(pos)
+
+
+# ------------------------------------------------------------- bracket, oco, oto
+
+
+def bracket(symbol: str = "AAPL", **fields: Any) -> dict[str, Any]:
+    body = order(symbol, qty=150, time_in_force="gtc", order_class="bracket")
+    body.update(take_profit={"limit_price": "105"}, stop_loss={"stop_price": "95"})
+    body.update(fields)
+    return body
+
+
+def test_bracket_exits_are_held_until_the_entry_fills_then_one_cancels_the_other() -> None:
+    broker, events = make_broker()
+    broker.set_price("AAPL", 100)
+    placed = broker.submit(bracket())
+    take_profit, stop_loss = placed["legs"]
+    assert placed["order_class"] == "bracket" and placed["status"] == "new"
+    assert [(leg["type"], leg["side"], leg["status"], leg["qty"]) for leg in placed["legs"]] == [
+        ("limit", "sell", "held", "150"),
+        ("stop", "sell", "held", "150"),
+    ]
+    assert (take_profit["limit_price"], stop_loss["stop_price"]) == ("105", "95")
+    broker.step()  # the entry fills 100 of 150: the exits stay held
+    assert broker.get_order(stop_loss["id"])["status"] == "held"
+    broker.step()
+    assert [broker.get_order(leg["id"])["status"] for leg in placed["legs"]] == ["new", "new"]
+    assert broker.positions()[0]["qty_available"] == "0"  # both exits hold the same 150 shares, once
+    broker.set_price("AAPL", 105.5)
+    broker.step()  # the take-profit sells 100: the stop shrinks to the 50 left
+    assert broker.get_order(stop_loss["id"])["qty"] == "50"
+    broker.step()
+    assert broker.get_order(take_profit["id"])["status"] == "filled"
+    assert broker.get_order(stop_loss["id"])["status"] == "canceled"
+    assert broker.positions() == []
+    legs = [(e["event"], e["order"]["type"]) for e in events if e["order"]["id"] != placed["id"]]
+    assert legs == [
+        ("new", "limit"),
+        ("new", "stop"),
+        ("partial_fill", "limit"),
+        ("fill", "limit"),
+        ("canceled", "stop"),
+    ]
+
+
+def test_canceling_any_order_of_a_group_cancels_the_rest() -> None:
+    broker, _ = make_broker()
+    broker.set_price("AAPL", 100)
+    placed = broker.submit(bracket(type="limit", limit_price="90", stop_loss={"stop_price": "85"}))
+    broker.cancel(placed["legs"][1]["id"])
+    assert [broker.get_order(o)["status"] for o in (placed["id"], *(leg["id"] for leg in placed["legs"]))] == [
+        "canceled",
+        "canceled",
+        "canceled",
+    ]
+    assert broker.open_order_count() == 0 and broker.account()["buying_power"] == "200000"
+    again = broker.submit(bracket(client_order_id="b2", type="limit", limit_price="90", stop_loss={"stop_price": "85"}))
+    results = broker.cancel_all()
+    assert sorted(r["status"] for r in results) == [200, 200, 200]
+    assert {r["id"] for r in results} == {again["id"], *(leg["id"] for leg in again["legs"])}
+    day = broker.submit(
+        bracket(
+            client_order_id="b3", time_in_force="day", type="limit", limit_price="90", stop_loss={"stop_price": "85"}
+        )
+    )
+    assert broker.expire_day_orders() == 1
+    assert [broker.get_order(leg["id"])["status"] for leg in day["legs"]] == ["canceled", "canceled"]
+
+
+def test_oco_exits_a_position_and_oto_attaches_one_exit() -> None:
+    broker, _ = make_broker()
+    broker.set_price("AAPL", 100)
+    broker.submit(order(qty=20))
+    broker.step()
+    oco = broker.submit(
+        order(
+            side="sell",
+            type="limit",
+            qty=20,
+            time_in_force="gtc",
+            order_class="oco",
+            take_profit={"limit_price": "110"},
+            stop_loss={"stop_price": "90", "limit_price": "89.5"},
+        )
+    )
+    assert (oco["type"], oco["limit_price"], oco["status"]) == ("limit", "110", "new")
+    assert [(leg["type"], leg["stop_price"], leg["status"]) for leg in oco["legs"]] == [("stop_limit", "90", "new")]
+    assert broker.positions()[0]["qty_available"] == "0"
+    broker.set_price("AAPL", 89.9)
+    broker.step()
+    broker.step()
+    assert broker.get_order(oco["legs"][0]["id"])["status"] == "filled"
+    assert broker.get_order(oco["id"])["status"] == "canceled" and broker.positions() == []
+    oto = broker.submit(order(qty=5, time_in_force="gtc", order_class="oto", stop_loss={"stop_price": "80"}))
+    assert [(leg["type"], leg["status"]) for leg in oto["legs"]] == [("stop", "held")]
+
+
+def test_listing_nests_legs_only_when_asked() -> None:
+    broker, _ = make_broker()
+    broker.set_price("AAPL", 100)
+    placed = broker.submit(bracket(type="limit", limit_price="90", stop_loss={"stop_price": "85"}))
+    flat = broker.list_orders(status="open")
+    assert {o["id"] for o in flat} == {placed["id"], *(leg["id"] for leg in placed["legs"])}
+    assert all(o["legs"] is None for o in flat)
+    nested = broker.list_orders(status="open", nested=True)
+    assert [o["id"] for o in nested] == [placed["id"]] and len(nested[0]["legs"]) == 2
+    assert broker.get_order(placed["id"])["legs"] is None
+    assert [leg["id"] for leg in broker.get_order(placed["id"], nested=True)["legs"]] == [
+        leg["id"] for leg in placed["legs"]
+    ]
+
+
+def test_replacing_a_live_exit_keeps_it_in_its_group() -> None:
+    broker, _ = make_broker()
+    broker.set_price("AAPL", 100)
+    placed = broker.submit(bracket(qty=50))
+    broker.step()
+    new_stop = broker.replace(placed["legs"][1]["id"], {"stop_price": "97"})
+    assert new_stop["order_class"] == "bracket" and new_stop["stop_price"] == "97"
+    assert [leg["id"] for leg in broker.get_order(placed["id"], nested=True)["legs"]][1] == new_stop["id"]
+    assert broker.positions()[0]["qty_available"] == "0"
+    broker.set_price("AAPL", 96)
+    broker.step()
+    assert broker.get_order(new_stop["id"])["status"] == "filled"
+    assert broker.get_order(placed["legs"][0]["id"])["status"] == "canceled"
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"take_profit": {"limit_price": "100"}}, "take_profit.limit_price must be >= base_price + 0.01"),
+        ({"stop_loss": {"stop_price": "100"}}, "stop_loss.stop_price must be <= base_price - 0.01"),
+        (
+            {"side": "sell", "take_profit": {"limit_price": "95"}, "stop_loss": {"stop_price": "95"}},
+            "stop_loss.stop_price must be >= base_price + 0.01",
+        ),
+        ({"type": "limit", "limit_price": "90"}, "stop_loss.stop_price must be <= base_price - 0.01"),
+        ({"stop_loss": None}, "stop_loss.stop_price is required"),
+        ({"take_profit": {"stop_price": "101"}}, "take_profit.limit_price is required"),
+        ({"time_in_force": "ioc"}, "bracket orders must be DAY or GTC orders"),
+        (
+            {"type": "limit", "limit_price": "100", "time_in_force": "day", "extended_hours": True},
+            "extended hours are not supported",
+        ),
+        ({"qty": "1.5", "time_in_force": "day"}, "fractional orders are not supported"),
+        ({"order_class": "oto", "take_profit": None, "stop_loss": None}, "oto orders require take_profit or stop_loss"),
+        ({"order_class": "oco", "type": "limit"}, "oco orders must be exit orders"),
+        ({"order_class": "spread"}, "invalid order_class"),
+        ({"stop_loss": {"stop_price": "94.999"}}, "sub-penny"),
+    ],
+)
+def test_group_orders_are_refused_as_alpaca_refuses_them(fields: dict[str, Any], message: str) -> None:
+    broker, events = make_broker()
+    broker.set_price("AAPL", 100)
+    error = refused(broker, bracket(**fields))
+    assert error.status == 422 and message in error.message
+    assert broker.order_count() == 0 and events == []
+
+
+def test_group_orders_that_would_close_or_open_the_wrong_way_are_refused() -> None:
+    broker, _ = make_broker()
+    broker.set_price("AAPL", 100)
+    broker.submit(order(qty=10))
+    broker.step()
+    error = refused(broker, bracket(side="sell", take_profit={"limit_price": "95"}, stop_loss={"stop_price": "105"}))
+    assert (error.code, error.message) == (42210000, "bracket orders must be entry orders")
+    error = refused(
+        broker,
+        order(
+            side="sell",
+            qty=10,
+            type="market",
+            order_class="oco",
+            take_profit={"limit_price": "110"},
+            stop_loss={"stop_price": "90"},
+        ),
+    )
+    assert error.message == "oco orders must be limit orders"
+
+
+def test_an_order_placed_while_flat_never_takes_shares_held_for_closing_orders() -> None:
+    """Found by the books property: a short sale resting from before a long was opened must not sell
+    the shares a closing order holds (qty_available went to -3)."""
+    broker, _ = make_broker()
+    broker.set_price("AAPL", 100)
+    short = broker.submit(order(side="sell", type="limit", limit_price="101", qty=3, time_in_force="gtc"))
+    broker.submit(order(qty=5))
+    broker.step()
+    broker.submit(order(side="sell", type="limit", limit_price="150", qty=4, time_in_force="gtc"))
+    broker.set_price("AAPL", 101)
+    broker.step()
+    assert broker.get_order(short["id"])["filled_qty"] == "1"  # the one share not held
+    assert broker.position_qty("AAPL") == 4 and broker.positions()[0]["qty_available"] == "0"

@@ -129,3 +129,17 @@ def test_admin_rate_limit_switches_it(limited: SandboxThread) -> None:
 def test_the_default_is_alpacas_200_a_minute() -> None:
     with SandboxThread(port=0) as sb:
         assert get(sb, "/v2/clock")[1]["X-RateLimit-Limit"] == "200"
+
+
+def test_the_new_routes_share_the_budget(limited: SandboxThread) -> None:
+    """Account, watchlist, /v3 and market-data routes are counted like orders and the account."""
+    paths = [
+        "/v2/account/activities",
+        "/v2/watchlists",
+        "/v3/clock",
+        "/v2/stocks/AAPL/quotes/latest",
+        "/v2/stocks/snapshots?symbols=AAPL",
+    ]
+    answers = [get(limited, path) for path in paths]
+    assert [h["X-RateLimit-Remaining"] for _, h, _ in answers] == ["4", "3", "2", "1", "0"]
+    assert get(limited, "/v3/calendar/NYSE")[0] == 429

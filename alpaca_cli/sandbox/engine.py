@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import bisect
+import contextlib
 import hashlib
 import heapq
 import itertools
@@ -34,12 +35,14 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
 from typing import Any
 
-from alpaca_cli.sandbox import assets, calendar, wire
+from alpaca_cli.sandbox import assets, calendar, legs, wire
 from alpaca_cli.sandbox.calendar import NEW_YORK
+from alpaca_cli.sandbox.params import BadRequest
 
 log = logging.getLogger(__name__)
 
-OPEN_STATUSES = frozenset({"new", "partially_filled", "accepted", "pending_new"})
+# `held`: a bracket or OTO exit waiting for its entry to fill.
+OPEN_STATUSES = frozenset({"new", "partially_filled", "accepted", "pending_new", "held"})
 ORDER_TYPES = frozenset({"market", "limit", "stop", "stop_limit", "trailing_stop"})
 TIME_IN_FORCE = frozenset({"day", "gtc", "ioc", "fok", "opg", "cls"})
 SIDES = frozenset({"buy", "sell"})
@@ -103,7 +106,12 @@ class SimOrder:
     replaced_at: datetime | None = None
     replaced_by: str | None = None
     replaces: str | None = None
+    order_class: str = "simple"
+    legs: list[SimOrder] = field(default_factory=list)
+    parent: SimOrder | None = None
     # Engine bookkeeping, never on the wire.
+    oco: SimOrder | None = None  # the order a fill of this one shrinks or cancels
+    holds_position: bool = True  # a closing order's qty counts as held (one order per OCO pair)
     closing: bool = False  # reduces an existing position (no buying power needed)
     reserve: Decimal = ZERO  # buying power held back for the unfilled rest
     triggered: bool = False  # stop price reached: now works as market/limit
@@ -114,6 +122,17 @@ class SimOrder:
     @property
     def is_open(self) -> bool:
         return self.status in OPEN_STATUSES
+
+    @property
+    def holds(self) -> bool:
+        """Does its unfilled qty count in the position's qty held for orders (never while `held`)?"""
+        return self.closing and self.holds_position and self.status in OPEN_STATUSES - {"held"}
+
+    @property
+    def group(self) -> list[SimOrder]:
+        """Its bracket, OCO or OTO group (itself alone when simple), entry first."""
+        root = self.parent or self
+        return [root, *root.legs]
 
     @property
     def remaining(self) -> Decimal:
@@ -161,6 +180,7 @@ class _Symbol:
     anchor_day: date | None = None
     walking: bool = False
     minutes: dict[int, _Minute] = field(default_factory=dict)
+    last_print: tuple[Decimal, int, datetime] | None = None  # price, size, time of the latest print
     # Resting orders by trigger price; entries are (key, seq, order), stale ones skipped.
     buy_limits: list[tuple[Decimal, int, SimOrder]] = field(default_factory=list)
     sell_limits: list[tuple[Decimal, int, SimOrder]] = field(default_factory=list)
@@ -395,6 +415,7 @@ class PaperBroker:
     def _print(self, state: _Symbol, size: int, at: datetime) -> None:
         minute = int(at.timestamp() // 60)
         p = state.price
+        state.last_print = (p, size, at)
         bar = state.minutes.get(minute)
         if bar is None:
             state.minutes[minute] = _Minute(p, p, p, p, size, 1, p * size)
@@ -428,6 +449,11 @@ class PaperBroker:
             maintenance_margin=maintenance,
             today=self._time().astimezone(NEW_YORK).date().isoformat(),
         )
+
+    @property
+    def last_equity(self) -> Decimal:
+        """Equity at the previous close: the sandbox's account starts (and resets) all cash."""
+        return self._last_equity
 
     def equity(self) -> Decimal:
         long_mv, short_mv = self._market_values()
@@ -508,10 +534,13 @@ class PaperBroker:
     def submit(self, body: dict[str, Any]) -> dict[str, Any]:
         """Validate and accept an order (`POST /v2/orders`); emits `new`."""
         order = self._build(body)
-        self._check_funds(order, self._state(order.symbol))
+        state = self._state(order.symbol)
+        self._check_funds(order, state)
+        plans = self._plan_legs(body, order, state)
         self._accept(order)
         self._emit("new", order)
-        return wire.order(order)
+        self._add_legs(order, plans)
+        return wire.order(order, nested=True)
 
     def _build(self, body: dict[str, Any]) -> SimOrder:
         if not isinstance(body, dict):
@@ -534,9 +563,12 @@ class PaperBroker:
         tif = body.get("time_in_force")
         if tif not in TIME_IN_FORCE:
             raise _invalid("invalid time_in_force")
-        order_class = body.get("order_class") or "simple"
-        if order_class != "simple":
-            raise _invalid(f"order_class {order_class} is not supported by the sandbox")
+        with _refusals():
+            order_class = legs.order_class(body.get("order_class"))
+        if order_class == "oco" and kind == "limit" and body.get("limit_price") is None:
+            # An OCO is its own take-profit: a limit order at take_profit.limit_price.
+            take_profit = body.get("take_profit")
+            body = {**body, "limit_price": take_profit.get("limit_price") if isinstance(take_profit, dict) else None}
         qty = parse_decimal(body.get("qty"), "qty")
         notional = parse_decimal(body.get("notional"), "notional")
         limit_price = parse_decimal(body.get("limit_price"), "limit_price")
@@ -607,9 +639,14 @@ class PaperBroker:
         if client_id in self._by_client_id:
             raise _invalid("client_order_id must be unique")
 
-        at = self._next_ts()
         pos = self.position_qty(symbol)
         closing = (side == "sell" and pos > 0) or (side == "buy" and pos < 0)
+        if order_class != "simple":
+            with _refusals():
+                legs.check_entry(
+                    order_class, kind=kind, tif=tif, extended=extended, fractional=fractional, closing=closing
+                )
+        at = self._next_ts()
         intent = {
             ("buy", True): "buy_to_close",
             ("buy", False): "buy_to_open",
@@ -635,6 +672,7 @@ class PaperBroker:
             extended_hours=extended,
             position_intent=intent,
             closing=closing,
+            order_class=order_class,
         )
         return order
 
@@ -683,14 +721,21 @@ class PaperBroker:
         return order.remaining * ref
 
     def _accept(self, order: SimOrder, *, walk: bool = True) -> None:
-        state = self._state(order.symbol)
-        state.walking = state.walking or walk
+        self._register(order)
+        self._go_live(order, walk=walk)
+
+    def _register(self, order: SimOrder) -> None:
         self._orders[order.id] = order
         self._by_client_id[order.client_order_id] = order
         self._all.add(order)
         self._open.add(order)
+
+    def _go_live(self, order: SimOrder, *, walk: bool = True) -> None:
+        """Hold what the order needs and put it where the matching steps will find it."""
+        state = self._state(order.symbol)
+        state.walking = state.walking or walk
         self._set_reserve(order, self._reference_cost(order, state))
-        if order.closing:
+        if order.holds:
             state.pending_close += order.remaining
         if walk:
             state.fresh.append(order)
@@ -720,6 +765,99 @@ class PaperBroker:
                 heapq.heappush(state.buy_stops, (order.stop_price, seq, order))
             else:
                 heapq.heappush(state.sell_stops, (-order.stop_price, seq, order))
+
+    # ---------------------------------------------------- bracket, oco, oto
+
+    def _plan_legs(self, body: dict[str, Any], order: SimOrder, state: _Symbol) -> list[legs.LegPlan]:
+        """Check a group order's exits (see `legs`) before anything is accepted."""
+        if order.order_class == "simple":
+            return []
+        take_profit = _exit(body.get("take_profit"), "take_profit")
+        stop_loss = _exit(body.get("stop_loss"), "stop_loss")
+        with _refusals():
+            return legs.plan(
+                order.order_class,
+                side=order.side,
+                entry_limit=order.limit_price,
+                market_price=state.price,
+                take_profit=take_profit,
+                stop_loss=stop_loss,
+            )
+
+    def _add_legs(self, entry: SimOrder, plans: list[legs.LegPlan]) -> None:
+        """Create the exits: held until the entry fills, except an OCO's, which work at once."""
+        oco = entry.order_class == "oco"
+        side = entry.side if oco else ("sell" if entry.side == "buy" else "buy")
+        for plan in plans:
+            at = self._next_ts()
+            leg = SimOrder(
+                id=str(uuid.uuid4()),
+                client_order_id=str(uuid.uuid4()),
+                symbol=entry.symbol,
+                side=side,
+                type=plan.type,
+                time_in_force=entry.time_in_force,
+                created_at=at,
+                submitted_at=at,
+                updated_at=at,
+                qty=entry.qty,
+                limit_price=plan.limit_price,
+                stop_price=plan.stop_price,
+                position_intent=f"{side}_to_close",
+                status="new" if oco else "held",
+                order_class=entry.order_class,
+                parent=entry,
+                holds_position=plan.holds_position,
+                closing=True,
+            )
+            entry.legs.append(leg)
+            self._register(leg)
+            if oco:
+                self._go_live(leg)
+                self._emit("new", leg)
+        pair = [entry, *entry.legs] if oco else entry.legs
+        if len(pair) == 2:
+            pair[0].oco, pair[1].oco = pair[1], pair[0]
+
+    def _release_legs(self, entry: SimOrder, at: datetime) -> None:
+        """The entry filled completely: its held exits start working, for no more than they can exit.
+
+        Other orders filling meanwhile may have left less of the position than the
+        entry bought (or none of it, on the exits' side): the exits shrink to what
+        is there, or are canceled when nothing is.
+        """
+        held = [leg for leg in entry.legs if leg.status == "held"]
+        if not held:
+            return
+        pos = self.position_qty(entry.symbol)
+        exits_long = held[0].side == "sell"
+        room = abs(self._available(entry.symbol, pos)) if pos and (pos > 0) == exits_long else ZERO
+        if room <= 0:
+            self._end_group(entry, at)
+            return
+        for leg in held:
+            if leg.qty is not None and leg.qty > room:
+                leg.qty = room
+            leg.status = "new"
+            leg.updated_at = at
+            self._go_live(leg)
+            self._emit("new", leg)
+
+    def _shrink(self, order: SimOrder, remaining: Decimal, at: datetime) -> None:
+        """Its OCO partner partly filled: only what the partner has left may still fill here."""
+        state = self._state(order.symbol)
+        if order.holds:
+            state.pending_close = max(ZERO, state.pending_close - (order.remaining - remaining))
+        order.qty = order.filled_qty + remaining
+        order.updated_at = at
+
+    def _end_group(self, order: SimOrder, at: datetime) -> None:
+        """One order of a group ended unfilled: every other open order of the group is canceled."""
+        for member in order.group:
+            if member.is_open:
+                member.canceled_at = at
+                self._finish(member, "canceled", at)
+                self._emit("canceled", member)
 
     def get_order(self, order_id: str, nested: bool = False) -> dict[str, Any]:
         order = self._orders.get(order_id)
@@ -757,6 +895,8 @@ class PaperBroker:
         wanted = {s.upper() for s in symbols} if symbols else None
         out: list[dict[str, Any]] = []
         for order in index.scan(after, until, direction == "desc"):
+            if nested and order.parent is not None and _listed(order.parent, status):
+                continue  # shown among its entry's legs
             if wanted is not None and order.symbol not in wanted:
                 continue
             if side is not None and order.side != side:
@@ -782,6 +922,9 @@ class PaperBroker:
         """`DELETE /v2/orders`: one entry per open order, like Alpaca's 207 body."""
         results = []
         for order in list(self._open.orders):
+            if order.status == "canceled":  # canceled with its group a moment ago
+                results.append({"id": order.id, "status": 200, "body": wire.order(order)})
+                continue
             try:
                 self.cancel(order.id)
             except BrokerError as exc:
@@ -827,13 +970,14 @@ class PaperBroker:
         elif "trail" in body:
             raise _invalid("trail is for trailing_stop orders only")
         state = self._state(old.symbol)
-        held, close_held = old.reserve, (old.remaining if old.closing else ZERO)
+        held, close_held = old.reserve, (old.remaining if old.holds else ZERO)
         # The replacement is judged as if the old order's holds were already released.
         self._set_reserve(old, ZERO)
         state.pending_close -= close_held
         try:
             new = self._build(merged)
-            self._check_funds(new, state)
+            if old.order_class == "simple":  # a group's orders were funded when the group was accepted
+                self._check_funds(new, state)
         finally:
             self._set_reserve(old, held)
             state.pending_close += close_held
@@ -841,6 +985,7 @@ class PaperBroker:
         old.replaced_at = at
         old.replaced_by = new.id
         new.replaces = old.id
+        legs.take_place(old, new)
         self._finish(old, "replaced", at)
         self._emit("replaced", old)
         self._accept(new)
@@ -895,7 +1040,8 @@ class PaperBroker:
         """End of the trading day: open day orders expire (emits `expired` each)."""
         count = 0
         for order in list(self._open.orders):
-            if order.time_in_force in ("day", "opg", "cls"):
+            # An expiring entry cancels its held exits on the way: skip what already ended.
+            if order.is_open and order.time_in_force in ("day", "opg", "cls"):
                 at = self._next_ts()
                 order.expired_at = at
                 self._finish(order, "expired", at)
@@ -953,21 +1099,42 @@ class PaperBroker:
             ):
                 order.triggered = True
         marketable = self._marketable(order, price)
+        room = self._unheld(order)
         tif = order.time_in_force
         if tif == "fok":
-            if marketable:
-                self._fill(order, self._wanted(order, price, chunked=False), price, at)
+            wanted = self._wanted(order, price, chunked=False)
+            if marketable and (room is None or wanted <= room):
+                self._fill(order, wanted, price, at)
             else:
                 self._expire(order, at)
             return
         if marketable:
-            self._fill(order, self._wanted(order, price, chunked=True), price, at)
+            wanted = self._wanted(order, price, chunked=True)
+            if room is None or min(wanted, room) > 0:
+                self._fill(order, wanted if room is None else min(wanted, room), price, at)
         if tif == "ioc":
             if order.is_open:
                 self._expire(order, at)
             return
         if order.is_open and not marketable and order.type != "trailing_stop":
             self._park(order, state)  # back to its heap until the price returns
+
+    def _unheld(self, order: SimOrder) -> Decimal | None:
+        """What an opening order may fill against a position it now reduces (None: no limit).
+
+        An order placed while flat may meet a position opened after it; it must not
+        take the shares held for that position's closing orders (exits, sells of the
+        long), which would leave them holding more than there is.
+        """
+        if order.closing:
+            return None
+        pos = self.position_qty(order.symbol)
+        state = self._symbols.get(order.symbol)
+        held = state.pending_close if state is not None else ZERO
+        reduces = (pos > 0 and order.side == "sell") or (pos < 0 and order.side == "buy")
+        if not reduces or held <= 0:
+            return None
+        return max(ZERO, abs(pos) - held)
 
     def _marketable(self, order: SimOrder, price: Decimal) -> bool:
         kind = order.type
@@ -1013,7 +1180,7 @@ class PaperBroker:
         order.filled_qty += qty
         order.filled_value += qty * price
         order.updated_at = at
-        if order.closing:
+        if order.holds:
             state.pending_close = max(ZERO, state.pending_close - qty)
         done = order.notional is not None or order.remaining <= 0
         if done:
@@ -1030,6 +1197,16 @@ class PaperBroker:
             qty=wire.num(qty),
             position_qty=wire.num(self.position_qty(order.symbol)),
         )
+        if done and order.legs:
+            self._release_legs(order, at)
+        partner = order.oco
+        if partner is not None and partner.is_open:
+            if done:
+                partner.canceled_at = at
+                self._finish(partner, "canceled", at)
+                self._emit("canceled", partner)
+            else:
+                self._shrink(partner, order.remaining, at)
 
     @staticmethod
     def _apply(pos: _Position, signed: Decimal, price: Decimal) -> None:
@@ -1053,6 +1230,7 @@ class PaperBroker:
 
     def _finish(self, order: SimOrder, status: str, at: datetime) -> None:
         """Move an order to a final status and out of every open structure."""
+        holding = order.holds
         order.status = status
         order.updated_at = at
         self._open.remove(order)
@@ -1061,7 +1239,7 @@ class PaperBroker:
         state = self._symbols.get(order.symbol)
         if state is not None:
             state.active.pop(order.id, None)
-            if order.closing:
+            if holding:
                 state.pending_close = max(ZERO, state.pending_close - order.remaining)
         order.in_active = False
 
@@ -1070,6 +1248,10 @@ class PaperBroker:
         order.reserve = amount
 
     def _emit(self, event: str, order: SimOrder, **extra: str) -> None:
+        """Tell the listeners; an order of a group announced as ended unfilled then ends the rest of it.
+
+        (After the announcement, so the order a client canceled is reported before the others.)
+        """
         payload: dict[str, Any] = {
             "event": event,
             "order": wire.order(order),
@@ -1081,6 +1263,8 @@ class PaperBroker:
                 listener(payload)
             except Exception:
                 log.exception("trade-update listener failed")
+        if event in ("canceled", "expired", "rejected") and len(order.group) > 1:
+            self._end_group(order, order.updated_at)
 
     # ------------------------------------------------------------------ bulk
 
@@ -1199,6 +1383,11 @@ class PaperBroker:
         finish = _bucket_end(bucket, width, unit)
         return day is not None and bucket < day.extended_close and finish > day.extended_open
 
+    def last_print(self, symbol: str) -> tuple[Decimal, int, datetime] | None:
+        """Price, size and time of the symbol's latest print since the broker started, if any."""
+        state = self._symbols.get(symbol.upper())
+        return None if state is None else state.last_print
+
     def latest_bar(self, symbol: str) -> dict[str, Any] | None:
         """The bar of the latest minute with prints (`/v2/stocks/bars/latest`)."""
         state = self._state(symbol.upper())
@@ -1303,6 +1492,35 @@ class PaperBroker:
 def hash_noise(seed: int, symbol: str, n: int) -> float:
     """A deterministic value in [-1, 1) for (seed, symbol, n)."""
     return (_digest("noise", seed, symbol, n) % 20000) / 10000 - 1
+
+
+@contextlib.contextmanager
+def _refusals() -> Iterator[None]:
+    """`legs` refuses with the shared `BadRequest`; the engine's callers expect a `BrokerError`."""
+    try:
+        yield
+    except BadRequest as exc:
+        raise BrokerError(exc.status, exc.code, exc.message) from None
+
+
+def _exit(raw: Any, name: str) -> legs.Exit | None:
+    """A request's `take_profit` or `stop_loss` object, prices parsed and checked."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise _invalid(f"invalid {name}")
+    prices = {}
+    for key in ("limit_price", "stop_price"):
+        value = parse_decimal(raw.get(key), f"{name}.{key}")
+        if value is not None:
+            _check_price(value, f"{name}.{key}")
+        prices[key] = value
+    return legs.Exit(**prices)
+
+
+def _listed(order: SimOrder, status: str) -> bool:
+    """Would `GET /v2/orders?status=...` list this order?"""
+    return status == "all" or (status == "open") == order.is_open
 
 
 def _check_price(price: Decimal, name: str) -> None:

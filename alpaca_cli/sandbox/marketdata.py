@@ -22,6 +22,8 @@ from typing import Any
 
 import msgpack
 
+from alpaca_cli.sandbox.quotes import EXCHANGE, half_spread
+
 # Every channel a stock subscription ack lists, in Alpaca's order.
 CHANNELS = (
     "trades",
@@ -42,8 +44,6 @@ IEX_TRADE_QUOTE_LIMIT = 30
 MAX_FRAME_BYTES = 1_000_000
 # Seconds a connection may stay unauthenticated before Alpaca answers 404 and closes.
 AUTH_TIMEOUT = 10.0
-# The exchange code of IEX, the only venue the simulated tape trades on.
-EXCHANGE = "V"
 
 ERROR_MESSAGES = {
     400: "invalid syntax",
@@ -117,10 +117,10 @@ def trade_message(symbol: str, price: float, size: int, t: datetime, trade_id: i
 def quote_message(symbol: str, price: float, t: datetime) -> dict[str, Any]:
     """A top-of-book quote (`T: "q"`) synthesized around `price`.
 
-    The spread is 2 basis points, at least one cent, so bid < price < ask
+    The spread is the REST quotes' (`quotes.half_spread`), so bid < price < ask
     holds for every positive price.
     """
-    half = max(0.005, round(price * 0.0001, 4))
+    half = half_spread(price)
     return {
         "T": "q",
         "S": symbol,

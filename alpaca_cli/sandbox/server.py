@@ -22,14 +22,18 @@ import urllib.request
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any, TypeVar
 
 from aiohttp import web
 
-from alpaca_cli.sandbox import assets, calendar, wire
+from alpaca_cli.sandbox import assets, calendar, params, wire
+from alpaca_cli.sandbox.activities import ActivityLog
 from alpaca_cli.sandbox.engine import BrokerError, PaperBroker, parse_decimal
 from alpaca_cli.sandbox.faults import Faults
+from alpaca_cli.sandbox.params import BadRequest
 from alpaca_cli.sandbox.ratelimit import DEFAULT_PER_MINUTE, RateLimiter
+from alpaca_cli.sandbox.watchlists import Watchlists, default_configuration
 
 log = logging.getLogger(__name__)
 
@@ -48,14 +52,6 @@ def _json(body: Any, status: int = 200) -> web.Response:
 
 def _error(status: int, code: int, message: str) -> web.Response:
     return _json(wire.error(code, message), status)
-
-
-class _BadRequest(Exception):
-    """A query parameter Alpaca would refuse with 422 (or 400)."""
-
-    def __init__(self, message: str, status: int = 422, code: int = 40010001) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
 
 
 class Sandbox:
@@ -94,6 +90,11 @@ class Sandbox:
         if now is not None:
             self.set_now(now)
         self.broker = PaperBroker(seed=seed, now=self.now, always_open=always_open, market_closed=market_closed)
+        self.activities = ActivityLog()
+        self.broker.listeners.append(self.activities.on_trade_update)
+        self.watchlists = Watchlists(self.now)
+        self.configuration: dict[str, Any] = {}
+        self._new_account_records(self.broker.cash)
         self._rate_clock = rate_clock
         self.limiter: RateLimiter | None = None
         self.set_rate_limit(rate_limit)
@@ -112,6 +113,12 @@ class Sandbox:
     def set_now(self, at: datetime | None) -> None:
         """Run the clock from `at` on (None: back to the wall clock)."""
         self._clock_offset = timedelta(0) if at is None else at - datetime.now(UTC)
+
+    def _new_account_records(self, cash: Decimal) -> None:
+        """A new account's records: its funding deposit, no watchlists, the default configuration."""
+        self.activities.reset(cash, self.now())
+        self.watchlists = Watchlists(self.now)
+        self.configuration = default_configuration()
 
     def set_rate_limit(self, per_minute: int) -> None:
         """Requests per minute per key; 0 turns the limit off. Budgets start full."""
@@ -168,7 +175,7 @@ class Sandbox:
     # -------------------------------------------------------------------- app
 
     def _build_app(self) -> web.Application:
-        from alpaca_cli.sandbox import streams
+        from alpaca_cli.sandbox import accountrest, datarest, streams
 
         app = web.Application(middlewares=[self._count, self._guard])
         r = app.router
@@ -189,7 +196,6 @@ class Sandbox:
         r.add_patch("/v2/orders/{order_id}", self._replace)
         r.add_delete("/v2/orders/{order_id}", self._cancel)
         r.add_get("/v2/stocks/bars", self._bars)
-        r.add_get("/v2/stocks/bars/latest", self._latest_bars)
         r.add_get("/v2/stocks/{symbol}/bars", self._symbol_bars)
         r.add_get("/admin/faults", self._admin_get_faults)
         r.add_post("/admin/faults", self._admin_set_faults)
@@ -205,6 +211,8 @@ class Sandbox:
         r.add_post("/admin/rate-limit", self._admin_set_rate_limit)
         r.add_post("/admin/reset", self._admin_reset)
         r.add_post("/admin/expire", self._admin_expire)
+        datarest.setup(app, self)
+        accountrest.setup(app, self)
         streams.setup(app, self)
         return app
 
@@ -235,7 +243,7 @@ class Sandbox:
                 return _error(405, 40510000, "method not allowed")
             return _error(404, 40410000, "endpoint not found")
         is_websocket = request.headers.get("Upgrade", "").lower() == "websocket"
-        if not path.startswith("/v2/") or is_websocket:
+        if not path.startswith(("/v2/", "/v3/")) or is_websocket:
             return await handler(request)  # admin; the streams do their own auth and faults
         faults = self.faults
         if faults.refuse_auth:
@@ -260,7 +268,7 @@ class Sandbox:
             response = await handler(request)
         except BrokerError as exc:
             response = _json(exc.body(), exc.status)
-        except _BadRequest as exc:
+        except BadRequest as exc:
             response = _error(exc.status, exc.code, exc.message)
         if verdict is not None:
             response.headers.update(verdict.headers())
@@ -288,7 +296,7 @@ class Sandbox:
         return _json(self.broker.close_position(request.match_info["symbol"], qty, percentage))
 
     async def _close_all_positions(self, request: web.Request) -> web.Response:
-        cancel = _bool(request.query.get("cancel_orders"), "cancel_orders")
+        cancel = params.boolean(request.query.get("cancel_orders"), "cancel_orders")
         return _json(self.broker.close_all_positions(cancel_orders=cancel), 207)
 
     async def _clock(self, request: web.Request) -> web.Response:
@@ -297,8 +305,8 @@ class Sandbox:
     async def _calendar(self, request: web.Request) -> web.Response:
         """`GET /v2/calendar`: trading days from `start` to `end` (by default the listed years)."""
         q = request.query
-        start = _date(q.get("start"), "start") or date(calendar.COVERED_YEARS.start, 1, 1)
-        end = _date(q.get("end"), "end") or date(calendar.COVERED_YEARS.stop - 1, 12, 31)
+        start = params.day(q.get("start"), "start") or date(calendar.COVERED_YEARS.start, 1, 1)
+        end = params.day(q.get("end"), "end") or date(calendar.COVERED_YEARS.stop - 1, 12, 31)
         by_settlement = q.get("date_type", "TRADING").upper() == "SETTLEMENT"
         if by_settlement:  # the trading days whose settlement falls in the range
             found = calendar.sessions(start - timedelta(days=10), end)
@@ -331,17 +339,17 @@ class Sandbox:
 
     async def _list_orders(self, request: web.Request) -> web.Response:
         q = request.query
-        limit = min(_int(q.get("limit"), "limit", 50), _MAX_ORDERS_PAGE)
+        limit = min(params.integer(q.get("limit"), "limit", 50), _MAX_ORDERS_PAGE)
         symbols = [s for s in q.get("symbols", "").split(",") if s.strip()] or None
         orders = self.broker.list_orders(
             status=q.get("status", "open").lower(),
             limit=limit,
-            after=_time(q.get("after"), "after"),
-            until=_time(q.get("until"), "until"),
+            after=params.instant(q.get("after"), "after"),
+            until=params.instant(q.get("until"), "until"),
             direction=q.get("direction", "desc").lower(),
             symbols=[s.strip() for s in symbols] if symbols else None,
             side=q.get("side", "").lower() or None,
-            nested=_bool(q.get("nested"), "nested"),
+            nested=params.boolean(q.get("nested"), "nested"),
         )
         return _json(orders)
 
@@ -368,7 +376,7 @@ class Sandbox:
         return _json(self.broker.replace(request.match_info["order_id"], body))
 
     async def _get_order(self, request: web.Request) -> web.Response:
-        nested = _bool(request.query.get("nested"), "nested")
+        nested = params.boolean(request.query.get("nested"), "nested")
         return _json(self.broker.get_order(request.match_info["order_id"], nested=nested))
 
     async def _order_by_client_id(self, request: web.Request) -> web.Response:
@@ -388,18 +396,16 @@ class Sandbox:
 
     def _bars_query(self, request: web.Request, symbols: list[str]) -> dict[str, Any]:
         q = request.query
-        feed = q.get("feed", "iex").lower()
-        if feed not in ("iex", "sip", "otc", "boats", "overnight"):
-            raise _BadRequest(f"invalid feed: {feed}", 400, 40010000)
+        params.check_feed(q.get("feed"))
         sort = q.get("sort", "asc").lower()
         if sort not in ("asc", "desc"):
-            raise _BadRequest(f"invalid sort: {sort}", 400, 40010000)
+            raise BadRequest(f"invalid sort: {sort}", 400, 40010000)
         result = self.broker.bars(
             symbols,
             timeframe=q.get("timeframe", ""),
-            start=_time(q.get("start"), "start"),
-            end=_time(q.get("end"), "end"),
-            limit=_int(q.get("limit"), "limit", 1000),
+            start=params.instant(q.get("start"), "start"),
+            end=params.instant(q.get("end"), "end"),
+            limit=params.integer(q.get("limit"), "limit", 1000),
             page_token=q.get("page_token") or None,
         )
         if sort == "desc":  # newest first within the page, symbols still in order
@@ -409,7 +415,7 @@ class Sandbox:
     async def _bars(self, request: web.Request) -> web.Response:
         symbols = [s for s in request.query.get("symbols", "").split(",") if s.strip()]
         if not symbols:
-            raise _BadRequest("missing symbols", 400, 40010000)
+            raise BadRequest("missing symbols", 400, 40010000)
         return _json(self._bars_query(request, symbols))
 
     async def _symbol_bars(self, request: web.Request) -> web.Response:
@@ -422,18 +428,6 @@ class Sandbox:
                 "next_page_token": result["next_page_token"],
             }
         )
-
-    async def _latest_bars(self, request: web.Request) -> web.Response:
-        symbols = [s.strip().upper() for s in request.query.get("symbols", "").split(",")]
-        symbols = [s for s in symbols if s]
-        if not symbols:
-            raise _BadRequest("missing symbols", 400, 40010000)
-        latest = {}
-        for symbol in symbols:
-            found = self.broker.latest_bar(symbol)
-            if found is not None:
-                latest[symbol] = found
-        return _json({"bars": latest})
 
     # ---------------------------------------------------------------- admin
 
@@ -530,8 +524,8 @@ class Sandbox:
             if raw is not None and not isinstance(raw, str):
                 return _error(422, 40010001, "now must be an RFC 3339 time or null")
             try:
-                self.set_now(_time(raw, "now"))
-            except _BadRequest as exc:
+                self.set_now(params.instant(raw, "now"))
+            except BadRequest as exc:
                 return _error(exc.status, exc.code, exc.message)
         for name, value in switches.items():
             setattr(self.broker, name, value)
@@ -558,6 +552,7 @@ class Sandbox:
         if cash is None or cash < 0:
             return _error(422, 40010001, "cash must be >= 0")
         self.broker.reset(cash)
+        self._new_account_records(cash)
         self.faults.reset()
         return _json(self.broker.account())
 
@@ -601,48 +596,6 @@ def _is_loopback(remote: str | None) -> bool:
         return ipaddress.ip_address(remote.split("%")[0]).is_loopback
     except ValueError:
         return False
-
-
-def _int(value: str | None, name: str, default: int) -> int:
-    if value is None or value == "":
-        return default
-    try:
-        return int(value)
-    except ValueError:
-        raise _BadRequest(f"invalid {name}: {value}") from None
-
-
-def _bool(value: str | None, name: str) -> bool:
-    """Query booleans arrive Python-style from the SDK (`True`): case-insensitive."""
-    if value is None or value == "":
-        return False
-    lowered = value.lower()
-    if lowered in ("true", "1"):
-        return True
-    if lowered in ("false", "0"):
-        return False
-    raise _BadRequest(f"invalid {name}: {value}")
-
-
-def _date(value: str | None, name: str) -> date | None:
-    """A calendar query date: `2026-11-27`, or the date part of an RFC 3339 time."""
-    if value is None or value == "":
-        return None
-    try:
-        return date.fromisoformat(value[:10])
-    except ValueError:
-        raise _BadRequest(f"invalid {name}: {value}", 400, 40010000) from None
-
-
-def _time(value: str | None, name: str) -> datetime | None:
-    """RFC 3339 timestamps or plain dates; naive means UTC."""
-    if value is None or value == "":
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace(" ", "+"))
-    except ValueError:
-        raise _BadRequest(f"invalid {name}: {value}") from None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 class SandboxThread:

@@ -53,8 +53,10 @@ def error(code: int, message: str, **extra: Any) -> dict[str, Any]:
 
 
 def order(o: SimOrder, *, nested: bool = False) -> dict[str, Any]:
-    """The full order object of `GET /v2/orders/{id}` and of trade updates."""
-    del nested  # simple orders only: legs stay null, nested or not
+    """The full order object of `GET /v2/orders/{id}` and of trade updates.
+
+    `nested`: a bracket, OCO or OTO entry carries its exits in `legs` (else null).
+    """
     return {
         "id": o.id,
         "client_order_id": o.client_order_id,
@@ -75,7 +77,7 @@ def order(o: SimOrder, *, nested: bool = False) -> dict[str, Any]:
         "qty": num(o.qty),
         "filled_qty": num(o.filled_qty),
         "filled_avg_price": num(o.filled_avg_price),
-        "order_class": "simple",
+        "order_class": o.order_class,
         "order_type": o.type,
         "type": o.type,
         "side": o.side,
@@ -85,7 +87,7 @@ def order(o: SimOrder, *, nested: bool = False) -> dict[str, Any]:
         "stop_price": num(o.stop_price),
         "status": o.status,
         "extended_hours": o.extended_hours,
-        "legs": None,
+        "legs": [order(leg) for leg in o.legs] if nested and o.legs else None,
         "trail_percent": num(o.trail_percent),
         "trail_price": num(o.trail_price),
         "hwm": num(o.hwm),
@@ -256,3 +258,58 @@ def _ratio(part: Decimal, whole: Decimal) -> Decimal:
     if whole == 0:
         return Decimal(0)
     return _q(part / whole, 6)
+
+
+# The one market the sandbox's `/v3` clock and calendar know.
+NYSE = {
+    "acronym": "NYSE",
+    "mic": "XNYS",
+    "bic": None,
+    "name": "New York Stock Exchange",
+    "timezone": "America/New_York",
+}
+
+
+def clock_v3(
+    now: datetime,
+    *,
+    is_open: bool,
+    is_market_day: bool,
+    phase: str,
+    phase_until: datetime,
+    opening: datetime,
+    close: datetime,
+) -> dict[str, Any]:
+    """One market's entry of `GET /v3/clock` (Alpaca's multi-market clock), in the market's local time."""
+
+    def local(t: datetime) -> str:
+        return t.astimezone(NEW_YORK).isoformat(timespec="seconds")
+
+    return {
+        "market": NYSE,
+        "timestamp": now.astimezone(NEW_YORK).isoformat(timespec="microseconds"),
+        "is_open": is_open,
+        "is_market_day": is_market_day,
+        "phase": phase,
+        "phase_until": local(phase_until),
+        "next_market_open": local(opening),
+        "next_market_close": local(close),
+    }
+
+
+def calendar_day_v3(session: Session) -> dict[str, str]:
+    """One day of `GET /v3/calendar/{market}`: each phase's start and end in local time."""
+
+    def local(t: datetime) -> str:
+        return t.astimezone(NEW_YORK).isoformat(timespec="seconds")
+
+    return {
+        "date": session.day.isoformat(),
+        "pre_start": local(session.extended_open),
+        "pre_end": local(session.open),
+        "core_start": local(session.open),
+        "core_end": local(session.close),
+        "post_start": local(session.close),
+        "post_end": local(session.extended_close),
+        "settlement_date": settlement_date(session.day).isoformat(),
+    }

@@ -1,0 +1,143 @@
+"""Trades and quotes of the simulated tape, as the market-data REST routes serve them.
+
+Pure: the engine records minute bars (and the latest print), not every print,
+so historical trades are derived from each minute bar -- up to four prints at
+its open, high, low and close, in a seeded order, their sizes summing to the
+bar's volume -- and every trade has a quote straddling its price (the spread
+of the streamed quotes: 2 basis points, at least a cent). The same bar always
+gives the same prints, so answers are reproducible for a seed. Bars exist
+only where the calendar has trading (extended hours included, as on IEX), so
+trades and quotes do too.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+from alpaca_cli.sandbox import wire
+from alpaca_cli.sandbox.params import BadRequest
+
+# The exchange code of IEX, the only venue the simulated tape trades on.
+EXCHANGE = "V"
+MAX_LIMIT = 10000
+
+Print = tuple[datetime, float, int]
+MinuteBars = Callable[[str, datetime, datetime], Iterable[dict[str, Any]]]
+
+
+def _digest(*parts: object) -> int:
+    text = ":".join(str(p) for p in parts).encode()
+    return int.from_bytes(hashlib.sha256(text).digest()[:8], "big")
+
+
+def half_spread(price: float) -> float:
+    """Half the quoted spread around `price`: 1 basis point, at least half a cent."""
+    return max(0.005, round(price * 0.0001, 4))
+
+
+def trade(symbol: str, at: datetime, price: float, size: int) -> dict[str, Any]:
+    """A trade as `/v2/stocks/trades` writes it (ids stable per symbol and time)."""
+    return {
+        "t": wire.ts(at),
+        "x": EXCHANGE,
+        "p": price,
+        "s": size,
+        "c": ["@"],
+        "i": _digest("trade", symbol, at.timestamp()) % 2**52,
+        "z": "C",
+    }
+
+
+def quote(symbol: str, at: datetime, price: float) -> dict[str, Any]:
+    """The top of book around a trade at `price`; bid < price < ask for every positive price."""
+    half = half_spread(price)
+    sizes = _digest("size", symbol, at.timestamp())
+    return {
+        "t": wire.ts(at),
+        "ax": EXCHANGE,
+        "ap": round(price + half, 4),
+        "as": 1 + sizes % 5,
+        "bx": EXCHANGE,
+        "bp": round(price - half, 4),
+        "bs": 1 + sizes // 5 % 5,
+        "c": ["R"],
+        "z": "C",
+    }
+
+
+def prints(symbol: str, bar: dict[str, Any]) -> list[Print]:
+    """The prints a minute bar stands for: open first, close last, high and low between."""
+    start = datetime.fromisoformat(bar["t"].replace("Z", "+00:00"))
+    seed = _digest("prints", symbol, bar["t"])
+    middle = [bar["h"], bar["l"]] if seed % 2 else [bar["l"], bar["h"]]
+    prices = [bar["o"], *middle, bar["c"]]
+    volume = int(bar["v"])
+    share, rest = divmod(volume, 4)
+    sizes = [share, share, share, share + rest]
+    offsets = (0.2, 15 + seed % 15, 30 + seed // 16 % 15, 59.5)
+    return [
+        (start + timedelta(seconds=offset, microseconds=seed % 997), price, size)
+        for offset, price, size in zip(offsets, prices, sizes, strict=True)
+        if size > 0
+    ]
+
+
+def history(
+    kind: str,
+    symbols: Iterable[str],
+    minute_bars: MinuteBars,
+    start: datetime,
+    end: datetime,
+    limit: int,
+    page_token: str | None,
+) -> dict[str, Any]:
+    """`/v2/stocks/trades` or `/v2/stocks/quotes` (`kind` "trades"/"quotes"), paged like bars.
+
+    Items come sorted by symbol, then time; `limit` counts them across all
+    symbols of the page and `next_page_token` resumes at the first one left out.
+    """
+    if not 1 <= limit <= MAX_LIMIT:
+        raise BadRequest(f"invalid limit: must be between 1 and {MAX_LIMIT}")
+    if end < start:
+        raise BadRequest("end should not be before start")
+    resume = _decode(page_token) if page_token else None
+    out: dict[str, list[dict[str, Any]]] = {}
+    count = 0
+    for symbol in sorted(set(symbols)):
+        if resume is not None and symbol < resume[0]:
+            continue
+        first = start
+        if resume is not None and symbol == resume[0]:
+            first = max(start, resume[1].replace(second=0, microsecond=0))
+        for at, price, size in _prints_between(symbol, minute_bars, first, end):
+            if resume is not None and symbol == resume[0] and at < resume[1]:
+                continue
+            if count >= limit:
+                return {kind: out, "next_page_token": _encode(symbol, at)}
+            made = trade(symbol, at, price, size) if kind == "trades" else quote(symbol, at, price)
+            out.setdefault(symbol, []).append(made)
+            count += 1
+    return {kind: out, "next_page_token": None}
+
+
+def _prints_between(symbol: str, minute_bars: MinuteBars, start: datetime, end: datetime) -> Iterator[Print]:
+    for bar in minute_bars(symbol, start, end):
+        for found in prints(symbol, bar):
+            if start <= found[0] <= end:
+                yield found
+
+
+def _encode(symbol: str, at: datetime) -> str:
+    return base64.urlsafe_b64encode(f"{symbol}|{at.isoformat()}".encode()).decode()
+
+
+def _decode(token: str) -> tuple[str, datetime]:
+    try:
+        symbol, stamp = base64.urlsafe_b64decode(token.encode()).decode().split("|")
+        return symbol, datetime.fromisoformat(stamp)
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("invalid page_token") from None
