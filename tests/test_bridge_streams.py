@@ -23,13 +23,12 @@ from websockets.frames import Close
 from websockets.legacy.exceptions import InvalidStatusCode
 
 from alpaca_cli.bridge import Broker
+from alpaca_cli.bridge.bars import BarStream, data_refusal
 from alpaca_cli.bridge.streams import (
     MARKET_DATA,
     TRADE_UPDATES,
-    BarStream,
     StreamEvent,
     StreamHandle,
-    data_refusal,
     describe,
     trading_refusal,
 )

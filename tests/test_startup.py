@@ -1,12 +1,16 @@
-"""`--help` and TAB completion must not pay for alpaca-py (pandas) or pydantic."""
+"""`--help` and TAB completion must not pay for alpaca-py (pandas) or pydantic; trading commands not for pandas."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+from pathlib import Path
+from typing import Any
 
 import pytest
+
+from tests.helpers import cli_env
 
 HEAVY = ("alpaca", "pandas", "pydantic", "pydantic_settings", "aiohttp", "numpy")
 
@@ -60,3 +64,28 @@ def test_version_and_module_entry_point() -> None:
     result = subprocess.run([sys.executable, "-m", "alpaca_cli", "--version"], capture_output=True, text=True)
     assert result.returncode == 0
     assert result.stdout.strip() == f"alpaca-cli {__version__}"
+
+
+DATA_ONLY = ("pandas", "numpy")
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["status", "-o", "json"],
+        ["reconcile", "--state", "{state}", "--init", "-o", "json"],
+        ["submit", "AAPL", "buy", "--qty", "1", "--yes", "-o", "json"],
+        ["cancel", "--all", "--yes", "-o", "json"],
+        ["tail", "trade-updates", "-o", "json", "--duration", "1"],
+    ],
+    ids=["status", "reconcile", "submit", "cancel", "tail"],
+)
+def test_trading_commands_never_load_pandas(sandbox: Any, tmp_path: Path, args: list[str]) -> None:
+    """alpaca-py's trading package imports pandas for one validator; the bridge keeps it out
+    (`bridge/deferred.py`), so a command that trades or reads the account loads no pandas or numpy."""
+    args = [arg.replace("{state}", str(tmp_path / "state.json")) for arg in args]
+    env = cli_env(tmp_path, sandbox.url)
+    loaded = imported_modules([*args, "--sandbox"], env)
+    assert "alpaca_cli.bridge.rest" in loaded  # it did talk to the broker
+    assert not {name.split(".")[0] for name in loaded} & set(DATA_ONLY)

@@ -9,20 +9,21 @@ it too, so leaving the `async with` stops their threads.
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterable
-from types import TracebackType
+from alpaca_cli.bridge.deferred import defer_pandas
 
-from alpaca_cli.bridge.rest import RestBridge
-from alpaca_cli.bridge.streams import (
-    BAR_QUEUE_SIZE,
-    CONNECT_TIMEOUT,
-    BarStream,
-    StreamEvent,
-    StreamHandle,
-    TradeUpdateStream,
-)
-from alpaca_cli.config import Connection
+defer_pandas()  # before alpaca-py is imported: its trading package imports pandas for one validator
+
+import logging  # noqa: E402
+from collections.abc import Iterable  # noqa: E402
+from types import TracebackType  # noqa: E402
+from typing import TYPE_CHECKING, Any  # noqa: E402
+
+from alpaca_cli.bridge.rest import RestBridge  # noqa: E402
+from alpaca_cli.bridge.streams import CONNECT_TIMEOUT, StreamEvent, StreamHandle, TradeUpdateStream  # noqa: E402
+from alpaca_cli.config import Connection  # noqa: E402
+
+if TYPE_CHECKING:
+    from alpaca_cli.bridge.bars import BarStream
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +53,14 @@ class Broker(RestBridge):
         feed: str = "iex",
         stale_after: float | None = None,
         connect_timeout: float | None = None,
-        queue_size: int = BAR_QUEUE_SIZE,
+        queue_size: int | None = None,
     ) -> BarStream:
         """Open the market-data stream for minute bars; returns once subscribed (or raises)."""
-        stream = BarStream(self.connection, symbols, feed=feed, stale_after=stale_after, queue_size=queue_size)
+        from alpaca_cli.bridge.bars import BAR_QUEUE_SIZE, BarStream
+
+        stream = BarStream(
+            self.connection, symbols, feed=feed, stale_after=stale_after, queue_size=queue_size or BAR_QUEUE_SIZE
+        )
         self._streams.append(stream)
         await stream.connect(self._connect_timeout(connect_timeout))
         return stream
@@ -80,6 +85,15 @@ class Broker(RestBridge):
             self.close()
         except Exception:
             log.warning("broker bridge did not close cleanly", exc_info=True)
+
+
+def __getattr__(name: str) -> Any:
+    """`BarStream` loads the market-data half (and pandas) only when asked for."""
+    if name == "BarStream":
+        from alpaca_cli.bridge.bars import BarStream
+
+        return BarStream
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["BarStream", "Broker", "StreamEvent", "TradeUpdateStream"]

@@ -20,9 +20,6 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
-from alpaca.data.historical import StockHistoricalDataClient
-from alpaca.data.requests import StockBarsRequest
-from alpaca.data.timeframe import TimeFrame, TimeFrameUnit
 from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import QueryOrderStatus
 from alpaca.trading.requests import (
@@ -104,10 +101,7 @@ class RestBridge:
             TradingClient(connection.key_id, secret, paper=paper, raw_data=True, url_override=connection.trading_url),
             self.budget,
         )
-        self._data = transport.mount(
-            StockHistoricalDataClient(connection.key_id, secret, raw_data=True, url_override=connection.data_url),
-            self.budget,
-        )
+        self._data: Any = None  # made on first use: alpaca-py's market-data package loads pandas
 
     def close(self) -> None:
         """Abort calls under way (their threads end at once) and shut the pool."""
@@ -259,6 +253,16 @@ class RestBridge:
     async def bars(
         self, symbols: list[str], start: datetime, end: datetime | None = None, *, feed: str = "iex"
     ) -> list[Bar]:
+        from alpaca.data.historical import StockHistoricalDataClient
+        from alpaca.data.requests import StockBarsRequest
+        from alpaca.data.timeframe import TimeFrame, TimeFrameUnit
+
+        if self._data is None:
+            c = self.connection
+            client = StockHistoricalDataClient(
+                c.key_id, c.secret.get_secret_value(), raw_data=True, url_override=c.data_url
+            )
+            self._data = transport.mount(client, self.budget)
         request = StockBarsRequest(
             symbol_or_symbols=symbols,
             timeframe=TimeFrame(1, TimeFrameUnit.Minute),
