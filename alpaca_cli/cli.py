@@ -16,7 +16,7 @@ import click
 import typer
 
 from alpaca_cli import __version__
-from alpaca_cli.commands import cancel, demo, reconcile, sandbox, status, stream, submit, tail
+from alpaca_cli.commands import cancel, demo, orders, reconcile, sandbox, status, stream, submit, tail
 from alpaca_cli.errors import CliError, ExitCode
 from alpaca_cli.invocation import flags
 from alpaca_cli.output import ReaderGone, error_line
@@ -51,6 +51,7 @@ app.command("submit")(submit.submit)
 app.command("cancel")(cancel.cancel)
 app.command("reconcile")(reconcile.reconcile)
 app.command("demo")(demo.demo)
+app.add_typer(orders.app, name="orders")
 app.add_typer(sandbox.app, name="sandbox")
 app.add_typer(stream.app, name="stream")
 app.add_typer(tail.app, name="tail")

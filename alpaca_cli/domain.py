@@ -84,10 +84,24 @@ class Order:
     canceled_at: datetime | None = None
     expired_at: datetime | None = None
     failed_at: datetime | None = None
+    order_class: str = "simple"  # simple, bracket, oco, oto
+    replaced_by: str | None = None  # the id of the order that replaced this one
+    replaces: str | None = None
+    legs: tuple[Order, ...] = ()  # a group's exits, when listed `nested`
 
     @property
     def is_final(self) -> bool:
         return self.status in FINAL_STATUSES
+
+
+@dataclass(frozen=True, slots=True)
+class Closing:
+    """The broker's answer for one symbol of "close all positions": its order, or why not."""
+
+    symbol: str
+    status: int
+    order: Order | None = None
+    error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

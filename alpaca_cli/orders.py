@@ -130,6 +130,34 @@ def check_symbol(text: str) -> str:
     return ticker
 
 
+def check_order_id(text: str) -> str:
+    """Alpaca order ids are UUIDs; anything else is a typo (or a client order id)."""
+    try:
+        return str(uuid.UUID(text.strip()))
+    except ValueError:
+        raise UsageError(
+            f"ORDER_ID {text!r} is not an order id (a UUID)",
+            hint="to name an order by your own id use --client-order-id",
+        ) from None
+
+
+def check_symbols(text: str, flag: str = "--symbols") -> list[str]:
+    """A comma list of symbols ("aapl, msft" -> ["AAPL", "MSFT"]), none empty."""
+    parts = [part.strip() for part in text.split(",")]
+    if not all(parts):
+        raise UsageError(f"{flag} {text!r} has an empty entry: give symbols separated by commas, e.g. AAPL,MSFT")
+    return [check_symbol(part) for part in parts]
+
+
+def parse_time(text: str, flag: str) -> datetime:
+    """An RFC 3339 time or a date (midnight UTC); a time without an offset is UTC."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise UsageError(f"{flag} {text!r} is not a time: use RFC 3339 (2026-11-30T14:30:00Z) or a date") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def _choice(value: str, allowed: Sequence[str], what: str) -> str:
     lowered = value.strip().lower().replace("-", "_")
     if lowered not in allowed:
@@ -501,7 +529,12 @@ def order_record(order: Order, **extra: Any) -> dict[str, Any]:
         "submitted_at": order.submitted_at,
         "filled_at": order.filled_at,
         "canceled_at": order.canceled_at,
+        "order_class": order.order_class,
+        "replaced_by": order.replaced_by,
+        "replaces": order.replaces,
     }
+    if order.legs:
+        record["legs"] = [order_record(leg) for leg in order.legs]
     record.update(extra)
     return record
 

@@ -361,24 +361,29 @@ def error_line(message: str) -> None:
         pass
 
 
-def orders_table(orders: Iterable[Order], title: str) -> Table:
-    """The one Rich table of orders (`status --orders`, the list `cancel --all` asks about)."""
+def orders_table(orders: Iterable[Order], title: str, *, dates: bool = False) -> Table:
+    """The one Rich table of orders (`status --orders`, `orders`, the list `cancel --all` asks about).
+
+    `dates` shows the day too (listings that span days); a group's legs follow their order, marked └.
+    """
     from rich.table import Table
 
     table = Table(title=title)
     for column in ("submitted", "symbol", "side", "type", "qty", "filled", "limit", "stop", "status", "id"):
         table.add_column(column)
-    for o in orders:
-        table.add_row(
-            o.submitted_at.strftime("%H:%M:%S"),
-            o.symbol,
-            o.side,
-            o.type,
-            str(o.qty if o.qty is not None else f"${o.notional}"),
-            str(o.filled_qty),
-            str(o.limit_price or ""),
-            str(o.stop_price or ""),
-            o.status,
-            o.id,
-        )
+    when = "%Y-%m-%d %H:%M:%S" if dates else "%H:%M:%S"
+    for order in orders:
+        for o in (order, *order.legs):
+            table.add_row(
+                ("└ " if o is not order else "") + o.submitted_at.strftime(when),
+                o.symbol,
+                o.side,
+                o.type,
+                str(o.qty if o.qty is not None else f"${o.notional}"),
+                str(o.filled_qty),
+                str(o.limit_price or ""),
+                str(o.stop_price or ""),
+                o.status,
+                o.id,
+            )
     return table

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from alpaca_cli.domain import Account, Bar, Clock, Order, Position, TradeUpdate
+from alpaca_cli.domain import Account, Bar, Clock, Closing, Order, Position, TradeUpdate
 
 
 class MalformedAnswer(ValueError):
@@ -210,6 +210,10 @@ def order(raw: Any) -> Order:
         canceled_at=_time(raw, "canceled_at", what),
         expired_at=_time(raw, "expired_at", what),
         failed_at=_time(raw, "failed_at", what),
+        order_class=_optional_text(raw, "order_class", what, default="simple"),
+        replaced_by=_optional_text(raw, "replaced_by", what) or None,
+        replaces=_optional_text(raw, "replaces", what) or None,
+        legs=tuple(order(leg) for leg in objects(raw.get("legs") or [], "order leg")),
     )
 
 
@@ -229,6 +233,27 @@ def cancellations(raw: Any) -> list[dict[str, Any]]:
         if isinstance(status, bool) or not isinstance(status, int):
             raise MalformedAnswer("cancellation field 'status' is not a whole number")
         result.append({"id": _text(item, "id", "cancellation"), "status": status})
+    return result
+
+
+def closings(raw: Any) -> list[Closing]:
+    """The answer to "close all positions": per symbol, an HTTP status and the closing order (or an error)."""
+    result = []
+    for item in objects(raw or [], "closing"):
+        status = item.get("status")
+        if isinstance(status, bool) or not isinstance(status, int):
+            raise MalformedAnswer("closing field 'status' is not a whole number")
+        body = item.get("body")
+        ok = 200 <= status < 300
+        message = body.get("message") if isinstance(body, Mapping) else None
+        result.append(
+            Closing(
+                symbol=_text(item, "symbol", "closing"),
+                status=status,
+                order=order(body) if ok else None,
+                error=None if ok else str(message or f"broker answered {status}"),
+            )
+        )
     return result
 
 

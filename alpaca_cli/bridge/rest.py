@@ -18,11 +18,14 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any, Protocol, TypeVar
 
 from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import QueryOrderStatus
 from alpaca.trading.requests import (
+    ClosePositionRequest,
+    GetOrderByIdRequest,
     GetOrdersRequest,
     LimitOrderRequest,
     MarketOrderRequest,
@@ -34,7 +37,7 @@ from alpaca.trading.requests import (
 from alpaca_cli.bridge import mapping, transport
 from alpaca_cli.bridge.translate import translate
 from alpaca_cli.config import Connection
-from alpaca_cli.domain import Account, Bar, Clock, Order, OrderRequest, Position, Snapshot
+from alpaca_cli.domain import Account, Bar, Clock, Closing, Order, OrderRequest, Position, Snapshot
 from alpaca_cli.errors import BrokerRejected
 
 log = logging.getLogger(__name__)
@@ -166,11 +169,53 @@ class RestBridge:
     async def positions(self) -> list[Position]:
         return await self._run("list positions", self._trading.get_all_positions, parse=mapping.positions)
 
+    async def position(self, symbol: str) -> Position | None:
+        """The open position in `symbol`, or None when the broker says there is none."""
+        try:
+            return await self._run(
+                f"get position {symbol}", self._trading.get_open_position, symbol, parse=mapping.position, lookup=True
+            )
+        except BrokerRejected as rejected:
+            if rejected.status == 404:
+                return None
+            raise
+
+    async def close_position(
+        self, symbol: str, *, qty: Decimal | None = None, percentage: Decimal | None = None
+    ) -> Order:
+        """Close (part of) a position with a market order, exactly once: never retried here
+        (`positions.close` looks before resending)."""
+        options = None
+        if qty is not None or percentage is not None:
+            options = ClosePositionRequest(
+                qty=None if qty is None else str(qty), percentage=None if percentage is None else str(percentage)
+            )
+        return await self._run(
+            f"close position {symbol}",
+            self._trading.close_position,
+            symbol,
+            options,
+            parse=mapping.order,
+            retry=False,
+        )
+
+    async def close_all_positions(self, *, cancel_orders: bool = False) -> list[Closing]:
+        """Close every position (first canceling open orders, if asked); the broker's answer per symbol."""
+        return await self._run(
+            "close all positions",
+            self._trading.close_all_positions,
+            cancel_orders,
+            parse=mapping.closings,
+            retry=False,
+        )
+
     # -- orders ---------------------------------------------------------------------------
 
-    async def order(self, order_id: str) -> Order:
+    async def order(self, order_id: str, *, nested: bool = False) -> Order:
+        """One order by id; `nested` puts a bracket's, OCO's or OTO's exits in its `legs`."""
+        args = (order_id, GetOrderByIdRequest(nested=True)) if nested else (order_id,)
         return await self._run(
-            f"get order {order_id}", self._trading.get_order_by_id, order_id, parse=mapping.order, lookup=True
+            f"get order {order_id}", self._trading.get_order_by_id, *args, parse=mapping.order, lookup=True
         )
 
     async def order_by_client_id(self, client_order_id: str) -> Order | None:
@@ -195,8 +240,12 @@ class RestBridge:
         symbols: Iterable[str] | None = None,
         limit: int | None = None,
         after: datetime | None = None,
+        until: datetime | None = None,
+        side: str | None = None,
+        nested: bool = False,
     ) -> list[Order]:
-        """Every order of `status` (submitted after `after`, exclusive), paging past the 500-per-request cap.
+        """Every order of `status` submitted between `after` and `until` (both exclusive), paging past the
+        500-per-request cap; `side` and `nested` as the broker has them (nested: a group's exits in `legs`).
 
         Oldest first; with `limit`, only the newest `limit` of them (paging stops once it has those).
 
@@ -207,7 +256,6 @@ class RestBridge:
         """
         seen: dict[str, Order] = {}
         wanted = list(symbols) if symbols else None
-        until: datetime | None = None
         while True:
             request = GetOrdersRequest(
                 status=QueryOrderStatus(status),
@@ -216,6 +264,8 @@ class RestBridge:
                 after=after,
                 until=until,
                 symbols=wanted,
+                side=side,
+                nested=nested or None,
             )
             page = await self._run("list orders", self._trading.get_orders, request, parse=mapping.orders)
             fresh = [item for item in page if item.id not in seen]

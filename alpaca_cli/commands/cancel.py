@@ -61,7 +61,7 @@ def cancel(
     if symbol is not None and not all_:
         raise UsageError("--symbol only applies with --all")
     if order_id is not None:
-        _check_order_id(order_id)
+        orders.check_order_id(order_id)
     if client_order_id is not None:
         orders.check_client_order_id(client_order_id)
     ticker = orders.check_symbol(symbol) if symbol is not None else None
@@ -87,19 +87,6 @@ def cancel(
             return await _cancel_one(broker, out, order_id, client_order_id, decision)
 
     return asyncio.run(run())
-
-
-def _check_order_id(text: str) -> None:
-    """Alpaca order ids are UUIDs; anything else is a typo (or a client order id)."""
-    import uuid
-
-    try:
-        uuid.UUID(text.strip())
-    except ValueError:
-        raise UsageError(
-            f"ORDER_ID {text!r} is not an order id (a UUID)",
-            hint="to cancel by your own id use --client-order-id",
-        ) from None
 
 
 async def _confirm(broker: Broker, decision: str, action: str) -> None:
