@@ -16,7 +16,20 @@ import click
 import typer
 
 from alpaca_cli import __version__
-from alpaca_cli.commands import cancel, demo, orders, reconcile, sandbox, status, stream, submit, tail
+from alpaca_cli.commands import (
+    cancel,
+    close,
+    demo,
+    orders,
+    positions,
+    reconcile,
+    replace,
+    sandbox,
+    status,
+    stream,
+    submit,
+    tail,
+)
 from alpaca_cli.errors import CliError, ExitCode
 from alpaca_cli.invocation import flags
 from alpaca_cli.output import ReaderGone, error_line
@@ -49,6 +62,9 @@ def _root(
 app.command("status")(status.status)
 app.command("submit")(submit.submit)
 app.command("cancel")(cancel.cancel)
+app.command("positions")(positions.positions)
+app.command("close")(close.close)
+app.command("replace")(replace.replace)
 app.command("reconcile")(reconcile.reconcile)
 app.command("demo")(demo.demo)
 app.add_typer(orders.app, name="orders")

@@ -9,7 +9,7 @@ Money and quantities are `Decimal`: fractional shares must compare exactly.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 # Order statuses after which nothing more can happen to an order.
@@ -41,6 +41,46 @@ class Clock:
     is_open: bool
     next_open: datetime
     next_close: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CalendarDay:
+    """A trading day: regular hours as the broker gives them (New York time, "HH:MM")."""
+
+    date: date
+    open: str
+    close: str
+
+
+@dataclass(frozen=True, slots=True)
+class Asset:
+    symbol: str
+    name: str
+    exchange: str
+    status: str  # "active" | "inactive"
+    tradable: bool
+    marginable: bool = False
+    shortable: bool = False
+    easy_to_borrow: bool = False
+    fractionable: bool = False
+    id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Activity:
+    """One account activity: a fill (`FILL`, at a `transaction_time`) or another entry (DIV, CSD, ... on a `date`)."""
+
+    id: str
+    activity_type: str
+    at: datetime | None = None
+    date: date | None = None
+    symbol: str | None = None
+    side: str | None = None
+    qty: Decimal | None = None
+    price: Decimal | None = None
+    net_amount: Decimal | None = None
+    order_id: str | None = None
+    description: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +192,22 @@ class OrderRequest:
     trail_percent: Decimal | None = None
     trail_price: Decimal | None = None
     extended_hours: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class OrderChanges:
+    """What `replace` asks to change of a working order; validated before it gets here.
+
+    `client_order_id` is the replacement's own, fixed before the first send so
+    that a lost answer can be resolved by looking it up.
+    """
+
+    client_order_id: str
+    qty: Decimal | None = None
+    limit_price: Decimal | None = None
+    stop_price: Decimal | None = None
+    trail: Decimal | None = None
+    time_in_force: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

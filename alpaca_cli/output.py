@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from rich.table import Table
     from rich.text import Text
 
-    from alpaca_cli.domain import Order, TradeUpdate
+    from alpaca_cli.domain import Order, Position, TradeUpdate
 
 Mode = Literal["auto", "table", "json"]
 _encode_str = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
@@ -170,6 +170,28 @@ class Output:
         """Write one JSON object as one line and flush, so `| jq` sees it at once."""
         try:
             self.stdout.write(dumps(record) + "\n")
+            self.stdout.flush()
+        except BrokenPipeError:
+            raise ReaderGone from None
+
+    def csv(self, columns: Iterable[str], rows: Iterable[Iterable[Any]]) -> None:
+        """A header and rows as CSV on stdout (`-o csv`, for spreadsheets): exact decimals, RFC 3339 times."""
+        import csv
+
+        def cell(value: Any) -> Any:
+            if value is None:
+                return ""
+            if isinstance(value, Decimal):
+                return decimal_text(value)
+            if isinstance(value, datetime):
+                return rfc3339(value)
+            return value
+
+        try:
+            writer = csv.writer(self.stdout, lineterminator="\n")
+            writer.writerow(columns)
+            for row in rows:
+                writer.writerow([cell(value) for value in row])
             self.stdout.flush()
         except BrokenPipeError:
             raise ReaderGone from None
@@ -386,4 +408,27 @@ def orders_table(orders: Iterable[Order], title: str, *, dates: bool = False) ->
                 o.status,
                 o.id,
             )
+    return table
+
+
+def positions_table(positions: Iterable[Position], title: str) -> Table:
+    """The one Rich table of positions (`status --positions`, `positions`, what `close --all` asks about)."""
+    from rich.table import Table
+
+    def money(value: Decimal | None) -> str:
+        return f"{value:,.2f}" if value is not None else "-"
+
+    table = Table(title=title)
+    for column in ("symbol", "side", "qty", "avg entry", "price", "market value", "unrealized P/L"):
+        table.add_column(column, justify="left" if column in ("symbol", "side") else "right")
+    for p in positions:
+        table.add_row(
+            p.symbol,
+            p.side,
+            str(p.qty),
+            money(p.avg_entry_price),
+            money(p.current_price),
+            money(p.market_value),
+            money(p.unrealized_pl),
+        )
     return table

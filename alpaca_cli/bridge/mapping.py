@@ -15,11 +15,22 @@ Optional fields may be missing or null, but not mistyped.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from alpaca_cli.domain import Account, Bar, Clock, Closing, Order, Position, TradeUpdate
+from alpaca_cli.domain import (
+    Account,
+    Activity,
+    Asset,
+    Bar,
+    CalendarDay,
+    Clock,
+    Closing,
+    Order,
+    Position,
+    TradeUpdate,
+)
 
 
 class MalformedAnswer(ValueError):
@@ -303,3 +314,72 @@ def bars(raw: Any) -> list[Bar]:
         return []
     table = _object(raw, "bars")
     return [bar(item, str(symbol)) for symbol, items in table.items() for item in objects(items, "bar")]
+
+
+def _day(raw: Mapping[str, Any], key: str, what: str, *, required: bool = False) -> date | None:
+    value = raw.get(key)
+    if value is None or value == "":
+        if required:
+            raise MalformedAnswer(f"{what} field {key!r} is {'missing' if key not in raw else _kind(value)}")
+        return None
+    try:
+        return date.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        raise MalformedAnswer(f"{what} field {key!r} is not a date") from None
+
+
+def calendar(raw: Any) -> list[CalendarDay]:
+    days = []
+    for item in objects(raw, "calendar day"):
+        what = "calendar day"
+        days.append(
+            CalendarDay(
+                date=_day(item, "date", what, required=True),  # type: ignore[arg-type]
+                open=_text(item, "open", what),
+                close=_text(item, "close", what),
+            )
+        )
+    return days
+
+
+def asset(raw: Any) -> Asset:
+    raw = _object(raw, "asset")
+    what = "asset"
+    return Asset(
+        symbol=_text(raw, "symbol", what),
+        name=_optional_text(raw, "name", what),
+        exchange=_optional_text(raw, "exchange", what),
+        status=_text(raw, "status", what),
+        tradable=_flag(raw, "tradable", what, required=True),
+        marginable=_flag(raw, "marginable", what),
+        shortable=_flag(raw, "shortable", what),
+        easy_to_borrow=_flag(raw, "easy_to_borrow", what),
+        fractionable=_flag(raw, "fractionable", what),
+        id=_optional_text(raw, "id", what) or None,
+    )
+
+
+def assets(raw: Any) -> list[Asset]:
+    return [asset(item) for item in objects(raw, "asset")]
+
+
+def activity(raw: Any) -> Activity:
+    raw = _object(raw, "activity")
+    what = "activity"
+    return Activity(
+        id=_text(raw, "id", what),
+        activity_type=_text(raw, "activity_type", what),
+        at=_time(raw, "transaction_time", what),
+        date=_day(raw, "date", what),
+        symbol=_optional_text(raw, "symbol", what) or None,
+        side=_optional_text(raw, "side", what) or None,
+        qty=_decimal(raw, "qty", what),
+        price=_decimal(raw, "price", what),
+        net_amount=_decimal(raw, "net_amount", what),
+        order_id=_optional_text(raw, "order_id", what) or None,
+        description=_optional_text(raw, "description", what) or None,
+    )
+
+
+def activities(raw: Any) -> list[Activity]:
+    return [activity(item) for item in objects(raw, "activity")]

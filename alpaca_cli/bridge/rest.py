@@ -17,18 +17,21 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol, TypeVar
 
 from alpaca.trading.client import TradingClient
-from alpaca.trading.enums import QueryOrderStatus
+from alpaca.trading.enums import AssetClass, AssetStatus, QueryOrderStatus
 from alpaca.trading.requests import (
     ClosePositionRequest,
+    GetAssetsRequest,
+    GetCalendarRequest,
     GetOrderByIdRequest,
     GetOrdersRequest,
     LimitOrderRequest,
     MarketOrderRequest,
+    ReplaceOrderRequest,
     StopLimitOrderRequest,
     StopOrderRequest,
     TrailingStopOrderRequest,
@@ -37,7 +40,20 @@ from alpaca.trading.requests import (
 from alpaca_cli.bridge import mapping, transport
 from alpaca_cli.bridge.translate import translate
 from alpaca_cli.config import Connection
-from alpaca_cli.domain import Account, Bar, Clock, Closing, Order, OrderRequest, Position, Snapshot
+from alpaca_cli.domain import (
+    Account,
+    Activity,
+    Asset,
+    Bar,
+    CalendarDay,
+    Clock,
+    Closing,
+    Order,
+    OrderChanges,
+    OrderRequest,
+    Position,
+    Snapshot,
+)
 from alpaca_cli.errors import BrokerRejected
 
 log = logging.getLogger(__name__)
@@ -45,6 +61,7 @@ T = TypeVar("T")
 
 REST_WORKERS = 4
 PAGE_LIMIT = 500  # Alpaca's cap per GET /v2/orders
+ACTIVITY_PAGE = 100  # Alpaca's cap per GET /v2/account/activities (without a date)
 FEW_LOOKUPS = 3  # vanished orders looked up one by one; more are found in the closed listing
 ABORT_GRACE = 2.0  # seconds an aborted call's worker gets to notice before the bridge moves on
 
@@ -166,6 +183,68 @@ class RestBridge:
     async def clock(self) -> Clock:
         return await self._run("get clock", self._trading.get_clock, parse=mapping.clock)
 
+    async def calendar(self, start: date | None = None, end: date | None = None) -> list[CalendarDay]:
+        request = GetCalendarRequest(start=start, end=end) if start or end else None
+        return await self._run("get calendar", self._trading.get_calendar, request, parse=mapping.calendar)
+
+    async def asset(self, symbol: str) -> Asset | None:
+        """The listed asset `symbol`, or None when the broker has no such asset."""
+        try:
+            return await self._run(
+                f"get asset {symbol}", self._trading.get_asset, symbol, parse=mapping.asset, lookup=True
+            )
+        except BrokerRejected as rejected:
+            if rejected.status == 404:
+                return None
+            raise
+
+    async def assets(self) -> list[Asset]:
+        """Every active US equity the broker lists (one request: Alpaca does not page this route)."""
+        request = GetAssetsRequest(status=AssetStatus.ACTIVE, asset_class=AssetClass.US_EQUITY)
+        return await self._run("list assets", self._trading.get_all_assets, request, parse=mapping.assets)
+
+    async def activities(
+        self,
+        types: Iterable[str] | None = None,
+        *,
+        after: datetime | None = None,
+        until: datetime | None = None,
+        on: date | None = None,
+    ) -> list[Activity]:
+        """Every account activity of `types` in the range (or on day `on`), oldest first.
+
+        alpaca-py's trading client has no call for this route, so it goes
+        through the client's own `get` (same session, budget and deadline), and
+        pages with `page_token` (the last id seen), newest first, 100 at a time.
+        """
+        params: dict[str, Any] = {"direction": "desc", "page_size": ACTIVITY_PAGE}
+        if types:
+            params["activity_types"] = ",".join(types)
+        if after is not None:
+            params["after"] = after.isoformat()
+        if until is not None:
+            params["until"] = until.isoformat()
+        if on is not None:
+            params["date"] = on.isoformat()
+        found: list[Activity] = []
+        seen: set[str] = set()
+        while True:
+            page = await self._run(
+                "list account activities",
+                self._trading.get,
+                "/account/activities",
+                dict(params),
+                parse=mapping.activities,
+            )
+            fresh = [item for item in page if item.id not in seen]
+            found += fresh
+            seen.update(item.id for item in fresh)
+            if len(page) < ACTIVITY_PAGE or not fresh:
+                break
+            params["page_token"] = page[-1].id
+        found.reverse()
+        return found
+
     async def positions(self) -> list[Position]:
         return await self._run("list positions", self._trading.get_all_positions, parse=mapping.positions)
 
@@ -283,6 +362,24 @@ class RestBridge:
             f"submit {request.side} {request.symbol}",
             self._trading.submit_order,
             model,
+            parse=mapping.order,
+            retry=False,
+        )
+
+    async def replace_order(self, order_id: str, changes: OrderChanges) -> Order:
+        """PATCH one order, exactly once: never retried here (`replacing.replace` looks before resending)."""
+        fields: dict[str, Any] = {"client_order_id": changes.client_order_id, "time_in_force": changes.time_in_force}
+        if changes.qty is not None:
+            fields["qty"] = int(changes.qty)
+        for name in ("limit_price", "stop_price", "trail"):
+            value = getattr(changes, name)
+            if value is not None:
+                fields[name] = float(value)
+        return await self._run(
+            f"replace order {order_id}",
+            self._trading.replace_order_by_id,
+            order_id,
+            ReplaceOrderRequest(**{k: v for k, v in fields.items() if v is not None}),
             parse=mapping.order,
             retry=False,
         )

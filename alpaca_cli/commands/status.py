@@ -118,7 +118,7 @@ def _render(
     from rich.panel import Panel
     from rich.table import Table
 
-    from alpaca_cli.output import orders_table
+    from alpaca_cli.output import orders_table, positions_table
 
     account: Account = report["account"]
     clock: Clock = report["clock"]
@@ -159,20 +159,7 @@ def _render(
         )
     )
     if with_positions and positions:
-        table = Table(title="Positions")
-        for column in ("symbol", "side", "qty", "avg entry", "price", "market value", "unrealized P/L"):
-            table.add_column(column, justify="left" if column in ("symbol", "side") else "right")
-        for p in positions:
-            table.add_row(
-                p.symbol,
-                p.side,
-                str(p.qty),
-                _money(p.avg_entry_price),
-                _money(p.current_price),
-                _money(p.market_value),
-                _money(p.unrealized_pl),
-            )
-        out.console.print(table)
+        out.console.print(positions_table(positions, "Positions"))
     if with_orders and orders:
         out.console.print(orders_table(orders, "Open orders"))
     if problems:

@@ -293,11 +293,15 @@ class Sandbox:
         q = request.query
         qty = parse_decimal(q.get("qty") or None, "qty")
         percentage = parse_decimal(q.get("percentage") or None, "percentage")
-        return _json(self.broker.close_position(request.match_info["symbol"], qty, percentage))
+        order = self.broker.close_position(request.match_info["symbol"], qty, percentage)
+        self._drop_if_asked(request)
+        return _json(order)
 
     async def _close_all_positions(self, request: web.Request) -> web.Response:
         cancel = params.boolean(request.query.get("cancel_orders"), "cancel_orders")
-        return _json(self.broker.close_all_positions(cancel_orders=cancel), 207)
+        closings = self.broker.close_all_positions(cancel_orders=cancel)
+        self._drop_if_asked(request)
+        return _json(closings, 207)
 
     async def _clock(self, request: web.Request) -> web.Response:
         return _json(self.broker.clock())
@@ -359,6 +363,11 @@ class Sandbox:
         except ValueError:
             return _error(400, 40010000, "request body format is invalid")
         order = self.broker.submit(body)
+        self._drop_if_asked(request)
+        return _json(order)
+
+    def _drop_if_asked(self, request: web.Request) -> None:
+        """The `drop_after_accept` fault, after a request that made an order (submit, replace, close)."""
         faults = self.faults
         if faults.drop_after_accept > 0:
             faults.drop_after_accept -= 1
@@ -366,14 +375,15 @@ class Sandbox:
             if transport is not None:
                 transport.abort()  # the order stands; its answer never arrives
             raise asyncio.CancelledError
-        return _json(order)
 
     async def _replace(self, request: web.Request) -> web.Response:
         try:
             body = await request.json()
         except ValueError:
             return _error(400, 40010000, "request body format is invalid")
-        return _json(self.broker.replace(request.match_info["order_id"], body))
+        replacement = self.broker.replace(request.match_info["order_id"], body)
+        self._drop_if_asked(request)
+        return _json(replacement)
 
     async def _get_order(self, request: web.Request) -> web.Response:
         nested = params.boolean(request.query.get("nested"), "nested")

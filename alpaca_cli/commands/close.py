@@ -1,0 +1,273 @@
+"""`alpaca-cli close`: close a position (or part of it), or every position.
+
+Same guards as `submit`: validated before anything is sent, refused on a live
+account without `--live`, confirmed by a prompt naming what will be sold or
+bought (`--yes` skips it). Never closes twice: after a lost answer it looks
+at the symbol's orders before sending again (`alpaca_cli.closing`).
+`--dry-run` reads the position to say what would be sent, and sends nothing.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from alpaca_cli.errors import BrokerRejected, UsageError
+from alpaca_cli.invocation import (
+    DebugOption,
+    Invocation,
+    LiveOption,
+    OutputOption,
+    ProfileOption,
+    SandboxOption,
+    YesOption,
+    start,
+)
+
+if TYPE_CHECKING:
+    from decimal import Decimal
+
+    from alpaca_cli.bridge import Broker
+    from alpaca_cli.closing import Closed
+    from alpaca_cli.domain import Position
+    from alpaca_cli.output import Output
+
+
+def close(
+    symbol: Annotated[str | None, typer.Argument(help="The position's symbol.", show_default=False)] = None,
+    qty: Annotated[str | None, typer.Option("--qty", help="Close only this many shares.", show_default=False)] = None,
+    percentage: Annotated[
+        str | None, typer.Option("--percentage", help="Close only this percent of it (0-100].", show_default=False)
+    ] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Close every position.")] = False,
+    cancel_orders: Annotated[
+        bool, typer.Option("--cancel-orders", help="With --all: cancel every open order first.")
+    ] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be sold or bought; send nothing.")] = False,
+    state: Annotated[
+        Path | None, typer.Option("--state", help="Record the closing orders in this state file.", dir_okay=False)
+    ] = None,
+    yes: YesOption = False,
+    live: LiveOption = False,
+    output: OutputOption = None,
+    debug: DebugOption = False,
+    profile: ProfileOption = None,
+    sandbox: SandboxOption = False,
+) -> int:
+    """Close a position at market (all or part of it), or every position; never twice."""
+    import asyncio
+
+    from alpaca_cli import orders
+
+    if (symbol is None) == (not all_):
+        raise UsageError("say what to close: SYMBOL or --all (exactly one)")
+    if qty is not None and percentage is not None:
+        raise UsageError("give --qty or --percentage, not both")
+    if all_ and (qty is not None or percentage is not None):
+        raise UsageError("--qty and --percentage apply to one position, not with --all")
+    if cancel_orders and not all_:
+        raise UsageError("--cancel-orders only applies with --all")
+    ticker = orders.check_symbol(symbol) if symbol is not None else None
+    size = orders.parse_amount(qty, "--qty")
+    share = orders.parse_amount(percentage, "--percentage")
+    if share is not None and share > 100:
+        raise UsageError(f"--percentage must be at most 100, got {percentage}")
+
+    invocation = start(output, debug, profile, sandbox, live)
+    connection = invocation.connection
+    if not connection.is_live:
+        invocation.out.banner(connection.environment)
+    decision = "go"
+    if not dry_run:
+        decision = orders.live_guard(
+            is_live=connection.is_live,
+            live_allowed=invocation.live_allowed,
+            yes=yes,
+            interactive=sys.stdin.isatty(),
+        )
+
+    async def run() -> int:
+        from alpaca_cli.bridge import Broker
+
+        async with Broker(connection) as broker:
+            if ticker is None:
+                return await _close_all(broker, invocation, decision, dry_run, state, cancel_orders, yes)
+            return await _close_one(broker, invocation, ticker, size, share, decision, dry_run, state)
+
+    return asyncio.run(run())
+
+
+def _what(position: Position, qty: Decimal | None, percentage: Decimal | None) -> str:
+    """`sell 10 AAPL at market (closes the long position of 10)`: what the prompt and dry run name."""
+    from alpaca_cli.closing import closing_side
+
+    if qty is not None:
+        amount = f"{qty}"
+    elif percentage is not None:
+        amount = f"{percentage}% of"
+    else:
+        amount = f"{position.qty}"
+    return (
+        f"{closing_side(position)} {amount} {position.symbol} at market "
+        f"(closing the {position.side} position of {position.qty})"
+    )
+
+
+async def _preflight(broker: Broker, decision: str, state: Path | None, action: str) -> str | None:
+    """Before sending: the state file is usable, a live close is confirmed. The account id, when read."""
+    from alpaca_cli import orders
+
+    if decision != "confirm" and state is None:
+        return None
+    account = await broker.account()
+    if state is not None:
+        from alpaca_cli import statefile
+
+        statefile.load(state, account_id=account.id)  # missing, corrupt or foreign: exit 2, nothing sent
+    if decision == "confirm" and not typer.confirm(
+        orders.confirmation_text(account.account_number, action), default=False, err=True
+    ):
+        raise orders.NotConfirmed("not confirmed: nothing was sent")
+    return account.id
+
+
+async def _close_one(
+    broker: Broker,
+    invocation: Invocation,
+    symbol: str,
+    qty: Decimal | None,
+    percentage: Decimal | None,
+    decision: str,
+    dry_run: bool,
+    state: Path | None,
+) -> int:
+    from alpaca_cli import closing
+
+    out = invocation.out
+    position = await broker.position(symbol)
+    if position is None:
+        raise BrokerRejected(f"no open position in {symbol}: nothing to close", status=404)
+    if qty is not None and qty > position.qty:
+        raise BrokerRejected(f"cannot close {qty} {symbol}: the position is {position.qty}", status=403)
+    action = _what(position, qty, percentage)
+    if dry_run:
+        if out.json:
+            out.emit(_request_record(position, invocation.connection.environment, qty, percentage))
+        else:
+            out.message(f"would {action}; nothing was sent")
+        return 0
+    account_id = await _preflight(broker, decision, state, action)
+    closed = await closing.close(broker, position, qty=qty, percentage=percentage)
+    return _finish(out, closed, state, account_id)
+
+
+async def _close_all(
+    broker: Broker,
+    invocation: Invocation,
+    decision: str,
+    dry_run: bool,
+    state: Path | None,
+    cancel_orders: bool,
+    yes: bool,
+) -> int:
+    """Every position in one request; on a terminal, asked first even on paper (`--yes` skips it)."""
+    from alpaca_cli import closing, orders
+    from alpaca_cli.output import positions_table
+
+    out = invocation.out
+    held = await broker.positions()
+    if not held:
+        out.message("no open positions: nothing to close")
+        return 0
+    action = f"close {len(held)} position{'s' if len(held) != 1 else ''} at market" + (
+        " after canceling every open order" if cancel_orders else ""
+    )
+    if dry_run:
+        if out.json:
+            for position in held:
+                out.emit(_request_record(position, invocation.connection.environment, None, None))
+        else:
+            out.err.print(positions_table(held, "Would close"))
+            out.message(f"would {action}; nothing was sent")
+        return 0
+    if out.interactive:
+        out.err.print(positions_table(held, "Closing"))
+    if decision != "confirm" and sys.stdin.isatty() and not yes and not _asked(action):
+        raise orders.NotConfirmed("not confirmed: nothing was sent")
+    account_id = await _preflight(broker, decision, state, action)
+    closed = await closing.close_all(broker, held, cancel_orders=cancel_orders)
+    return _finish(out, closed, state, account_id)
+
+
+def _asked(action: str) -> bool:
+    return typer.confirm(f"{action}?", default=False, err=True)
+
+
+def _finish(out: Output, closed: Closed, state: Path | None, account_id: str | None) -> int:
+    """Print what was closed, record it (`--state`): exit 0, 1 when the broker refused any, 6 when recording failed."""
+    from alpaca_cli import follow
+
+    if closed.recovered:
+        out.message("the broker's answer was lost; found the closing order(s) it had placed: nothing was sent twice")
+    records = [_closing_record(c.symbol, c.order, c.error, recovered=closed.recovered) for c in closed.closings]
+    if out.json:
+        for record in records:
+            out.emit(record)
+    else:
+        _table(out, records)
+    for item in closed.closings:
+        if item.order is not None:
+            follow.record_new(state, account_id, item.order)
+    return 0 if all(item.order is not None for item in closed.closings) else 1
+
+
+def _request_record(
+    position: Position, environment: str, qty: Decimal | None, percentage: Decimal | None
+) -> dict[str, Any]:
+    """The `{"type":"close_request",...}` line of `--dry-run`: what would be sent."""
+    from alpaca_cli.closing import closing_side
+
+    record: dict[str, Any] = {
+        "type": "close_request",
+        "environment": environment,
+        "symbol": position.symbol,
+        "side": closing_side(position),
+        "position_side": position.side,
+        "position_qty": position.qty,
+    }
+    if qty is not None:
+        record["qty"] = qty
+    elif percentage is not None:
+        record["percentage"] = percentage
+    else:
+        record["qty"] = position.qty
+    return record
+
+
+def _closing_record(symbol: str, order: Any, error: str | None, *, recovered: bool) -> dict[str, Any]:
+    """One `{"type":"close",...}` line: the closing order of a symbol, or why there is none."""
+    from alpaca_cli.orders import order_record
+
+    if order is None:
+        return {"type": "close", "symbol": symbol, "ok": False, "error": error}
+    record = order_record(order, type="close", ok=True, recovered=recovered)
+    record["order_id"] = record.pop("id")
+    return record
+
+
+def _table(out: Output, records: list[dict[str, Any]]) -> None:
+    from rich.table import Table
+
+    table = Table(title="Closed")
+    for column in ("symbol", "side", "qty", "status", "order id"):
+        table.add_column(column)
+    for r in records:
+        if r["ok"]:
+            size = r["qty"] if r["qty"] is not None else f"${r['notional']}"
+            table.add_row(r["symbol"], r["side"], str(size), r["status"], r["order_id"])
+        else:
+            table.add_row(r["symbol"], "", "", f"[red]failed: {r['error']}[/]", "")
+    out.console.print(table)

@@ -1,0 +1,128 @@
+"""`alpaca-cli replace`: change a working order's size, prices or time in force.
+
+Validated locally like `submit` (the flags themselves before anything is
+sent; whether they fit the order's type once it is read), guarded like it on
+live accounts, and never applied twice: the replacement's client order id is
+fixed first, and a lost answer is resolved by looking it up
+(`alpaca_cli.replacing`).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from alpaca_cli.errors import BrokerRejected
+from alpaca_cli.invocation import (
+    DebugOption,
+    LiveOption,
+    OutputOption,
+    ProfileOption,
+    SandboxOption,
+    YesOption,
+    start,
+)
+
+if TYPE_CHECKING:
+    from alpaca_cli.domain import Order
+    from alpaca_cli.output import Output
+
+
+def replace(
+    order_id: Annotated[str, typer.Argument(help="The broker's id of the working order.", show_default=False)],
+    qty: Annotated[str | None, typer.Option("--qty", help="New size (whole shares).", show_default=False)] = None,
+    limit_price: Annotated[
+        str | None, typer.Option("--limit-price", help="New limit (limit, stop_limit).", show_default=False)
+    ] = None,
+    stop_price: Annotated[
+        str | None, typer.Option("--stop-price", help="New stop (stop, stop_limit).", show_default=False)
+    ] = None,
+    trail: Annotated[
+        str | None,
+        typer.Option("--trail", help="New trail (trailing_stop: percent or price, as placed).", show_default=False),
+    ] = None,
+    tif: Annotated[str | None, typer.Option("--tif", help="New time in force.", show_default=False)] = None,
+    client_order_id: Annotated[
+        str | None,
+        typer.Option("--client-order-id", help="The replacement's own id; re-running with it cannot replace twice."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the change that would be sent; send nothing.")
+    ] = False,
+    yes: YesOption = False,
+    live: LiveOption = False,
+    output: OutputOption = None,
+    debug: DebugOption = False,
+    profile: ProfileOption = None,
+    sandbox: SandboxOption = False,
+) -> int:
+    """Replace a working order with a changed one; never twice."""
+    import asyncio
+
+    from alpaca_cli import orders, replacing
+
+    oid = orders.check_order_id(order_id)
+    changes = replacing.validate_changes(
+        qty=qty,
+        limit_price=limit_price,
+        stop_price=stop_price,
+        trail=trail,
+        time_in_force=tif,
+        client_order_id=client_order_id,
+    )
+    invocation = start(output, debug, profile, sandbox, live)
+    out = invocation.out
+    connection = invocation.connection
+    if not connection.is_live:
+        out.banner(connection.environment)
+    decision = "go"
+    if not dry_run:
+        decision = orders.live_guard(
+            is_live=connection.is_live,
+            live_allowed=invocation.live_allowed,
+            yes=yes,
+            interactive=sys.stdin.isatty(),
+        )
+
+    async def run() -> int:
+        from alpaca_cli.bridge import Broker
+
+        async with Broker(connection) as broker:
+            try:
+                old = await broker.order(oid)
+            except BrokerRejected as refused:
+                if refused.status in (404, 422):
+                    raise BrokerRejected(f"order {oid} not found", status=404) from refused
+                raise
+            replacing.check_applies(old, changes)
+            action = replacing.describe(old, changes)
+            if dry_run:
+                if out.json:
+                    out.emit(replacing.request_record(old, changes, connection.environment))
+                else:
+                    out.message(f"would {action}; nothing was sent")
+                return 0
+            if decision == "confirm":
+                account = await broker.account()
+                if not typer.confirm(orders.confirmation_text(account.account_number, action), default=False, err=True):
+                    raise orders.NotConfirmed("not confirmed: nothing was sent")
+            replaced = await replacing.replace(broker, old, changes)
+            _show(out, old, replaced.order, replaced.recovered)
+            return 0
+
+    return asyncio.run(run())
+
+
+def _show(out: Output, old: Order, new: Order, recovered: bool) -> None:
+    from alpaca_cli.orders import order_record
+
+    if recovered:
+        out.message("the broker's answer was lost; found the replacement it had made: nothing was sent twice")
+    if out.json:
+        out.emit(order_record(new, recovered=recovered))
+        return
+    from alpaca_cli.output import orders_table
+
+    out.console.print(orders_table([new], f"Replaced order {old.id} with"))

@@ -1,0 +1,179 @@
+"""Replacing a working order at most once, even when the broker's answer is lost.
+
+The replacement's client order id is fixed before the first PATCH. After an
+unknown outcome the replacement is looked for by that id, and by the old
+order's `replaced_by`; a second PATCH goes out only when both prove the first
+never arrived (and it carries the same client id, which the broker would
+refuse as a duplicate). Never a blind second PATCH.
+
+Standard library and domain types only at import time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+from typing import Protocol
+
+from alpaca_cli.domain import Order, OrderChanges
+from alpaca_cli.errors import BrokerRejected, RouteNotFound, UnreachableError, UsageError
+from alpaca_cli.orders import (
+    TIME_IN_FORCE,
+    check_client_order_id,
+    check_price,
+    new_client_order_id,
+    parse_amount,
+)
+
+log = logging.getLogger(__name__)
+MAX_SENDS = 2  # the first PATCH, and one more only after looking proved the first never arrived
+
+# Which change flags each order type takes.
+_APPLIES: dict[str, tuple[str, ...]] = {
+    "market": (),
+    "limit": ("limit_price",),
+    "stop": ("stop_price",),
+    "stop_limit": ("limit_price", "stop_price"),
+    "trailing_stop": ("trail",),
+}
+_FLAGS = {"limit_price": "--limit-price", "stop_price": "--stop-price", "trail": "--trail"}
+
+
+class ReplaceBroker(Protocol):
+    """What replacing needs of the bridge."""
+
+    async def order(self, order_id: str, *, nested: bool = False) -> Order: ...
+
+    async def order_by_client_id(self, client_order_id: str) -> Order | None: ...
+
+    async def replace_order(self, order_id: str, changes: OrderChanges) -> Order: ...
+
+
+def validate_changes(
+    *,
+    qty: str | None = None,
+    limit_price: str | None = None,
+    stop_price: str | None = None,
+    trail: str | None = None,
+    time_in_force: str | None = None,
+    client_order_id: str | None = None,
+) -> OrderChanges:
+    """What the user typed -> changes Alpaca will accept, or one `UsageError`. Pure."""
+    size = parse_amount(qty, "--qty")
+    if size is not None and size != size.to_integral_value():
+        raise UsageError(f"--qty {qty}: a replacement is whole shares (Alpaca replaces no fractional orders)")
+    prices = {
+        "limit_price": parse_amount(limit_price, "--limit-price"),
+        "stop_price": parse_amount(stop_price, "--stop-price"),
+        "trail": parse_amount(trail, "--trail"),
+    }
+    for name in ("limit_price", "stop_price"):
+        value = prices[name]
+        if value is not None:
+            check_price(value, _FLAGS[name])
+    tif = None
+    if time_in_force is not None:
+        tif = time_in_force.strip().lower()
+        if tif not in TIME_IN_FORCE:
+            raise UsageError(f"unknown time in force {time_in_force!r}: use one of {', '.join(TIME_IN_FORCE)}")
+    if size is None and tif is None and all(value is None for value in prices.values()):
+        raise UsageError("nothing to change: give --qty, --limit-price, --stop-price, --trail or --tif")
+    cid = check_client_order_id(client_order_id) if client_order_id is not None else new_client_order_id()
+    return OrderChanges(
+        client_order_id=cid,
+        qty=size,
+        limit_price=prices["limit_price"],
+        stop_price=prices["stop_price"],
+        trail=prices["trail"],
+        time_in_force=tif,
+    )
+
+
+def check_applies(order: Order, changes: OrderChanges) -> None:
+    """The changes fit this order: a usage error when a flag does not apply to its type; a clean "no" when it ended."""
+    if order.is_final:
+        raise BrokerRejected(f"order {order.id} is already {order.status}: nothing to replace", status=422)
+    allowed = _APPLIES.get(order.type, ())
+    for name, flag in _FLAGS.items():
+        if getattr(changes, name) is not None and name not in allowed:
+            raise UsageError(f"{flag} does not apply to order {order.id}, a {order.type} order: nothing was changed")
+    if changes.qty is not None and changes.qty < order.filled_qty:
+        raise UsageError(f"--qty {changes.qty} is below the {order.filled_qty} already filled: nothing was changed")
+
+
+def describe(order: Order, changes: OrderChanges) -> str:
+    """`replace buy 10 AAPL limit (order ID): qty 10 -> 12, limit 180 -> 181`, for prompts and messages."""
+    parts = []
+    for name, label in (
+        ("qty", "qty"),
+        ("limit_price", "limit"),
+        ("stop_price", "stop"),
+        ("time_in_force", "tif"),
+    ):
+        value = getattr(changes, name)
+        if value is not None:
+            parts.append(f"{label} {getattr(order, name)} -> {value}")
+    if changes.trail is not None:
+        before = f"{order.trail_percent}%" if order.trail_percent is not None else f"${order.trail_price}"
+        parts.append(f"trail {before} -> {changes.trail}")
+    size = order.qty if order.qty is not None else f"${order.notional}"
+    return f"replace {order.side} {size} {order.symbol} {order.type} (order {order.id}): {', '.join(parts)}"
+
+
+@dataclass(frozen=True)
+class Replaced:
+    """The replacement, and whether it was found after a lost answer."""
+
+    order: Order
+    recovered: bool
+    sends: int
+
+
+async def _find(broker: ReplaceBroker, old: Order, changes: OrderChanges) -> Order | None:
+    """The replacement if it exists: by its client id, else by the old order's `replaced_by`."""
+    try:
+        found = await broker.order_by_client_id(changes.client_order_id)
+        if found is not None:
+            return found
+        again = await broker.order(old.id)
+        return await broker.order(again.replaced_by) if again.replaced_by else None
+    except UnreachableError as error:
+        raise UnreachableError(
+            f"replace order {old.id}: the broker may have replaced it, but its answer was lost "
+            f"and looking failed ({error.message})",
+            hint=f"look with `alpaca-cli orders get --client-order-id {changes.client_order_id}`; re-running "
+            f"with --client-order-id {changes.client_order_id} cannot replace twice",
+        ) from error
+
+
+async def replace(broker: ReplaceBroker, old: Order, changes: OrderChanges) -> Replaced:
+    """PATCH `old` once: after an unknown outcome, look for the replacement before sending again."""
+    last: UnreachableError | None = None
+    for send in range(1, MAX_SENDS + 1):
+        try:
+            return Replaced(await broker.replace_order(old.id, changes), last is not None, send)
+        except RouteNotFound:
+            raise
+        except UnreachableError as error:
+            last = error
+            log.info("replace %s: outcome unknown (%s), looking", old.id, error.message)
+        found = await _find(broker, old, changes)
+        if found is not None:
+            return Replaced(found, True, send)
+    assert last is not None
+    raise UnreachableError(
+        f"replace order {old.id}: nothing was replaced: the broker kept failing ({last.message}); "
+        f"{MAX_SENDS} attempts, none arrived (checked by client id {changes.client_order_id})",
+        hint="try again later",
+    )
+
+
+def request_record(order: Order, changes: OrderChanges, environment: str) -> dict[str, object]:
+    """The `{"type":"replace_request",...}` line of `--dry-run`: what would be sent."""
+    record: dict[str, object] = {"type": "replace_request", "environment": environment, "order_id": order.id}
+    for field in dataclasses.fields(changes):
+        value = getattr(changes, field.name)
+        if value is not None:
+            record[field.name] = value
+    return record
