@@ -17,7 +17,10 @@ import typer
 
 from alpaca_cli import __version__
 from alpaca_cli.commands import (
+    activities,
+    assets,
     cancel,
+    clock,
     close,
     demo,
     orders,
@@ -65,6 +68,10 @@ app.command("cancel")(cancel.cancel)
 app.command("positions")(positions.positions)
 app.command("close")(close.close)
 app.command("replace")(replace.replace)
+app.command("activities")(activities.activities)
+app.command("clock")(clock.clock)
+app.command("calendar")(clock.calendar)
+app.command("assets")(assets.assets)
 app.command("reconcile")(reconcile.reconcile)
 app.command("demo")(demo.demo)
 app.add_typer(orders.app, name="orders")

@@ -1,0 +1,73 @@
+"""`alpaca-cli assets [SYMBOL]`: what can be traded, shorted, bought in fractions."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from alpaca_cli.errors import BrokerRejected
+from alpaca_cli.invocation import DebugOption, OutputOption, ProfileOption, SandboxOption, start
+
+if TYPE_CHECKING:
+    from alpaca_cli.domain import Asset
+
+
+def assets(
+    symbol: Annotated[str | None, typer.Argument(help="Only this symbol.", show_default=False)] = None,
+    output: OutputOption = None,
+    debug: DebugOption = False,
+    profile: ProfileOption = None,
+    sandbox: SandboxOption = False,
+) -> int:
+    """Every active US equity, or one symbol (unknown: exit 1), with what it allows."""
+    import asyncio
+
+    from alpaca_cli import orders
+
+    ticker = orders.check_symbol(symbol) if symbol is not None else None
+    invocation = start(output, debug, profile, sandbox)
+
+    async def run() -> list[Asset]:
+        from alpaca_cli.bridge import Broker
+
+        async with Broker(invocation.connection) as broker:
+            if ticker is None:
+                return await broker.assets()
+            found = await broker.asset(ticker)
+            if found is None:
+                raise BrokerRejected(f"no asset {ticker} at the broker", status=404)
+            return [found]
+
+    listed = asyncio.run(run())
+    out = invocation.out
+    if out.json:
+        for asset in listed:
+            out.emit(asset_record(asset))
+        return 0
+    from rich.table import Table
+
+    table = Table(title="Assets")
+    for column in ("symbol", "name", "exchange", "status", "tradable", "shortable", "fractionable", "marginable"):
+        table.add_column(column)
+    for a in listed:
+        flags = (a.tradable, a.shortable, a.fractionable, a.marginable)
+        table.add_row(a.symbol, a.name, a.exchange, a.status, *("yes" if flag else "no" for flag in flags))
+    out.console.print(table)
+    return 0
+
+
+def asset_record(asset: Asset) -> dict[str, Any]:
+    return {
+        "type": "asset",
+        "symbol": asset.symbol,
+        "name": asset.name,
+        "exchange": asset.exchange,
+        "status": asset.status,
+        "tradable": asset.tradable,
+        "shortable": asset.shortable,
+        "easy_to_borrow": asset.easy_to_borrow,
+        "fractionable": asset.fractionable,
+        "marginable": asset.marginable,
+        "id": asset.id,
+    }
