@@ -192,6 +192,10 @@ class OrderRequest:
     trail_percent: Decimal | None = None
     trail_price: Decimal | None = None
     extended_hours: bool = False
+    order_class: str = "simple"  # bracket, oco, oto: with exits below
+    take_profit: Decimal | None = None  # the take-profit exit's limit price
+    stop_loss: Decimal | None = None  # the stop-loss exit's stop price
+    stop_loss_limit: Decimal | None = None  # makes the stop loss a stop-limit
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 SIDES = ("buy", "sell")
 ORDER_TYPES = ("market", "limit", "stop", "stop_limit", "trailing_stop")
 TIME_IN_FORCE = ("day", "gtc", "ioc", "fok", "opg", "cls")
+ORDER_CLASSES = ("simple", "bracket", "oco", "oto")
 MAX_CLIENT_ORDER_ID = 128
 MAX_QTY_PLACES = 9  # Alpaca's fractional precision
 CLIENT_ID_PREFIX = "acli-"
@@ -184,6 +185,10 @@ def validate_order(
     time_in_force: str = "day",
     extended_hours: bool = False,
     client_order_id: str | None = None,
+    take_profit: str | None = None,
+    stop_loss: str | None = None,
+    stop_loss_limit: str | None = None,
+    order_class: str | None = None,
 ) -> OrderRequest:
     """What the user typed -> a request Alpaca will accept, or one `UsageError`.
 
@@ -207,6 +212,13 @@ def validate_order(
         "trail_percent": parse_amount(trail_percent, "--trail-percent"),
         "trail_price": parse_amount(trail_price, "--trail-price"),
     }
+    group = _exits(order_class, take_profit, stop_loss, stop_loss_limit)
+    if group.order_class == "oco":
+        if kind != "limit":
+            raise UsageError("an oco order is a limit order (its limit is --take-profit): add --type limit")
+        if prices["limit_price"] is not None:
+            raise UsageError("an oco order's limit is its --take-profit: drop --limit-price")
+        prices["limit_price"] = group.take_profit
 
     if kind == "trailing_stop":
         trails = [name for name in ("trail_percent", "trail_price") if prices[name] is not None]
@@ -249,6 +261,9 @@ def validate_order(
     if extended_hours and (kind != "limit" or tif != "day"):
         raise UsageError("--extended-hours needs a limit order with --tif day")
 
+    if group.order_class != "simple":
+        _check_group(group, side_, kind, tif, size, extended_hours, prices["limit_price"])
+
     cid = check_client_order_id(client_order_id) if client_order_id is not None else new_client_order_id()
     return OrderRequest(
         symbol=ticker,
@@ -263,7 +278,79 @@ def validate_order(
         trail_percent=prices["trail_percent"],
         trail_price=prices["trail_price"],
         extended_hours=extended_hours,
+        order_class=group.order_class,
+        take_profit=group.take_profit,
+        stop_loss=group.stop_loss,
+        stop_loss_limit=group.stop_loss_limit,
     )
+
+
+@dataclass(frozen=True)
+class _Group:
+    order_class: str
+    take_profit: Decimal | None = None
+    stop_loss: Decimal | None = None
+    stop_loss_limit: Decimal | None = None
+
+
+def _exits(
+    order_class: str | None, take_profit: str | None, stop_loss: str | None, stop_loss_limit: str | None
+) -> _Group:
+    """The exit prices and the order class they make; a bracket when both exits are given and no class."""
+    tp = parse_amount(take_profit, "--take-profit")
+    sl = parse_amount(stop_loss, "--stop-loss")
+    sll = parse_amount(stop_loss_limit, "--stop-loss-limit")
+    for value, flag in ((tp, "--take-profit"), (sl, "--stop-loss"), (sll, "--stop-loss-limit")):
+        if value is not None:
+            check_price(value, flag)
+    if sll is not None and sl is None:
+        raise UsageError("--stop-loss-limit needs --stop-loss (it makes the stop loss a stop-limit)")
+    given = tp is not None or sl is not None
+    if order_class is None:
+        if given and (tp is None or sl is None):
+            raise UsageError("a bracket needs --take-profit and --stop-loss; for one exit say --order-class oto")
+        cls = "bracket" if given else "simple"
+    else:
+        cls = _choice(order_class, ORDER_CLASSES, "order class")
+    if cls == "simple" and given:
+        raise UsageError("--take-profit and --stop-loss make a bracket, oco or oto order, not a simple one")
+    if cls in ("bracket", "oco") and (tp is None or sl is None):
+        raise UsageError(f"a{'n' if cls == 'oco' else ''} {cls} order needs --take-profit and --stop-loss")
+    if cls == "oto" and (tp is None) == (sl is None):
+        raise UsageError("an oto order has one exit: --take-profit or --stop-loss")
+    return _Group(cls, tp, sl, sll)
+
+
+def _check_group(
+    group: _Group, side: str, kind: str, tif: str, size: Decimal | None, extended_hours: bool, limit: Decimal | None
+) -> None:
+    """Alpaca's rules for bracket, OCO and OTO orders, and exits on the right side of their base price.
+
+    The base is the entry's limit price (an OCO's: its take-profit, for the
+    stop loss); a market entry has none here, so then only the exits are
+    checked against each other.
+    """
+    cls = group.order_class
+    if size is None or size != size.to_integral_value():
+        raise UsageError(f"{cls} orders are whole shares: give a whole --qty")
+    if tif not in ("day", "gtc"):
+        raise UsageError(f"{cls} orders must be --tif day or gtc")
+    if extended_hours:
+        raise UsageError(f"{cls} orders do not trade in extended hours")
+    if kind not in ("market", "limit"):
+        raise UsageError(f"the entry of a {cls} order is a market or limit order")
+    exit_side = side if cls == "oco" else ("sell" if side == "buy" else "buy")
+    above, below = ("--take-profit", "--stop-loss") if exit_side == "sell" else ("--stop-loss", "--take-profit")
+    tp, sl = group.take_profit, group.stop_loss
+    if cls != "oco" and limit is not None:
+        for price, flag in ((tp, "--take-profit"), (sl, "--stop-loss")):
+            if price is None:
+                continue
+            if (flag == above and price <= limit) or (flag == below and price >= limit):
+                where = "above" if flag == above else "below"
+                raise UsageError(f"{flag} {price} must be {where} the entry's limit {limit} for a {side} entry")
+    if tp is not None and sl is not None and ((tp <= sl) if exit_side == "sell" else (tp >= sl)):
+        raise UsageError(f"--take-profit {tp} must be {'above' if exit_side == 'sell' else 'below'} --stop-loss {sl}")
 
 
 def describe(request: OrderRequest) -> str:
@@ -278,7 +365,12 @@ def describe(request: OrderRequest) -> str:
         + (f"{request.trail_percent}%" if request.trail_percent is not None else f"${request.trail_price}"),
     }[request.type]
     tif = request.time_in_force + (", extended hours" if request.extended_hours else "")
-    return f"{request.side} {size} {how} ({tif})"
+    exits = [f"take profit {request.take_profit}"] if request.take_profit is not None else []
+    if request.stop_loss is not None:
+        limit = f" limit {request.stop_loss_limit}" if request.stop_loss_limit is not None else ""
+        exits.append(f"stop loss {request.stop_loss}{limit}")
+    group = f", {request.order_class}: {', '.join(exits)}" if exits else ""
+    return f"{request.side} {size} {how} ({tif}{group})"
 
 
 # --------------------------------------------------------------------------- live guard
@@ -555,10 +647,15 @@ def request_record(request: OrderRequest, environment: str) -> dict[str, Any]:
         "trail_price",
         "extended_hours",
         "client_order_id",
+        "take_profit",
+        "stop_loss",
+        "stop_loss_limit",
     ):
         value = getattr(request, name)
         if value is not None:
             record["order_type" if name == "type" else name] = value
+    if request.order_class != "simple":
+        record["order_class"] = request.order_class
     return record
 
 

@@ -33,7 +33,9 @@ from alpaca.trading.requests import (
     MarketOrderRequest,
     ReplaceOrderRequest,
     StopLimitOrderRequest,
+    StopLossRequest,
     StopOrderRequest,
+    TakeProfitRequest,
     TrailingStopOrderRequest,
 )
 
@@ -91,6 +93,13 @@ def sdk_order_request(request: OrderRequest) -> Any:
         value = getattr(request, name)
         if value is not None:
             fields[name] = float(value)
+    if request.order_class != "simple":
+        fields["order_class"] = request.order_class
+        if request.take_profit is not None:
+            fields["take_profit"] = TakeProfitRequest(limit_price=float(request.take_profit))
+        if request.stop_loss is not None:
+            limit = None if request.stop_loss_limit is None else float(request.stop_loss_limit)
+            fields["stop_loss"] = StopLossRequest(stop_price=float(request.stop_loss), limit_price=limit)
     return model(**{k: v for k, v in fields.items() if v is not None})
 
 

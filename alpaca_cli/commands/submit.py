@@ -14,6 +14,7 @@ renders.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -68,6 +69,26 @@ def submit(
         str | None,
         typer.Option("--client-order-id", help="Your own id (max 128); re-running with the same id is safe."),
     ] = None,
+    take_profit: Annotated[
+        str | None,
+        typer.Option("--take-profit", help="Exit limit price (with --stop-loss: a bracket).", show_default=False),
+    ] = None,
+    stop_loss: Annotated[
+        str | None,
+        typer.Option("--stop-loss", help="Exit stop price (and --take-profit: a bracket).", show_default=False),
+    ] = None,
+    stop_loss_limit: Annotated[
+        str | None,
+        typer.Option("--stop-loss-limit", help="Make the stop loss a stop-limit at this price.", show_default=False),
+    ] = None,
+    order_class: Annotated[
+        str | None,
+        typer.Option(
+            "--order-class",
+            help="bracket (both exits), oto (one exit) or oco (a limit exit with a stop loss).",
+            show_default=False,
+        ),
+    ] = None,
     wait: Annotated[
         bool,
         typer.Option(
@@ -111,6 +132,10 @@ def submit(
         time_in_force=tif,
         extended_hours=extended_hours,
         client_order_id=client_order_id,
+        take_profit=take_profit,
+        stop_loss=stop_loss,
+        stop_loss_limit=stop_loss_limit,
+        order_class=order_class,
     )
     if timeout is not None and not wait:
         raise UsageError("--timeout only applies with --wait")
@@ -145,6 +170,10 @@ async def _submit(
         account_id = await _preflight(broker, request, decision, state)
         if timeout is None:
             placement = await orders.place(broker, request)
+            if placement.order.order_class != "simple" and not placement.order.legs:
+                # found by client id after a lost answer: only the lookup by id nests the exits
+                nested = await broker.order(placement.order.id, nested=True)
+                placement = dataclasses.replace(placement, order=nested)
             _report(out, placement)
             follow.record_new(state, account_id, placement.order)
             return 0
@@ -250,11 +279,15 @@ def _panel(out: Output, order: Order, how: str) -> None:
     grid.add_column(style="dim")
     grid.add_column()
     for key, value in order_record(order).items():
-        if key != "type" and value is not None and value is not False:
+        if key not in ("type", "legs") and value is not None and value is not False:
             grid.add_row(key, str(value))
     color = {"filled": "green", "rejected": "red", "canceled": "red", "expired": "red"}.get(order.status, "blue")
     title = f"Order {order.status}" + ("" if how == "sent" else f" · {how}")
     out.console.print(Panel(grid, title=title, border_style=color))
+    if order.legs:
+        from alpaca_cli.output import orders_table
+
+        out.console.print(orders_table(order.legs, f"Its {order.order_class} exits"))
 
 
 def _show_update(out: Output, update: TradeUpdate) -> None:
