@@ -78,8 +78,20 @@ DATA_ONLY = ("pandas", "numpy")
         ["submit", "AAPL", "buy", "--qty", "1", "--yes", "-o", "json"],
         ["cancel", "--all", "--yes", "-o", "json"],
         ["tail", "trade-updates", "-o", "json", "--duration", "1"],
+        ["submit", "AAPL", "buy", "--qty", "1", "--take-profit", "9999", "--stop-loss", "1", "--yes", "-o", "json"],
+        ["orders", "--status", "all", "--nested", "-o", "json"],
+        ["positions", "-o", "json"],
+        ["close", "--all", "--yes", "-o", "json"],
+        ["replace", "6f1f2a52-1f0e-4b8e-9a51-3c2d0f3b9e11", "--qty", "2", "-o", "json"],
+        ["activities", "-o", "csv"],
+        ["clock", "-o", "json"],
+        ["calendar", "-o", "json"],
+        ["assets", "AAPL", "-o", "json"],
     ],
-    ids=["status", "reconcile", "submit", "cancel", "tail"],
+    ids=[
+        *("status", "reconcile", "submit", "cancel", "tail", "bracket", "orders", "positions", "close", "replace"),
+        *("activities", "clock", "calendar", "assets"),
+    ],
 )
 def test_trading_commands_never_load_pandas(sandbox: Any, tmp_path: Path, args: list[str]) -> None:
     """alpaca-py's trading package imports pandas for one validator; the bridge keeps it out
