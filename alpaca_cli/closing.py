@@ -55,7 +55,6 @@ class Closed:
 
     closings: tuple[Closing, ...]
     recovered: bool
-    sends: int
 
 
 def closing_side(position: Position) -> str:
@@ -100,10 +99,10 @@ async def close(
     sides = {position.symbol: closing_side(position)}
     marker = await _mark(broker, [position.symbol])
     last: UnreachableError | None = None
-    for send in range(1, MAX_SENDS + 1):
+    for _ in range(MAX_SENDS):
         try:
             order = await broker.close_position(position.symbol, qty=qty, percentage=percentage)
-            return Closed((Closing(position.symbol, 200, order),), last is not None, send)
+            return Closed((Closing(position.symbol, 200, order),), last is not None)
         except RouteNotFound:
             raise
         except UnreachableError as error:
@@ -111,7 +110,7 @@ async def close(
             log.info("%s: outcome unknown (%s), looking", what, error.message)
         found = await _arrived(broker, marker, sides, what, [position.symbol])
         if found:
-            return Closed((Closing(position.symbol, 200, found[-1]),), True, send)
+            return Closed((Closing(position.symbol, 200, found[-1]),), True)
     assert last is not None
     raise UnreachableError(
         f"{what}: nothing was closed: the broker kept failing ({last.message}); "
@@ -130,10 +129,10 @@ async def close_all(broker: CloseBroker, positions: list[Position], *, cancel_or
     sides = {p.symbol: closing_side(p) for p in positions}
     marker = await _mark(broker, None)  # every symbol: thousands of them would not fit in a query string
     last: UnreachableError | None = None
-    for send in range(1, MAX_SENDS + 1):
+    for _ in range(MAX_SENDS):
         try:
             answers = await broker.close_all_positions(cancel_orders=cancel_orders)
-            return Closed(tuple(answers), last is not None, send)
+            return Closed(tuple(answers), last is not None)
         except RouteNotFound:
             raise
         except UnreachableError as error:
@@ -141,7 +140,7 @@ async def close_all(broker: CloseBroker, positions: list[Position], *, cancel_or
             log.info("%s: outcome unknown (%s), looking", what, error.message)
         found = await _arrived(broker, marker, sides, what, None)
         if found:
-            return Closed(tuple(Closing(o.symbol, 200, o) for o in found), True, send)
+            return Closed(tuple(Closing(o.symbol, 200, o) for o in found), True)
     assert last is not None
     raise UnreachableError(
         f"{what}: nothing was closed: the broker kept failing ({last.message}); "

@@ -127,7 +127,6 @@ class Replaced:
 
     order: Order
     recovered: bool
-    sends: int
 
 
 async def _find(broker: ReplaceBroker, old: Order, changes: OrderChanges) -> Order | None:
@@ -150,9 +149,9 @@ async def _find(broker: ReplaceBroker, old: Order, changes: OrderChanges) -> Ord
 async def replace(broker: ReplaceBroker, old: Order, changes: OrderChanges) -> Replaced:
     """PATCH `old` once: after an unknown outcome, look for the replacement before sending again."""
     last: UnreachableError | None = None
-    for send in range(1, MAX_SENDS + 1):
+    for _ in range(MAX_SENDS):
         try:
-            return Replaced(await broker.replace_order(old.id, changes), last is not None, send)
+            return Replaced(await broker.replace_order(old.id, changes), last is not None)
         except RouteNotFound:
             raise
         except UnreachableError as error:
@@ -160,7 +159,7 @@ async def replace(broker: ReplaceBroker, old: Order, changes: OrderChanges) -> R
             log.info("replace %s: outcome unknown (%s), looking", old.id, error.message)
         found = await _find(broker, old, changes)
         if found is not None:
-            return Replaced(found, True, send)
+            return Replaced(found, True)
     assert last is not None
     raise UnreachableError(
         f"replace order {old.id}: nothing was replaced: the broker kept failing ({last.message}); "
