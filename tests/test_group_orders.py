@@ -137,3 +137,52 @@ def test_an_oco_exits_a_held_position(sandbox: Any, tmp_path: Path) -> None:
     [line] = json_lines(result.stdout)
     assert line["order_class"] == "oco" and line["limit_price"] == float(cents(price * 2))
     assert [leg["order_type"] for leg in line["legs"]] == ["stop"]
+
+
+def test_tail_and_the_state_file_follow_the_legs_as_orders_of_their_own(sandbox: Any, tmp_path: Path) -> None:
+    from helpers import spawn_cli
+
+    from alpaca_cli import statefile
+    from alpaca_cli.core import State
+
+    path = tmp_path / "state.json"
+    statefile.save(path, State.empty(sandbox.call(lambda: sandbox.broker.account())["id"]))
+    env = cli_env(tmp_path, sandbox.url)
+    tail = spawn_cli(
+        *("tail", "trade-updates", "--sandbox", "--state", str(path), "--symbols", "KLAC", "-o", "json"),
+        *("--count", "4", "--duration", "30"),
+        env=env,
+    )
+    try:
+        assert tail.stderr is not None
+        line = "?"
+        while "stream connected" not in line:  # notices may come first
+            line = tail.stderr.readline()
+            assert line, "tail ended before its stream connected"
+        price = price_of(sandbox, "KLAC")
+        placed = cli(
+            sandbox,
+            tmp_path,
+            *(
+                "submit",
+                "KLAC",
+                "buy",
+                "--qty",
+                "2",
+                "--take-profit",
+                cents(price * 2),
+                "--stop-loss",
+                cents(price / 2),
+            ),
+            "-o",
+            "json",
+        )
+        assert placed.returncode == 0, placed.stderr
+        out, _ = tail.communicate(timeout=40)
+    finally:
+        if tail.poll() is None:
+            tail.kill()
+    legs = {leg["id"] for leg in json_lines(placed.stdout)[0]["legs"]}
+    events = [(line["event"], line["order_id"]) for line in json_lines(out)]
+    assert sorted(e for e, oid in events if oid in legs) == ["new", "new"]  # each exit goes live once the entry fills
+    assert legs <= set(statefile.load(path).open_orders)
