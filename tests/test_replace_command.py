@@ -146,3 +146,35 @@ def test_live_needs_the_flag_and_a_confirmation(tmp_path: Path, extra: list[str]
     result = run_cli("replace", SOME_ID, "--qty", "1", *extra, env=cli_env(tmp_path, **LIVE), timeout=30)
     assert result.returncode == 2, result.stderr
     assert "[LIVE]" in result.stderr and "nothing was sent" in result.stderr
+
+
+class AccountOnlyBroker:
+    """Knows the account; anything else fails the test."""
+
+    async def account(self) -> Any:
+        from alpaca_cli.domain import Account
+
+        return Account(id="acct-1", account_number="LIVE777", status="ACTIVE")
+
+
+def test_the_live_prompt_names_the_order_and_the_change(monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+    from datetime import UTC, datetime
+
+    from alpaca_cli import orders, replacing
+    from alpaca_cli.commands import replace
+    from alpaca_cli.domain import Order
+
+    asked: list[str] = []
+
+    def answer_no(text: str, **_: Any) -> bool:
+        asked.append(text)
+        return False
+
+    monkeypatch.setattr(replace.typer, "confirm", answer_no)
+    at = datetime.now(UTC)
+    old = Order(SOME_ID, "c-1", "NVDA", "buy", "limit", "day", "new", at, qty=Decimal(10), limit_price=Decimal(120))
+    action = replacing.describe(old, replacing.validate_changes(limit_price="121.5"))
+    with pytest.raises(orders.NotConfirmed):
+        asyncio.run(replace._confirm(AccountOnlyBroker(), "confirm", action))  # type: ignore[arg-type]
+    assert asked == [f"LIVE account LIVE777: replace buy 10 NVDA limit (order {SOME_ID}): limit 120 -> 121.5. Proceed?"]

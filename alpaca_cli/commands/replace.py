@@ -26,6 +26,7 @@ from alpaca_cli.invocation import (
 )
 
 if TYPE_CHECKING:
+    from alpaca_cli.bridge import Broker
     from alpaca_cli.domain import Order
     from alpaca_cli.output import Output
 
@@ -104,15 +105,23 @@ def replace(
                 else:
                     out.message(f"would {action}; nothing was sent")
                 return 0
-            if decision == "confirm":
-                account = await broker.account()
-                if not typer.confirm(orders.confirmation_text(account.account_number, action), default=False, err=True):
-                    raise orders.NotConfirmed("not confirmed: nothing was sent")
+            await _confirm(broker, decision, action)
             replaced = await replacing.replace(broker, old, changes)
             _show(out, old, replaced.order, replaced.recovered)
             return 0
 
     return asyncio.run(run())
+
+
+async def _confirm(broker: Broker, decision: str, action: str) -> None:
+    """On a live account at a terminal: the prompt naming the order and the change; a "no" sends nothing."""
+    from alpaca_cli import orders
+
+    if decision != "confirm":
+        return
+    account = await broker.account()
+    if not typer.confirm(orders.confirmation_text(account.account_number, action), default=False, err=True):
+        raise orders.NotConfirmed("not confirmed: nothing was sent")
 
 
 def _show(out: Output, old: Order, new: Order, recovered: bool) -> None:
