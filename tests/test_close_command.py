@@ -236,3 +236,14 @@ def test_the_live_prompt_names_what_will_be_sold_and_a_no_sends_nothing(monkeypa
         asyncio.run(close._preflight(AccountOnlyBroker(), "confirm", None, action))  # type: ignore[arg-type]
     assert declined.value.exit_code == 1
     assert asked == ["LIVE account LIVE777: sell 5 NVDA at market (closing the long position of 12). Proceed?"]
+
+
+def test_the_prompt_of_close_all_names_each_side_and_size() -> None:
+    from alpaca_cli.commands import close
+    from alpaca_cli.domain import Position
+
+    held = [Position("AAPL", Decimal(10), "long", Decimal(1)), Position("TSLA", Decimal(5), "short", Decimal(1))]
+    assert close._what_all(held, True) == (
+        "close 2 positions at market after canceling every open order: sell 10 AAPL, buy 5 TSLA"
+    )
+    assert close._what_all(held, False, named=1) == "close 2 positions at market: sell 10 AAPL and 1 more"

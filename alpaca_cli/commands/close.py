@@ -101,7 +101,7 @@ def close(
 
 
 def _what(position: Position, qty: Decimal | None, percentage: Decimal | None) -> str:
-    """`sell 10 AAPL at market (closes the long position of 10)`: what the prompt and dry run name."""
+    """`sell 10 AAPL at market (closing the long position of 12)`: what the prompt and dry run name."""
     from alpaca_cli.closing import closing_side
 
     if qty is not None:
@@ -182,9 +182,7 @@ async def _close_all(
     if not held:
         out.message("no open positions: nothing to close")
         return 0
-    action = f"close {len(held)} position{'s' if len(held) != 1 else ''} at market" + (
-        " after canceling every open order" if cancel_orders else ""
-    )
+    action = _what_all(held, cancel_orders)
     if dry_run:
         if out.json:
             for position in held:
@@ -200,6 +198,16 @@ async def _close_all(
     account_id = await _preflight(broker, decision, state, action)
     closed = await closing.close_all(broker, held, cancel_orders=cancel_orders)
     return _finish(out, closed, state, account_id)
+
+
+def _what_all(held: list[Position], cancel_orders: bool, named: int = 10) -> str:
+    """`close 2 positions at market: sell 10 AAPL, buy 5 TSLA`, naming the first `named` of them."""
+    from alpaca_cli.closing import closing_side
+
+    sides = ", ".join(f"{closing_side(p)} {p.qty} {p.symbol}" for p in held[:named])
+    more = f" and {len(held) - named} more" if len(held) > named else ""
+    first = " after canceling every open order" if cancel_orders else ""
+    return f"close {len(held)} position{'s' if len(held) != 1 else ''} at market{first}: {sides}{more}"
 
 
 def _asked(action: str) -> bool:
