@@ -145,20 +145,13 @@ class _View:
         if self.out.json:
             await self.sink.open()
         else:
-            from rich.live import Live
-
-            self._live = Live(
-                get_renderable=self._status,
-                console=self.out.console,
-                refresh_per_second=STATUS_REFRESH,
-                transient=True,
-                redirect_stderr=True,
+            self._live = self.out.start_live(
+                get_renderable=self._status, refresh_per_second=STATUS_REFRESH, transient=True
             )
-            self._live.start()
 
     async def close(self) -> None:
         if self._live is not None:
-            self._live.stop()
+            self.out.stop_live()
         await self.sink.close()
 
     def _wanted(self, update: TradeUpdate) -> bool:
@@ -168,7 +161,13 @@ class _View:
         )
 
     def update(self, update: TradeUpdate) -> None:
-        if not self._wanted(update):
+        """Print one update; past `--count` nothing more, unless the state file already holds it as printed.
+
+        The supervisor hands a catch-up burst over in one go: without a state
+        file, lines past N are simply not printed. With `--state` the burst was
+        saved as one printed batch, so it is printed whole (none is lost).
+        """
+        if not self._wanted(update) or (self.done and self.options.state is None):
             return
         if self.out.json:
             from alpaca_cli.orders import trade_update_record
@@ -178,10 +177,15 @@ class _View:
         else:
             from alpaca_cli.output import trade_update_text
 
-            self.out.console.print(trade_update_text(update))
+            console = self.out.console
+            console.print(trade_update_text(update, console.width), no_wrap=True, crop=True)
         self.written += 1
-        if self.options.count is not None and self.written >= self.options.count:
+        if self.done:
             self.end.set()
+
+    @property
+    def done(self) -> bool:
+        return self.options.count is not None and self.written >= self.options.count
 
     def notice(self, notice: Notice) -> None:
         if notice.event != "failed":  # a failure is the command's error line, printed once by main
@@ -202,14 +206,17 @@ class _View:
         state = Text("● live", style="green") if sup.connected else Text(f"● {sup.mode}", style="red")
         age = health["reconcile_age_s"]
         sources = health["sources"]
+        mute = f" ({sup.mute_reconnects} mute)" if sup.mute_reconnects else ""
         return Text.assemble(
             state,
             (
-                f" · reconnects {sup.reconnects} · mute reconnects {sup.mute_reconnects}"
+                f" · reconnects {sup.reconnects}{mute}"
                 f" · reconciled {'never' if age is None else f'{age:.0f} s ago'}"
-                f" · events {sup.emitted} (stream {sources.get('stream', 0)}, reconcile {sources.get('reconcile', 0)})",
+                f" · events {sup.emitted}: stream {sources.get('stream', 0)}, reconcile {sources.get('reconcile', 0)}",
                 "dim",
             ),
+            no_wrap=True,
+            overflow="ellipsis",
         )
 
 
