@@ -20,6 +20,7 @@ from alpaca_cli.invocation import (
     LiveOption,
     OutputOption,
     ProfileOption,
+    QuietOption,
     SandboxOption,
     YesOption,
     start,
@@ -47,6 +48,7 @@ def cancel(
     debug: DebugOption = False,
     profile: ProfileOption = None,
     sandbox: SandboxOption = False,
+    quiet: QuietOption = False,
 ) -> int:
     """Cancel an order by id, by client order id, or all open orders."""
     import asyncio
@@ -66,7 +68,7 @@ def cancel(
         orders.check_client_order_id(client_order_id)
     ticker = orders.check_symbol(symbol) if symbol is not None else None
 
-    invocation = start(output, debug, profile, sandbox, live)
+    invocation = start(output, debug, profile, sandbox, live, quiet=quiet)
     out = invocation.out
     connection = invocation.connection
     if not connection.is_live:

@@ -10,6 +10,7 @@ from alpaca_cli.invocation import (
     DebugOption,
     OutputOption,
     ProfileOption,
+    QuietOption,
     SandboxOption,
     start,
 )
@@ -30,11 +31,12 @@ def status(
     debug: DebugOption = False,
     profile: ProfileOption = None,
     sandbox: SandboxOption = False,
+    quiet: QuietOption = False,
 ) -> int:
     """Account, market clock, positions and open orders, and the health of both streams."""
     import asyncio
 
-    invocation = start(output, debug, profile, sandbox)
+    invocation = start(output, debug, profile, sandbox, quiet=quiet)
     report = asyncio.run(_gather(invocation.connection))
     from alpaca_cli import health
 
@@ -46,7 +48,7 @@ def status(
         _render(invocation.out, invocation.connection.environment, report, streams, positions, orders, problems)
     if check and problems:
         for problem in problems:
-            invocation.out.message(f"check failed: {problem}", style="red")
+            invocation.out.message(f"check failed: {problem}", style="red", essential=True)
         return 1
     return 0
 

@@ -20,7 +20,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from alpaca_cli.errors import UsageError
-from alpaca_cli.invocation import DebugOption, OutputOption, ProfileOption, SandboxOption, StopSignal, start
+from alpaca_cli.invocation import (
+    DebugOption,
+    OutputOption,
+    ProfileOption,
+    QuietOption,
+    SandboxOption,
+    StopSignal,
+    start,
+)
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -59,12 +67,13 @@ def bars(
     debug: DebugOption = False,
     profile: ProfileOption = None,
     sandbox: SandboxOption = False,
+    quiet: QuietOption = False,
 ) -> int:
     """Stream minute bars: a live table on a terminal, JSON Lines when piped."""
     import asyncio
 
     wanted = _symbols(symbols)
-    invocation = start(output, debug, profile, sandbox)
+    invocation = start(output, debug, profile, sandbox, quiet=quiet)
     options = _Options(wanted, feed.value, count, duration, events, stale_after or None)
     return asyncio.run(_run(invocation, options))
 

@@ -15,6 +15,7 @@ renders.
 from __future__ import annotations
 
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -26,6 +27,7 @@ from alpaca_cli.invocation import (
     LiveOption,
     OutputOption,
     ProfileOption,
+    QuietOption,
     SandboxOption,
     YesOption,
     start,
@@ -42,16 +44,40 @@ if TYPE_CHECKING:
 DEFAULT_TIMEOUT = 60.0
 
 
+# The fixed choices, listed by `--help` and offered by TAB (they match `orders.SIDES`,
+# `ORDER_TYPES` and `TIME_IN_FORCE`, which `validate_order` checks; this module stays light).
+class Side(StrEnum):
+    buy = "buy"
+    sell = "sell"
+
+
+class OrderType(StrEnum):
+    market = "market"
+    limit = "limit"
+    stop = "stop"
+    stop_limit = "stop_limit"
+    trailing_stop = "trailing_stop"
+
+
+class TimeInForce(StrEnum):
+    day = "day"
+    gtc = "gtc"
+    ioc = "ioc"
+    fok = "fok"
+    opg = "opg"
+    cls = "cls"
+
+
 def submit(
     symbol: Annotated[str, typer.Argument(help="Stock symbol, e.g. AAPL or BRK.B.", show_default=False)],
-    side: Annotated[str, typer.Argument(help="buy or sell.", show_default=False)],
+    side: Annotated[Side, typer.Argument(help="buy or sell.", show_default=False, case_sensitive=False)],
     qty: Annotated[str | None, typer.Option("--qty", help="Shares (fractional allowed for day market/limit).")] = None,
     notional: Annotated[
         str | None, typer.Option("--notional", help="Dollar amount instead of --qty (day market orders).")
     ] = None,
     order_type: Annotated[
-        str, typer.Option("--type", help="market, limit, stop, stop_limit or trailing_stop.")
-    ] = "market",
+        OrderType, typer.Option("--type", help="Order type.", case_sensitive=False)
+    ] = OrderType.market,
     limit_price: Annotated[str | None, typer.Option("--limit-price", help="For limit and stop_limit.")] = None,
     stop_price: Annotated[str | None, typer.Option("--stop-price", help="For stop and stop_limit.")] = None,
     trail_percent: Annotated[
@@ -60,7 +86,7 @@ def submit(
     trail_price: Annotated[
         str | None, typer.Option("--trail-price", help="For trailing_stop: trail by this many dollars.")
     ] = None,
-    tif: Annotated[str, typer.Option("--tif", help="Time in force: day, gtc, ioc, fok, opg or cls.")] = "day",
+    tif: Annotated[TimeInForce, typer.Option("--tif", help="Time in force.", case_sensitive=False)] = TimeInForce.day,
     extended_hours: Annotated[
         bool, typer.Option("--extended-hours", help="Allow pre/after-market fills (day limit orders).")
     ] = False,
@@ -92,6 +118,7 @@ def submit(
     debug: DebugOption = False,
     profile: ProfileOption = None,
     sandbox: SandboxOption = False,
+    quiet: QuietOption = False,
 ) -> int:
     """Place one order: validated locally, never sent twice, guarded on live accounts."""
     import asyncio
@@ -100,15 +127,15 @@ def submit(
 
     request = orders.validate_order(
         symbol,
-        side,
+        side.value,
         qty=qty,
         notional=notional,
-        order_type=order_type,
+        order_type=order_type.value,
         limit_price=limit_price,
         stop_price=stop_price,
         trail_percent=trail_percent,
         trail_price=trail_price,
-        time_in_force=tif,
+        time_in_force=tif.value,
         extended_hours=extended_hours,
         client_order_id=client_order_id,
     )
@@ -116,7 +143,7 @@ def submit(
         raise UsageError("--timeout only applies with --wait")
     if timeout is not None and timeout <= 0:
         raise UsageError(f"--timeout must be greater than zero, got {timeout:g}")
-    invocation = start(output, debug, profile, sandbox, live)
+    invocation = start(output, debug, profile, sandbox, live, quiet=quiet)
     out = invocation.out
     connection = invocation.connection
     if not connection.is_live:
@@ -171,7 +198,10 @@ def _waited(out: Output, outcome: follow.Outcome, timeout: float) -> int:
         out.message(f"stopped waiting; order {final.id} is {final.status}")
         return outcome.stopped_exit_code
     if not final.is_final:
-        out.message(f"still {final.status} after {timeout:g} s: order {final.id} keeps working at the broker")
+        out.message(
+            f"still {final.status} after {timeout:g} s: order {final.id} keeps working at the broker",
+            essential=True,
+        )
         return int(ExitCode.TIMED_OUT)
     return orders.wait_exit_code(final)
 

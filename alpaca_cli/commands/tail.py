@@ -16,7 +16,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from alpaca_cli.errors import UsageError
-from alpaca_cli.invocation import DebugOption, OutputOption, ProfileOption, SandboxOption, StopSignal, start
+from alpaca_cli.invocation import (
+    DebugOption,
+    OutputOption,
+    ProfileOption,
+    QuietOption,
+    SandboxOption,
+    StopSignal,
+    start,
+)
 
 if TYPE_CHECKING:
     import asyncio
@@ -68,6 +76,7 @@ def trade_updates(
     debug: DebugOption = False,
     profile: ProfileOption = None,
     sandbox: SandboxOption = False,
+    quiet: QuietOption = False,
 ) -> int:
     """Stream order events (fills, partial fills, cancels, rejects) exactly once, reconciled with the broker."""
     import asyncio
@@ -81,7 +90,7 @@ def trade_updates(
         poll_interval=poll_interval,
         slow_poll=slow_poll,
     )
-    invocation = start(output, debug, profile, sandbox)
+    invocation = start(output, debug, profile, sandbox, quiet=quiet)
     return asyncio.run(_run(invocation, options))
 
 
