@@ -80,6 +80,9 @@ def trade_updates(
 ) -> int:
     """Stream order events (fills, partial fills, cancels, rejects) exactly once, reconciled with the broker."""
     import asyncio
+    import time
+
+    started = time.monotonic()  # --duration is wall time from here, connecting and catch-up included
 
     options = _Options(
         state=state,
@@ -89,6 +92,7 @@ def trade_updates(
         duration=duration,
         poll_interval=poll_interval,
         slow_poll=slow_poll,
+        started=started,
     )
     invocation = start(output, debug, profile, sandbox, quiet=quiet)
     return asyncio.run(_run(invocation, options))
@@ -103,6 +107,7 @@ class _Options:
         self.duration: float | None = values["duration"]
         self.poll_interval: float = values["poll_interval"]
         self.slow_poll: float = values["slow_poll"]
+        self.started: float = values["started"]
 
     @property
     def stream_lines(self) -> bool:
@@ -234,6 +239,7 @@ class _View:
 
 async def _run(invocation: Invocation, options: _Options) -> int:
     import asyncio
+    import time
 
     from alpaca_cli.bridge import Broker
     from alpaca_cli.supervisor import Supervisor
@@ -247,7 +253,8 @@ async def _run(invocation: Invocation, options: _Options) -> int:
         await view.open()
         watchers.append(asyncio.create_task(_set_when(view.sink.gone, end)))
         if options.duration is not None:
-            watchers.append(asyncio.create_task(_set_after(options.duration, end)))
+            left = options.duration - (time.monotonic() - options.started)
+            watchers.append(asyncio.create_task(_set_after(left, end)))
         async with Broker(invocation.connection) as broker:
             supervisor = Supervisor(
                 broker,
