@@ -184,6 +184,7 @@ async def _submit(
             on_placed=lambda placement: _report(out, placement),
             on_update=lambda update: _show_update(out, update),
             warn=out.warn,
+            note=lambda text: out.message(text, style="dim"),
         )
         return _waited(out, outcome, timeout)
 
@@ -288,18 +289,12 @@ def _panel(out: Output, order: Order, how: str) -> None:
 
 
 def _show_update(out: Output, update: TradeUpdate) -> None:
-    """One update of the followed order: its `trade_update` record, or one plain line on a terminal."""
+    """One update of the followed order, exactly as `tail` prints it: its `trade_update` record or its row."""
     if out.json:
         from alpaca_cli.orders import trade_update_record
 
         out.emit(trade_update_record(update))
         return
-    order = update.order
-    fill = f" {update.qty} @ {update.price}" if update.qty is not None else ""
-    out.console.print(
-        f"{update.timestamp:%H:%M:%S} {update.event:<13} {order.side} {order.symbol}{fill} "
-        f"· filled {order.filled_qty}/{order.qty if order.qty is not None else '$' + str(order.notional)} "
-        f"· {order.status}",
-        markup=False,
-        highlight=False,
-    )
+    from alpaca_cli.output import trade_update_text
+
+    out.console.print(trade_update_text(update, out.console.width), no_wrap=True, crop=True)
