@@ -208,7 +208,11 @@ def _describe(order: Order) -> str:
 
 
 def cancel_record(order: Order, *, ok: bool, status: str | None = None, error: str | None = None) -> dict[str, Any]:
-    """One `{"type":"cancel",...}` line: which order, and whether the cancel went through."""
+    """One `{"type":"cancel",...}` line: which order, whether the cancel went through, and its status.
+
+    Without a `status` read back from the broker, an accepted cancel says
+    "canceled" and a refused one the order's status as listed.
+    """
     record: dict[str, Any] = {
         "type": "cancel",
         "order_id": order.id,
@@ -220,7 +224,7 @@ def cancel_record(order: Order, *, ok: bool, status: str | None = None, error: s
         "notional": order.notional,
         "filled_qty": order.filled_qty,
         "ok": ok,
-        "status": status,
+        "status": status or ("canceled" if ok else order.status),
     }
     if error is not None:
         record["error"] = error
