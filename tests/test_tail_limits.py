@@ -64,3 +64,13 @@ def test_duration_is_wall_time_from_the_start_catch_up_included(sandbox: Any, tm
     assert again.returncode == 0, again.stderr
     assert took < 1 + 2.0, took  # the interpreter's start-up and a clean stop, no more
     assert all(line["source"] == "reconcile" for line in json_lines(again.stdout))
+
+
+def test_the_events_tab_offers_are_the_events_tail_knows() -> None:
+    from alpaca_cli.commands.tail import EVENT_NAMES, _complete_events
+    from alpaca_cli.core.apply import KNOWN_EVENTS
+
+    assert set(EVENT_NAMES) == KNOWN_EVENTS | {"stream"} and len(EVENT_NAMES) == len(set(EVENT_NAMES))
+    assert _complete_events("fi") == ["fill"]
+    assert _complete_events("fill,pa") == ["fill,partial_fill"]
+    assert "fill,fill" not in _complete_events("fill,")

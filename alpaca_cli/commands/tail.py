@@ -33,6 +33,38 @@ if TYPE_CHECKING:
     from alpaca_cli.invocation import Invocation
     from alpaca_cli.supervisor import Notice, Supervisor
 
+# What `--events` takes, offered by TAB: core.apply's KNOWN_EVENTS (which loads pydantic,
+# too slow for a TAB; tests/test_tail_limits.py keeps the two equal) and `stream`.
+EVENT_NAMES = (
+    "fill",
+    "partial_fill",
+    "new",
+    "accepted",
+    "pending_new",
+    "canceled",
+    "pending_cancel",
+    "expired",
+    "rejected",
+    "replaced",
+    "pending_replace",
+    "done_for_day",
+    "stopped",
+    "suspended",
+    "calculated",
+    "restated",
+    "order_cancel_rejected",
+    "order_replace_rejected",
+    "stream",
+)
+
+
+def _complete_events(incomplete: str) -> list[str]:
+    """The next name of the comma-separated list being typed, after the ones already there."""
+    done, comma, last = incomplete.rpartition(",")
+    taken = set(done.split(","))
+    return [done + comma + name for name in EVENT_NAMES if name.startswith(last) and name not in taken]
+
+
 app = typer.Typer(name="tail", help="Follow account events as they happen.", no_args_is_help=True)
 
 STATUS_REFRESH = 4  # status line redraws per second
@@ -58,6 +90,7 @@ def trade_updates(
             "--events",
             help="Only these events, e.g. fill,partial_fill,canceled,rejected; add `stream` for connection lines.",
             show_default=False,
+            autocompletion=_complete_events,
         ),
     ] = None,
     count: Annotated[
