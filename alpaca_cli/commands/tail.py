@@ -259,7 +259,7 @@ class _View:
             (
                 f" · reconnects {sup.reconnects}{mute}"
                 f" · reconciled {'never' if age is None else f'{age:.0f} s ago'}"
-                f" · events {sup.emitted}: stream {sources.get('stream', 0)}, reconcile {sources.get('reconcile', 0)}",
+                f" · events {sup.emitted} · recovered {sources.get('reconcile', 0)}",
                 "dim",
             ),
             no_wrap=True,
