@@ -232,11 +232,14 @@ class Output:
         else:
             self.err.print(text, style=style, markup=False, highlight=False)
 
-    def banner(self, environment: str, account: str | None = None) -> None:
-        """The one-line environment banner on stderr; `--quiet` drops it, except for a live account."""
+    def banner(self, environment: str, key_id: str | None = None) -> None:
+        """The one-line environment banner on stderr; `--quiet` drops it, except for a live account.
+
+        It names the key id it uses (what the tool knows before any call), not an account number.
+        """
         if self.quiet and environment != "live":
             return
-        suffix = f" · account {account}" if account else ""
+        suffix = f" · key id {key_id}" if key_id else ""
         style = "bold white on red" if environment == "live" else "dim"
         self._say(f"[{environment.upper()}]{suffix}", style)
 

@@ -78,3 +78,15 @@ def test_help_lists_the_allowed_values(tmp_path: Path, command: tuple[str, ...])
     assert result.returncode == 0, result.stderr
     for expected in HELP_CHOICES[command]:
         assert expected in result.stdout, (expected, result.stdout)
+
+
+def test_quiet_keeps_the_live_banner_which_names_the_key_id(capsys: pytest.CaptureFixture[str]) -> None:
+    from alpaca_cli.output import Output
+
+    quiet = Output("json", quiet=True)
+    quiet.banner("sandbox")
+    quiet.message("a notice")
+    quiet.banner("live", "AKEXAMPLE")
+    quiet.warn("something is off")
+    err = capsys.readouterr().err
+    assert err.splitlines() == ["[LIVE] · key id AKEXAMPLE", "warning: something is off"]
