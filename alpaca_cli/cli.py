@@ -34,7 +34,15 @@ from alpaca_cli.commands import (
     tail,
 )
 from alpaca_cli.errors import CliError, ExitCode
-from alpaca_cli.invocation import flags
+from alpaca_cli.invocation import (
+    DebugOption,
+    OutputOption,
+    ProfileOption,
+    QuietOption,
+    SandboxOption,
+    flags,
+    given,
+)
 from alpaca_cli.output import ReaderGone, error_line
 
 app = typer.Typer(
@@ -58,8 +66,18 @@ def _root(
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
+    output: OutputOption = None,
+    debug: DebugOption = False,
+    profile: ProfileOption = None,
+    sandbox: SandboxOption = False,
+    quiet: QuietOption = False,
 ) -> None:
-    """Composable commands for trading through Alpaca. Paper by default; `--sandbox` needs no account."""
+    """Composable commands for trading through Alpaca. Paper by default; `--sandbox` needs no account.
+
+    The common options work before the subcommand too: `alpaca-cli --sandbox -o json status`.
+    """
+    given.output, given.debug, given.profile, given.sandbox, given.quiet = output, debug, profile, sandbox, quiet
+    flags.debug = debug
 
 
 app.command("status")(status.status)
@@ -94,10 +112,13 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Abort:
         error_line("aborted")
         code = 1
+    except click.exceptions.NoArgsIsHelpError as error:  # bare `alpaca-cli` (or group): help is the answer
+        typer.echo(error.ctx.get_help())
+        code = 0
     except click.ClickException as error:  # usage errors from argument parsing
         context = getattr(error, "ctx", None)
         hint = f" (see '{context.command_path} --help')" if context is not None else ""
-        error_line(error.format_message() + hint)
+        error_line(_one_suggestion(error.format_message()) + hint)
         code = error.exit_code
     except ReaderGone:
         code = 0
@@ -113,6 +134,12 @@ def main(argv: list[str] | None = None) -> None:
         code = int(ExitCode.INTERNAL)
     _close_stdout_quietly()
     sys.exit(code)
+
+
+def _one_suggestion(message: str) -> str:
+    """Typer and Click each add their "Did you mean" to a mistyped command: keep the first."""
+    head, marker, rest = message.partition(" Did you mean")
+    return head + marker + rest.split(" Did you mean")[0] if marker else message
 
 
 def _close_stdout_quietly() -> None:

@@ -308,7 +308,8 @@ class Story:
         else:
             from alpaca_cli.output import trade_update_text  # the very line `tail` prints
 
-            self.out.console.print(trade_update_text(update))
+            console = self.out.console
+            console.print(trade_update_text(update, console.width), no_wrap=True, crop=True)
         self._changed.set()
 
     def _on_notice(self, notice: Notice) -> None:

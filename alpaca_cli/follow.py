@@ -91,6 +91,7 @@ async def place_and_follow(
     on_placed: Callable[[orders.Placement], None],
     on_update: Callable[[TradeUpdate], None],
     warn: Warn,
+    note: Warn | None = None,
 ) -> Outcome:
     """Listen, place, then report the order's updates until it ends, `timeout` passes or a signal stops it.
 
@@ -99,7 +100,7 @@ async def place_and_follow(
     """
     from alpaca_cli.invocation import StopSignal
 
-    trades = await listen(broker, warn)
+    trades = await listen(broker, warn, note or warn)
     placement = await orders.place(broker, request)
     on_placed(placement)
     record_new(state, account_id, placement.order)
@@ -117,12 +118,20 @@ async def place_and_follow(
     return Outcome(follower.current, stop.exit_code if stop.received is not None else None)
 
 
-async def listen(broker: Broker, warn: Warn) -> TradeUpdateStream | None:
-    """The account's trade-update stream, or None (with a warning) when it cannot be had."""
-    from alpaca_cli.errors import CliError
+async def listen(broker: Broker, warn: Warn, note: Warn) -> TradeUpdateStream | None:
+    """The account's trade-update stream, or None when it cannot be had.
+
+    Another process holding the account's one stream (a running `tail`) is
+    the normal case, not a fault: `note` says why the order is polled. Any
+    other failure is a `warn`ing.
+    """
+    from alpaca_cli.errors import CliError, ConnectionLimitError
 
     try:
         return await broker.trade_updates_connect(connect_timeout=STREAM_CONNECT_TIMEOUT)
+    except ConnectionLimitError:
+        note("another process (a running tail?) holds this account's trade-update stream; polling the order")
+        return None
     except CliError as error:
         warn(f"trade-update stream unavailable ({error.message}); polling the order instead")
         return None

@@ -2,9 +2,12 @@
 
 Each long-running stream (market data, trade updates) rewrites one small JSON
 file in the platform state dir, atomically, whenever its health changes and at
-least every few seconds. `status` reads them; a file whose writer process is
-gone, or that has not been refreshed for a while, is reported as stale rather
-than trusted. They never contain secrets: the account is named by key id only.
+least every few seconds. `status` reads them: a stream that said it stopped is
+"stopped"; one whose writer process is gone without saying so, or that has not
+been refreshed for a while, is "stale" rather than trusted. A file belongs to
+the live process that wrote it until that process stops: a second process (a
+`tail` refused with exit 5) never overwrites it. They never contain secrets:
+the account is named by key id only.
 """
 
 from __future__ import annotations
@@ -61,7 +64,9 @@ class Publisher:
         self._warned = False
 
     def write(self, health: dict[str, Any]) -> None:
-        """Publish `health`; a failure is warned about once, never raised."""
+        """Publish `health` unless another running process owns the file; a failure is warned once, never raised."""
+        if _held_by_another(health_path(self.environment, self.stream)):
+            return
         try:
             write(self.environment, self.stream, health)
         except OSError as exc:
@@ -72,6 +77,17 @@ class Publisher:
                     f"cannot write the {self.stream} health file {path}: {exc.strerror or exc}; "
                     "`alpaca-cli status` will not see this stream"
                 )
+
+
+def _held_by_another(path: Path) -> bool:
+    """The file is another live process's, which has not stopped and keeps it fresh."""
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        pid = int(record.get("pid", 0) or 0)
+        fresh = time.time() - float(record.get("written_at", 0)) <= STALE_AFTER
+    except (OSError, ValueError, TypeError, AttributeError):
+        return False
+    return pid != os.getpid() and not record.get("stopped") and fresh and _alive(pid)
 
 
 def _alive(pid: int) -> bool:
@@ -87,15 +103,20 @@ def _alive(pid: int) -> bool:
 
 
 def read(environment: str, stream: str, *, now: float | None = None) -> dict[str, Any] | None:
-    """One stream's last health, with `stale` and `age_s` worked out; None if never written."""
+    """One stream's last health, with `state` (running, stopped or stale), `stale` and `age_s`
+    worked out; None if never written."""
     try:
         record = json.loads(health_path(environment, stream).read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
     except (OSError, ValueError):
-        return {"stream": stream, "stale": True, "error": "unreadable health file"}
+        return {"stream": stream, "state": "stale", "stale": True, "error": "unreadable health file"}
     age = (now or time.time()) - float(record.get("written_at", 0))
     writer_gone = not _alive(int(record.get("pid", 0) or 0))
     record["age_s"] = round(age, 1)
-    record["stale"] = writer_gone or age > STALE_AFTER or bool(record.get("stopped"))
+    if record.get("stopped"):
+        record["state"] = "stopped"
+    else:
+        record["state"] = "stale" if writer_gone or age > STALE_AFTER else "running"
+    record["stale"] = record["state"] == "stale"
     return record

@@ -1,10 +1,12 @@
 """What every command that talks to the broker starts from.
 
 The common options (`--output/-o`, `--debug`, `--profile`, `--sandbox`,
-`--live`) are declared once here and accepted after each subcommand, as the
-contract says. `start()` turns them into an `Invocation`: the output sink, the
-resolved connection, and logging set up so that only the tool's own logs are
-shown (library loggers can dump frames that carry credentials).
+`--quiet/-q`, and `--live` where orders are placed) are declared once here and
+accepted both before the subcommand (the root callback records them in
+`given`) and after it; a value after the subcommand wins. `start()` turns
+them into an `Invocation`: the output sink, the resolved connection, and
+logging set up so that only the tool's own logs are shown (library loggers
+can dump frames that carry credentials).
 
 Typer and the standard library only at import time: this module is loaded by
 `--help` and shell completion.
@@ -42,9 +44,38 @@ OutputOption = Annotated[
     ),
 ]
 DebugOption = Annotated[bool, typer.Option("--debug", help="Tracebacks and the tool's own debug logs on stderr.")]
+
+
+def complete_profile(incomplete: str) -> list[str]:
+    """The profile names of the config file, for TAB (tomllib only: completion must stay fast)."""
+    import os
+    import tomllib
+    from pathlib import Path
+
+    path = os.environ.get("ALPACA_CLI_CONFIG")
+    if not path:
+        from platformdirs import user_config_path
+
+        path = str(user_config_path("alpaca-cli") / "config.toml")
+    try:
+        tables = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    names = [name for name, value in tables.items() if isinstance(value, dict)]
+    return sorted(name for name in names if name.startswith(incomplete))
+
+
 ProfileOption = Annotated[
     str | None,
-    typer.Option("--profile", help="Named table of the config file. Env: ALPACA_CLI_PROFILE.", show_default=False),
+    typer.Option(
+        "--profile",
+        help="Named table of the config file. Env: ALPACA_CLI_PROFILE.",
+        show_default=False,
+        autocompletion=complete_profile,
+    ),
+]
+QuietOption = Annotated[
+    bool, typer.Option("--quiet", "-q", help="No banners, spinners or notices on stderr (errors still show).")
 ]
 SandboxOption = Annotated[
     bool,
@@ -63,6 +94,20 @@ class _Flags:
 
 
 flags = _Flags()
+
+
+@dataclass
+class Given:
+    """The common options given before the subcommand (`alpaca-cli --sandbox status`)."""
+
+    output: OutputChoice | None = None
+    debug: bool = False
+    profile: str | None = None
+    sandbox: bool = False
+    quiet: bool = False
+
+
+given = Given()
 
 
 @dataclass
@@ -99,14 +144,23 @@ def start(
     profile: str | None,
     sandbox: bool,
     live: bool = False,
+    quiet: bool = False,
 ) -> Invocation:
-    """Parse configuration and build the output sink for one command run."""
+    """Parse configuration and build the output sink for one command run.
+
+    Each option given after the subcommand wins over the same one given before it.
+    """
+    output = output or given.output
+    debug = debug or given.debug
+    profile = profile or given.profile
+    sandbox = sandbox or given.sandbox
+    quiet = quiet or given.quiet
     setup_logging(debug)
     from alpaca_cli.config import load_settings, resolve
     from alpaca_cli.output import Output
 
     settings = load_settings(output=output.value if output else None, profile=profile, sandbox=sandbox, live=live)
-    out = Output(settings.output, debug=debug)
+    out = Output(settings.output, debug=debug, quiet=quiet)
     connection = resolve(settings)
     if connection.is_live:
         out.banner("live", connection.key_id)

@@ -660,7 +660,11 @@ def request_record(request: OrderRequest, environment: str) -> dict[str, Any]:
 
 
 def trade_update_record(update: TradeUpdate) -> dict[str, Any]:
-    """A trade-update line with the contract's fields; `id` is the event's stable key (`core.identity`)."""
+    """A trade-update line with the contract's fields; `id` is the event's stable key (`core.identity`).
+
+    `qty` and `price` are this fill's own; the order's are `order_qty` (or
+    `order_notional`), `order_type`, `limit_price` and `stop_price`.
+    """
     from alpaca_cli.core.identity import event_id
 
     order = update.order
@@ -672,6 +676,11 @@ def trade_update_record(update: TradeUpdate) -> dict[str, Any]:
         "client_order_id": order.client_order_id,
         "symbol": order.symbol,
         "side": order.side,
+        "order_type": order.type,
+        "order_qty": order.qty,
+        "order_notional": order.notional,
+        "limit_price": order.limit_price,
+        "stop_price": order.stop_price,
         "order_status": order.status,
         "filled_qty": order.filled_qty,
         "filled_avg_price": order.filled_avg_price,

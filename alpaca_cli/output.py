@@ -31,7 +31,8 @@ from decimal import Decimal
 from typing import IO, TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
-    from rich.console import Console
+    from rich.console import Console, RenderableType
+    from rich.live import Live
     from rich.table import Table
     from rich.text import Text
 
@@ -122,9 +123,13 @@ class ReaderGone(Exception):
 class Output:
     """Where a command's data and messages go, decided once per run."""
 
-    def __init__(self, mode: Mode = "auto", *, debug: bool = False, stdout: IO[str] | None = None) -> None:
+    def __init__(
+        self, mode: Mode = "auto", *, debug: bool = False, quiet: bool = False, stdout: IO[str] | None = None
+    ) -> None:
         self.stdout = stdout or sys.stdout
         self.debug = debug
+        self.quiet = quiet
+        self._live: Live | None = None
         if mode == "auto":
             mode = "table" if self.stdout.isatty() else "json"
         self.mode: Mode = mode
@@ -137,8 +142,8 @@ class Output:
 
     @property
     def interactive(self) -> bool:
-        """True when a person is watching stderr (spinners and live views make sense)."""
-        return sys.stderr.isatty()
+        """True when a person is watching stderr and wants to see progress (spinners make sense)."""
+        return sys.stderr.isatty() and not self.quiet
 
     @property
     def console(self) -> Console:
@@ -196,18 +201,69 @@ class Output:
         except BrokenPipeError:
             raise ReaderGone from None
 
-    def message(self, text: str, *, style: str | None = None) -> None:
-        """A human message on stderr (plain text; markup is not interpreted)."""
-        self.err.print(text, style=style, markup=False, highlight=False)
+    def start_live(self, renderable: RenderableType = "", **options: Any) -> Live:
+        """A live view on stdout's console; until `stop_live`, messages print above it.
+
+        Rich's own way (`live.console.print`): a message written to the
+        terminal behind Live's back is glued onto its region and leaves a
+        stale copy of it behind. `options` are `rich.live.Live`'s.
+        """
+        from rich.live import Live
+
+        shared = self._shared_screen()
+        live = Live(renderable, console=self.console, redirect_stdout=shared, redirect_stderr=shared, **options)
+        live.start()
+        self._live = live
+        return live
+
+    def stop_live(self, last: RenderableType | None = None) -> None:
+        """End the live view (drawing `last` as its final state when given)."""
+        live, self._live = self._live, None
+        if live is None:
+            return
+        if last is not None:
+            live.update(last, refresh=True)
+        live.stop()
+
+    def _shared_screen(self) -> bool:
+        """stdout and stderr are the same terminal: a message must not be drawn over the live view."""
+        try:
+            return self.stdout.isatty() and sys.stderr.isatty()
+        except (AttributeError, ValueError):
+            return False
+
+    def message(self, text: str, *, style: str | None = None, essential: bool = False) -> None:
+        """A human message on stderr (plain text; markup is not interpreted).
+
+        `--quiet` silences it unless it is `essential`: the reason for a
+        failing exit code is never silenced.
+        """
+        if essential or not self.quiet:
+            self._say(text, style)
 
     def warn(self, text: str) -> None:
-        self.message(f"warning: {text}", style="yellow")
+        """A warning: something is wrong but the command goes on. `--quiet` keeps these."""
+        self._say(f"warning: {text}", "yellow")
 
-    def banner(self, environment: str, account: str | None = None) -> None:
-        """The one-line environment banner on stderr (always for live)."""
-        suffix = f" · account {account}" if account else ""
+    def _say(self, text: str, style: str | None) -> None:
+        live = self._live
+        if live is not None and live.is_started and self._shared_screen():
+            from rich.text import Text
+
+            live.console.print(Text(text, style=style or ""), highlight=False)
+        else:
+            self.err.print(text, style=style, markup=False, highlight=False)
+
+    def banner(self, environment: str, key_id: str | None = None) -> None:
+        """The one-line environment banner on stderr; `--quiet` drops it, except for a live account.
+
+        It names the key id it uses (what the tool knows before any call), not an account number.
+        """
+        if self.quiet and environment != "live":
+            return
+        suffix = f" · key id {key_id}" if key_id else ""
         style = "bold white on red" if environment == "live" else "dim"
-        self.message(f"[{environment.upper()}]{suffix}", style=style)
+        self._say(f"[{environment.upper()}]{suffix}", style)
 
 
 _EVENT_STYLE = {
@@ -227,10 +283,16 @@ _EVENT_STYLE = {
 }
 
 
-def trade_update_text(update: TradeUpdate) -> Text:
-    """A trade update as one colored table-mode line, the one `tail` and `demo` print.
+WIDE = 100  # columns from which a trade-update row has room for milliseconds and generous padding
 
-    Time, symbol, side, event (fill qty @ price), filled/total, status, source.
+
+def trade_update_text(update: TradeUpdate, width: int | None = None) -> Text:
+    """A trade update as one colored table-mode line, the one `tail`, `submit --wait` and `demo` print.
+
+    Time, symbol, side, event (this fill's qty @ price), filled/total,
+    status, source. Under `WIDE` columns the time drops its milliseconds and
+    the padding shrinks so the row fits 80 columns; a row that still does not
+    fit `width` is cut with an ellipsis rather than wrapped.
     """
     from rich.text import Text
 
@@ -244,18 +306,27 @@ def trade_update_text(update: TradeUpdate) -> Text:
         total = decimal_text(order.qty)
     else:
         total = f"${decimal_text(order.notional)}" if order.notional else "?"
-    source = Text(update.source, style="magenta" if update.source == "reconcile" else "dim")
-    return Text.assemble(
-        (update.timestamp.strftime("%H:%M:%S.%f")[:-3], "dim"),
-        "  ",
-        (f"{order.symbol:<6}", "bold"),
-        f" {order.side:<4} ",
-        (f"{what:<28}", _EVENT_STYLE.get(update.event, "")),
-        f" {decimal_text(order.filled_qty) + '/' + total:<13} ",
-        (f"{order.status:<16}", "dim"),
-        " ",
-        source,
-    )
+    wide = width is None or width >= WIDE
+    clock = update.timestamp.strftime("%H:%M:%S.%f")[:-3] if wide else update.timestamp.strftime("%H:%M:%S")
+    fields = (order.symbol, order.side, what, f"{decimal_text(order.filled_qty)}/{total}", order.status)
+    gap = "  " if wide else " "
+    pads = [6, 4, 28, 13, 16] if wide else [5, 4, 20, 9, 16]
+    if width is not None:  # long values first eat the padding of the columns after them
+        length = len(clock) + len(gap) + len(fields) + len(update.source)
+        excess = length + sum(max(len(f), p) for f, p in zip(fields, pads, strict=True)) - width
+        for i in (2, 3, 0, 4):
+            cut = min(max(excess, 0), max(pads[i] - len(fields[i]), 0))
+            pads[i] -= cut
+            excess -= cut
+    styles = ("bold", "", _EVENT_STYLE.get(update.event, ""), "", "dim")
+    parts: list[str | tuple[str, str]] = [(clock, "dim")]
+    for i, (field, pad, style) in enumerate(zip(fields, pads, styles, strict=True)):
+        parts += [gap if i == 0 else " ", (f"{field:<{pad}}", style)]
+    parts += [" ", (update.source, "magenta" if update.source == "reconcile" else "dim")]
+    line = Text.assemble(*parts, no_wrap=True, overflow="ellipsis")
+    if width is not None and line.cell_len > width:
+        line.truncate(width, overflow="ellipsis")
+    return line
 
 
 class _Paced:

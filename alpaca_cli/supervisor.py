@@ -392,7 +392,7 @@ class Notice:
             "retrying": f"connection attempt failed ({self.reason}); next in {self.retry_in or 0:.1f} s",
             "drift": f"adopted broker truth: {len(self.differences)} difference(s) no event explains"
             + (f" ({', '.join(sorted({d.kind for d in self.differences}))})" if self.differences else ""),
-            "mute": f"the stream missed {self.recovered} event(s) the broker shows; forcing a reconnect",
+            "mute": f"missed {self.recovered} event(s) the broker shows; forcing a reconnect",
             "poll_failed": f"broker poll failed: {self.reason}",
             "failed": f"failed: {self.error.line() if self.error else self.reason}",
         }.get(self.event, self.event)

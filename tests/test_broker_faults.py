@@ -61,7 +61,8 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "status_check": ("status", "--check"),
     "reconcile": ("reconcile", "--state", "{state}"),
     "submit": ("submit", "AAPL", "buy", "--qty", "1", "--yes"),
-    "tail": ("tail", "trade-updates", "--duration", "5"),
+    # tail's --duration counts from its start, start-up included: it must outlast one 4 s deadline.
+    "tail": ("tail", "trade-updates", "--duration", "8"),
     "stream_bars": ("stream", "bars", "AAPL", "--duration", "5"),
 }
 FAULTS = (

@@ -81,3 +81,19 @@ def test_bash_completes_a_prefix_and_subcommand_options() -> None:
     assert _bash_complete("sandbox", "se") == ["serve"]
     options = _bash_complete("status", "--")
     assert {"--check", "--output", "--sandbox", "--help"} <= set(options)
+
+
+@needs_bash
+@pytest.mark.timeout(60)
+def test_bash_offers_the_choices_of_an_option_and_the_profiles_of_the_config_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[paper]\nkey_id = "PK1"\n\n[live-main]\nkey_id = "AK1"\n')
+    monkeypatch.setenv("ALPACA_CLI_CONFIG", str(config))
+    assert _bash_complete("submit", "AAPL", "") == ["buy", "sell"]
+    assert _bash_complete("submit", "AAPL", "buy", "--tif", "") == ["day", "gtc", "ioc", "fok", "opg", "cls"]
+    assert _bash_complete("submit", "AAPL", "buy", "--type", "st") == ["stop", "stop_limit"]
+    assert _bash_complete("stream", "bars", "AAPL", "--feed", "") == ["iex", "sip"]
+    assert _bash_complete("status", "--profile", "") == ["live-main", "paper"]
+    assert _bash_complete("--profile", "li") == ["live-main"]

@@ -20,6 +20,7 @@ from alpaca_cli.invocation import (
     LiveOption,
     OutputOption,
     ProfileOption,
+    QuietOption,
     SandboxOption,
     YesOption,
     start,
@@ -47,6 +48,7 @@ def cancel(
     debug: DebugOption = False,
     profile: ProfileOption = None,
     sandbox: SandboxOption = False,
+    quiet: QuietOption = False,
 ) -> int:
     """Cancel an order by id, by client order id, or all open orders."""
     import asyncio
@@ -66,7 +68,7 @@ def cancel(
         orders.check_client_order_id(client_order_id)
     ticker = orders.check_symbol(symbol) if symbol is not None else None
 
-    invocation = start(output, debug, profile, sandbox, live)
+    invocation = start(output, debug, profile, sandbox, live, quiet=quiet)
     out = invocation.out
     connection = invocation.connection
     if not connection.is_live:
@@ -193,7 +195,11 @@ def _describe(order: Order) -> str:
 
 
 def cancel_record(order: Order, *, ok: bool, status: str | None = None, error: str | None = None) -> dict[str, Any]:
-    """One `{"type":"cancel",...}` line: which order, and whether the cancel went through."""
+    """One `{"type":"cancel",...}` line: which order, whether the cancel went through, and its status.
+
+    Without a `status` read back from the broker, an accepted cancel says
+    "canceled" and a refused one the order's status as listed.
+    """
     record: dict[str, Any] = {
         "type": "cancel",
         "order_id": order.id,
@@ -205,7 +211,7 @@ def cancel_record(order: Order, *, ok: bool, status: str | None = None, error: s
         "notional": order.notional,
         "filled_qty": order.filled_qty,
         "ok": ok,
-        "status": status,
+        "status": status or ("canceled" if ok else order.status),
     }
     if error is not None:
         record["error"] = error

@@ -38,9 +38,10 @@ def demo(output: OutputOption = None, debug: DebugOption = False) -> int:
     import tempfile
 
     from alpaca_cli.demo_story import TICK, Story
-    from alpaca_cli.invocation import setup_logging
+    from alpaca_cli.invocation import given, setup_logging
     from alpaca_cli.sandbox.server import SandboxThread
 
+    output, debug = output or given.output, debug or given.debug  # `alpaca-cli -o json demo` too
     setup_logging(debug)
     started = time.monotonic()
     previous_state_dir = os.environ.get("ALPACA_CLI_STATE_DIR")

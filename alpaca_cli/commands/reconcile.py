@@ -33,6 +33,7 @@ from alpaca_cli.invocation import (
     DebugOption,
     OutputOption,
     ProfileOption,
+    QuietOption,
     SandboxOption,
     start,
 )
@@ -66,6 +67,7 @@ def reconcile(
     debug: DebugOption = False,
     profile: ProfileOption = None,
     sandbox: SandboxOption = False,
+    quiet: QuietOption = False,
 ) -> int:
     """Compare the state file with the broker: exit 0 in sync, 1 on drift (even after --write)."""
     import asyncio
@@ -73,7 +75,7 @@ def reconcile(
     from alpaca_cli import statefile
     from alpaca_cli.errors import UsageError
 
-    invocation = start(output, debug, profile, sandbox)
+    invocation = start(output, debug, profile, sandbox, quiet=quiet)
     local: State | None = None
     if init:
         _refuse_existing(state)

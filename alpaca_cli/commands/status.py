@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -10,9 +11,16 @@ from alpaca_cli.invocation import (
     DebugOption,
     OutputOption,
     ProfileOption,
+    QuietOption,
     SandboxOption,
     start,
 )
+
+
+class StreamName(StrEnum):
+    market_data = "market-data"
+    trade_updates = "trade-updates"
+
 
 if TYPE_CHECKING:
     from alpaca_cli.domain import Account, Clock, Order, Position
@@ -24,29 +32,43 @@ def status(
     orders: Annotated[bool, typer.Option("--orders", help="List every open order.")] = False,
     check: Annotated[
         bool,
-        typer.Option("--check", help="Exit 1 unless the account can trade and running streams are healthy."),
+        typer.Option(
+            "--check",
+            help="Exit 1 unless the account can trade and no stream is stale or disconnected "
+            "(nor stopped or missing, for those named by --expect).",
+        ),
     ] = False,
+    expect: Annotated[
+        list[StreamName] | None,
+        typer.Option(
+            "--expect",
+            help="With --check: this stream must be running (repeat for both).",
+            show_default=False,
+            case_sensitive=False,
+        ),
+    ] = None,
     output: OutputOption = None,
     debug: DebugOption = False,
     profile: ProfileOption = None,
     sandbox: SandboxOption = False,
+    quiet: QuietOption = False,
 ) -> int:
     """Account, market clock, positions and open orders, and the health of both streams."""
     import asyncio
 
-    invocation = start(output, debug, profile, sandbox)
+    invocation = start(output, debug, profile, sandbox, quiet=quiet)
     report = asyncio.run(_gather(invocation.connection))
     from alpaca_cli import health
 
     streams = {name: health.read(invocation.connection.environment, name) for name in health.STREAMS}
-    problems = _problems(report["account"], streams)
+    problems = _problems(report["account"], streams, {name.value for name in expect or ()})
     if invocation.out.json:
         invocation.out.emit(_record(invocation.connection.environment, report, streams, positions, orders))
     else:
         _render(invocation.out, invocation.connection.environment, report, streams, positions, orders, problems)
     if check and problems:
         for problem in problems:
-            invocation.out.message(f"check failed: {problem}", style="red")
+            invocation.out.message(f"check failed: {problem}", style="red", essential=True)
         return 1
     return 0
 
@@ -63,16 +85,24 @@ async def _gather(connection: Any) -> dict[str, Any]:
     return {"account": account, "clock": clock, "positions": positions, "orders": orders}
 
 
-def _problems(account: Account, streams: dict[str, dict[str, Any] | None]) -> list[str]:
+def _problems(account: Account, streams: dict[str, dict[str, Any] | None], expected: set[str]) -> list[str]:
+    """What `--check` fails on. A stale stream should be running (it never said it stopped);
+    a stopped or missing one is a problem only when `--expect` names it."""
     problems = []
     if account.status != "ACTIVE":
         problems.append(f"account status is {account.status}")
     for flag in ("trading_blocked", "account_blocked", "trade_suspended_by_user"):
         if getattr(account, flag):
             problems.append(f"account has {flag}")
-    for name, stream in streams.items():
-        if stream and not stream.get("stale") and not stream.get("connected"):
+    for name, found in streams.items():
+        stream = found or {}
+        state = stream.get("state")
+        if state == "stale":
+            problems.append(f"{name} stream is stale: its process is gone or silent without having stopped")
+        elif state == "running" and not stream.get("connected"):
             problems.append(f"{name} stream is running but disconnected")
+        elif name in expected and state != "running":
+            problems.append(f"{name} stream is {state or 'not running'}, but --expect says it should run")
     return problems
 
 
@@ -169,8 +199,10 @@ def _render(
 def _stream_text(stream: dict[str, Any] | None) -> str:
     if stream is None:
         return "[dim]not running[/]"
+    if stream.get("state") == "stopped":
+        return f"[dim]stopped ({stream.get('age_s', '?')} s ago)[/]"
     if stream.get("stale"):
-        return f"[dim]stale ({stream.get('age_s', '?')} s old)[/]"
+        return f"[yellow]stale ({stream.get('age_s', '?')} s old)[/]"
     state = "[green]connected[/]" if stream.get("connected") else "[red]disconnected[/]"
     text = f"{state}, {stream.get('reconnects', 0)} reconnects"
     reconciled = stream.get("reconcile_age_s")  # trade-updates: age when the health was written

@@ -20,7 +20,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from alpaca_cli.errors import UsageError
-from alpaca_cli.invocation import DebugOption, OutputOption, ProfileOption, SandboxOption, StopSignal, start
+from alpaca_cli.invocation import (
+    DebugOption,
+    OutputOption,
+    ProfileOption,
+    QuietOption,
+    SandboxOption,
+    StopSignal,
+    start,
+)
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -59,12 +67,13 @@ def bars(
     debug: DebugOption = False,
     profile: ProfileOption = None,
     sandbox: SandboxOption = False,
+    quiet: QuietOption = False,
 ) -> int:
     """Stream minute bars: a live table on a terminal, JSON Lines when piped."""
     import asyncio
 
     wanted = _symbols(symbols)
-    invocation = start(output, debug, profile, sandbox)
+    invocation = start(output, debug, profile, sandbox, quiet=quiet)
     options = _Options(wanted, feed.value, count, duration, events, stale_after or None)
     return asyncio.run(_run(invocation, options))
 
@@ -163,13 +172,21 @@ class _Board:
         self.last[bar.symbol] = bar
 
     def render(self, handle: BarStream, now: datetime, *, stopped: bool = False) -> Any:
+        from rich import box
         from rich.console import Group
         from rich.table import Table
         from rich.text import Text
 
-        table = Table(title=f"bars · {handle.feed} · times in UTC", expand=False)
+        # No vertical rules and no edge padding: nine columns fit 80 columns without wrapping a cell.
+        table = Table(
+            title=f"bars · {handle.feed} · times in UTC",
+            expand=False,
+            box=box.SIMPLE_HEAD,
+            pad_edge=False,
+            collapse_padding=True,
+        )
         for column in ("symbol", "time", "open", "high", "low", "close", "volume", "change", "age"):
-            table.add_column(column, justify="left" if column in ("symbol", "time") else "right")
+            table.add_column(column, justify="left" if column in ("symbol", "time") else "right", no_wrap=True)
         for symbol in self.symbols:
             bar = self.last.get(symbol)
             if bar is None:
@@ -179,11 +196,11 @@ class _Board:
             before = self.previous_close.get(symbol)
             if before:
                 delta = bar.close - before
-                change = Text(f"{delta:+.2f} ({delta / before:+.2%})", style="green" if delta >= 0 else "red")
+                change = Text(f"{delta:+.2f} {delta / before:+.2%}", style="green" if delta >= 0 else "red")
             age = (now - bar.timestamp).total_seconds()
             table.add_row(
                 symbol,
-                bar.timestamp.strftime("%Y-%m-%d %H:%M:%S"),
+                bar.timestamp.strftime("%H:%M:%S"),
                 f"{bar.open:.2f}",
                 f"{bar.high:.2f}",
                 f"{bar.low:.2f}",
@@ -197,12 +214,15 @@ class _Board:
             state = Text("stopped", style="dim")
         else:
             state = Text("connected", style="green") if h.connected else Text("disconnected", style="red")
-        since = f" since {h.connected_since:%H:%M:%S}" if h.connected_since and not stopped else ""
+        moment = h.connected_since if h.connected else h.last_disconnect_at
+        since = f" since {moment:%H:%M:%S}" if moment and not stopped else ""
         footer = Text.assemble(
             state,
             f"{since} · reconnects {h.reconnects} · bars {h.received} · dropped {h.dropped}"
             f" · queue {handle.bars.qsize()}/{handle.bars.maxsize}",
             style="dim",
+            no_wrap=True,
+            overflow="ellipsis",
         )
         return Group(table, footer)
 
@@ -310,8 +330,7 @@ class _Session:
             await asyncio.gather(*ends, *helpers, return_exceptions=True)
             await self.handle.stop()
             if live is not None:
-                live.update(self.board.render(self.handle, _now(), stopped=True), refresh=True)
-                live.stop()
+                self.out.stop_live(self.board.render(self.handle, _now(), stopped=True))
             await self.sink.close()
             self._write_health(stopped=True)
 
@@ -340,11 +359,7 @@ class _Session:
                 return
 
     def _start_live(self) -> Any:
-        from rich.live import Live
-
-        live = Live(self.board.render(self.handle, _now()), console=self.out.console, auto_refresh=False)
-        live.start()
-        return live
+        return self.out.start_live(self.board.render(self.handle, _now()), auto_refresh=False)
 
     async def _redraw(self, live: Any) -> None:
         import asyncio

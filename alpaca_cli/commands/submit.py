@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -27,6 +28,7 @@ from alpaca_cli.invocation import (
     LiveOption,
     OutputOption,
     ProfileOption,
+    QuietOption,
     SandboxOption,
     YesOption,
     start,
@@ -43,16 +45,40 @@ if TYPE_CHECKING:
 DEFAULT_TIMEOUT = 60.0
 
 
+# The fixed choices, listed by `--help` and offered by TAB (they match `orders.SIDES`,
+# `ORDER_TYPES` and `TIME_IN_FORCE`, which `validate_order` checks; this module stays light).
+class Side(StrEnum):
+    buy = "buy"
+    sell = "sell"
+
+
+class OrderType(StrEnum):
+    market = "market"
+    limit = "limit"
+    stop = "stop"
+    stop_limit = "stop_limit"
+    trailing_stop = "trailing_stop"
+
+
+class TimeInForce(StrEnum):
+    day = "day"
+    gtc = "gtc"
+    ioc = "ioc"
+    fok = "fok"
+    opg = "opg"
+    cls = "cls"
+
+
 def submit(
     symbol: Annotated[str, typer.Argument(help="Stock symbol, e.g. AAPL or BRK.B.", show_default=False)],
-    side: Annotated[str, typer.Argument(help="buy or sell.", show_default=False)],
+    side: Annotated[Side, typer.Argument(help="buy or sell.", show_default=False, case_sensitive=False)],
     qty: Annotated[str | None, typer.Option("--qty", help="Shares (fractional allowed for day market/limit).")] = None,
     notional: Annotated[
         str | None, typer.Option("--notional", help="Dollar amount instead of --qty (day market orders).")
     ] = None,
     order_type: Annotated[
-        str, typer.Option("--type", help="market, limit, stop, stop_limit or trailing_stop.")
-    ] = "market",
+        OrderType, typer.Option("--type", help="Order type.", case_sensitive=False)
+    ] = OrderType.market,
     limit_price: Annotated[str | None, typer.Option("--limit-price", help="For limit and stop_limit.")] = None,
     stop_price: Annotated[str | None, typer.Option("--stop-price", help="For stop and stop_limit.")] = None,
     trail_percent: Annotated[
@@ -61,7 +87,7 @@ def submit(
     trail_price: Annotated[
         str | None, typer.Option("--trail-price", help="For trailing_stop: trail by this many dollars.")
     ] = None,
-    tif: Annotated[str, typer.Option("--tif", help="Time in force: day, gtc, ioc, fok, opg or cls.")] = "day",
+    tif: Annotated[TimeInForce, typer.Option("--tif", help="Time in force.", case_sensitive=False)] = TimeInForce.day,
     extended_hours: Annotated[
         bool, typer.Option("--extended-hours", help="Allow pre/after-market fills (day limit orders).")
     ] = False,
@@ -113,6 +139,7 @@ def submit(
     debug: DebugOption = False,
     profile: ProfileOption = None,
     sandbox: SandboxOption = False,
+    quiet: QuietOption = False,
 ) -> int:
     """Place one order: validated locally, never sent twice, guarded on live accounts."""
     import asyncio
@@ -121,15 +148,15 @@ def submit(
 
     request = orders.validate_order(
         symbol,
-        side,
+        side.value,
         qty=qty,
         notional=notional,
-        order_type=order_type,
+        order_type=order_type.value,
         limit_price=limit_price,
         stop_price=stop_price,
         trail_percent=trail_percent,
         trail_price=trail_price,
-        time_in_force=tif,
+        time_in_force=tif.value,
         extended_hours=extended_hours,
         client_order_id=client_order_id,
         take_profit=take_profit,
@@ -141,7 +168,7 @@ def submit(
         raise UsageError("--timeout only applies with --wait")
     if timeout is not None and timeout <= 0:
         raise UsageError(f"--timeout must be greater than zero, got {timeout:g}")
-    invocation = start(output, debug, profile, sandbox, live)
+    invocation = start(output, debug, profile, sandbox, live, quiet=quiet)
     out = invocation.out
     connection = invocation.connection
     if not connection.is_live:
@@ -186,6 +213,7 @@ async def _submit(
             on_placed=lambda placement: _report(out, placement),
             on_update=lambda update: _show_update(out, update),
             warn=out.warn,
+            note=lambda text: out.message(text, style="dim"),
         )
         return _waited(out, outcome, timeout)
 
@@ -200,7 +228,10 @@ def _waited(out: Output, outcome: follow.Outcome, timeout: float) -> int:
         out.message(f"stopped waiting; order {final.id} is {final.status}")
         return outcome.stopped_exit_code
     if not final.is_final:
-        out.message(f"still {final.status} after {timeout:g} s: order {final.id} keeps working at the broker")
+        out.message(
+            f"still {final.status} after {timeout:g} s: order {final.id} keeps working at the broker",
+            essential=True,
+        )
         return int(ExitCode.TIMED_OUT)
     return orders.wait_exit_code(final)
 
@@ -291,18 +322,12 @@ def _panel(out: Output, order: Order, how: str) -> None:
 
 
 def _show_update(out: Output, update: TradeUpdate) -> None:
-    """One update of the followed order: its `trade_update` record, or one plain line on a terminal."""
+    """One update of the followed order, exactly as `tail` prints it: its `trade_update` record or its row."""
     if out.json:
         from alpaca_cli.orders import trade_update_record
 
         out.emit(trade_update_record(update))
         return
-    order = update.order
-    fill = f" {update.qty} @ {update.price}" if update.qty is not None else ""
-    out.console.print(
-        f"{update.timestamp:%H:%M:%S} {update.event:<13} {order.side} {order.symbol}{fill} "
-        f"· filled {order.filled_qty}/{order.qty if order.qty is not None else '$' + str(order.notional)} "
-        f"· {order.status}",
-        markup=False,
-        highlight=False,
-    )
+    from alpaca_cli.output import trade_update_text
+
+    out.console.print(trade_update_text(update, out.console.width), no_wrap=True, crop=True)

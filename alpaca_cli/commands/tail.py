@@ -16,7 +16,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from alpaca_cli.errors import UsageError
-from alpaca_cli.invocation import DebugOption, OutputOption, ProfileOption, SandboxOption, StopSignal, start
+from alpaca_cli.invocation import (
+    DebugOption,
+    OutputOption,
+    ProfileOption,
+    QuietOption,
+    SandboxOption,
+    StopSignal,
+    start,
+)
 
 if TYPE_CHECKING:
     import asyncio
@@ -24,6 +32,38 @@ if TYPE_CHECKING:
     from alpaca_cli.domain import TradeUpdate
     from alpaca_cli.invocation import Invocation
     from alpaca_cli.supervisor import Notice, Supervisor
+
+# What `--events` takes, offered by TAB: core.apply's KNOWN_EVENTS (which loads pydantic,
+# too slow for a TAB; tests/test_tail_limits.py keeps the two equal) and `stream`.
+EVENT_NAMES = (
+    "fill",
+    "partial_fill",
+    "new",
+    "accepted",
+    "pending_new",
+    "canceled",
+    "pending_cancel",
+    "expired",
+    "rejected",
+    "replaced",
+    "pending_replace",
+    "done_for_day",
+    "stopped",
+    "suspended",
+    "calculated",
+    "restated",
+    "order_cancel_rejected",
+    "order_replace_rejected",
+    "stream",
+)
+
+
+def _complete_events(incomplete: str) -> list[str]:
+    """The next name of the comma-separated list being typed, after the ones already there."""
+    done, comma, last = incomplete.rpartition(",")
+    taken = set(done.split(","))
+    return [done + comma + name for name in EVENT_NAMES if name.startswith(last) and name not in taken]
+
 
 app = typer.Typer(name="tail", help="Follow account events as they happen.", no_args_is_help=True)
 
@@ -50,6 +90,7 @@ def trade_updates(
             "--events",
             help="Only these events, e.g. fill,partial_fill,canceled,rejected; add `stream` for connection lines.",
             show_default=False,
+            autocompletion=_complete_events,
         ),
     ] = None,
     count: Annotated[
@@ -68,9 +109,13 @@ def trade_updates(
     debug: DebugOption = False,
     profile: ProfileOption = None,
     sandbox: SandboxOption = False,
+    quiet: QuietOption = False,
 ) -> int:
     """Stream order events (fills, partial fills, cancels, rejects) exactly once, reconciled with the broker."""
     import asyncio
+    import time
+
+    started = time.monotonic()  # --duration is wall time from here, connecting and catch-up included
 
     options = _Options(
         state=state,
@@ -80,8 +125,9 @@ def trade_updates(
         duration=duration,
         poll_interval=poll_interval,
         slow_poll=slow_poll,
+        started=started,
     )
-    invocation = start(output, debug, profile, sandbox)
+    invocation = start(output, debug, profile, sandbox, quiet=quiet)
     return asyncio.run(_run(invocation, options))
 
 
@@ -94,6 +140,7 @@ class _Options:
         self.duration: float | None = values["duration"]
         self.poll_interval: float = values["poll_interval"]
         self.slow_poll: float = values["slow_poll"]
+        self.started: float = values["started"]
 
     @property
     def stream_lines(self) -> bool:
@@ -145,20 +192,13 @@ class _View:
         if self.out.json:
             await self.sink.open()
         else:
-            from rich.live import Live
-
-            self._live = Live(
-                get_renderable=self._status,
-                console=self.out.console,
-                refresh_per_second=STATUS_REFRESH,
-                transient=True,
-                redirect_stderr=True,
+            self._live = self.out.start_live(
+                get_renderable=self._status, refresh_per_second=STATUS_REFRESH, transient=True
             )
-            self._live.start()
 
     async def close(self) -> None:
         if self._live is not None:
-            self._live.stop()
+            self.out.stop_live()
         await self.sink.close()
 
     def _wanted(self, update: TradeUpdate) -> bool:
@@ -168,7 +208,13 @@ class _View:
         )
 
     def update(self, update: TradeUpdate) -> None:
-        if not self._wanted(update):
+        """Print one update; past `--count` nothing more, unless the state file already holds it as printed.
+
+        The supervisor hands a catch-up burst over in one go: without a state
+        file, lines past N are simply not printed. With `--state` the burst was
+        saved as one printed batch, so it is printed whole (none is lost).
+        """
+        if not self._wanted(update) or (self.done and self.options.state is None):
             return
         if self.out.json:
             from alpaca_cli.orders import trade_update_record
@@ -178,10 +224,15 @@ class _View:
         else:
             from alpaca_cli.output import trade_update_text
 
-            self.out.console.print(trade_update_text(update))
+            console = self.out.console
+            console.print(trade_update_text(update, console.width), no_wrap=True, crop=True)
         self.written += 1
-        if self.options.count is not None and self.written >= self.options.count:
+        if self.done:
             self.end.set()
+
+    @property
+    def done(self) -> bool:
+        return self.options.count is not None and self.written >= self.options.count
 
     def notice(self, notice: Notice) -> None:
         if notice.event != "failed":  # a failure is the command's error line, printed once by main
@@ -202,14 +253,17 @@ class _View:
         state = Text("● live", style="green") if sup.connected else Text(f"● {sup.mode}", style="red")
         age = health["reconcile_age_s"]
         sources = health["sources"]
+        mute = f" ({sup.mute_reconnects} mute)" if sup.mute_reconnects else ""
         return Text.assemble(
             state,
             (
-                f" · reconnects {sup.reconnects} · mute reconnects {sup.mute_reconnects}"
+                f" · reconnects {sup.reconnects}{mute}"
                 f" · reconciled {'never' if age is None else f'{age:.0f} s ago'}"
-                f" · events {sup.emitted} (stream {sources.get('stream', 0)}, reconcile {sources.get('reconcile', 0)})",
+                f" · events {sup.emitted} · recovered {sources.get('reconcile', 0)}",
                 "dim",
             ),
+            no_wrap=True,
+            overflow="ellipsis",
         )
 
 
@@ -218,6 +272,7 @@ class _View:
 
 async def _run(invocation: Invocation, options: _Options) -> int:
     import asyncio
+    import time
 
     from alpaca_cli.bridge import Broker
     from alpaca_cli.supervisor import Supervisor
@@ -231,7 +286,8 @@ async def _run(invocation: Invocation, options: _Options) -> int:
         await view.open()
         watchers.append(asyncio.create_task(_set_when(view.sink.gone, end)))
         if options.duration is not None:
-            watchers.append(asyncio.create_task(_set_after(options.duration, end)))
+            left = options.duration - (time.monotonic() - options.started)
+            watchers.append(asyncio.create_task(_set_after(left, end)))
         async with Broker(invocation.connection) as broker:
             supervisor = Supervisor(
                 broker,

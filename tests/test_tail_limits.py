@@ -1,0 +1,76 @@
+"""`tail --count N` counts every printed line, recovered ones included; `--duration S` is wall time
+from the start, catch-up included."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import CLI, cli_env, json_lines, run_cli
+
+
+def _place(env: dict[str, str], n: int) -> None:
+    for _ in range(n):
+        placed = run_cli("-q", "submit", "AAPL", "buy", "--qty", "1", "--sandbox", "-o", "json", env=env)
+        assert placed.returncode == 0, placed.stderr
+
+
+@pytest.mark.timeout(90)
+def test_count_1_prints_exactly_one_line_of_a_recovered_burst(sandbox: Any, tmp_path: Path) -> None:
+    env = cli_env(tmp_path, sandbox.url)
+    tail = subprocess.Popen(
+        [*CLI, "tail", "trade-updates", "--sandbox", "-o", "json", "--count", "1", "--slow-poll", "0.5"],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:  # connected: its health file says so
+            health = list((tmp_path / "state").glob("health-*-trade-updates.json"))
+            if health and '"mode":"live"' in health[0].read_text():
+                break
+            time.sleep(0.2)
+        sandbox.set_faults(hold_trade_updates=True)  # fills happen, the stream says nothing: a burst to recover
+        _place(env, 3)
+        out, err = tail.communicate(timeout=40)
+    finally:
+        tail.kill()
+    assert tail.returncode == 0, err
+    lines = json_lines(out)
+    assert len(lines) == 1, out
+    assert lines[0]["type"] == "trade_update" and lines[0]["source"] == "reconcile"
+
+
+@pytest.mark.timeout(90)
+def test_duration_is_wall_time_from_the_start_catch_up_included(sandbox: Any, tmp_path: Path) -> None:
+    env = cli_env(tmp_path, sandbox.url)
+    state = tmp_path / "state.json"
+    first = run_cli(
+        "tail", "trade-updates", "--sandbox", "-o", "json", "--state", str(state), "--duration", "0.5", env=env
+    )
+    assert first.returncode == 0, first.stderr
+    _place(env, 5)  # missed while no tail ran: the next one catches up first
+    started = time.monotonic()
+    again = run_cli(
+        "tail", "trade-updates", "--sandbox", "-o", "json", "--state", str(state), "--duration", "1", env=env
+    )
+    took = time.monotonic() - started
+    assert again.returncode == 0, again.stderr
+    assert took < 1 + 2.0, took  # the interpreter's start-up and a clean stop, no more
+    assert all(line["source"] == "reconcile" for line in json_lines(again.stdout))
+
+
+def test_the_events_tab_offers_are_the_events_tail_knows() -> None:
+    from alpaca_cli.commands.tail import EVENT_NAMES, _complete_events
+    from alpaca_cli.core.apply import KNOWN_EVENTS
+
+    assert set(EVENT_NAMES) == KNOWN_EVENTS | {"stream"} and len(EVENT_NAMES) == len(set(EVENT_NAMES))
+    assert _complete_events("fi") == ["fill"]
+    assert _complete_events("fill,pa") == ["fill,partial_fill"]
+    assert "fill,fill" not in _complete_events("fill,")
