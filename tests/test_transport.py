@@ -79,6 +79,19 @@ def test_answers_give_back_what_was_counted_in_flight() -> None:
     assert budget.wait_time() == 0
 
 
+def test_requests_that_got_no_answer_stop_counting() -> None:
+    """An outage must not leave phantom requests in flight that pace the rest of a long tail."""
+    clock = FakeClock()
+    budget = transport.RequestBudget(now=clock)
+    budget.observe(
+        200, {"X-RateLimit-Limit": "200", "X-RateLimit-Remaining": "3", "X-RateLimit-Reset": str(clock.now + 60)}
+    )
+    for _ in range(3):
+        budget.take(_call(clock=clock))
+        budget.unanswered()
+    assert budget.wait_time() == 0
+
+
 def test_a_429_holds_every_request_back_as_long_as_it_says() -> None:
     clock = FakeClock()
     budget = transport.RequestBudget(now=clock)

@@ -322,8 +322,10 @@ def _day(raw: Mapping[str, Any], key: str, what: str, *, required: bool = False)
         if required:
             raise MalformedAnswer(f"{what} field {key!r} is {'missing' if key not in raw else _kind(value)}")
         return None
+    if not isinstance(value, str):
+        raise MalformedAnswer(f"{what} field {key!r} is {_kind(value)}, not a date")
     try:
-        return date.fromisoformat(value) if isinstance(value, str) else None
+        return date.fromisoformat(value)
     except ValueError:
         raise MalformedAnswer(f"{what} field {key!r} is not a date") from None
 

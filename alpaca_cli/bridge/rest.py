@@ -285,6 +285,7 @@ class RestBridge:
             options,
             parse=mapping.order,
             retry=False,
+            lookup=True,  # Alpaca's "position not found" is a 404: not a wrong URL
         )
 
     async def close_all_positions(self, *, cancel_orders: bool = False) -> list[Closing]:
@@ -344,10 +345,11 @@ class RestBridge:
         """
         seen: dict[str, Order] = {}
         wanted = list(symbols) if symbols else None
+        size = PAGE_LIMIT if limit is None else max(1, min(limit, PAGE_LIMIT))
         while True:
             request = GetOrdersRequest(
                 status=QueryOrderStatus(status),
-                limit=PAGE_LIMIT,
+                limit=size,
                 direction="desc",
                 after=after,
                 until=until,
@@ -358,7 +360,7 @@ class RestBridge:
             page = await self._run("list orders", self._trading.get_orders, request, parse=mapping.orders)
             fresh = [item for item in page if item.id not in seen]
             seen.update((item.id, item) for item in fresh)
-            if len(page) < PAGE_LIMIT or not fresh or (limit is not None and len(seen) >= limit):
+            if len(page) < size or not fresh or (limit is not None and len(seen) >= limit):
                 break
             until = min(item.submitted_at for item in page) + timedelta(microseconds=1)
         result = sorted(seen.values(), key=lambda o: (o.submitted_at, o.id))

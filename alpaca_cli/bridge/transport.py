@@ -259,6 +259,11 @@ class RequestBudget:
             log.debug("%s: keeping under the broker's rate limit, waiting %.2f s", call.route, wait)
             call.sleep(wait)
 
+    def unanswered(self) -> None:
+        """A request counted by `take` got no answer (refused, dropped, aborted): stop counting it."""
+        with self._lock:
+            self._sent_since_answer = max(self._sent_since_answer - 1, 0)
+
     def observe(self, status: int, headers: Mapping[str, str]) -> None:
         """What one answer says of the budget."""
         limit = _number(headers.get("X-RateLimit-Limit"))
@@ -326,7 +331,12 @@ class BrokerAdapter(HTTPAdapter):
             timeout = (min(CONNECT_TIMEOUT, left), left)
         elif timeout is None:
             timeout = (CONNECT_TIMEOUT, DEFAULT_DEADLINE)
-        response = super().send(request, stream, timeout, *args, **kwargs)
+        try:
+            response = super().send(request, stream, timeout, *args, **kwargs)
+        except BaseException:
+            if call is not None:
+                self.budget.unanswered()
+            raise
         self.budget.observe(response.status_code, response.headers)
         return response
 
