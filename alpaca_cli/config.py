@@ -38,8 +38,9 @@ SANDBOX_URL = "http://127.0.0.1:8765"
 SANDBOX_KEY_ID = "SANDBOXKEY"
 SANDBOX_SECRET = "SANDBOXSECRET"
 # Seconds one broker call may take in all (connect, reads, retries, waits for the rate
-# limit): a command facing a silent or trickling broker ends well inside the contract's 60 s.
-DEFAULT_DEADLINE = 25.0
+# limit): a command facing a silent or trickling broker ends well inside the contract's 60 s,
+# even `submit --wait` (the stream's 10 s, the POST, then the lookup that decides).
+DEFAULT_DEADLINE = 20.0
 
 OutputMode = Literal["auto", "table", "json"]
 Environment = Literal["sandbox", "paper", "live"]

@@ -508,8 +508,9 @@ async def place(
         for attempt in range(len(lookup_delays) + 1):
             try:
                 return await broker.order_by_client_id(request.client_order_id)
-            except UnreachableError as error:
-                if attempt == len(lookup_delays) or not patience_left():
+            except CliError as error:  # whatever it is, a POST may have acted: never exit 1 or 3 now
+                final = not isinstance(error, UnreachableError) or attempt == len(lookup_delays)
+                if final or not patience_left():
                     raise _fate_unknown(
                         request, f"its answer was lost and looking it up failed ({error.message})"
                     ) from error
@@ -525,6 +526,10 @@ async def place(
                 raise
             existing = await lookup()
             if existing is None:
+                if last is not None:  # an earlier POST's outcome is unknown: it may be that order
+                    raise _fate_unknown(
+                        request, "the broker refuses the client order id as taken and cannot show the order yet"
+                    ) from refused
                 raise
             return Placement(existing, "recovered" if last else "duplicate", send, same_order(request, existing))
         except RouteNotFound:

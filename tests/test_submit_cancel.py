@@ -719,6 +719,30 @@ def test_a_late_arrival_after_a_lookup_is_caught_by_the_duplicate_answer() -> No
     assert placement.how == "recovered" and placement.matches and len(broker.placed) == 1
 
 
+def test_a_taken_id_after_a_lost_answer_is_never_a_clean_no() -> None:
+    """First POST lost, lookup lagging (nothing yet), the resend refused as a duplicate, the
+    lookup still lagging: the order exists, so this is exit 4 naming the id, never exit 1."""
+    request = orders.validate_order("AAPL", "buy", qty="1")
+    broker = ScriptedBroker(["accept-then-lose", "accept"])
+    original = broker.order_by_client_id
+
+    async def lagging(client_order_id: str) -> Order | None:
+        await original(client_order_id)
+        return None  # the listing behind the lookup has not caught up
+
+    broker.order_by_client_id = lagging  # type: ignore[method-assign]
+    with pytest.raises(UnreachableError, match="may have been placed") as raised:
+        _place(broker, request)
+    assert request.client_order_id in raised.value.line() and broker.sent == 2
+
+
+def test_a_lookup_refused_after_a_lost_answer_is_never_a_clean_no() -> None:
+    broker = ScriptedBroker([UnreachableError("timeout")], lookups=[BrokerRejected("forbidden", status=403)])
+    with pytest.raises(UnreachableError, match="may have been placed"):
+        _place(broker)
+    assert broker.sent == 1
+
+
 def test_refusals_are_not_retried() -> None:
     broker = ScriptedBroker([BrokerRejected("insufficient buying power", status=403, code=40310000)])
     with pytest.raises(BrokerRejected):
