@@ -421,6 +421,16 @@ class LineSink:
         if self._protocol is not None and self._protocol.paused:
             await self._protocol.wait_resumed()
 
+    async def flushed(self) -> None:
+        """Return once every line written so far has left the process (or the reader is gone)."""
+        transport = self._transport
+        if transport is None:
+            return
+        import asyncio
+
+        while transport.get_write_buffer_size() and not self.gone.is_set():
+            await asyncio.sleep(0.005)
+
     async def close(self) -> None:
         """Write out what is buffered (up to a second; the reader may be stuck), then close."""
         transport = self._transport

@@ -67,7 +67,7 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -101,6 +101,7 @@ CLOSED_LOOKBACK = timedelta(seconds=30)  # closed orders are listed from this lo
 TORN_RETRIES = 2  # fresh snapshots taken when fills tear one (see `Supervisor._snapshot`)
 TORN_RETRY_DELAY = 0.1
 OUTBOX_IDLE = 1.0  # seconds without events after which the state file's printed outbox is emptied
+CLOSE_FLUSH = 2.0  # seconds a stop waits for printed lines to leave the process before emptying the outbox
 HEALTH_MIN_GAP = 1.0  # seconds between two health writes
 HEALTH_EVERY = 5.0  # seconds between health writes when nothing changes
 STATUS_MEMORY = 10_000  # status-only event keys remembered for exactly-once
@@ -417,6 +418,13 @@ class _StateFile:
     file became unwritable, another process held the lock too long) is
     reported through `on_failure` and ends the writer; what it held is never
     printed, and the command fails with it.
+
+    "Printed" must mean "left the process": a reader that falls behind leaves
+    lines in the output's buffer, and replacing the outbox then would let a kill
+    lose them. With `printed` (an awaitable that returns once everything written
+    so far has left), no save replaces an outbox whose lines are still buffered,
+    and a stop that cannot get them out in `CLOSE_FLUSH` seconds leaves the outbox
+    as it is: the next run prints them again rather than never.
     """
 
     def __init__(
@@ -424,10 +432,12 @@ class _StateFile:
         path: Path,
         on_saved: Callable[[list[TradeUpdate]], None],
         on_failure: Callable[[Exception], None],
+        printed: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.path = path
         self._on_saved = on_saved
         self._on_failure = on_failure
+        self._printed = printed
         self._ops: list[tuple[str, Any]] = []
         self._to_print: list[TradeUpdate] = []
         self._wake = asyncio.Event()
@@ -491,6 +501,8 @@ class _StateFile:
             to_print, self._to_print = self._to_print, []
             if not ops and not idle:
                 continue
+            if self._outbox_printed and self._printed is not None:
+                await self._printed()  # the outbox's lines are out before the outbox is replaced
             # Shielded: a stop lets the write under way finish, so the next one cannot overtake it.
             self._writing = asyncio.ensure_future(asyncio.to_thread(self._write, ops, to_print))
             self._saving = to_print
@@ -531,9 +543,22 @@ class _StateFile:
         ops, self._ops = self._ops, []
         to_print, self._to_print = self._to_print, []
         if ops:
+            if not await self._all_printed():
+                return
             await asyncio.to_thread(self._write, ops, to_print)
             self._on_saved(to_print)
-        await asyncio.to_thread(self._write, [], [])
+        if await self._all_printed():
+            await asyncio.to_thread(self._write, [], [])
+
+    async def _all_printed(self) -> bool:
+        """Whether the printed lines left the process within `CLOSE_FLUSH` (a stuck reader: no)."""
+        if self._printed is None:
+            return True
+        try:
+            await asyncio.wait_for(self._printed(), CLOSE_FLUSH)
+        except TimeoutError:
+            return False
+        return True
 
 
 # ============================================================================ supervisor
@@ -563,6 +588,7 @@ class Supervisor:
         slow_poll: float = SLOW_POLL,
         connect_window: float = CONNECT_WINDOW,
         backoff: Backoff | None = None,
+        printed: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.broker = broker
         self.on_update = on_update
@@ -573,7 +599,7 @@ class Supervisor:
         self.connect_window = connect_window
         self.backoff = backoff or Backoff()
         self.ledger: Ledger | None = None
-        self._file = _StateFile(state_path, self._saved, self._fail) if state_path is not None else None
+        self._file = _StateFile(state_path, self._saved, self._fail, printed) if state_path is not None else None
         self._health = health.Publisher(environment, STREAM, warn or log.warning) if environment else None
         self._fatal: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._stop = asyncio.Event()

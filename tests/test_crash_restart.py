@@ -237,3 +237,48 @@ def test_a_kill_after_a_quiet_second_repeats_nothing(sandbox: Any, tmp_path: Pat
         reader.join(10)
     assert [json.loads(u)["order_id"] for u in first.updates()].count(str(order.id)) >= 3
     assert second.updates() == []
+
+
+@pytest.mark.usefixtures("unlimited")
+def test_a_reader_that_falls_behind_loses_nothing_across_a_kill(sandbox: Any, tmp_path: Path, runs: list[Run]) -> None:
+    """Lines waiting in tail's own buffer for a slow reader are not "printed" yet: the outbox
+    that holds them is not replaced until they are out, so a kill then loses none of them."""
+    sandbox.set_price(SYMBOL, 3)
+    env = cli_env(tmp_path, sandbox.url)
+    state = tmp_path / "slow.json"
+    assert run_cli("reconcile", "--init", "--state", str(state), "--sandbox", env=env).returncode == 0
+    client = TradingClient(sandbox.key_id, sandbox.secret_key, paper=True, url_override=sandbox.url)
+    first = spawn_cli("tail", "trade-updates", "--sandbox", "-o", "json", "--state", str(state), env=env)
+    errors: list[str] = []
+    threading.Thread(target=lambda: errors.extend(first.stderr), daemon=True).start()  # type: ignore[arg-type]
+    deadline = time.monotonic() + 30
+    while not any("stream connected" in line for line in errors):
+        assert time.monotonic() < deadline and first.poll() is None, errors
+        time.sleep(0.05)
+    ids = [
+        str(client.submit_order(MarketOrderRequest(symbol=SYMBOL, qty=50, side="buy", time_in_force="day")).id)
+        for _ in range(150)
+    ]  # ~300 lines of ~700 bytes: far more than the pipe holds while nobody reads it
+    deadline = time.monotonic() + 30
+    while not all(
+        o.status == "filled"
+        for o in client.get_orders(GetOrdersRequest(status=QueryOrderStatus.ALL, limit=500))
+        if str(o.id) in ids
+    ):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    time.sleep(1.5)  # tail has taken in what it can; much of it is stuck behind the full pipe
+    first.send_signal(signal.SIGKILL)
+    first.wait(10)
+    printed = [line for line in first.stdout.read().splitlines() if json.loads(line)["type"] == "trade_update"]  # type: ignore[union-attr]
+    _no_trading_stream(sandbox)
+    second = Run(env, state)
+    runs.append(second)
+    assert second.wait(lambda r: "stream connected" in "".join(r.errors), timeout=30)
+    second.process.send_signal(signal.SIGTERM)
+    assert second.process.wait(15) == 0
+    for reader in second.readers:
+        reader.join(10)
+    seen = {json.loads(line)["id"] for line in printed + second.updates()}
+    filled = {f"{oid}:fill:50" for oid in ids}
+    assert filled <= seen, f"{len(filled - seen)} fills never printed"

@@ -298,6 +298,7 @@ async def _run(invocation: Invocation, options: _Options) -> int:
                 warn=invocation.out.warn,
                 poll_interval=options.poll_interval,
                 slow_poll=options.slow_poll,
+                printed=view.sink.flushed,
             )
             view.supervisor = supervisor
             await supervisor.run(end)
