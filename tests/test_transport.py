@@ -268,3 +268,10 @@ def test_malformed_and_silent_answers_name_the_route() -> None:
     assert "not valid JSON" in truncated.line()
     silent = translate(transport.DeadlineExceeded(), call, "X")
     assert "10 s" in silent.line() and isinstance(silent, UnreachableError)
+
+
+def test_an_unreachable_broker_is_named_and_a_missing_sandbox_says_how_to_start_one() -> None:
+    refused = requests.exceptions.ConnectionError("refused")
+    line = translate(refused, _call(), "APCA_API_BASE_URL").line()
+    assert "127.0.0.1:9" in line and "APCA_API_BASE_URL" in line
+    assert "alpaca-cli sandbox serve" in translate(refused, _call(), "X", sandbox=True).line()

@@ -174,8 +174,8 @@ class RestBridge:
         except asyncio.CancelledError:
             raise
         except Exception as error:
-            setting = self._base_setting(data)
-            raise translate(error, call, setting) from error
+            sandbox = self.connection.environment == "sandbox"
+            raise translate(error, call, self._base_setting(data), sandbox=sandbox) from error
         finally:
             self._calls.discard(call)
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import html
 import json
 import re
+from urllib.parse import urlsplit
 
 import requests
 from alpaca.common.exceptions import APIError
@@ -68,7 +69,7 @@ def summarize(body: str) -> str:
     return repr(one_line(text))
 
 
-def translate(error: BaseException, call: Call, base_setting: str) -> CliError:
+def translate(error: BaseException, call: Call, base_setting: str, *, sandbox: bool = False) -> CliError:
     """The one translation of a failed call; `base_setting` names where its base URL comes from."""
     what, route = call.what, call.route
     if isinstance(error, RateLimited):
@@ -93,9 +94,13 @@ def translate(error: BaseException, call: Call, base_setting: str) -> CliError:
     if isinstance(error, requests.exceptions.ChunkedEncodingError):
         return UnreachableError(f"{what}: the broker's answer to {route} broke off before its end")
     if isinstance(error, requests.exceptions.ConnectionError):
-        return UnreachableError(
-            f"{what}: cannot reach the broker for {route}", hint="is the URL right and the service up?"
+        where = urlsplit(call.url).netloc if call.url else "the broker"
+        hint = (
+            "is a sandbox running there? start one with `alpaca-cli sandbox serve`"
+            if sandbox
+            else f"is {base_setting} right and the service up?"
         )
+        return UnreachableError(f"{what}: cannot reach {where} for {route}", hint=hint)
     return UnreachableError(f"{what}: {route} failed ({type(error).__name__}: {one_line(str(error))})")
 
 
