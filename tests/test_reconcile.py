@@ -338,5 +338,6 @@ def test_broker_unreachable_is_exit_4_and_the_file_untouched(tmp_path: Path) -> 
         env=cli_env(tmp_path, f"http://127.0.0.1:{port}"),
     )  # fmt: skip
     assert result.returncode == 4, result.stderr
-    assert result.stderr.count("\n") == 1 and "cannot reach the broker" in result.stderr
+    assert result.stderr.count("\n") == 1 and f"cannot reach 127.0.0.1:{port}" in result.stderr
+    assert "alpaca-cli sandbox serve" in result.stderr
     assert state.read_bytes() == content

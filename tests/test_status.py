@@ -81,7 +81,8 @@ def test_sandbox_down_is_exit_4_quickly(tmp_path: Path) -> None:
     result = run_cli("status", "--sandbox", env=cli_env(tmp_path, f"http://127.0.0.1:{port}"))
     elapsed = time.monotonic() - started
     assert result.returncode == 4, result.stderr
-    assert result.stderr.count("\n") == 1 and "cannot reach the broker" in result.stderr
+    assert result.stderr.count("\n") == 1 and f"cannot reach 127.0.0.1:{port}" in result.stderr
+    assert "alpaca-cli sandbox serve" in result.stderr
     assert elapsed < 5, f"took {elapsed:.1f}s"
 
 
