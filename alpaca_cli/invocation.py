@@ -19,7 +19,7 @@ import signal
 import sys
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -121,10 +121,23 @@ class Invocation:
         return self.settings.live
 
 
+class _StderrNow(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever `sys.stderr` is when a record is logged, not when the handler was
+    made: a live view redirects stderr to print above its region, and a log line must too."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _: Any) -> None:
+        pass
+
+
 def setup_logging(debug: bool) -> None:
     """Our logs on stderr (debug with --debug, else warnings); libraries kept quiet."""
     flags.debug = debug
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrNow()
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     ours = logging.getLogger("alpaca_cli")
     ours.handlers[:] = [handler]

@@ -600,7 +600,14 @@ class Supervisor:
         self.backoff = backoff or Backoff()
         self.ledger: Ledger | None = None
         self._file = _StateFile(state_path, self._saved, self._fail, printed) if state_path is not None else None
-        self._health = health.Publisher(environment, STREAM, warn or log.warning) if environment else None
+        loop = asyncio.get_running_loop()
+        tell = warn or log.warning
+        # Health is written on a worker thread (it fsyncs); its one warning is told on this loop.
+        self._health = (
+            health.Publisher(environment, STREAM, lambda text: loop.call_soon_threadsafe(tell, text))
+            if environment
+            else None
+        )
         self._fatal: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._stop = asyncio.Event()
         self._since: datetime | None = None
