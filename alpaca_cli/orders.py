@@ -594,9 +594,12 @@ def polled_events(before: Order | None, after: Order, at: datetime | None = None
 
 
 def wait_exit_code(order: Order) -> int:
-    """0 when filled or still working (accepted), 1 when it ended any other way."""
-    if order.status in ENDED_OK or not order.is_final:
+    """How `submit --wait` ends on `order`: 0 filled, 124 still working when the wait ran out
+    (as `timeout(1)`), 1 ended any other way (rejected, canceled, expired)."""
+    if order.status in ENDED_OK:
         return 0
+    if not order.is_final:
+        return int(ExitCode.TIMED_OUT)
     return 1
 
 

@@ -351,9 +351,9 @@ def test_polled_fills_add_up_to_the_order(fills: list[tuple[int, int]]) -> None:
     ("status", "code"),
     [
         ("filled", 0),
-        ("new", 0),
-        ("partially_filled", 0),
-        ("accepted", 0),
+        ("new", 124),
+        ("partially_filled", 124),
+        ("accepted", 124),
         ("canceled", 1),
         ("rejected", 1),
         ("expired", 1),
