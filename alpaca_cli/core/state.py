@@ -220,8 +220,9 @@ class LastEvent(_Frozen):
 
 
 class OrderView(_Frozen):
-    """An order exactly as one event showed it: every field of `domain.Order`, so that an
-    event kept in the outbox prints the same line when it is printed again."""
+    """An order as one event showed it: every field of `domain.Order` that a printed line or
+    the state can show (not a group's legs or replacement links), so that an event kept in
+    the outbox prints the same line when it is printed again."""
 
     id: str
     client_order_id: str
