@@ -464,14 +464,19 @@ def error_line(message: str) -> None:
         pass
 
 
-def orders_table(orders: Iterable[Order], title: str, *, dates: bool = False) -> Table:
+def orders_table(orders: Iterable[Order], title: str, *, dates: bool = False, first: int | None = None) -> Table:
     """The one Rich table of orders (`status --orders`, `orders`, the list `cancel --all` asks about).
 
     `dates` shows the day too (listings that span days); a group's legs follow their order, marked └.
+    `first` keeps a terminal readable: only the newest `first` rows, and a caption counting the rest
+    (drawing 10,000 rows takes longer than anything the command does).
     """
     from rich.table import Table
 
-    table = Table(title=title)
+    orders = list(orders)
+    hidden = len(orders) - first if first is not None and len(orders) > first else 0
+    table = Table(title=title, caption=f"… and {hidden} older not shown (-o json lists them all)" if hidden else None)
+    orders = orders[hidden:]
     for column in ("submitted", "symbol", "side", "type", "qty", "filled", "limit", "stop", "status", "id"):
         table.add_column(column)
     when = "%Y-%m-%d %H:%M:%S" if dates else "%H:%M:%S"

@@ -100,3 +100,16 @@ def test_secret_from_profile_never_printed_with_debug(sandbox, tmp_path: Path) -
     result = run_cli("status", "--debug", "-o", "json", env=cli_env(tmp_path))
     assert result.returncode == 0, result.stderr
     assert "SANDBOXSECRET" not in result.stdout + result.stderr
+
+
+def test_a_long_order_book_draws_the_newest_rows_and_counts_the_rest(sandbox, tmp_path: Path) -> None:
+    """10,000 rows on a terminal took longer than the command; JSON still lists them all."""
+    sandbox.reset()
+    sandbox.admin("POST", "/admin/seed", {"open_orders": 120, "positions": 0})
+    env = cli_env(tmp_path, sandbox.url)
+    table = run_cli("status", "--sandbox", "-o", "table", "--orders", env=env)
+    assert table.returncode == 0, table.stderr
+    assert "Open orders (120)" in table.stdout and "… and 70 older not shown" in table.stdout
+    assert sum(" buy " in line or " sell " in line for line in table.stdout.splitlines()) == 50
+    (record,) = json_lines(run_cli("status", "--sandbox", "-o", "json", "--orders", env=env).stdout)
+    assert record["orders"]["count"] == 120 and len(record["orders"]["rows"]) == 120

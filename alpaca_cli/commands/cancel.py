@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 CANCELED = frozenset({"canceled", "pending_cancel"})
 CONCURRENT_CANCELS = 4
+PREVIEW_ROWS = 20  # newest open orders shown before `cancel --all` asks
 
 
 def cancel(
@@ -152,7 +153,7 @@ async def _cancel_all(broker: Broker, out: Output, symbol: str | None, decision:
     if not listed:
         out.message(f"no open orders{where}: nothing to cancel")
         return 0
-    _list_to_stderr(out, listed, where)
+    _list_to_stderr(out, listed, where, asking=not yes)
     action = f"cancel {len(listed)} open order{'s' if len(listed) != 1 else ''}{where}"
     if decision == "confirm":
         await _confirm(broker, decision, action)
@@ -218,13 +219,15 @@ def cancel_record(order: Order, *, ok: bool, status: str | None = None, error: s
     return record
 
 
-def _list_to_stderr(out: Output, listed: list[Order], where: str) -> None:
-    if not out.interactive:
+def _list_to_stderr(out: Output, listed: list[Order], where: str, *, asking: bool) -> None:
+    """What is about to be canceled: on a terminal about to ask, the newest orders and a count
+    (never 10,000 rows before acting); otherwise one line."""
+    if not (asking and out.interactive):
         out.message(f"canceling {len(listed)} open order{'s' if len(listed) != 1 else ''}{where}")
         return
     from alpaca_cli.output import orders_table
 
-    out.err.print(orders_table(listed, f"Open orders{where}"))
+    out.err.print(orders_table(listed, f"Open orders{where} ({len(listed)})", first=PREVIEW_ROWS))
 
 
 def _show(out: Output, records: list[dict[str, Any]]) -> None:

@@ -16,6 +16,8 @@ from alpaca_cli.invocation import (
     start,
 )
 
+TABLE_ROWS = 50  # newest open orders drawn on a terminal; JSON lists every one
+
 
 class StreamName(StrEnum):
     market_data = "market-data"
@@ -29,7 +31,7 @@ if TYPE_CHECKING:
 
 def status(
     positions: Annotated[bool, typer.Option("--positions", help="List every position.")] = False,
-    orders: Annotated[bool, typer.Option("--orders", help="List every open order.")] = False,
+    orders: Annotated[bool, typer.Option("--orders", help="List open orders (the newest 50 on a terminal; every one with -o json).")] = False,
     check: Annotated[
         bool,
         typer.Option(
@@ -191,7 +193,7 @@ def _render(
     if with_positions and positions:
         out.console.print(positions_table(positions, "Positions"))
     if with_orders and orders:
-        out.console.print(orders_table(orders, "Open orders"))
+        out.console.print(orders_table(orders, f"Open orders ({len(orders)})", first=TABLE_ROWS))
     if problems:
         out.console.print("[red]" + "; ".join(problems) + "[/]")
 
