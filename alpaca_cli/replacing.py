@@ -20,6 +20,7 @@ from alpaca_cli.domain import Order, OrderChanges
 from alpaca_cli.errors import BrokerRejected, RouteNotFound, UnreachableError, UsageError
 from alpaca_cli.orders import (
     TIME_IN_FORCE,
+    _choice,
     check_client_order_id,
     check_price,
     new_client_order_id,
@@ -72,11 +73,7 @@ def validate_changes(
         value = prices[name]
         if value is not None:
             check_price(value, _FLAGS[name])
-    tif = None
-    if time_in_force is not None:
-        tif = time_in_force.strip().lower()
-        if tif not in TIME_IN_FORCE:
-            raise UsageError(f"unknown time in force {time_in_force!r}: use one of {', '.join(TIME_IN_FORCE)}")
+    tif = _choice(time_in_force, TIME_IN_FORCE, "time in force") if time_in_force is not None else None
     if size is None and tif is None and all(value is None for value in prices.values()):
         raise UsageError("nothing to change: give --qty, --limit-price, --stop-price, --trail or --tif")
     cid = check_client_order_id(client_order_id) if client_order_id is not None else new_client_order_id()
@@ -123,10 +120,22 @@ def describe(order: Order, changes: OrderChanges) -> str:
 
 @dataclass(frozen=True)
 class Replaced:
-    """The replacement, and whether it was found after a lost answer."""
+    """The replacement; `recovered` when found after a lost answer, `sends` the PATCHes sent."""
 
     order: Order
     recovered: bool
+    sends: int = 1
+
+
+def _fate_unknown(old: Order, changes: OrderChanges, why: str) -> UnreachableError:
+    """Exit 4 naming the replacement's client id: it may exist, so the user must look before trying again."""
+    cid = changes.client_order_id
+    return UnreachableError(
+        f"replace order {old.id}: the broker may have replaced it (the replacement's client order id is {cid}), "
+        f"but {why}",
+        hint=f"look with `alpaca-cli orders get --client-order-id {cid}`; re-running "
+        f"with --client-order-id {cid} cannot replace twice",
+    )
 
 
 async def _find(broker: ReplaceBroker, old: Order, changes: OrderChanges) -> Order | None:
@@ -138,28 +147,38 @@ async def _find(broker: ReplaceBroker, old: Order, changes: OrderChanges) -> Ord
         again = await broker.order(old.id)
         return await broker.order(again.replaced_by) if again.replaced_by else None
     except UnreachableError as error:
-        raise UnreachableError(
-            f"replace order {old.id}: the broker may have replaced it, but its answer was lost "
-            f"and looking failed ({error.message})",
-            hint=f"look with `alpaca-cli orders get --client-order-id {changes.client_order_id}`; re-running "
-            f"with --client-order-id {changes.client_order_id} cannot replace twice",
-        ) from error
+        raise _fate_unknown(old, changes, f"its answer was lost and looking failed ({error.message})") from error
 
 
 async def replace(broker: ReplaceBroker, old: Order, changes: OrderChanges) -> Replaced:
-    """PATCH `old` once: after an unknown outcome, look for the replacement before sending again."""
+    """PATCH `old` once: after an unknown outcome, look for the replacement before sending again.
+
+    A refusal of the second PATCH is no clean "no": the first may have made
+    the replacement (and the broker then refuses its client id as a
+    duplicate, or the old order as no longer open). It is looked for once
+    more, and when still not found the outcome is unknown (exit 4), never 1.
+    """
     last: UnreachableError | None = None
-    for _ in range(MAX_SENDS):
+    for send in range(1, MAX_SENDS + 1):
         try:
-            return Replaced(await broker.replace_order(old.id, changes), last is not None)
+            return Replaced(await broker.replace_order(old.id, changes), False, send)
         except RouteNotFound:
             raise
+        except BrokerRejected as refused:
+            if last is None:
+                raise
+            found = await _find(broker, old, changes)
+            if found is not None:
+                return Replaced(found, True, send)
+            raise _fate_unknown(
+                old, changes, f"the answer to the first request was lost and the next was refused ({refused.message})"
+            ) from refused
         except UnreachableError as error:
             last = error
             log.info("replace %s: outcome unknown (%s), looking", old.id, error.message)
         found = await _find(broker, old, changes)
         if found is not None:
-            return Replaced(found, True)
+            return Replaced(found, True, send)
     assert last is not None
     raise UnreachableError(
         f"replace order {old.id}: nothing was replaced: the broker kept failing ({last.message}); "

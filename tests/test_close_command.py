@@ -247,3 +247,38 @@ def test_the_prompt_of_close_all_names_each_side_and_size() -> None:
         "close 2 positions at market after canceling every open order: sell 10 AAPL, buy 5 TSLA"
     )
     assert close._what_all(held, False, named=1) == "close 2 positions at market: sell 10 AAPL and 1 more"
+
+
+def test_a_close_that_never_arrived_is_sent_again_only_after_the_listings_stay_empty_and_is_labelled_sent(
+    sandbox: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The first DELETE fails before reaching the broker: listings show nothing for the deadline, then one resend."""
+    import time
+
+    from alpaca_cli.bridge import Broker
+    from alpaca_cli.errors import UnreachableError
+
+    hold(sandbox, "HAL", 6)
+    real = Broker.close_position
+    sent: list[float] = []
+
+    async def lost_first(self: Any, symbol: str, **kw: Any) -> Any:
+        sent.append(time.monotonic())
+        if len(sent) == 1:
+            raise UnreachableError(f"DELETE /v2/positions/{symbol}: connection dropped")
+        return await real(self, symbol, **kw)
+
+    for name, value in cli_env(tmp_path, sandbox.url, ALPACA_CLI_DEADLINE="2").items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(Broker, "close_position", lost_first)
+    before = served(sandbox, CLOSE_ONE)
+    with pytest.raises(SystemExit) as exited:
+        main(["close", "HAL", "--qty", "2", "--sandbox", "-o", "json"])
+    out, err = capfd.readouterr()
+    assert exited.value.code == 0, err
+    [line] = json_lines(out)
+    assert (line["symbol"], line["qty"], line["recovered"]) == ("HAL", 2, False)
+    assert "sent once more" in err and "nothing was sent twice" not in err
+    assert len(sent) == 2 and sent[1] - sent[0] >= 2  # the listings' patience came first
+    assert served(sandbox, CLOSE_ONE) - before == 1
+    assert [o["id"] for o in closing_orders(sandbox, "HAL")] == [line["order_id"]]

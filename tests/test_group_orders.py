@@ -186,3 +186,40 @@ def test_tail_and_the_state_file_follow_the_legs_as_orders_of_their_own(sandbox:
     events = [(line["event"], line["order_id"]) for line in json_lines(out)]
     assert sorted(e for e, oid in events if oid in legs) == ["new", "new"]  # each exit goes live once the entry fills
     assert legs <= set(statefile.load(path).open_orders)
+
+
+def test_a_recovered_bracket_is_reported_and_recorded_when_fetching_its_exits_fails(
+    sandbox: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The answer is lost, the order found by client id, then the nested fetch fails: the order still counts."""
+    from alpaca_cli import statefile
+    from alpaca_cli.bridge import Broker
+    from alpaca_cli.core import State
+    from alpaca_cli.errors import UnreachableError
+
+    async def failing_when_nested(self: Any, order_id: str, *, nested: bool = False) -> Any:
+        raise UnreachableError(f"GET /v2/orders/{order_id}: timed out")
+
+    for name, value in cli_env(tmp_path, sandbox.url).items():
+        monkeypatch.setenv(name, value)
+    path = tmp_path / "state.json"
+    statefile.save(path, State.empty(sandbox.call(lambda: sandbox.broker.account())["id"]))
+    monkeypatch.setattr(Broker, "order", failing_when_nested)
+    price = price_of(sandbox, "ADI")
+    sandbox.set_faults(drop_after_accept=1)
+    before = served(sandbox, POST)
+    with pytest.raises(SystemExit) as exited:
+        main(
+            [
+                *("submit", "ADI", "buy", "--qty", "2", "--order-class", "BRACKET", "--state", str(path)),
+                *("--take-profit", cents(price * 2), "--stop-loss", cents(price / 2), "--sandbox", "-o", "json"),
+            ]
+        )
+    out, err = capfd.readouterr()
+    assert exited.value.code == 0, err
+    [line] = json_lines(out)
+    assert (line["symbol"], line["order_class"], line["submission"]) == ("ADI", "bracket", "recovered")
+    assert "fetching its exit orders failed" in err and f"orders get {line['id']}" in err
+    assert served(sandbox, POST) - before == 1
+    state = statefile.load(path)
+    assert line["id"] in state.open_orders or line["id"] in state.closed_orders

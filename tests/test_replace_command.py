@@ -178,3 +178,67 @@ def test_the_live_prompt_names_the_order_and_the_change(monkeypatch: pytest.Monk
     with pytest.raises(orders.NotConfirmed):
         asyncio.run(replace._confirm(AccountOnlyBroker(), "confirm", action))  # type: ignore[arg-type]
     assert asked == [f"LIVE account LIVE777: replace buy 10 NVDA limit (order {SOME_ID}): limit 120 -> 121.5. Proceed?"]
+
+
+def test_a_patch_refused_after_a_lost_answer_is_exit_4_naming_the_replacement(
+    sandbox: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The first PATCH acts but its answer is lost; lookups lag, so a second PATCH goes and is refused."""
+    import dataclasses
+
+    from alpaca_cli.bridge import Broker
+
+    real_order = Broker.order
+
+    async def lagging_lookup(self: Any, client_order_id: str) -> None:
+        return None
+
+    async def lagging_order(self: Any, order_id: str, *, nested: bool = False) -> Any:
+        return dataclasses.replace(await real_order(self, order_id, nested=nested), replaced_by=None)
+
+    for name, value in cli_env(tmp_path, sandbox.url).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(Broker, "order_by_client_id", lagging_lookup)
+    monkeypatch.setattr(Broker, "order", lagging_order)
+    order = resting(sandbox, "WDAY")
+    sandbox.set_faults(drop_after_accept=1)
+    before = served(sandbox, PATCH)
+    with pytest.raises(SystemExit) as exited:
+        main(["replace", order["id"], "--qty", "6", "--client-order-id", "r-wday-1", "-q", "--sandbox", "-o", "json"])
+    out, err = capfd.readouterr()
+    assert exited.value.code == 4, err
+    assert out == ""
+    assert len(err.strip().splitlines()) == 1, err
+    assert "may have replaced it" in err and "r-wday-1" in err
+    assert served(sandbox, PATCH) - before == 2
+    made = sandbox.call(lambda: sandbox.broker.get_order_by_client_id("r-wday-1"))
+    assert made["replaces"] == order["id"]  # the replacement the line warns about exists
+
+
+def test_a_second_patch_after_one_that_never_arrived_is_labelled_sent(
+    sandbox: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The first PATCH fails before reaching the broker; the lookup finds nothing; the second is answered."""
+    from alpaca_cli.bridge import Broker
+    from alpaca_cli.errors import UnreachableError
+
+    real = Broker.replace_order
+    sent: list[str] = []
+
+    async def lost_first(self: Any, order_id: str, changes: Any) -> Any:
+        sent.append(order_id)
+        if len(sent) == 1:
+            raise UnreachableError(f"PATCH /v2/orders/{order_id}: connection dropped")
+        return await real(self, order_id, changes)
+
+    for name, value in cli_env(tmp_path, sandbox.url).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(Broker, "replace_order", lost_first)
+    order = resting(sandbox, "NOW")
+    with pytest.raises(SystemExit) as exited:
+        main(["replace", order["id"], "--qty", "4", "--sandbox", "-o", "json"])
+    out, err = capfd.readouterr()
+    assert exited.value.code == 0, err
+    [line] = json_lines(out)
+    assert line["recovered"] is False and line["qty"] == 4 and line["replaces"] == order["id"]
+    assert "sent once more" in err and "nothing was sent twice" not in err

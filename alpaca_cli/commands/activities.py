@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from alpaca_cli.errors import UsageError
-from alpaca_cli.invocation import DebugOption, OutputChoice, ProfileOption, SandboxOption, start
+from alpaca_cli.invocation import DebugOption, OutputChoice, ProfileOption, QuietOption, SandboxOption, start
 
 if TYPE_CHECKING:
     from alpaca_cli.domain import Activity
@@ -60,6 +60,7 @@ def activities(
     debug: DebugOption = False,
     profile: ProfileOption = None,
     sandbox: SandboxOption = False,
+    quiet: QuietOption = False,
 ) -> int:
     """Account activities (fills, dividends, transfers, fees), oldest first, every page of the range."""
     import asyncio
@@ -86,7 +87,9 @@ def activities(
     if since is not None and before is not None and since >= before:
         raise UsageError(f"--after {after} is not before --until {until}: the range is empty")
     csv = output is ActivitiesOutput.csv
-    invocation = start(None if output is None or csv else OutputChoice(output.value), debug, profile, sandbox)
+    invocation = start(
+        None if output is None or csv else OutputChoice(output.value), debug, profile, sandbox, quiet=quiet
+    )
 
     async def run() -> list[Activity]:
         from alpaca_cli.bridge import Broker

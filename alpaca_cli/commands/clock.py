@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from alpaca_cli.errors import UsageError
-from alpaca_cli.invocation import DebugOption, OutputOption, ProfileOption, SandboxOption, start
+from alpaca_cli.invocation import DebugOption, OutputOption, ProfileOption, QuietOption, SandboxOption, start
 
 if TYPE_CHECKING:
     from datetime import date
@@ -20,11 +20,12 @@ def clock(
     debug: DebugOption = False,
     profile: ProfileOption = None,
     sandbox: SandboxOption = False,
+    quiet: QuietOption = False,
 ) -> int:
     """The market clock: open or closed now, and the next open and close."""
     import asyncio
 
-    invocation = start(output, debug, profile, sandbox)
+    invocation = start(output, debug, profile, sandbox, quiet=quiet)
 
     async def run() -> Clock:
         from alpaca_cli.bridge import Broker
@@ -68,6 +69,7 @@ def calendar(
     debug: DebugOption = False,
     profile: ProfileOption = None,
     sandbox: SandboxOption = False,
+    quiet: QuietOption = False,
 ) -> int:
     """Trading days and their hours (New York time) from --start to --end."""
     import asyncio
@@ -77,7 +79,7 @@ def calendar(
     last = _day(end_day, "--end") if end_day is not None else first + timedelta(days=30)
     if last < first:
         raise UsageError(f"--end {last} is before --start {first}")
-    invocation = start(output, debug, profile, sandbox)
+    invocation = start(output, debug, profile, sandbox, quiet=quiet)
 
     async def run() -> list[CalendarDay]:
         from alpaca_cli.bridge import Broker

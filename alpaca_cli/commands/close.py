@@ -22,6 +22,7 @@ from alpaca_cli.invocation import (
     LiveOption,
     OutputOption,
     ProfileOption,
+    QuietOption,
     SandboxOption,
     YesOption,
     start,
@@ -56,6 +57,7 @@ def close(
     debug: DebugOption = False,
     profile: ProfileOption = None,
     sandbox: SandboxOption = False,
+    quiet: QuietOption = False,
 ) -> int:
     """Close a position at market (all or part of it), or every position; never twice."""
     import asyncio
@@ -76,7 +78,7 @@ def close(
     if share is not None and share > 100:
         raise UsageError(f"--percentage must be at most 100, got {percentage}")
 
-    invocation = start(output, debug, profile, sandbox, live)
+    invocation = start(output, debug, profile, sandbox, live, quiet=quiet)
     connection = invocation.connection
     if not connection.is_live:
         invocation.out.banner(connection.environment)
@@ -220,6 +222,8 @@ def _finish(out: Output, closed: Closed, state: Path | None, account_id: str | N
 
     if closed.recovered:
         out.message("the broker's answer was lost; found the closing order(s) it had placed: nothing was sent twice")
+    elif closed.sends > 1:
+        out.message("the broker's answer was lost and no closing order showed up in its orders: sent once more")
     records = [_closing_record(c.symbol, c.order, c.error, recovered=closed.recovered) for c in closed.closings]
     if out.json:
         for record in records:

@@ -15,17 +15,20 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from alpaca_cli.choices import Side
 from alpaca_cli.errors import BrokerRejected, UsageError
 from alpaca_cli.invocation import (
     DebugOption,
     OutputChoice,
     OutputOption,
     ProfileOption,
+    QuietOption,
     SandboxOption,
     start,
 )
 
 if TYPE_CHECKING:
+    from alpaca_cli.bridge import Broker
     from alpaca_cli.domain import Order
     from alpaca_cli.output import Output
 
@@ -38,11 +41,6 @@ class StatusChoice(StrEnum):
     all = "all"
 
 
-class SideChoice(StrEnum):
-    buy = "buy"
-    sell = "sell"
-
-
 @dataclass
 class _Common:
     """The common options given before `get` (`orders --sandbox get ID`), which `get` honours too."""
@@ -51,6 +49,7 @@ class _Common:
     debug: bool
     profile: str | None
     sandbox: bool
+    quiet: bool
 
 
 @app.callback(invoke_without_command=True)
@@ -60,7 +59,9 @@ def orders(
     symbols: Annotated[
         str | None, typer.Option("--symbols", help="Only these symbols, e.g. AAPL,MSFT.", show_default=False)
     ] = None,
-    side: Annotated[SideChoice | None, typer.Option("--side", help="Only buys or sells.", show_default=False)] = None,
+    side: Annotated[
+        Side | None, typer.Option("--side", help="Only buys or sells.", show_default=False, case_sensitive=False)
+    ] = None,
     after: Annotated[
         str | None,
         typer.Option("--after", help="Submitted after this time (RFC 3339 or a date, UTC).", show_default=False),
@@ -77,6 +78,7 @@ def orders(
     debug: DebugOption = False,
     profile: ProfileOption = None,
     sandbox: SandboxOption = False,
+    quiet: QuietOption = False,
 ) -> int | None:
     """List orders (open by default), every page of the range; `orders get` shows one."""
     if ctx.invoked_subcommand is not None:
@@ -95,7 +97,7 @@ def orders(
         ]
         if given:
             raise UsageError(f"{', '.join(given)} only appl{'ies' if len(given) == 1 else 'y'} to the listing")
-        ctx.obj = _Common(output, debug, profile, sandbox)
+        ctx.obj = _Common(output, debug, profile, sandbox, quiet)
         return None
 
     import asyncio
@@ -108,7 +110,7 @@ def orders(
     if since is not None and before is not None and since >= before:
         raise UsageError(f"--after {after} is not before --until {until}: the range is empty")
 
-    invocation = start(output, debug, profile, sandbox)
+    invocation = start(output, debug, profile, sandbox, quiet=quiet)
 
     async def run() -> list[Order]:
         from alpaca_cli.bridge import Broker
@@ -139,6 +141,7 @@ def get(
     debug: DebugOption = False,
     profile: ProfileOption = None,
     sandbox: SandboxOption = False,
+    quiet: QuietOption = False,
 ) -> int:
     """Show one order, by id or by client order id, with its legs."""
     import asyncio
@@ -150,9 +153,13 @@ def get(
     oid = rules.check_order_id(order_id) if order_id is not None else None
     if client_order_id is not None:
         rules.check_client_order_id(client_order_id)
-    common: _Common = ctx.obj or _Common(None, False, None, False)
+    common: _Common = ctx.obj or _Common(None, False, None, False, False)
     invocation = start(
-        output or common.output, debug or common.debug, profile or common.profile, sandbox or common.sandbox
+        output or common.output,
+        debug or common.debug,
+        profile or common.profile,
+        sandbox or common.sandbox,
+        quiet=quiet or common.quiet,
     )
 
     async def run() -> Order:
@@ -168,16 +175,25 @@ def get(
                 if found.order_class == "simple":
                     return found
                 wanted = found.id  # fetched again by id: only that route nests a group's legs
-            try:
-                return await broker.order(wanted, nested=True)
-            except BrokerRejected as refused:
-                if refused.status in (404, 422):
-                    raise BrokerRejected(f"order {wanted} not found", status=404) from refused
-                raise
+            return await fetch_order(broker, wanted, nested=True)
 
     order = asyncio.run(run())
     _show(invocation.out, [order], f"Order {order.id}")
     return 0
+
+
+async def fetch_order(broker: Broker, order_id: str, *, nested: bool = False) -> Order:
+    """The order with this id, or one "not found" line (exit 1) when the broker answers 404 or 422.
+
+    Shared by `orders get` and `replace`, so both say the same about an order
+    the broker does not have (404) or will not look up (422).
+    """
+    try:
+        return await broker.order(order_id, nested=nested)
+    except BrokerRejected as refused:
+        if refused.status in (404, 422):
+            raise BrokerRejected(f"order {order_id} not found", status=404) from refused
+        raise
 
 
 def _show(out: Output, listed: list[Order], title: str) -> None:

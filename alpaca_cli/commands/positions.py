@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from alpaca_cli.errors import BrokerRejected
-from alpaca_cli.invocation import DebugOption, OutputOption, ProfileOption, SandboxOption, start
+from alpaca_cli.invocation import DebugOption, OutputOption, ProfileOption, QuietOption, SandboxOption, start
 
 if TYPE_CHECKING:
     from alpaca_cli.domain import Position
@@ -19,6 +19,7 @@ def positions(
     debug: DebugOption = False,
     profile: ProfileOption = None,
     sandbox: SandboxOption = False,
+    quiet: QuietOption = False,
 ) -> int:
     """List open positions, or show one."""
     import asyncio
@@ -26,7 +27,7 @@ def positions(
     from alpaca_cli import orders
 
     ticker = orders.check_symbol(symbol) if symbol is not None else None
-    invocation = start(output, debug, profile, sandbox)
+    invocation = start(output, debug, profile, sandbox, quiet=quiet)
 
     async def run() -> list[Position]:
         from alpaca_cli.bridge import Broker

@@ -14,12 +14,13 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from alpaca_cli.errors import BrokerRejected
+from alpaca_cli.choices import TimeInForce
 from alpaca_cli.invocation import (
     DebugOption,
     LiveOption,
     OutputOption,
     ProfileOption,
+    QuietOption,
     SandboxOption,
     YesOption,
     start,
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from alpaca_cli.bridge import Broker
     from alpaca_cli.domain import Order
     from alpaca_cli.output import Output
+    from alpaca_cli.replacing import Replaced
 
 
 def replace(
@@ -44,7 +46,10 @@ def replace(
         str | None,
         typer.Option("--trail", help="New trail (trailing_stop: percent or price, as placed).", show_default=False),
     ] = None,
-    tif: Annotated[str | None, typer.Option("--tif", help="New time in force.", show_default=False)] = None,
+    tif: Annotated[
+        TimeInForce | None,
+        typer.Option("--tif", help="New time in force.", show_default=False, case_sensitive=False),
+    ] = None,
     client_order_id: Annotated[
         str | None,
         typer.Option("--client-order-id", help="The replacement's own id; re-running with it cannot replace twice."),
@@ -58,6 +63,7 @@ def replace(
     debug: DebugOption = False,
     profile: ProfileOption = None,
     sandbox: SandboxOption = False,
+    quiet: QuietOption = False,
 ) -> int:
     """Replace a working order with a changed one; never twice."""
     import asyncio
@@ -70,10 +76,10 @@ def replace(
         limit_price=limit_price,
         stop_price=stop_price,
         trail=trail,
-        time_in_force=tif,
+        time_in_force=tif.value if tif is not None else None,
         client_order_id=client_order_id,
     )
-    invocation = start(output, debug, profile, sandbox, live)
+    invocation = start(output, debug, profile, sandbox, live, quiet=quiet)
     out = invocation.out
     connection = invocation.connection
     if not connection.is_live:
@@ -89,14 +95,10 @@ def replace(
 
     async def run() -> int:
         from alpaca_cli.bridge import Broker
+        from alpaca_cli.commands.orders import fetch_order
 
         async with Broker(connection) as broker:
-            try:
-                old = await broker.order(oid)
-            except BrokerRejected as refused:
-                if refused.status in (404, 422):
-                    raise BrokerRejected(f"order {oid} not found", status=404) from refused
-                raise
+            old = await fetch_order(broker, oid)
             replacing.check_applies(old, changes)
             action = replacing.describe(old, changes)
             if dry_run:
@@ -107,7 +109,7 @@ def replace(
                 return 0
             await _confirm(broker, decision, action)
             replaced = await replacing.replace(broker, old, changes)
-            _show(out, old, replaced.order, replaced.recovered)
+            _show(out, old, replaced)
             return 0
 
     return asyncio.run(run())
@@ -124,13 +126,16 @@ async def _confirm(broker: Broker, decision: str, action: str) -> None:
         raise orders.NotConfirmed("not confirmed: nothing was sent")
 
 
-def _show(out: Output, old: Order, new: Order, recovered: bool) -> None:
+def _show(out: Output, old: Order, replaced: Replaced) -> None:
     from alpaca_cli.orders import order_record
 
-    if recovered:
+    new = replaced.order
+    if replaced.recovered:
         out.message("the broker's answer was lost; found the replacement it had made: nothing was sent twice")
+    elif replaced.sends > 1:
+        out.message("the broker's answer was lost and looking found no replacement: sent once more, and it answered")
     if out.json:
-        out.emit(order_record(new, recovered=recovered))
+        out.emit(order_record(new, recovered=replaced.recovered))
         return
     from alpaca_cli.output import orders_table
 

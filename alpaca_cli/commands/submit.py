@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from alpaca_cli.choices import OrderClass, OrderType, Side, TimeInForce
 from alpaca_cli.errors import UsageError
 from alpaca_cli.invocation import (
     DebugOption,
@@ -43,30 +43,6 @@ if TYPE_CHECKING:
     from alpaca_cli.output import Output
 
 DEFAULT_TIMEOUT = 60.0
-
-
-# The fixed choices, listed by `--help` and offered by TAB (they match `orders.SIDES`,
-# `ORDER_TYPES` and `TIME_IN_FORCE`, which `validate_order` checks; this module stays light).
-class Side(StrEnum):
-    buy = "buy"
-    sell = "sell"
-
-
-class OrderType(StrEnum):
-    market = "market"
-    limit = "limit"
-    stop = "stop"
-    stop_limit = "stop_limit"
-    trailing_stop = "trailing_stop"
-
-
-class TimeInForce(StrEnum):
-    day = "day"
-    gtc = "gtc"
-    ioc = "ioc"
-    fok = "fok"
-    opg = "opg"
-    cls = "cls"
 
 
 def submit(
@@ -108,11 +84,12 @@ def submit(
         typer.Option("--stop-loss-limit", help="Make the stop loss a stop-limit at this price.", show_default=False),
     ] = None,
     order_class: Annotated[
-        str | None,
+        OrderClass | None,
         typer.Option(
             "--order-class",
             help="bracket (both exits), oto (one exit) or oco (a limit exit with a stop loss).",
             show_default=False,
+            case_sensitive=False,
         ),
     ] = None,
     wait: Annotated[
@@ -162,7 +139,7 @@ def submit(
         take_profit=take_profit,
         stop_loss=stop_loss,
         stop_loss_limit=stop_loss_limit,
-        order_class=order_class,
+        order_class=order_class.value if order_class is not None else None,
     )
     if timeout is not None and not wait:
         raise UsageError("--timeout only applies with --wait")
@@ -198,9 +175,7 @@ async def _submit(
         if timeout is None:
             placement = await orders.place(broker, request)
             if placement.order.order_class != "simple" and not placement.order.legs:
-                # found by client id after a lost answer: only the lookup by id nests the exits
-                nested = await broker.order(placement.order.id, nested=True)
-                placement = dataclasses.replace(placement, order=nested)
+                placement = await _with_exits(broker, out, placement)
             _report(out, placement)
             follow.record_new(state, account_id, placement.order)
             return 0
@@ -216,6 +191,26 @@ async def _submit(
             note=lambda text: out.message(text, style="dim"),
         )
         return _waited(out, outcome, timeout)
+
+
+async def _with_exits(broker: Broker, out: Output, placement: Placement) -> Placement:
+    """The group order found by client id, fetched again by id (only that route nests its exits).
+
+    Best effort: the order is placed whatever this fetch does, so a failure
+    keeps the un-nested order (still reported and recorded) and says so.
+    """
+    from alpaca_cli.errors import CliError
+
+    order = placement.order
+    try:
+        nested = await broker.order(order.id, nested=True)
+    except CliError as error:
+        out.warn(
+            f"order {order.id} is placed, but fetching its exit orders failed ({error.message}): "
+            f"see them with `alpaca-cli orders get {order.id}`"
+        )
+        return placement
+    return dataclasses.replace(placement, order=nested)
 
 
 def _waited(out: Output, outcome: follow.Outcome, timeout: float) -> int:
