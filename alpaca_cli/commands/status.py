@@ -31,7 +31,9 @@ if TYPE_CHECKING:
 
 def status(
     positions: Annotated[bool, typer.Option("--positions", help="List every position.")] = False,
-    orders: Annotated[bool, typer.Option("--orders", help="List open orders (the newest 50 on a terminal; every one with -o json).")] = False,
+    orders: Annotated[
+        bool, typer.Option("--orders", help="List open orders (the newest 50 on a terminal; every one with -o json).")
+    ] = False,
     check: Annotated[
         bool,
         typer.Option(
