@@ -20,12 +20,20 @@ with `sandbox.reset()` for an empty account.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from alpaca_cli.sandbox.server import SandboxThread
+
+# CI draws the same examples every run (a red build can be reproduced, a green one is not luck);
+# locally every run draws new ones, to keep exploring.
+settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+if os.environ.get("CI") == "true":
+    settings.load_profile("ci")
 
 
 class SandboxHandle(SandboxThread):
