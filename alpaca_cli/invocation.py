@@ -19,7 +19,7 @@ import signal
 import sys
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
@@ -119,6 +119,17 @@ class Invocation:
     @property
     def live_allowed(self) -> bool:
         return self.settings.live
+
+    def live_decision(self, *, yes: bool) -> Literal["go", "confirm"]:
+        """`orders.live_guard` for this invocation: may an order-changing command go on?"""
+        from alpaca_cli.orders import live_guard
+
+        return live_guard(
+            is_live=self.connection.is_live,
+            live_allowed=self.live_allowed,
+            yes=yes,
+            interactive=sys.stdin.isatty(),
+        )
 
 
 class _StderrNow(logging.StreamHandler):  # type: ignore[type-arg]

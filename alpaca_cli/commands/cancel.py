@@ -74,12 +74,7 @@ def cancel(
     connection = invocation.connection
     if not connection.is_live:
         out.banner(connection.environment)
-    decision = orders.live_guard(
-        is_live=connection.is_live,
-        live_allowed=invocation.live_allowed,
-        yes=yes,
-        interactive=sys.stdin.isatty(),
-    )
+    decision = invocation.live_decision(yes=yes)
 
     async def run() -> int:
         from alpaca_cli.bridge import Broker

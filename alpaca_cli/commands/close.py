@@ -82,14 +82,7 @@ def close(
     connection = invocation.connection
     if not connection.is_live:
         invocation.out.banner(connection.environment)
-    decision = "go"
-    if not dry_run:
-        decision = orders.live_guard(
-            is_live=connection.is_live,
-            live_allowed=invocation.live_allowed,
-            yes=yes,
-            interactive=sys.stdin.isatty(),
-        )
+    decision = "go" if dry_run else invocation.live_decision(yes=yes)
 
     async def run() -> int:
         from alpaca_cli.bridge import Broker

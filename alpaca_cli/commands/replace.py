@@ -9,7 +9,6 @@ fixed first, and a lost answer is resolved by looking it up
 
 from __future__ import annotations
 
-import sys
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -84,14 +83,7 @@ def replace(
     connection = invocation.connection
     if not connection.is_live:
         out.banner(connection.environment)
-    decision = "go"
-    if not dry_run:
-        decision = orders.live_guard(
-            is_live=connection.is_live,
-            live_allowed=invocation.live_allowed,
-            yes=yes,
-            interactive=sys.stdin.isatty(),
-        )
+    decision = "go" if dry_run else invocation.live_decision(yes=yes)
 
     async def run() -> int:
         from alpaca_cli.bridge import Broker

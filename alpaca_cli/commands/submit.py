@@ -15,7 +15,6 @@ renders.
 from __future__ import annotations
 
 import dataclasses
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -153,12 +152,7 @@ def submit(
     if dry_run:
         _show_request(out, request, connection.environment)
         return 0
-    decision = orders.live_guard(
-        is_live=connection.is_live,
-        live_allowed=invocation.live_allowed,
-        yes=yes,
-        interactive=sys.stdin.isatty(),
-    )
+    decision = invocation.live_decision(yes=yes)
     wait_for = (timeout or DEFAULT_TIMEOUT) if wait else None
     return asyncio.run(_submit(invocation, request, decision, state, wait_for))
 
