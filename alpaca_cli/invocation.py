@@ -24,6 +24,9 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import typer
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from alpaca_cli.bridge import Broker
     from alpaca_cli.config import Connection, Settings
     from alpaca_cli.output import Output
 
@@ -130,6 +133,28 @@ class Invocation:
             yes=yes,
             interactive=sys.stdin.isatty(),
         )
+
+
+async def preflight(
+    broker: Broker, decision: str, action: str, *, state: Path | None = None, nothing: str = "nothing was sent"
+) -> str | None:
+    """What must hold before an order-changing request goes out: the state file is usable and
+    this account's (else exit 2), and a live `action` is confirmed at the prompt (a "no" ends it,
+    `nothing` done). The account id, when the account had to be read."""
+    from alpaca_cli import orders
+
+    if decision != "confirm" and state is None:
+        return None
+    account = await broker.account()
+    if state is not None:
+        from alpaca_cli import statefile
+
+        statefile.load(state, account_id=account.id)  # missing, corrupt or foreign: exit 2, nothing sent
+    if decision == "confirm" and not typer.confirm(
+        orders.confirmation_text(account.account_number, action), default=False, err=True
+    ):
+        raise orders.NotConfirmed(f"not confirmed: {nothing}")
+    return account.id
 
 
 class _StderrNow(logging.StreamHandler):  # type: ignore[type-arg]

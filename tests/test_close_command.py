@@ -223,6 +223,7 @@ class AccountOnlyBroker:
 def test_the_live_prompt_names_what_will_be_sold_and_a_no_sends_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     from alpaca_cli.commands import close
     from alpaca_cli.domain import Position
+    from alpaca_cli.invocation import preflight
 
     asked: list[str] = []
 
@@ -233,7 +234,7 @@ def test_the_live_prompt_names_what_will_be_sold_and_a_no_sends_nothing(monkeypa
     monkeypatch.setattr(close.typer, "confirm", answer_no)
     action = close._what(Position("NVDA", Decimal(12), "long", Decimal(100)), Decimal(5), None)
     with pytest.raises(orders.NotConfirmed) as declined:
-        asyncio.run(close._preflight(AccountOnlyBroker(), "confirm", None, action))  # type: ignore[arg-type]
+        asyncio.run(preflight(AccountOnlyBroker(), "confirm", action))  # type: ignore[arg-type]
     assert declined.value.exit_code == 1
     assert asked == ["LIVE account LIVE777: sell 5 NVDA at market (closing the long position of 12). Proceed?"]
 

@@ -162,8 +162,8 @@ def test_the_live_prompt_names_the_order_and_the_change(monkeypatch: pytest.Monk
     from datetime import UTC, datetime
 
     from alpaca_cli import orders, replacing
-    from alpaca_cli.commands import replace
     from alpaca_cli.domain import Order
+    from alpaca_cli.invocation import preflight
 
     asked: list[str] = []
 
@@ -171,12 +171,12 @@ def test_the_live_prompt_names_the_order_and_the_change(monkeypatch: pytest.Monk
         asked.append(text)
         return False
 
-    monkeypatch.setattr(replace.typer, "confirm", answer_no)
+    monkeypatch.setattr("typer.confirm", answer_no)
     at = datetime.now(UTC)
     old = Order(SOME_ID, "c-1", "NVDA", "buy", "limit", "day", "new", at, qty=Decimal(10), limit_price=Decimal(120))
     action = replacing.describe(old, replacing.validate_changes(limit_price="121.5"))
     with pytest.raises(orders.NotConfirmed):
-        asyncio.run(replace._confirm(AccountOnlyBroker(), "confirm", action))  # type: ignore[arg-type]
+        asyncio.run(preflight(AccountOnlyBroker(), "confirm", action))  # type: ignore[arg-type]
     assert asked == [f"LIVE account LIVE777: replace buy 10 NVDA limit (order {SOME_ID}): limit 120 -> 121.5. Proceed?"]
 
 

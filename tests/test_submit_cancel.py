@@ -763,7 +763,7 @@ class AccountOnlyBroker:
 
 
 def test_the_live_prompt_names_the_order_and_a_no_sends_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
-    from alpaca_cli.commands import submit
+    from alpaca_cli import invocation
 
     asked: list[str] = []
 
@@ -771,9 +771,9 @@ def test_the_live_prompt_names_the_order_and_a_no_sends_nothing(monkeypatch: pyt
         asked.append(text)
         return False
 
-    monkeypatch.setattr(submit.typer, "confirm", answer_no)
+    monkeypatch.setattr(invocation.typer, "confirm", answer_no)
     request = orders.validate_order("NVDA", "sell", qty="12", order_type="limit", limit_price="130.5")
     with pytest.raises(orders.NotConfirmed) as declined:
-        asyncio.run(submit._preflight(AccountOnlyBroker(), request, "confirm", None))  # type: ignore[arg-type]
+        asyncio.run(invocation.preflight(AccountOnlyBroker(), "confirm", orders.describe(request)))  # type: ignore[arg-type]
     assert declined.value.exit_code == 1
     assert asked == ["LIVE account LIVE777: sell 12 NVDA limit 130.5 (day). Proceed?"]

@@ -23,6 +23,7 @@ from alpaca_cli.invocation import (
     QuietOption,
     SandboxOption,
     YesOption,
+    preflight,
     start,
 )
 
@@ -87,16 +88,6 @@ def cancel(
     return asyncio.run(run())
 
 
-async def _confirm(broker: Broker, decision: str, action: str) -> None:
-    from alpaca_cli import orders
-
-    if decision != "confirm":
-        return
-    account = await broker.account()
-    if not typer.confirm(orders.confirmation_text(account.account_number, action), default=False, err=True):
-        raise orders.NotConfirmed("not confirmed: nothing was canceled")
-
-
 async def _cancel_one(
     broker: Broker, out: Output, order_id: str | None, client_order_id: str | None, decision: str
 ) -> int:
@@ -113,7 +104,7 @@ async def _cancel_one(
         return 0
     if found.is_final:
         raise BrokerRejected(f"order {found.id} is already {found.status}: nothing to cancel", status=422)
-    await _confirm(broker, decision, f"cancel {_describe(found)} (order {found.id})")
+    await preflight(broker, decision, f"cancel {_describe(found)} (order {found.id})", nothing="nothing was canceled")
     try:
         await broker.cancel_order(found.id)
     except BrokerRejected as refused:
@@ -151,7 +142,7 @@ async def _cancel_all(broker: Broker, out: Output, symbol: str | None, decision:
     _list_to_stderr(out, listed, where, asking=not yes)
     action = f"cancel {len(listed)} open order{'s' if len(listed) != 1 else ''}{where}"
     if decision == "confirm":
-        await _confirm(broker, decision, action)
+        await preflight(broker, decision, action, nothing="nothing was canceled")
     elif sys.stdin.isatty() and not yes and not typer.confirm(f"{action}?", default=False, err=True):
         raise orders.NotConfirmed("not confirmed: nothing was canceled")
 

@@ -25,6 +25,7 @@ from alpaca_cli.invocation import (
     QuietOption,
     SandboxOption,
     YesOption,
+    preflight,
     start,
 )
 
@@ -111,24 +112,6 @@ def _what(position: Position, qty: Decimal | None, percentage: Decimal | None) -
     )
 
 
-async def _preflight(broker: Broker, decision: str, state: Path | None, action: str) -> str | None:
-    """Before sending: the state file is usable, a live close is confirmed. The account id, when read."""
-    from alpaca_cli import orders
-
-    if decision != "confirm" and state is None:
-        return None
-    account = await broker.account()
-    if state is not None:
-        from alpaca_cli import statefile
-
-        statefile.load(state, account_id=account.id)  # missing, corrupt or foreign: exit 2, nothing sent
-    if decision == "confirm" and not typer.confirm(
-        orders.confirmation_text(account.account_number, action), default=False, err=True
-    ):
-        raise orders.NotConfirmed("not confirmed: nothing was sent")
-    return account.id
-
-
 async def _close_one(
     broker: Broker,
     invocation: Invocation,
@@ -154,7 +137,7 @@ async def _close_one(
         else:
             out.message(f"would {action}; nothing was sent")
         return 0
-    account_id = await _preflight(broker, decision, state, action)
+    account_id = await preflight(broker, decision, action, state=state)
     closed = await closing.close(broker, position, qty=qty, percentage=percentage)
     return _finish(out, closed, state, account_id)
 
@@ -190,7 +173,7 @@ async def _close_all(
         out.err.print(positions_table(held, "Closing"))
     if decision != "confirm" and sys.stdin.isatty() and not yes and not _asked(action):
         raise orders.NotConfirmed("not confirmed: nothing was sent")
-    account_id = await _preflight(broker, decision, state, action)
+    account_id = await preflight(broker, decision, action, state=state)
     closed = await closing.close_all(broker, held, cancel_orders=cancel_orders)
     return _finish(out, closed, state, account_id)
 

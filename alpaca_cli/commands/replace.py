@@ -22,11 +22,11 @@ from alpaca_cli.invocation import (
     QuietOption,
     SandboxOption,
     YesOption,
+    preflight,
     start,
 )
 
 if TYPE_CHECKING:
-    from alpaca_cli.bridge import Broker
     from alpaca_cli.domain import Order
     from alpaca_cli.output import Output
     from alpaca_cli.replacing import Replaced
@@ -99,23 +99,12 @@ def replace(
                 else:
                     out.message(f"would {action}; nothing was sent")
                 return 0
-            await _confirm(broker, decision, action)
+            await preflight(broker, decision, action)
             replaced = await replacing.replace(broker, old, changes)
             _show(out, old, replaced)
             return 0
 
     return asyncio.run(run())
-
-
-async def _confirm(broker: Broker, decision: str, action: str) -> None:
-    """On a live account at a terminal: the prompt naming the order and the change; a "no" sends nothing."""
-    from alpaca_cli import orders
-
-    if decision != "confirm":
-        return
-    account = await broker.account()
-    if not typer.confirm(orders.confirmation_text(account.account_number, action), default=False, err=True):
-        raise orders.NotConfirmed("not confirmed: nothing was sent")
 
 
 def _show(out: Output, old: Order, replaced: Replaced) -> None:

@@ -30,6 +30,7 @@ from alpaca_cli.invocation import (
     QuietOption,
     SandboxOption,
     YesOption,
+    preflight,
     start,
 )
 
@@ -165,7 +166,7 @@ async def _submit(
 
     out = invocation.out
     async with Broker(invocation.connection) as broker:
-        account_id = await _preflight(broker, request, decision, state)
+        account_id = await preflight(broker, decision, orders.describe(request), state=state)
         if timeout is None:
             placement = await orders.place(broker, request)
             if placement.order.order_class != "simple" and not placement.order.legs:
@@ -223,24 +224,6 @@ def _waited(out: Output, outcome: follow.Outcome, timeout: float) -> int:
         )
         return int(ExitCode.TIMED_OUT)
     return orders.wait_exit_code(final)
-
-
-async def _preflight(broker: Broker, request: OrderRequest, decision: str, state: Path | None) -> str | None:
-    """What must hold before the order goes out: the state file is usable, a live order is confirmed."""
-    from alpaca_cli import orders
-
-    if decision != "confirm" and state is None:
-        return None
-    account = await broker.account()
-    if state is not None:
-        from alpaca_cli import statefile
-
-        statefile.load(state, account_id=account.id)  # missing, corrupt or foreign: exit 2, nothing sent
-    if decision == "confirm":
-        text = orders.confirmation_text(account.account_number, orders.describe(request))
-        if not typer.confirm(text, default=False, err=True):
-            raise orders.NotConfirmed("not confirmed: nothing was sent")
-    return account.id
 
 
 def _report(out: Output, placement: Placement) -> None:
