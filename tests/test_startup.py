@@ -40,6 +40,24 @@ def test_help_imports_nothing_heavy(args: list[str]) -> None:
     assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
 
 
+def test_help_loads_only_the_command_it_shows() -> None:
+    """The root group imports a command's module only when that command is asked for."""
+    commands = {name for name in imported_modules(["--help"]) if name.startswith("alpaca_cli.commands.")}
+    assert commands == set()
+    commands = {name for name in imported_modules(["tail", "--help"]) if name.startswith("alpaca_cli.commands.")}
+    assert commands == {"alpaca_cli.commands.tail"}
+
+
+def test_the_top_level_help_lines_are_the_commands_own() -> None:
+    """`cli.COMMANDS` repeats each command's one-line help so `--help` need not import it."""
+    from alpaca_cli.cli import COMMANDS, load_command
+
+    for name, (_, _, line) in COMMANDS.items():
+        command = load_command(name)
+        assert command.name == name
+        assert command.get_short_help_str(limit=10_000) == line, f"cli.COMMANDS[{name!r}] is stale"
+
+
 @pytest.mark.parametrize(
     "env",
     [
@@ -101,3 +119,22 @@ def test_trading_commands_never_load_pandas(sandbox: Any, tmp_path: Path, args: 
     loaded = imported_modules([*args, "--sandbox"], env)
     assert "alpaca_cli.bridge.rest" in loaded  # it did talk to the broker
     assert not {name.split(".")[0] for name in loaded} & set(DATA_ONLY)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["status", "-o", "json"],
+        ["reconcile", "--state", "{state}", "--init", "-o", "json"],
+        ["positions", "-o", "json"],
+    ],
+    ids=["status", "reconcile", "positions"],
+)
+def test_reading_commands_never_load_the_trading_package(sandbox: Any, tmp_path: Path, args: list[str]) -> None:
+    """Reads go through alpaca-py's base REST client: `alpaca.trading` (some hundred pydantic
+    models, ~45 ms) loads only for a write, a calendar or an asset call, or the trade stream."""
+    args = [arg.replace("{state}", str(tmp_path / "state.json")) for arg in args]
+    loaded = imported_modules([*args, "--sandbox"], cli_env(tmp_path, sandbox.url))
+    assert "alpaca.common.rest" in loaded  # it did talk to the broker through the SDK
+    assert not [name for name in loaded if name.startswith("alpaca.trading")]

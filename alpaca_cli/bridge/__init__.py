@@ -19,11 +19,11 @@ from types import TracebackType  # noqa: E402
 from typing import TYPE_CHECKING, Any  # noqa: E402
 
 from alpaca_cli.bridge.rest import RestBridge  # noqa: E402
-from alpaca_cli.bridge.streams import CONNECT_TIMEOUT, StreamEvent, StreamHandle, TradeUpdateStream  # noqa: E402
 from alpaca_cli.config import Connection  # noqa: E402
 
 if TYPE_CHECKING:
     from alpaca_cli.bridge.bars import BarStream
+    from alpaca_cli.bridge.streams import StreamEvent, StreamHandle, TradeUpdateStream
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +37,14 @@ class Broker(RestBridge):
 
     def _connect_timeout(self, asked: float | None) -> float:
         """A stream's connection is a broker call too: no longer than the call deadline."""
+        from alpaca_cli.bridge.streams import CONNECT_TIMEOUT
+
         return asked if asked is not None else min(CONNECT_TIMEOUT, self.deadline)
 
     async def trade_updates_connect(self, *, connect_timeout: float | None = None) -> TradeUpdateStream:
         """Open the account's trade-update stream; returns once it listens (or raises)."""
+        from alpaca_cli.bridge.streams import TradeUpdateStream
+
         stream = TradeUpdateStream(self.connection)
         self._streams.append(stream)
         await stream.connect(self._connect_timeout(connect_timeout))
@@ -88,11 +92,16 @@ class Broker(RestBridge):
 
 
 def __getattr__(name: str) -> Any:
-    """`BarStream` loads the market-data half (and pandas) only when asked for."""
+    """The streams load only when asked for: `BarStream` the market-data half (and pandas), the
+    trade-update stream alpaca-py's whole `alpaca.trading` package, which a REST-only command never needs."""
     if name == "BarStream":
         from alpaca_cli.bridge.bars import BarStream
 
         return BarStream
+    if name in ("StreamEvent", "TradeUpdateStream"):
+        from alpaca_cli.bridge import streams
+
+        return getattr(streams, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

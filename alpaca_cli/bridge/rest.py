@@ -5,6 +5,14 @@ dedicated 4-thread pool through `run_in_executor`: the event loop (and with it
 the streams, spinners and signal handling) never waits on a socket, and the
 loop's default executor stays free for everything else.
 
+Reads (account, clock, positions, orders) go through alpaca-py's base
+`RESTClient` with the very routes and parameters `TradingClient` sends: with
+raw data that is all `TradingClient` does for them, and importing it (the
+`alpaca.trading` package) builds some hundred pydantic models of requests,
+answers and the stream's, about 45 ms that a command only reading never uses.
+`TradingClient` is loaded on the first write (or calendar and asset call),
+whose request models check what we send, and shares the same session.
+
 Failures leave here as the project's own errors (`alpaca_cli.errors`), with
 the contract's exit codes, and results as domain types (`alpaca_cli.domain`).
 """
@@ -21,23 +29,8 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol, TypeVar
 
-from alpaca.trading.client import TradingClient
-from alpaca.trading.enums import AssetClass, AssetStatus, QueryOrderStatus
-from alpaca.trading.requests import (
-    ClosePositionRequest,
-    GetAssetsRequest,
-    GetCalendarRequest,
-    GetOrderByIdRequest,
-    GetOrdersRequest,
-    LimitOrderRequest,
-    MarketOrderRequest,
-    ReplaceOrderRequest,
-    StopLimitOrderRequest,
-    StopLossRequest,
-    StopOrderRequest,
-    TakeProfitRequest,
-    TrailingStopOrderRequest,
-)
+from alpaca.common.rest import RESTClient
+from alpaca.common.utils import validate_symbol_or_asset_id, validate_uuid_id_param
 
 from alpaca_cli.bridge import mapping, transport
 from alpaca_cli.bridge.translate import translate
@@ -70,6 +63,16 @@ ABORT_GRACE = 2.0  # seconds an aborted call's worker gets to notice before the 
 
 def sdk_order_request(request: OrderRequest) -> Any:
     """Our validated order request -> the SDK's request model for that order type."""
+    from alpaca.trading.requests import (
+        LimitOrderRequest,
+        MarketOrderRequest,
+        StopLimitOrderRequest,
+        StopLossRequest,
+        StopOrderRequest,
+        TakeProfitRequest,
+        TrailingStopOrderRequest,
+    )
+
     fields: dict[str, Any] = {
         "symbol": request.symbol,
         "side": request.side,
@@ -124,13 +127,32 @@ class RestBridge:
         self._executor = ThreadPoolExecutor(max_workers=REST_WORKERS, thread_name_prefix="alpaca-rest")
         self._calls: set[transport.Call] = set()
         self.budget = transport.RequestBudget()
-        secret = connection.secret.get_secret_value()
-        paper = not connection.is_live
-        self._trading = transport.mount(
-            TradingClient(connection.key_id, secret, paper=paper, raw_data=True, url_override=connection.trading_url),
+        self._reads = transport.mount(
+            RESTClient(
+                connection.trading_url,
+                connection.key_id,
+                connection.secret.get_secret_value(),
+                api_version="v2",
+                sandbox=not connection.is_live,
+                raw_data=True,
+            ),
             self.budget,
         )
         self._data: Any = None  # made on first use: alpaca-py's market-data package loads pandas
+
+    @functools.cached_property
+    def _trading(self) -> Any:
+        """alpaca-py's `TradingClient`, made on first use, sending through the readers' session."""
+        from alpaca.trading.client import TradingClient
+
+        c = self.connection
+        client = TradingClient(
+            c.key_id, c.secret.get_secret_value(), paper=not c.is_live, raw_data=True, url_override=c.trading_url
+        )
+        client._session.close()
+        client._session = self._reads._session  # already routed through the budget and the deadline
+        client._retry = 0
+        return client
 
     def close(self) -> None:
         """Abort calls under way (their threads end at once) and shut the pool."""
@@ -187,12 +209,14 @@ class RestBridge:
     # -- account and market ---------------------------------------------------------------
 
     async def account(self) -> Account:
-        return await self._run("get account", self._trading.get_account, parse=mapping.account)
+        return await self._run("get account", self._reads.get, "/account", parse=mapping.account)
 
     async def clock(self) -> Clock:
-        return await self._run("get clock", self._trading.get_clock, parse=mapping.clock)
+        return await self._run("get clock", self._reads.get, "/clock", parse=mapping.clock)
 
     async def calendar(self, start: date | None = None, end: date | None = None) -> list[CalendarDay]:
+        from alpaca.trading.requests import GetCalendarRequest
+
         request = GetCalendarRequest(start=start, end=end) if start or end else None
         return await self._run("get calendar", self._trading.get_calendar, request, parse=mapping.calendar)
 
@@ -209,6 +233,9 @@ class RestBridge:
 
     async def assets(self) -> list[Asset]:
         """Every active US equity the broker lists (one request: Alpaca does not page this route)."""
+        from alpaca.trading.enums import AssetClass, AssetStatus
+        from alpaca.trading.requests import GetAssetsRequest
+
         request = GetAssetsRequest(status=AssetStatus.ACTIVE, asset_class=AssetClass.US_EQUITY)
         return await self._run("list assets", self._trading.get_all_assets, request, parse=mapping.assets)
 
@@ -240,7 +267,7 @@ class RestBridge:
         while True:
             page = await self._run(
                 "list account activities",
-                self._trading.get,
+                self._reads.get,
                 "/account/activities",
                 dict(params),
                 parse=mapping.activities,
@@ -255,13 +282,17 @@ class RestBridge:
         return found
 
     async def positions(self) -> list[Position]:
-        return await self._run("list positions", self._trading.get_all_positions, parse=mapping.positions)
+        return await self._run("list positions", self._reads.get, "/positions", parse=mapping.positions)
 
     async def position(self, symbol: str) -> Position | None:
         """The open position in `symbol`, or None when the broker says there is none."""
         try:
             return await self._run(
-                f"get position {symbol}", self._trading.get_open_position, symbol, parse=mapping.position, lookup=True
+                f"get position {symbol}",
+                self._reads.get,
+                f"/positions/{validate_symbol_or_asset_id(symbol)}",
+                parse=mapping.position,
+                lookup=True,
             )
         except BrokerRejected as rejected:
             if rejected.status == 404:
@@ -273,6 +304,8 @@ class RestBridge:
     ) -> Order:
         """Close (part of) a position with a market order, exactly once: never retried here
         (`positions.close` looks before resending)."""
+        from alpaca.trading.requests import ClosePositionRequest
+
         options = None
         if qty is not None or percentage is not None:
             options = ClosePositionRequest(
@@ -302,9 +335,13 @@ class RestBridge:
 
     async def order(self, order_id: str, *, nested: bool = False) -> Order:
         """One order by id; `nested` puts a bracket's, OCO's or OTO's exits in its `legs`."""
-        args = (order_id, GetOrderByIdRequest(nested=True)) if nested else (order_id,)
         return await self._run(
-            f"get order {order_id}", self._trading.get_order_by_id, *args, parse=mapping.order, lookup=True
+            f"get order {order_id}",
+            self._reads.get,
+            f"/orders/{validate_uuid_id_param(order_id, 'order_id')}",
+            {"nested": True} if nested else {},
+            parse=mapping.order,
+            lookup=True,
         )
 
     async def order_by_client_id(self, client_order_id: str) -> Order | None:
@@ -312,8 +349,9 @@ class RestBridge:
         try:
             return await self._run(
                 f"get order by client id {client_order_id}",
-                self._trading.get_order_by_client_id,
-                client_order_id,
+                self._reads.get,
+                "/orders:by_client_order_id",
+                {"client_order_id": client_order_id},
                 parse=mapping.order,
                 lookup=True,
             )
@@ -344,20 +382,21 @@ class RestBridge:
         page boundary are neither lost nor counted twice.
         """
         seen: dict[str, Order] = {}
-        wanted = list(symbols) if symbols else None
         size = PAGE_LIMIT if limit is None else max(1, min(limit, PAGE_LIMIT))
+        query: dict[str, Any] = {"status": status, "limit": size, "direction": "desc"}
+        wanted = list(symbols or ())
+        if wanted:
+            query["symbols"] = ",".join(wanted)
+        if side is not None:
+            query["side"] = side
+        if nested:
+            query["nested"] = True  # sent as the SDK's request model sends it
+        if after is not None:
+            query["after"] = _wire_time(after)
         while True:
-            request = GetOrdersRequest(
-                status=QueryOrderStatus(status),
-                limit=size,
-                direction="desc",
-                after=after,
-                until=until,
-                symbols=wanted,
-                side=side,
-                nested=nested or None,
-            )
-            page = await self._run("list orders", self._trading.get_orders, request, parse=mapping.orders)
+            if until is not None:
+                query["until"] = _wire_time(until)
+            page = await self._run("list orders", self._reads.get, "/orders", dict(query), parse=mapping.orders)
             fresh = [item for item in page if item.id not in seen]
             seen.update((item.id, item) for item in fresh)
             if len(page) < size or not fresh or (limit is not None and len(seen) >= limit):
@@ -379,6 +418,8 @@ class RestBridge:
 
     async def replace_order(self, order_id: str, changes: OrderChanges) -> Order:
         """PATCH one order, exactly once: never retried here (`replacing.replace` looks before resending)."""
+        from alpaca.trading.requests import ReplaceOrderRequest
+
         fields: dict[str, Any] = {"client_order_id": changes.client_order_id, "time_in_force": changes.time_in_force}
         if changes.qty is not None:
             fields["qty"] = int(changes.qty)
@@ -460,6 +501,11 @@ class RestBridge:
             taken_at=datetime.fromtimestamp(started, UTC),
             final_orders=tuple(finals),
         )
+
+
+def _wire_time(moment: datetime) -> str:
+    """RFC 3339 as alpaca-py's request models send a time: a naive one is UTC."""
+    return (moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)).isoformat()
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:
