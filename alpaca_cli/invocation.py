@@ -14,10 +14,8 @@ Typer and the standard library only at import time: this module is loaded by
 
 from __future__ import annotations
 
-import logging
 import signal
 import sys
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -99,9 +97,10 @@ class _Flags:
 flags = _Flags()
 
 
-@dataclass
 class Given:
-    """The common options given before the subcommand (`alpaca-cli --sandbox status`)."""
+    """The common options given before the subcommand (`alpaca-cli --sandbox status`).
+
+    Plain classes here, not dataclasses: building one costs ~1 ms of every `--help`."""
 
     output: OutputChoice | None = None
     debug: bool = False
@@ -113,11 +112,13 @@ class Given:
 given = Given()
 
 
-@dataclass
 class Invocation:
-    out: Output
-    settings: Settings
-    connection: Connection
+    """One command run: its output sink, its settings and the connection they resolve to."""
+
+    def __init__(self, out: Output, settings: Settings, connection: Connection) -> None:
+        self.out = out
+        self.settings = settings
+        self.connection = connection
 
     @property
     def live_allowed(self) -> bool:
@@ -157,23 +158,25 @@ async def preflight(
     return account.id
 
 
-class _StderrNow(logging.StreamHandler):  # type: ignore[type-arg]
-    """Writes to whatever `sys.stderr` is when a record is logged, not when the handler was
-    made: a live view redirects stderr to print above its region, and a log line must too."""
-
-    @property  # type: ignore[override]
-    def stream(self) -> Any:
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, _: Any) -> None:
-        pass
-
-
 def setup_logging(debug: bool) -> None:
-    """Our logs on stderr (debug with --debug, else warnings); libraries kept quiet."""
+    """Our logs on stderr (debug with --debug, else warnings); libraries kept quiet.
+
+    The handler writes to whatever `sys.stderr` is when a record is logged, not when it
+    was made: a live view redirects stderr to print above its region, and a log line
+    must too. (`logging` is imported here: `--help` does not need it.)"""
+    import logging
+
+    class StderrNow(logging.StreamHandler):  # type: ignore[type-arg]
+        @property  # type: ignore[override]
+        def stream(self) -> Any:
+            return sys.stderr
+
+        @stream.setter
+        def stream(self, _: Any) -> None:
+            pass
+
     flags.debug = debug
-    handler = _StderrNow()
+    handler = StderrNow()
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     ours = logging.getLogger("alpaca_cli")
     ours.handlers[:] = [handler]
