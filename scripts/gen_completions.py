@@ -1,13 +1,12 @@
 """Write the bash, zsh and fish completion scripts under `completions/` (`--check`: only compare).
 
-The scripts come from the installed `alpaca-cli` entry point itself
-(`_ALPACA_CLI_COMPLETE=source_<shell> alpaca-cli`), the same call Typer's
-`--install-completion` makes, so the committed files are exactly what a
-user's shell would get. They hold no command names: on each TAB the shell
-calls `alpaca-cli` back with `_ALPACA_CLI_COMPLETE=complete_<shell>`, and
-the app answers from its current commands and options. They change only
-when Typer's templates or the program name do; `tests/test_completions.py`
-fails when the committed copies are stale.
+The scripts are static: they are generated from the real Click command tree
+of `alpaca_cli.cli` and hold every command, subcommand, option and fixed set
+of values themselves, so a TAB starts no Python (bench/startup.py). Profile
+names are read from the config file by the shell itself, file paths come from
+the shell's own file completion, and values only the broker knows (symbols,
+order ids) are not completed. `tests/test_completions.py` fails when the
+committed scripts differ from what this writes, and runs them in each shell.
 
     python scripts/gen_completions.py          # regenerate
     python scripts/gen_completions.py --check  # exit 1 if any file is out of date
@@ -15,40 +14,454 @@ fails when the committed copies are stale.
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
+
+import click
+import typer.main
 
 COMPLETIONS = Path(__file__).resolve().parent.parent / "completions"
 FILES = {"bash": "alpaca-cli.bash", "zsh": "_alpaca-cli", "fish": "alpaca-cli.fish"}
+PROGRAM = "alpaca-cli"
 
 
-def entry_point() -> list[str]:
-    """The `alpaca-cli` console script of this interpreter's environment, else `python -m alpaca_cli`."""
-    beside = Path(sys.executable).with_name("alpaca-cli")
-    if beside.exists():
-        return [str(beside)]
-    found = shutil.which("alpaca-cli")
-    return [found] if found else [sys.executable, "-m", "alpaca_cli"]
+@dataclass(frozen=True)
+class Values:
+    """What may fill an option's value or a positional argument.
+
+    `kind` is "choice" (one of `words`), "list" (comma-separated `words`),
+    "profile" (a table of the config file), "file" or "dir".
+    """
+
+    kind: str
+    words: tuple[str, ...] = ()
 
 
-def generate(shell: str) -> str:
-    """The completion script for `shell`, with `#compdef` on zsh's first line as compinit requires."""
-    env = {**os.environ, "_ALPACA_CLI_COMPLETE": f"source_{shell}"}
-    result = subprocess.run(entry_point(), env=env, capture_output=True, text=True, timeout=60, check=True)
-    if not result.stdout.strip():
-        raise RuntimeError(f"alpaca-cli printed no {shell} completion script: {result.stderr.strip()}")
-    return result.stdout.strip() + "\n"
+@dataclass
+class Node:
+    """One command of the tree, `path` being the words after the program name."""
+
+    path: str
+    help: str
+    subcommands: dict[str, str] = field(default_factory=dict)  # name -> one-line help
+    options: dict[str, str] = field(default_factory=dict)  # every spelling -> one-line help
+    valued: list[str] = field(default_factory=list)  # spellings that take a value
+    values: dict[str, Values] = field(default_factory=dict)  # option spelling or "#N" -> values
+
+
+def _values(param: click.Parameter, ctx: click.Context) -> Values | None:
+    """The values `param` accepts, when the shell can know them without the broker."""
+    kind = param.type
+    if isinstance(kind, click.Choice):
+        return Values("choice", tuple(str(choice) for choice in kind.choices))
+    if isinstance(kind, click.Path):
+        return Values("dir" if not kind.file_okay else "file")
+    if isinstance(param, click.Option) and "--profile" in param.opts:
+        return Values("profile")
+    custom = getattr(param, "_custom_shell_complete", None)
+    if custom is None:
+        return None
+    # A completion of our own that needs no broker (e.g. tail's event names): its answers for
+    # an empty word are the values; if it continues "x," with them, they form a comma list.
+    words = tuple(item.value for item in param.shell_complete(ctx, ""))
+    if not words:
+        return None
+    after_first = [item.value for item in param.shell_complete(ctx, f"{words[0]},")]
+    comma = bool(after_first) and all(value.startswith(f"{words[0]},") for value in after_first)
+    return Values("list" if comma else "choice", words)
+
+
+def tree() -> list[Node]:
+    """Every command of the CLI, parents before their subcommands."""
+    from alpaca_cli.cli import app
+
+    root = typer.main.get_command(app)
+    nodes: list[Node] = []
+
+    def visit(command: click.Command, ctx: click.Context, path: str) -> None:
+        node = Node(path, command.get_short_help_str(limit=60))
+        nodes.append(node)
+        positional = 0
+        for param in command.get_params(ctx):
+            if getattr(param, "hidden", False):
+                continue
+            values = _values(param, ctx)
+            if isinstance(param, click.Argument):
+                if values is not None:
+                    node.values[f"#{positional}"] = values
+                positional += 1
+                continue
+            assert isinstance(param, click.Option)
+            line = click.Command(None, help=param.help).get_short_help_str(limit=60)
+            for spelling in (*param.opts, *param.secondary_opts):
+                node.options[spelling] = line
+                if not param.is_flag and not param.count:
+                    node.valued.append(spelling)
+                    if values is not None:
+                        node.values[spelling] = values
+        if isinstance(command, click.Group):
+            for name in command.list_commands(ctx):
+                sub = command.get_command(ctx, name)
+                if sub is None or sub.hidden:
+                    continue
+                node.subcommands[name] = sub.get_short_help_str(limit=60)
+                visit(sub, click.Context(sub, parent=ctx, info_name=name), f"{path} {name}".strip())
+
+    visit(root, click.Context(root, info_name=PROGRAM), "")
+    return nodes
+
+
+HEADER = """\
+{comment} {shell} completion for alpaca-cli. Generated by scripts/gen_completions.py from the
+{comment} commands themselves: do not edit. A TAB starts no Python: commands, options and
+{comment} their fixed values are written out below, profile names come from the config file
+{comment} ($ALPACA_CLI_CONFIG, else alpaca-cli/config.toml in $XDG_CONFIG_HOME or the platform's
+{comment} config directory), file names from the shell.
+"""
+
+
+def _sh_quote(text: str) -> str:
+    return "'" + text.replace("'", "'\\''") + "'"
+
+
+def _sh_data(nodes: list[Node]) -> str:
+    """The two data functions bash and zsh share (plain `case` and assignments)."""
+    spec = []
+    for node in nodes:
+        subs = " ".join(node.subcommands)
+        valued = " ".join(node.valued)
+        options = " ".join(node.options)
+        spec.append(
+            f"        {_sh_quote(node.path)})\n"
+            f"            _ac_subs={_sh_quote(subs)}\n"
+            f"            _ac_valued={_sh_quote(valued)}\n"
+            f"            _ac_options={_sh_quote(options)} ;;"
+        )
+    groups: dict[Values, list[str]] = {}
+    for node in nodes:
+        for where, values in node.values.items():
+            groups.setdefault(values, []).append(_sh_quote(f"{node.path} {where}"))
+    cases = [
+        f"        {'|'.join(keys)})\n"
+        f"            _ac_kind={values.kind} _ac_words={_sh_quote(' '.join(values.words))} ;;"
+        for values, keys in groups.items()
+    ]
+    return (
+        "# The command at path $1 (the words after the program name): its subcommands, its\n"
+        "# options that take a value, and all its options.\n"
+        "_alpaca_cli_spec() {\n"
+        '    case "$1" in\n' + "\n".join(spec) + "\n"
+        "        *) _ac_subs='' _ac_valued='' _ac_options='' ;;\n"
+        "    esac\n"
+        "}\n\n"
+        "# What may follow option $2 of the command at path $1 ($2 = #N: its positional argument N):\n"
+        "# _ac_kind is choice or list (comma-separated) of _ac_words, profile, file, dir, or empty.\n"
+        "_alpaca_cli_values() {\n"
+        '    case "$1 $2" in\n' + "\n".join(cases) + "\n"
+        "        *) _ac_kind='' _ac_words='' ;;\n"
+        "    esac\n"
+        "}\n\n"
+        "# The profile names: the [table] headers of the config file, as alpaca-cli finds it.\n"
+        "_alpaca_cli_profiles() {\n"
+        '    local file="${ALPACA_CLI_CONFIG:-}" dir\n'
+        '    if [ -z "$file" ]; then\n'
+        '        case "${XDG_CONFIG_HOME:-}" in\n'
+        '            /*) dir="$XDG_CONFIG_HOME" ;;\n'
+        '            *) case "${OSTYPE:-}" in\n'
+        '                   darwin*) dir="$HOME/Library/Application Support" ;;\n'
+        '                   *) dir="$HOME/.config" ;;\n'
+        "               esac ;;\n"
+        "        esac\n"
+        '        file="$dir/alpaca-cli/config.toml"\n'
+        "    fi\n"
+        '    [ -r "$file" ] || return 0\n'
+        "    sed -n -e 's/^[[:space:]]*\\[[[:space:]]*\\([A-Za-z0-9_-][A-Za-z0-9_-]*\\)[[:space:]]*\\].*/\\1/p' \\\n"
+        '           -e \'s/^[[:space:]]*\\[[[:space:]]*"\\([^"]*\\)"[[:space:]]*\\].*/\\1/p\' "$file"\n'
+        "}\n"
+    )
+
+
+# The walk over the words before the cursor, the same in bash and zsh but for how the
+# words are indexed: it leaves the command path, the count of positional words, and the
+# option whose value is being typed (if any).
+_SH_WALK = """\
+    local cmd='' npos=0 skip=0 opt='' word i  # not `path`: zsh ties $path to $PATH
+    local _ac_subs _ac_valued _ac_options _ac_kind _ac_words
+    _alpaca_cli_spec ''
+    for ((i = {first}; i < {cursor}; i++)); do
+        word=${{{words}[i]}}
+        if ((skip)); then
+            [[ $word == '=' ]] || skip=0  # bash splits --opt=value at the '='
+            continue
+        fi
+        case $word in
+            --*=*) ;;
+            -*)
+                if [[ " $_ac_valued " == *" $word "* ]]; then
+                    skip=1 opt=$word
+                fi ;;
+            *)
+                if [[ " $_ac_subs " == *" $word "* ]]; then
+                    cmd=${{cmd:+$cmd }}$word npos=0
+                    _alpaca_cli_spec "$cmd"
+                else
+                    ((npos++))
+                fi ;;
+        esac
+    done
+"""
+
+BASH_MAIN = (
+    """\
+_alpaca_cli() {
+    local cur=${COMP_WORDS[COMP_CWORD]}
+"""
+    + _SH_WALK.format(first=1, cursor="COMP_CWORD", words="COMP_WORDS")
+    + """\
+    COMPREPLY=()
+    if ((skip)); then
+        [[ $cur == '=' ]] && cur=''
+        _alpaca_cli_values "$cmd" "$opt"
+    elif [[ $cur == -* ]]; then
+        COMPREPLY=($(compgen -W "$_ac_options" -- "$cur"))
+        return 0
+    elif [[ -n $_ac_subs ]]; then
+        COMPREPLY=($(compgen -W "$_ac_subs" -- "$cur"))
+        return 0
+    else
+        _alpaca_cli_values "$cmd" "#$npos"
+    fi
+    case $_ac_kind in
+        choice) COMPREPLY=($(compgen -W "$_ac_words" -- "$cur")) ;;
+        list)
+            local done=${cur%"${cur##*,}"} name left=''
+            for name in $_ac_words; do
+                [[ ",$done" == *",$name,"* ]] || left+=" $name"
+            done
+            COMPREPLY=($(compgen -P "$done" -W "$left" -- "${cur##*,}"))
+            [[ ${#COMPREPLY[@]} == 1 ]] && compopt -o nospace 2>/dev/null ;;
+        profile) COMPREPLY=($(compgen -W "$(_alpaca_cli_profiles)" -- "$cur")) ;;
+        file) compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur")) ;;
+        dir) compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -d -- "$cur")) ;;
+    esac
+    return 0
+}
+
+complete -F _alpaca_cli alpaca-cli
+"""
+)
+
+ZSH_MAIN = (
+    """\
+_alpaca_cli() {
+    local cur=${words[CURRENT]}
+"""
+    + _SH_WALK.format(first=2, cursor="CURRENT", words="words")
+    + """\
+    if ((skip)); then
+        _alpaca_cli_values "$cmd" "$opt"
+    elif [[ $cur == --*=* ]]; then
+        compset -P '*='
+        cur=${cur#*=}
+        _alpaca_cli_values "$cmd" "${words[CURRENT]%%=*}"
+    elif [[ $cur == -* ]]; then
+        compadd -- ${=_ac_options}
+        return
+    elif [[ -n $_ac_subs ]]; then
+        compadd -- ${=_ac_subs}
+        return
+    else
+        _alpaca_cli_values "$cmd" "#$npos"
+    fi
+    case $_ac_kind in
+        choice) compadd -- ${=_ac_words} ;;
+        list)
+            local -a left
+            local name
+            compset -P '*,'
+            for name in ${=_ac_words}; do
+                [[ ",${IPREFIX#*=}" == *",$name,"* ]] || left+=($name)
+            done
+            compadd -S , -q -- $left ;;
+        profile) compadd -- $(_alpaca_cli_profiles) ;;
+        file) _files ;;
+        dir) _files -/ ;;
+    esac
+}
+
+if [[ ${zsh_eval_context[-1]} == loadautofunc ]]; then
+    _alpaca_cli "$@"  # autoloaded from $fpath by compinit
+else
+    compdef _alpaca_cli alpaca-cli  # sourced after compinit
+fi
+"""
+)
+
+
+def _fish_quote(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _fish_list(items: list[str] | tuple[str, ...]) -> str:
+    return " ".join(_fish_quote(item) for item in items)
+
+
+def fish_script(nodes: list[Node]) -> str:
+    spec = []
+    for node in nodes:
+        spec.append(
+            f"        case {_fish_quote(node.path)}\n"
+            f"            set -g __alpaca_cli_subs {_fish_list(list(node.subcommands))}\n"
+            f"            set -g __alpaca_cli_subs_help {_fish_list(list(node.subcommands.values()))}\n"
+            f"            set -g __alpaca_cli_valued {_fish_list(node.valued)}\n"
+            f"            set -g __alpaca_cli_options {_fish_list(list(node.options))}\n"
+            f"            set -g __alpaca_cli_options_help {_fish_list(list(node.options.values()))}"
+        )
+    groups: dict[Values, list[str]] = {}
+    for node in nodes:
+        for where, values in node.values.items():
+            groups.setdefault(values, []).append(_fish_quote(f"{node.path} {where}"))
+    cases = [
+        f"        case {' '.join(keys)}\n"
+        f"            set -g __alpaca_cli_kind {values.kind}\n"
+        f"            set -g __alpaca_cli_words {_fish_list(values.words)}"
+        for values, keys in groups.items()
+    ]
+    return (
+        HEADER.format(comment="#", shell="fish")
+        + "\n"
+        + "# The command at path $argv[1]: its subcommands, its options that take a value, all its options.\n"
+        "function __alpaca_cli_spec\n"
+        "    switch $argv[1]\n" + "\n".join(spec) + "\n"
+        "        case '*'\n"
+        "            set -g __alpaca_cli_subs\n"
+        "            set -g __alpaca_cli_subs_help\n"
+        "            set -g __alpaca_cli_valued\n"
+        "            set -g __alpaca_cli_options\n"
+        "            set -g __alpaca_cli_options_help\n"
+        "    end\n"
+        "end\n\n"
+        "# What may follow option $argv[2] of the command at path $argv[1] (#N: positional argument N).\n"
+        "function __alpaca_cli_values\n"
+        "    set -g __alpaca_cli_kind\n"
+        "    set -g __alpaca_cli_words\n"
+        '    switch "$argv[1] $argv[2]"\n' + "\n".join(cases) + "\n"
+        "    end\n"
+        "end\n\n"
+        "# The profile names: the [table] headers of the config file, as alpaca-cli finds it.\n"
+        "function __alpaca_cli_profiles\n"
+        "    set -l file $ALPACA_CLI_CONFIG\n"
+        '    if test -z "$file"\n'
+        "        set -l dir $HOME/.config\n"
+        "        if string match -q '/*' -- \"$XDG_CONFIG_HOME\"\n"
+        "            set dir $XDG_CONFIG_HOME\n"
+        "        else if test (uname) = Darwin\n"
+        '            set dir "$HOME/Library/Application Support"\n'
+        "        end\n"
+        '        set file "$dir/alpaca-cli/config.toml"\n'
+        "    end\n"
+        '    test -r "$file"; or return 0\n'
+        '    string replace -rf \'^\\s*\\[\\s*(?:"([^"]*)"|([A-Za-z0-9_-]+))\\s*\\].*\' \'$1$2\' <"$file"\n'
+        "end\n\n" + FISH_MAIN
+    )
+
+
+FISH_MAIN = """\
+function __alpaca_cli_complete
+    set -l tokens (commandline -opc)
+    set -e tokens[1]
+    set -l cur (commandline -ct)
+    set -l cmd ''
+    set -l npos 0
+    set -l skip 0
+    set -l opt ''
+    __alpaca_cli_spec ''
+    for word in $tokens
+        if test $skip = 1
+            set skip 0
+            continue
+        end
+        switch $word
+            case '--*=*'
+            case '-*'
+                if contains -- $word $__alpaca_cli_valued
+                    set skip 1
+                    set opt $word
+                end
+            case '*'
+                if contains -- $word $__alpaca_cli_subs
+                    set cmd (string trim -- "$cmd $word")
+                    set npos 0
+                    __alpaca_cli_spec $cmd
+                else
+                    set npos (math $npos + 1)
+                end
+        end
+    end
+    set -l prefix ''
+    if test $skip = 1
+        __alpaca_cli_values $cmd $opt
+    else if string match -q -- '--*=*' $cur
+        set prefix (string replace -r '=.*' '=' -- $cur)
+        set cur (string replace -r '^[^=]*=' '' -- $cur)
+        __alpaca_cli_values $cmd (string trim -r -c = -- $prefix)
+    else if string match -q -- '-*' $cur
+        for i in (seq (count $__alpaca_cli_options))
+            printf '%s\\t%s\\n' $__alpaca_cli_options[$i] $__alpaca_cli_options_help[$i]
+        end
+        return
+    else if set -q __alpaca_cli_subs[1]
+        for i in (seq (count $__alpaca_cli_subs))
+            printf '%s\\t%s\\n' $__alpaca_cli_subs[$i] $__alpaca_cli_subs_help[$i]
+        end
+        return
+    else
+        __alpaca_cli_values $cmd "#$npos"
+    end
+    switch "$__alpaca_cli_kind"
+        case choice
+            printf "$prefix%s\\n" $__alpaca_cli_words
+        case list
+            set -l done (string replace -r '[^,]*$' '' -- $cur)
+            for name in $__alpaca_cli_words
+                contains -- $name (string split , -- $done)
+                or printf '%s\\n' "$prefix$done$name"
+            end
+        case profile
+            printf "$prefix%s\\n" (__alpaca_cli_profiles)
+        case file
+            __fish_complete_path $cur | string replace -r '^' "$prefix"
+        case dir
+            __fish_complete_directories $cur | string replace -r '^' "$prefix"
+    end
+end
+
+complete -c alpaca-cli -f -a '(__alpaca_cli_complete)'
+"""
+
+
+def generate(shell: str, nodes: list[Node] | None = None) -> str:
+    """The completion script for `shell`, from the CLI's command tree."""
+    nodes = tree() if nodes is None else nodes
+    if shell == "fish":
+        return fish_script(nodes)
+    if shell == "bash":
+        return HEADER.format(comment="#", shell="bash") + "\n" + _sh_data(nodes) + "\n" + BASH_MAIN
+    if shell == "zsh":
+        return (
+            "#compdef alpaca-cli\n" + HEADER.format(comment="#", shell="zsh") + "\n" + _sh_data(nodes) + "\n" + ZSH_MAIN
+        )
+    raise ValueError(f"unknown shell {shell!r}")
 
 
 def main(argv: list[str]) -> int:
     check = "--check" in argv
+    nodes = tree()
     stale = []
     for shell, name in FILES.items():
         path = COMPLETIONS / name
-        script = generate(shell)
+        script = generate(shell, nodes)
         current = path.read_text() if path.exists() else None
         if current == script:
             continue
