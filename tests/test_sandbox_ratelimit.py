@@ -89,9 +89,11 @@ def test_every_answer_carries_the_headers_and_the_sixth_is_refused(limited: Sand
     assert [h["X-RateLimit-Remaining"] for _, h, _ in answers] == ["4", "3", "2", "1", "0"]
     assert all(h["X-RateLimit-Limit"] == "5" for _, h, _ in answers)
     assert int(answers[-1][1]["X-RateLimit-Reset"]) == int(clock.now) + 60
+    refused_before = limited.admin("GET", "/admin/stats")["rate_limited"]
     status, headers, body = get(limited, "/v2/clock")
     assert status == 429 and body == {"code": 42910000, "message": "rate limit exceeded"}
     assert headers["Retry-After"] == "12" and headers["X-RateLimit-Remaining"] == "0"
+    assert limited.admin("GET", "/admin/stats")["rate_limited"] == refused_before + 1  # what benchmarks count
     clock.now += 12
     assert get(limited, "/v2/clock")[0] == 200
 

@@ -99,6 +99,7 @@ class Sandbox:
         self.limiter: RateLimiter | None = None
         self.set_rate_limit(rate_limit)
         self.request_counts: Counter[str] = Counter()
+        self.rate_limited = 0  # requests refused with 429, for benchmarks that must see none
         self.url = ""
         self._runner: web.AppRunner | None = None
         self._ticker: asyncio.Task[None] | None = None
@@ -260,6 +261,7 @@ class Sandbox:
             return _json(_UNAUTHORIZED, 401)
         verdict = self.limiter.take(key) if self.limiter is not None else None
         if verdict is not None and not verdict.allowed:
+            self.rate_limited += 1
             refused = _json(_RATE_LIMITED, 429)
             refused.headers.update(verdict.headers())
             return refused
@@ -457,6 +459,7 @@ class Sandbox:
         return _json(
             {
                 "requests": dict(self.request_counts),
+                "rate_limited": self.rate_limited,
                 "orders": broker.order_count(),
                 "open_orders": broker.open_order_count(),
                 "positions": len(broker.positions()),
