@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -41,6 +41,8 @@ SANDBOX_SECRET = "SANDBOXSECRET"
 # limit): a command facing a silent or trickling broker ends well inside the contract's 60 s,
 # even `submit --wait` (the stream's 10 s, the POST, then the lookup that decides).
 DEFAULT_DEADLINE = 20.0
+
+PROFILE_VARIABLE = "ALPACA_CLI_PROFILE"
 
 OutputMode = Literal["auto", "table", "json"]
 Environment = Literal["sandbox", "paper", "live"]
@@ -93,44 +95,42 @@ class _ProfileSource(PydanticBaseSettingsSource):
             return {}
         if not isinstance(table, dict):
             raise UsageError(f"profile {name!r} in {path} is not a table")
-        unknown = set(table) - set(self.settings_cls.model_fields) - {"profile"}
+        unknown = set(table) - set(self.settings_cls.model_fields)
         if unknown:
             raise UsageError(f"unknown setting(s) {', '.join(sorted(unknown))} in profile {name!r} of {path}")
-        return dict(table)
+        return {self.settings_cls.model_fields[name].validation_alias: value for name, value in table.items()}
 
 
 class Settings(BaseSettings):
-    """Every knob the tool reads, under the contract's names."""
+    """Every knob the tool reads, under the contract's names.
+
+    Each field's alias is its one environment variable (and `.env` name). Flags and profile
+    tables use the field names, which their sources turn into the aliases: were a field name
+    accepted too (`populate_by_name`), a stray `LIVE=1` or `SANDBOX=1` in the environment would count.
+    """
 
     model_config = SettingsConfigDict(
         env_file=".env",
         env_file_encoding="utf-8",
         extra="ignore",
-        populate_by_name=True,
         hide_input_in_errors=True,
     )
 
-    key_id: str | None = Field(default=None, validation_alias=AliasChoices("key_id", "APCA_API_KEY_ID"))
-    secret_key: SecretStr | None = Field(
-        default=None, validation_alias=AliasChoices("secret_key", "APCA_API_SECRET_KEY")
-    )
-    base_url: str = Field(default=PAPER_URL, validation_alias=AliasChoices("base_url", "APCA_API_BASE_URL"))
-    stream_url: str | None = Field(default=None, validation_alias=AliasChoices("stream_url", "APCA_API_STREAM_URL"))
-    data_url: str = Field(default=DATA_URL, validation_alias=AliasChoices("data_url", "APCA_API_DATA_URL"))
+    key_id: str | None = Field(default=None, validation_alias="APCA_API_KEY_ID")
+    secret_key: SecretStr | None = Field(default=None, validation_alias="APCA_API_SECRET_KEY")
+    base_url: str = Field(default=PAPER_URL, validation_alias="APCA_API_BASE_URL")
+    stream_url: str | None = Field(default=None, validation_alias="APCA_API_STREAM_URL")
+    data_url: str = Field(default=DATA_URL, validation_alias="APCA_API_DATA_URL")
     data_stream_url: str = Field(
         default=DATA_STREAM_URL,
-        validation_alias=AliasChoices("data_stream_url", "APCA_API_DATA_STREAM_URL"),
+        validation_alias="APCA_API_DATA_STREAM_URL",
     )
-    profile: str | None = Field(default=None, validation_alias=AliasChoices("profile", "ALPACA_CLI_PROFILE"))
-    sandbox: bool = Field(default=False, validation_alias=AliasChoices("sandbox", "ALPACA_CLI_SANDBOX"))
-    sandbox_url: str = Field(
-        default=SANDBOX_URL, validation_alias=AliasChoices("sandbox_url", "ALPACA_CLI_SANDBOX_URL")
-    )
-    output: OutputMode = Field(default="auto", validation_alias=AliasChoices("output", "ALPACA_CLI_OUTPUT"))
-    live: bool = Field(default=False, validation_alias=AliasChoices("live", "ALPACA_CLI_LIVE"))
-    deadline: float = Field(
-        default=DEFAULT_DEADLINE, gt=0, le=600, validation_alias=AliasChoices("deadline", "ALPACA_CLI_DEADLINE")
-    )
+    profile: str | None = Field(default=None, validation_alias=PROFILE_VARIABLE)
+    sandbox: bool = Field(default=False, validation_alias="ALPACA_CLI_SANDBOX")
+    sandbox_url: str = Field(default=SANDBOX_URL, validation_alias="ALPACA_CLI_SANDBOX_URL")
+    output: OutputMode = Field(default="auto", validation_alias="ALPACA_CLI_OUTPUT")
+    live: bool = Field(default=False, validation_alias="ALPACA_CLI_LIVE")
+    deadline: float = Field(default=DEFAULT_DEADLINE, gt=0, le=600, validation_alias="ALPACA_CLI_DEADLINE")
 
     @classmethod
     def settings_customise_sources(
@@ -145,7 +145,7 @@ class Settings(BaseSettings):
         # so it is resolved from those sources before the profile table is read.
         profile = None
         for source in (init_settings, env_settings, dotenv_settings):
-            found = source().get("profile")
+            found = source().get(PROFILE_VARIABLE)
             if found:
                 profile = found
                 break
@@ -184,11 +184,20 @@ def _strip(url: str) -> str:
     return url.rstrip("/")
 
 
+def _by_alias(flags: dict[str, Any]) -> dict[str, Any]:
+    """The flags given (None or False: not given), under the names `Settings` validates."""
+    fields = Settings.model_fields
+    return {
+        fields[name].validation_alias: value
+        for name, value in flags.items()
+        if value is not None and value is not False
+    }
+
+
 def load_settings(**flags: Any) -> Settings:
     """Build settings with the given command-line flags on top (None means 'not given')."""
-    given = {name: value for name, value in flags.items() if value is not None and value is not False}
     try:
-        return Settings(**given)
+        return Settings(**_by_alias(flags))
     except UsageError:
         raise
     except ValueError as exc:  # pydantic ValidationError; input values are hidden from it

@@ -115,3 +115,15 @@ def test_bad_output_value_is_one_usage_error(isolated: Path, monkeypatch: pytest
     monkeypatch.setenv("ALPACA_CLI_OUTPUT", "xml")
     with pytest.raises(UsageError, match="invalid configuration"):
         load_settings()
+
+
+def test_only_the_contracts_variable_names_count(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A field's bare name (`LIVE`, `SANDBOX`, `OUTPUT`, `KEY_ID`) in the environment or .env is
+    someone else's variable: it must not allow live orders or switch the broker."""
+    for name, value in {"LIVE": "1", "SANDBOX": "1", "OUTPUT": "json", "KEY_ID": "k", "DEADLINE": "1"}.items():
+        monkeypatch.setenv(name, value)
+    (isolated / ".env").write_text("PROFILE=nope\nSECRET_KEY=s\nBASE_URL=https://api.alpaca.markets\n")
+    settings = load_settings()
+    assert (settings.live, settings.sandbox, settings.output, settings.key_id) == (False, False, "auto", None)
+    assert (settings.profile, settings.secret_key, settings.base_url, settings.deadline) == (None, None, PAPER_URL, 20)
+    assert load_settings(live=True, sandbox=True, output="json").live is True
