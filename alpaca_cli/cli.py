@@ -53,6 +53,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "reconcile",
         "Compare the state file with the broker: exit 0 in sync, 1 on drift (even after --write).",
     ),
+    "config": (
+        "config",
+        "config",
+        "Show the resolved environment, profile, URLs and key id, and where each setting came from.",
+    ),
     "demo": ("demo", "demo", "Watch fills live, lose some, recover them: against a local sandbox, no account needed."),
     "orders": ("orders", "app", "List orders, or show one."),
     "sandbox": ("sandbox", "app", "A local paper broker speaking Alpaca's protocols (no account, no network)."),

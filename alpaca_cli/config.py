@@ -69,13 +69,14 @@ class _ProfileSource(PydanticBaseSettingsSource):
     def __init__(self, settings_cls: type[BaseSettings], profile: str | None) -> None:
         super().__init__(settings_cls)
         self._profile = profile
+        self.name = profile or "default"
+        self.path = config_path()
 
     def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
         raise NotImplementedError  # __call__ reads the whole table at once
 
     def __call__(self) -> dict[str, Any]:
-        path = config_path()
-        name = self._profile or "default"
+        path, name = self.path, self.name
         try:
             document = tomllib.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
@@ -205,35 +206,150 @@ def load_settings(**flags: Any) -> Settings:
         raise UsageError(f"invalid configuration: {' '.join(line.strip() for line in first[1:3])}") from None
 
 
-def resolve(settings: Settings) -> Connection:
-    """Turn settings into the endpoints and keys to use, or a clear usage error."""
+def _endpoints(settings: Settings) -> tuple[Environment, str, str, str, str]:
+    """The environment and its trading, trading-stream, data and data-stream URLs."""
     if settings.sandbox:
         base = _strip(settings.sandbox_url)
-        return Connection(
-            environment="sandbox",
-            key_id=SANDBOX_KEY_ID,
-            secret=SecretStr(SANDBOX_SECRET),
-            trading_url=base,
-            stream_url=_stream_url_for(base),
-            data_url=base,
-            data_stream_base=_stream_url_for(base).removesuffix("/stream"),
-            deadline=settings.deadline,
-        )
-    if not settings.key_id or settings.secret_key is None:
+        stream = _stream_url_for(base)
+        return "sandbox", base, stream, base, stream.removesuffix("/stream")
+    base = _strip(settings.base_url)
+    environment: Environment = "live" if urlsplit(base).hostname == LIVE_HOST else "paper"
+    stream = settings.stream_url or _stream_url_for(base)
+    return environment, base, stream, _strip(settings.data_url), _strip(settings.data_stream_url)
+
+
+def resolve(settings: Settings) -> Connection:
+    """Turn settings into the endpoints and keys to use, or a clear usage error."""
+    environment, trading, stream, data, data_stream = _endpoints(settings)
+    if settings.sandbox:
+        key_id, secret = SANDBOX_KEY_ID, SecretStr(SANDBOX_SECRET)
+    elif not settings.key_id or settings.secret_key is None:
         raise UsageError(
             "no API credentials configured",
             hint="set APCA_API_KEY_ID and APCA_API_SECRET_KEY, use a --profile, or try --sandbox",
         )
-    base = _strip(settings.base_url)
-    host = urlsplit(base).hostname or ""
-    environment: Environment = "live" if host == LIVE_HOST else "paper"
+    else:
+        key_id, secret = settings.key_id, settings.secret_key
     return Connection(
         environment=environment,
-        key_id=settings.key_id,
-        secret=settings.secret_key,
-        trading_url=base,
-        stream_url=settings.stream_url or _stream_url_for(base),
-        data_url=_strip(settings.data_url),
-        data_stream_base=_strip(settings.data_stream_url),
+        key_id=key_id,
+        secret=secret,
+        trading_url=trading,
+        stream_url=stream,
+        data_url=data,
+        data_stream_base=data_stream,
         deadline=settings.deadline,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where one setting came from: a flag, an environment variable, `.env`, a profile of the
+    config file, the default, the sandbox switch, or another setting it is derived from."""
+
+    kind: Literal["flag", "environment", ".env", "profile", "default", "sandbox", "derived"]
+    name: str | None = None  # the flag, the variable, the profile, or the setting derived from
+    path: str | None = None  # the .env or config file
+
+    def text(self) -> str:
+        label = {"environment": "environment variable", "derived": "derived from"}.get(self.kind, self.kind)
+        where = f" ({self.path})" if self.path else ""
+        return f"{label} {self.name}{where}" if self.name else f"{label}{where}"
+
+    def record(self) -> dict[str, str]:
+        fields = {"from": self.kind, "name": self.name, "path": self.path}
+        return {key: value for key, value in fields.items() if value is not None}
+
+
+_FLAGS = {"output": "--output", "profile": "--profile", "sandbox": "--sandbox", "live": "--live"}
+
+
+def origins(**flags: Any) -> dict[str, Origin]:
+    """Where each field of `load_settings(**flags)` came from: the first of the same sources,
+    in the same order of precedence, that has it (pydantic-settings keeps no such record)."""
+    from pydantic_settings import (
+        DotEnvSettingsSource,
+        EnvSettingsSource,
+        InitSettingsSource,
+        SecretsSettingsSource,
+    )
+
+    fields = Settings.model_fields
+    field_of = {field.validation_alias: name for name, field in fields.items()}
+    sources = Settings.settings_customise_sources(
+        Settings,
+        init_settings=InitSettingsSource(Settings, init_kwargs=_by_alias(flags)),
+        env_settings=EnvSettingsSource(Settings),
+        dotenv_settings=DotEnvSettingsSource(Settings),
+        file_secret_settings=SecretsSettingsSource(Settings),
+    )
+    found: dict[str, Origin] = {}
+    for source in sources:
+        for alias in source():
+            name = field_of.get(alias)
+            if name is None or name in found:
+                continue
+            if isinstance(source, InitSettingsSource):
+                found[name] = Origin("flag", _FLAGS.get(name, name))
+            elif isinstance(source, DotEnvSettingsSource):
+                found[name] = Origin(".env", str(alias), str(Path(".env").resolve()))
+            elif isinstance(source, EnvSettingsSource):
+                found[name] = Origin("environment", str(alias))
+            elif isinstance(source, _ProfileSource):
+                found[name] = Origin("profile", source.name, str(source.path))
+    return {name: found.get(name, Origin("default")) for name in fields}
+
+
+SECRET_MASK = "********"  # the same whatever the secret: no hint of its length
+
+
+def mask_key_id(key_id: str) -> str:
+    """Enough of a key id to tell keys apart (its first and last four), not the whole id."""
+    return f"{key_id[:4]}…{key_id[-4:]}" if len(key_id) >= 12 else SECRET_MASK
+
+
+def describe(settings: Settings, origin: dict[str, Origin]) -> list[tuple[str, Any, Origin]]:
+    """What `alpaca-cli config` shows: each resolved setting, its value, and where it came from.
+    The secret appears only as `SECRET_MASK` (or None when unset)."""
+    environment, trading, stream, data, data_stream = _endpoints(settings)
+    sandbox = settings.sandbox
+    derived = Origin("derived", "trading_url")
+    config_file = os.environ.get("ALPACA_CLI_CONFIG")
+    if sandbox:
+        key_id, key_origin = SANDBOX_KEY_ID, origin["sandbox"]
+        secret, secret_origin = SECRET_MASK, origin["sandbox"]
+    else:
+        key_id, key_origin = (mask_key_id(settings.key_id) if settings.key_id else None), origin["key_id"]
+        secret, secret_origin = (SECRET_MASK if settings.secret_key else None), origin["secret_key"]
+    return [
+        ("environment", environment, origin["sandbox"] if sandbox else derived),
+        ("profile", settings.profile or "default", origin["profile"]),
+        (
+            "config_file",
+            str(config_path()),
+            Origin("environment", "ALPACA_CLI_CONFIG") if config_file else Origin("default"),
+        ),
+        ("key_id", key_id, key_origin),
+        ("secret_key", secret, secret_origin),
+        ("trading_url", trading, origin["sandbox_url" if sandbox else "base_url"]),
+        ("stream_url", stream, derived if sandbox or not settings.stream_url else origin["stream_url"]),
+        ("data_url", data, origin["sandbox_url" if sandbox else "data_url"]),
+        ("data_stream_url", data_stream, derived if sandbox else origin["data_stream_url"]),
+        ("deadline", settings.deadline, origin["deadline"]),
+        ("output", settings.output, origin["output"]),
+        ("live_allowed", settings.live, origin["live"]),
+    ]
+
+
+def exposed_config_file() -> Path | None:
+    """The config file, when it holds a secret and users other than its owner may read it
+    (or write it: mode & 0o077). A stat per run; the file is read only when its mode is loose."""
+    path = config_path()
+    try:
+        if not path.stat().st_mode & 0o077:
+            return None
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None
+    tables = [table for table in document.values() if isinstance(table, dict)]
+    return path if any(table.get("secret_key") for table in tables) else None

@@ -190,6 +190,61 @@ def setup_logging(debug: bool) -> None:
         noisy.propagate = False
 
 
+def configure(
+    output: OutputChoice | None,
+    debug: bool,
+    profile: str | None,
+    sandbox: bool,
+    live: bool = False,
+    quiet: bool = False,
+) -> tuple[Output, Settings, dict[str, Any]]:
+    """The output sink and settings of one command run, before any broker is chosen, and the
+    flags they were loaded with (for `config.origins`).
+
+    Each option given after the subcommand wins over the same one given before it. A config
+    file that holds a secret and that others can read is warned about here, once per run and
+    even with `--quiet` (a warning, not a notice); `--debug` logs where every setting came from.
+    """
+    output = output or given.output
+    debug = debug or given.debug
+    flags_given = {
+        "output": output.value if output else None,
+        "profile": profile or given.profile,
+        "sandbox": sandbox or given.sandbox,
+        "live": live,
+    }
+    setup_logging(debug)
+    from alpaca_cli.config import exposed_config_file, load_settings
+    from alpaca_cli.output import Output
+
+    settings = load_settings(**flags_given)
+    out = Output(settings.output, debug=debug, quiet=quiet or given.quiet)
+    exposed = exposed_config_file()
+    if exposed is not None:
+        import shlex
+
+        fix = f"chmod 600 {shlex.quote(str(exposed))}"
+        out.warn(f"config file {exposed} holds a secret and other users may read it: run {fix}")
+    if debug:
+        _log_settings(settings, flags_given)
+    return out, settings, flags_given
+
+
+def _log_settings(settings: Settings, flags_given: dict[str, Any]) -> None:
+    """--debug: the profile, the URLs and where each setting came from, one line each (no secret)."""
+    import logging
+
+    from alpaca_cli.config import describe, origins
+
+    rows = {name: (value, origin) for name, value, origin in describe(settings, origins(**flags_given))}
+    log = logging.getLogger("alpaca_cli.config")
+    profile, origin = rows["profile"]
+    log.debug("profile %s (%s), config file %s", profile, origin.text(), rows["config_file"][0])
+    urls = ("trading_url", "stream_url", "data_url", "data_stream_url")
+    log.debug("%s: %s", rows["environment"][0], ", ".join(f"{name} {rows[name][0]}" for name in urls))
+    log.debug("sources: %s", "; ".join(f"{name}: {origin.text()}" for name, (_, origin) in rows.items()))
+
+
 def start(
     output: OutputChoice | None,
     debug: bool,
@@ -198,21 +253,10 @@ def start(
     live: bool = False,
     quiet: bool = False,
 ) -> Invocation:
-    """Parse configuration and build the output sink for one command run.
+    """`configure`, then the connection to the broker those settings name (or a usage error)."""
+    from alpaca_cli.config import resolve
 
-    Each option given after the subcommand wins over the same one given before it.
-    """
-    output = output or given.output
-    debug = debug or given.debug
-    profile = profile or given.profile
-    sandbox = sandbox or given.sandbox
-    quiet = quiet or given.quiet
-    setup_logging(debug)
-    from alpaca_cli.config import load_settings, resolve
-    from alpaca_cli.output import Output
-
-    settings = load_settings(output=output.value if output else None, profile=profile, sandbox=sandbox, live=live)
-    out = Output(settings.output, debug=debug, quiet=quiet)
+    out, settings, _ = configure(output, debug, profile, sandbox, live, quiet)
     connection = resolve(settings)
     if connection.is_live:
         out.banner("live", connection.key_id)

@@ -9,7 +9,7 @@
 _alpaca_cli_spec() {
     case "$1" in
         '')
-            _ac_subs='status submit cancel positions close replace activities clock calendar assets reconcile demo orders sandbox stream tail'
+            _ac_subs='status submit cancel positions close replace activities clock calendar assets reconcile config demo orders sandbox stream tail'
             _ac_valued='--output -o --profile'
             _ac_options='--version --output -o --debug --profile --sandbox --quiet -q --help' ;;
         'status')
@@ -56,6 +56,10 @@ _alpaca_cli_spec() {
             _ac_subs=''
             _ac_valued='--state --output -o --profile'
             _ac_options='--state --write --init --output -o --debug --profile --sandbox --quiet -q --help' ;;
+        'config')
+            _ac_subs=''
+            _ac_valued='--output -o --profile'
+            _ac_options='--output -o --debug --profile --sandbox --quiet -q --help' ;;
         'demo')
             _ac_subs=''
             _ac_valued='--output -o'
@@ -100,9 +104,9 @@ _alpaca_cli_spec() {
 # _ac_kind is choice or list (comma-separated) of _ac_words, profile, file, dir, or empty.
 _alpaca_cli_values() {
     case "$1 $2" in
-        ' --output'|' -o'|'status --output'|'status -o'|'submit --output'|'submit -o'|'cancel --output'|'cancel -o'|'positions --output'|'positions -o'|'close --output'|'close -o'|'replace --output'|'replace -o'|'clock --output'|'clock -o'|'calendar --output'|'calendar -o'|'assets --output'|'assets -o'|'reconcile --output'|'reconcile -o'|'demo --output'|'demo -o'|'orders --output'|'orders -o'|'orders get --output'|'orders get -o'|'stream bars --output'|'stream bars -o'|'tail trade-updates --output'|'tail trade-updates -o')
+        ' --output'|' -o'|'status --output'|'status -o'|'submit --output'|'submit -o'|'cancel --output'|'cancel -o'|'positions --output'|'positions -o'|'close --output'|'close -o'|'replace --output'|'replace -o'|'clock --output'|'clock -o'|'calendar --output'|'calendar -o'|'assets --output'|'assets -o'|'reconcile --output'|'reconcile -o'|'config --output'|'config -o'|'demo --output'|'demo -o'|'orders --output'|'orders -o'|'orders get --output'|'orders get -o'|'stream bars --output'|'stream bars -o'|'tail trade-updates --output'|'tail trade-updates -o')
             _ac_kind=choice _ac_words='auto table json' ;;
-        ' --profile'|'status --profile'|'submit --profile'|'cancel --profile'|'positions --profile'|'close --profile'|'replace --profile'|'activities --profile'|'clock --profile'|'calendar --profile'|'assets --profile'|'reconcile --profile'|'orders --profile'|'orders get --profile'|'stream bars --profile'|'tail trade-updates --profile')
+        ' --profile'|'status --profile'|'submit --profile'|'cancel --profile'|'positions --profile'|'close --profile'|'replace --profile'|'activities --profile'|'clock --profile'|'calendar --profile'|'assets --profile'|'reconcile --profile'|'config --profile'|'orders --profile'|'orders get --profile'|'stream bars --profile'|'tail trade-updates --profile')
             _ac_kind=profile _ac_words='' ;;
         'status --expect')
             _ac_kind=choice _ac_words='market-data trade-updates' ;;

@@ -8,8 +8,8 @@
 function __alpaca_cli_spec
     switch $argv[1]
         case ''
-            set -g __alpaca_cli_subs 'status' 'submit' 'cancel' 'positions' 'close' 'replace' 'activities' 'clock' 'calendar' 'assets' 'reconcile' 'demo' 'orders' 'sandbox' 'stream' 'tail'
-            set -g __alpaca_cli_subs_help 'Account, market clock, positions and open orders, and the...' 'Place one order: validated locally, never sent twice,...' 'Cancel an order by id, by client order id, or all open...' 'List open positions, or show one.' 'Close a position at market (all or part of it), or every...' 'Replace a working order with a changed one; never twice.' 'Account activities (fills, dividends, transfers, fees),...' 'The market clock: open or closed now, and the next open...' 'Trading days and their hours (New York time) from --start...' 'Every active US equity, or one symbol (unknown: exit 1),...' 'Compare the state file with the broker: exit 0 in sync, 1...' 'Watch fills live, lose some, recover them: against a...' 'List orders, or show one.' 'A local paper broker speaking Alpaca\'s protocols (no...' 'Live market data from the market-data stream.' 'Follow account events as they happen.'
+            set -g __alpaca_cli_subs 'status' 'submit' 'cancel' 'positions' 'close' 'replace' 'activities' 'clock' 'calendar' 'assets' 'reconcile' 'config' 'demo' 'orders' 'sandbox' 'stream' 'tail'
+            set -g __alpaca_cli_subs_help 'Account, market clock, positions and open orders, and the...' 'Place one order: validated locally, never sent twice,...' 'Cancel an order by id, by client order id, or all open...' 'List open positions, or show one.' 'Close a position at market (all or part of it), or every...' 'Replace a working order with a changed one; never twice.' 'Account activities (fills, dividends, transfers, fees),...' 'The market clock: open or closed now, and the next open...' 'Trading days and their hours (New York time) from --start...' 'Every active US equity, or one symbol (unknown: exit 1),...' 'Compare the state file with the broker: exit 0 in sync, 1...' 'Show the resolved environment, profile, URLs and key id,...' 'Watch fills live, lose some, recover them: against a...' 'List orders, or show one.' 'A local paper broker speaking Alpaca\'s protocols (no...' 'Live market data from the market-data stream.' 'Follow account events as they happen.'
             set -g __alpaca_cli_valued '--output' '-o' '--profile'
             set -g __alpaca_cli_options '--version' '--output' '-o' '--debug' '--profile' '--sandbox' '--quiet' '-q' '--help'
             set -g __alpaca_cli_options_help 'Print the version and exit.' 'auto (table on a terminal, JSON Lines when piped), table...' 'auto (table on a terminal, JSON Lines when piped), table...' 'Tracebacks and the tool\'s own debug logs on stderr.' 'Named table of the config file.' 'Talk to the local sandbox (ALPACA_CLI_SANDBOX_URL,...' 'No banners, spinners or notices on stderr (errors still...' 'No banners, spinners or notices on stderr (errors still...' 'Show this message and exit.'
@@ -79,6 +79,12 @@ function __alpaca_cli_spec
             set -g __alpaca_cli_valued '--state' '--output' '-o' '--profile'
             set -g __alpaca_cli_options '--state' '--write' '--init' '--output' '-o' '--debug' '--profile' '--sandbox' '--quiet' '-q' '--help'
             set -g __alpaca_cli_options_help 'The local state file to check against the broker.' 'Adopt broker truth into the state file (creating it when...' 'Create the state file from the broker; refuses an...' 'auto (table on a terminal, JSON Lines when piped), table...' 'auto (table on a terminal, JSON Lines when piped), table...' 'Tracebacks and the tool\'s own debug logs on stderr.' 'Named table of the config file.' 'Talk to the local sandbox (ALPACA_CLI_SANDBOX_URL,...' 'No banners, spinners or notices on stderr (errors still...' 'No banners, spinners or notices on stderr (errors still...' 'Show this message and exit.'
+        case 'config'
+            set -g __alpaca_cli_subs 
+            set -g __alpaca_cli_subs_help 
+            set -g __alpaca_cli_valued '--output' '-o' '--profile'
+            set -g __alpaca_cli_options '--output' '-o' '--debug' '--profile' '--sandbox' '--quiet' '-q' '--help'
+            set -g __alpaca_cli_options_help 'auto (table on a terminal, JSON Lines when piped), table...' 'auto (table on a terminal, JSON Lines when piped), table...' 'Tracebacks and the tool\'s own debug logs on stderr.' 'Named table of the config file.' 'Talk to the local sandbox (ALPACA_CLI_SANDBOX_URL,...' 'No banners, spinners or notices on stderr (errors still...' 'No banners, spinners or notices on stderr (errors still...' 'Show this message and exit.'
         case 'demo'
             set -g __alpaca_cli_subs 
             set -g __alpaca_cli_subs_help 
@@ -147,10 +153,10 @@ function __alpaca_cli_values
     set -g __alpaca_cli_kind
     set -g __alpaca_cli_words
     switch "$argv[1] $argv[2]"
-        case ' --output' ' -o' 'status --output' 'status -o' 'submit --output' 'submit -o' 'cancel --output' 'cancel -o' 'positions --output' 'positions -o' 'close --output' 'close -o' 'replace --output' 'replace -o' 'clock --output' 'clock -o' 'calendar --output' 'calendar -o' 'assets --output' 'assets -o' 'reconcile --output' 'reconcile -o' 'demo --output' 'demo -o' 'orders --output' 'orders -o' 'orders get --output' 'orders get -o' 'stream bars --output' 'stream bars -o' 'tail trade-updates --output' 'tail trade-updates -o'
+        case ' --output' ' -o' 'status --output' 'status -o' 'submit --output' 'submit -o' 'cancel --output' 'cancel -o' 'positions --output' 'positions -o' 'close --output' 'close -o' 'replace --output' 'replace -o' 'clock --output' 'clock -o' 'calendar --output' 'calendar -o' 'assets --output' 'assets -o' 'reconcile --output' 'reconcile -o' 'config --output' 'config -o' 'demo --output' 'demo -o' 'orders --output' 'orders -o' 'orders get --output' 'orders get -o' 'stream bars --output' 'stream bars -o' 'tail trade-updates --output' 'tail trade-updates -o'
             set -g __alpaca_cli_kind choice
             set -g __alpaca_cli_words 'auto' 'table' 'json'
-        case ' --profile' 'status --profile' 'submit --profile' 'cancel --profile' 'positions --profile' 'close --profile' 'replace --profile' 'activities --profile' 'clock --profile' 'calendar --profile' 'assets --profile' 'reconcile --profile' 'orders --profile' 'orders get --profile' 'stream bars --profile' 'tail trade-updates --profile'
+        case ' --profile' 'status --profile' 'submit --profile' 'cancel --profile' 'positions --profile' 'close --profile' 'replace --profile' 'activities --profile' 'clock --profile' 'calendar --profile' 'assets --profile' 'reconcile --profile' 'config --profile' 'orders --profile' 'orders get --profile' 'stream bars --profile' 'tail trade-updates --profile'
             set -g __alpaca_cli_kind profile
             set -g __alpaca_cli_words 
         case 'status --expect'

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = ROOT / "completions"
 COMMANDS = [
     *("status", "submit", "cancel", "positions", "close", "replace", "activities", "clock", "calendar"),
-    *("assets", "reconcile", "demo", "orders", "sandbox", "stream", "tail"),
+    *("assets", "reconcile", "config", "demo", "orders", "sandbox", "stream", "tail"),
 ]
 TIF = ["day", "gtc", "ioc", "fok", "opg", "cls"]
 
