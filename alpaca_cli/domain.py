@@ -151,6 +151,8 @@ class TradeUpdate:
     `price`/`qty` are this fill's own (fill and partial_fill only); the order's
     cumulative fill is `order.filled_qty`. `source` is "stream" for live events
     and "reconcile" for events recovered from a broker snapshot after a gap.
+    `reason` is the broker's word on why, when it gives one (a rejection, a cancel it
+    refused, a cancel of its own): free text, as Alpaca documents it.
     """
 
     event: str
@@ -161,6 +163,7 @@ class TradeUpdate:
     qty: Decimal | None = None
     position_qty: Decimal | None = None
     source: str = "stream"
+    reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

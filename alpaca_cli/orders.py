@@ -27,12 +27,12 @@ import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal, Protocol
 
-from alpaca_cli.domain import Order, OrderRequest, TradeUpdate
+from alpaca_cli.domain import Activity, Order, OrderRequest, TradeUpdate
 from alpaca_cli.errors import BrokerRejected, CliError, ExitCode, RouteNotFound, UnreachableError, UsageError
 
 log = logging.getLogger(__name__)
@@ -571,25 +571,68 @@ def _fill_price(before: Order | None, after: Order, qty: Decimal) -> Decimal | N
     return (value / qty).quantize(Decimal("0.000001")).normalize()
 
 
-def polled_events(before: Order | None, after: Order, at: datetime | None = None) -> list[TradeUpdate]:
+def polled_events(
+    before: Order | None, after: Order, at: datetime | None = None, fills: Sequence[Activity] | None = None
+) -> list[TradeUpdate]:
     """The trade updates that explain how `before` became `after`.
 
-    Used when the stream is unavailable and the order is polled instead: a
-    fill grown by N shares gives one `partial_fill`/`fill` of N (at the price
-    implied by the averages), a new status gives one event named after it.
-    They carry `source="reconcile"`: recovered from broker state, not heard.
+    Used when the stream is unavailable and the order is polled instead: the
+    shares filled in between give one `partial_fill`/`fill` per execution at its
+    own price and size when the account's FILL activities (`fills`) account for
+    them (`exact_fills`), else one event of them all at the price implied by the
+    averages; a new status gives one event named after it. They carry
+    `source="reconcile"`: recovered from broker state, not heard.
     """
     moment = at or after.updated_at or datetime.now(UTC)
     events: list[TradeUpdate] = []
     filled_before = before.filled_qty if before is not None else Decimal(0)
     delta = after.filled_qty - filled_before
-    if delta > 0:
+    exact = exact_fills(filled_before, after, fills, moment) if delta > 0 and fills is not None else None
+    if exact is not None:
+        events += exact
+    elif delta > 0:
         event = "fill" if after.status == "filled" else "partial_fill"
         price = _fill_price(before, after, delta)
         events.append(TradeUpdate(event, after, moment, price=price, qty=delta, source="reconcile"))
     changed = before is None or before.status != after.status
     if changed and after.status not in _STATUS_EVENT:
         events.append(TradeUpdate(after.status, after, moment, source="reconcile"))
+    return events
+
+
+def exact_fills(
+    filled_before: Decimal, after: Order, fills: Sequence[Activity], moment: datetime
+) -> list[TradeUpdate] | None:
+    """One event per execution of `after` beyond its first `filled_before` shares, each at its own
+    price and size, from the account's FILL activities (oldest first); each event's order is the
+    order as that fill left it, so its `id` is the one the stream would have given.
+
+    None when the activities do not add up to exactly what the order says it filled, or do not
+    meet `filled_before` at an execution's end (the activity feed can lag the order).
+    """
+    mine = [
+        (fill.qty, fill.price, fill.at or moment)
+        for fill in fills
+        if fill.order_id == after.id and fill.qty and fill.price is not None
+    ]
+    if sum(qty for qty, _, _ in mine) != after.filled_qty:
+        return None
+    events: list[TradeUpdate] = []
+    filled = value = Decimal(0)
+    for qty, price, at in mine:
+        if filled < filled_before < filled + qty:
+            return None
+        filled += qty
+        value += qty * price
+        if filled <= filled_before:
+            continue
+        if filled == after.filled_qty:
+            view = after
+        else:
+            average = (value / filled).quantize(Decimal("0.000001")).normalize()
+            view = replace(after, status="partially_filled", filled_qty=filled, filled_avg_price=average)
+        event = "fill" if view.status == "filled" else "partial_fill"
+        events.append(TradeUpdate(event, view, at, price=price, qty=qty, source="reconcile"))
     return events
 
 
@@ -696,6 +739,7 @@ def trade_update_record(update: TradeUpdate) -> dict[str, Any]:
         "price": update.price,
         "position_qty": update.position_qty,
         "execution_id": update.execution_id,
+        "reason": update.reason,
         "timestamp": update.timestamp,
         "source": update.source,
     }

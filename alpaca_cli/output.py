@@ -290,9 +290,10 @@ def trade_update_text(update: TradeUpdate, width: int | None = None) -> Text:
     """A trade update as one colored table-mode line, the one `tail`, `submit --wait` and `demo` print.
 
     Time, symbol, side, event (this fill's qty @ price), filled/total,
-    status, source. Under `WIDE` columns the time drops its milliseconds and
-    the padding shrinks so the row fits 80 columns; a row that still does not
-    fit `width` is cut with an ellipsis rather than wrapped.
+    status (with the broker's reason, when it gave one), source. Under `WIDE`
+    columns the time drops its milliseconds and the padding shrinks so the row
+    fits 80 columns; a row that still does not fit `width` is cut with an
+    ellipsis rather than wrapped.
     """
     from rich.text import Text
 
@@ -308,7 +309,8 @@ def trade_update_text(update: TradeUpdate, width: int | None = None) -> Text:
         total = f"${decimal_text(order.notional)}" if order.notional else "?"
     wide = width is None or width >= WIDE
     clock = update.timestamp.strftime("%H:%M:%S.%f")[:-3] if wide else update.timestamp.strftime("%H:%M:%S")
-    fields = (order.symbol, order.side, what, f"{decimal_text(order.filled_qty)}/{total}", order.status)
+    status = f"{order.status}: {update.reason}" if update.reason else order.status
+    fields = (order.symbol, order.side, what, f"{decimal_text(order.filled_qty)}/{total}", status)
     gap = "  " if wide else " "
     pads = [6, 4, 28, 13, 16] if wide else [5, 4, 20, 9, 16]
     if width is not None:  # long values first eat the padding of the columns after them

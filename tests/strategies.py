@@ -144,6 +144,7 @@ def trade_updates(draw: st.DrawFn, *, order: Order | None = None) -> TradeUpdate
         execution_id=draw(st.none() | order_ids),
         price=draw(st.none() | prices),
         qty=draw(st.none() | quantities),
+        reason=draw(st.none() | st.sampled_from(["insufficient buying power", "TOO_LATE_TO_CANCEL"])),
     )
 
 

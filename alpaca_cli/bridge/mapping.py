@@ -281,6 +281,7 @@ def trade_update(raw: Any, *, source: str = "stream") -> TradeUpdate:
         qty=_decimal(raw, "qty", what),
         position_qty=_decimal(raw, "position_qty", what),
         source=source,
+        reason=_optional_text(raw, "reason", what) or None,  # top level of the event, not in the order
     )
 
 

@@ -260,6 +260,7 @@ class PendingUpdate(_Frozen):
     qty: Dec | None = None
     position_qty: Dec | None = None
     source: str = "stream"
+    reason: str | None = None
 
     @classmethod
     def from_update(cls, update: TradeUpdate) -> PendingUpdate:
@@ -277,6 +278,7 @@ class PendingUpdate(_Frozen):
             qty=update.qty,
             position_qty=update.position_qty,
             source=update.source,
+            reason=update.reason,
         )
 
     def to_update(self) -> TradeUpdate:
@@ -290,6 +292,7 @@ class PendingUpdate(_Frozen):
             qty=self.qty,
             position_qty=self.position_qty,
             source=self.source,
+            reason=self.reason,
         )
 
 

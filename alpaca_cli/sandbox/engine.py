@@ -386,7 +386,7 @@ class PaperBroker:
             if order.is_open:
                 order.failed_at = at
                 self._finish(order, "rejected", at)
-                self._emit("rejected", order)
+                self._emit("rejected", order, reason="trading in the symbol is halted")
         state.fresh.clear()
 
     def _state(self, symbol: str) -> _Symbol:
@@ -1088,7 +1088,7 @@ class PaperBroker:
             if cost > self.buying_power() + order.reserve:
                 order.failed_at = at
                 self._finish(order, "rejected", at)
-                self._emit("rejected", order)
+                self._emit("rejected", order, reason="insufficient buying power")
                 return
         if order.type == "trailing_stop" and not order.triggered:
             assert order.hwm is not None
