@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from alpaca_cli.bridge import Broker, TradeUpdateStream
-    from alpaca_cli.domain import Order, OrderRequest, TradeUpdate
+    from alpaca_cli.domain import Activity, Order, OrderRequest, TradeUpdate
 
 # Polling when the stream is unavailable: quick at first (most orders end
 # within a second or two), then every 2 s, well under Alpaca's 200 requests/min.
@@ -37,6 +38,7 @@ STREAM_CONNECT_TIMEOUT = 10.0
 STREAM_QUIET_POLL = 3.0
 
 Warn = Callable[[str], None]
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -178,15 +180,32 @@ class Follower:
             # The order stands either way; one failed look must not end the wait.
             self.warn(f"could not look the order up ({error.message}); still waiting")
             return
-        for update in orders.polled_events(self.current, latest):
+        for update in orders.polled_events(self.current, latest, fills=await self._fills(self.current, latest)):
             self._emit(update)
         self.current = latest
+
+    async def _fills(self, before: Order | None, latest: Order) -> list[Activity] | None:
+        """The account's FILL activities since the order was placed, when `latest` shows shares
+        filled since `before` (one listing per change seen, within the rate budget): each fill's
+        own price and size. None when there is nothing new or they cannot be had; the events
+        then carry the price the averages imply."""
+        from datetime import timedelta
+
+        from alpaca_cli.errors import CliError
+
+        if latest.filled_qty <= (before.filled_qty if before is not None else 0):
+            return None
+        try:
+            return await self.broker.activities(["FILL"], after=latest.submitted_at - timedelta(seconds=1))
+        except CliError as error:
+            log.debug("no fill activities for order %s (%s): prices from its average", latest.id, error.message)
+            return None
 
     async def poll(self, deadline: float, stop: asyncio.Event, *, announce: bool = False) -> None:
         """Follow the order by asking for it, quickly at first, then every few seconds."""
         loop = asyncio.get_running_loop()
         if announce:
-            for update in orders.polled_events(None, self.current):
+            for update in orders.polled_events(None, self.current, fills=await self._fills(None, self.current)):
                 self._emit(update)
         n = 0
         while not self.current.is_final and not stop.is_set():
