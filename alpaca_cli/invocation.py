@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import signal
 import sys
+from collections.abc import Callable, Sequence
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -64,6 +65,18 @@ def complete_profile(incomplete: str) -> list[str]:
         return []
     names = [name for name, value in tables.items() if isinstance(value, dict)]
     return sorted(name for name in names if name.startswith(incomplete))
+
+
+def complete_list(names: Sequence[str]) -> Callable[[str], list[str]]:
+    """TAB for a comma-separated list of `names` (`--events fill,pa`): the next name, after the
+    ones already typed. scripts/gen_completions.py writes the names into the static scripts."""
+
+    def complete(incomplete: str) -> list[str]:
+        done, comma, last = incomplete.rpartition(",")
+        taken = set(done.split(","))
+        return [done + comma + name for name in names if name.startswith(last) and name not in taken]
+
+    return complete
 
 
 ProfileOption = Annotated[

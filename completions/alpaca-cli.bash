@@ -120,6 +120,8 @@ _alpaca_cli_values() {
             _ac_kind=choice _ac_words='simple bracket oco oto' ;;
         'submit --state'|'close --state'|'reconcile --state'|'tail trade-updates --state')
             _ac_kind=file _ac_words='' ;;
+        'activities --type')
+            _ac_kind=list _ac_words='ACATC ACATS CFEE CSD CSW DIV DIVCGL DIVCGS DIVFEE DIVFT DIVNRA DIVROC DIVTW DIVTXEX FEE FILL INT INTNRA INTTW JNL JNLC JNLS MA MISC NC OPASN OPCA OPCSH OPEXC OPEXP OPTRD PTC PTR REORG SPIN SPLIT SWP TRANS VOF WH' ;;
         'activities --output'|'activities -o')
             _ac_kind=choice _ac_words='auto table json csv' ;;
         'orders --status')

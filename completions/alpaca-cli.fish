@@ -177,6 +177,9 @@ function __alpaca_cli_values
         case 'submit --state' 'close --state' 'reconcile --state' 'tail trade-updates --state'
             set -g __alpaca_cli_kind file
             set -g __alpaca_cli_words 
+        case 'activities --type'
+            set -g __alpaca_cli_kind list
+            set -g __alpaca_cli_words 'ACATC' 'ACATS' 'CFEE' 'CSD' 'CSW' 'DIV' 'DIVCGL' 'DIVCGS' 'DIVFEE' 'DIVFT' 'DIVNRA' 'DIVROC' 'DIVTW' 'DIVTXEX' 'FEE' 'FILL' 'INT' 'INTNRA' 'INTTW' 'JNL' 'JNLC' 'JNLS' 'MA' 'MISC' 'NC' 'OPASN' 'OPCA' 'OPCSH' 'OPEXC' 'OPEXP' 'OPTRD' 'PTC' 'PTR' 'REORG' 'SPIN' 'SPLIT' 'SWP' 'TRANS' 'VOF' 'WH'
         case 'activities --output' 'activities -o'
             set -g __alpaca_cli_kind choice
             set -g __alpaca_cli_words 'auto' 'table' 'json' 'csv'

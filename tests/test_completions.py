@@ -160,6 +160,7 @@ def test_bash_offers_the_fixed_values_of_options_and_arguments(env: dict[str, st
         ["activities", "-o", ""],
         ["status", "--expect", ""],
         ["tail", "trade-updates", "--events", "fill,pa"],
+        ["activities", "--type", "FILL,DIVC"],
     )
     assert answers == [
         ["buy", "sell"],
@@ -175,6 +176,7 @@ def test_bash_offers_the_fixed_values_of_options_and_arguments(env: dict[str, st
         ["auto", "table", "json", "csv"],
         ["market-data", "trade-updates"],
         ["fill,partial_fill"],
+        ["FILL,DIVCGL", "FILL,DIVCGS"],
     ]
 
 

@@ -12,7 +12,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from alpaca_cli.errors import UsageError
-from alpaca_cli.invocation import DebugOption, OutputChoice, ProfileOption, QuietOption, SandboxOption, start
+from alpaca_cli.invocation import (
+    DebugOption,
+    OutputChoice,
+    ProfileOption,
+    QuietOption,
+    SandboxOption,
+    complete_list,
+    start,
+)
 
 if TYPE_CHECKING:
     from alpaca_cli.domain import Activity
@@ -42,7 +50,12 @@ class ActivitiesOutput(StrEnum):
 def activities(
     types: Annotated[
         str | None,
-        typer.Option("--type", help="Only these activity types, e.g. FILL,DIV,CSD.", show_default=False),
+        typer.Option(
+            "--type",
+            help="Only these activity types, e.g. FILL,DIV,CSD.",
+            show_default=False,
+            autocompletion=complete_list(sorted(ACTIVITY_TYPES)),
+        ),
     ] = None,
     after: Annotated[
         str | None, typer.Option("--after", help="After this time (RFC 3339 or a date, UTC).", show_default=False)

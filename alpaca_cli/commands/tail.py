@@ -23,6 +23,7 @@ from alpaca_cli.invocation import (
     QuietOption,
     SandboxOption,
     StopSignal,
+    complete_list,
     start,
 )
 
@@ -58,11 +59,7 @@ EVENT_NAMES = (
 )
 
 
-def _complete_events(incomplete: str) -> list[str]:
-    """The next name of the comma-separated list being typed, after the ones already there."""
-    done, comma, last = incomplete.rpartition(",")
-    taken = set(done.split(","))
-    return [done + comma + name for name in EVENT_NAMES if name.startswith(last) and name not in taken]
+_complete_events = complete_list(EVENT_NAMES)
 
 
 app = typer.Typer(name="tail", help="Follow account events as they happen.", no_args_is_help=True)
