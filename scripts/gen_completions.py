@@ -59,11 +59,10 @@ def _values(param: click.Parameter, ctx: click.Context) -> Values | None:
         return Values("dir" if not kind.file_okay else "file")
     if isinstance(param, click.Option) and "--profile" in param.opts:
         return Values("profile")
-    custom = getattr(param, "_custom_shell_complete", None)
-    if custom is None:
-        return None
-    # A completion of our own that needs no broker (e.g. tail's event names): its answers for
-    # an empty word are the values; if it continues "x," with them, they form a comma list.
+    # Anything else completes only through a completion of our own that needs no broker (tail's
+    # event names): its answers for an empty word are the values (none for plain text); if it
+    # continues "x," with them, they form a comma list. (--profile is read from the user's file
+    # above: its answers here would be this machine's profiles.)
     words = tuple(item.value for item in param.shell_complete(ctx, ""))
     if not words:
         return None
