@@ -198,7 +198,7 @@ def _announce(sandbox: Any) -> None:
 
 
 def _market_line(sandbox: Any) -> str:
-    broker = sandbox.broker
+    broker = sandbox.engine
     if broker.market_closed:
         return "closed (--market-closed)"
     if broker.always_open:

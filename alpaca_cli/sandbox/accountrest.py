@@ -82,7 +82,7 @@ class _Routes:
 
     async def portfolio_history(self, request: web.Request) -> web.Response:
         q = request.query
-        broker = self._sandbox.broker
+        broker = self._sandbox.engine
         found = portfolio.history(
             now=self._sandbox.now(),
             equity=broker.equity(),
@@ -151,7 +151,7 @@ class _Routes:
         for name in q.get("markets", "NYSE").split(","):
             _market(name.strip())
         asked = params.instant(q.get("time"), "time")
-        broker = self._sandbox.broker
+        broker = self._sandbox.engine
         now = asked or self._sandbox.now()
         is_open = calendar.is_open(now) if asked is not None else broker.is_open_at(now)
         today = calendar.session(calendar.local_day(now))

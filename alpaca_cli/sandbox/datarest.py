@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from alpaca_cli.sandbox import assets, params, quotes
+from alpaca_cli.sandbox import assets, params, quotes, wire
 from alpaca_cli.sandbox.calendar import NEW_YORK
+from alpaca_cli.sandbox.model import Bar
 from alpaca_cli.sandbox.params import BadRequest
 
 if TYPE_CHECKING:
@@ -27,7 +28,7 @@ _LOOKBACK_DAYS = 7
 
 
 def setup(app: web.Application, sandbox: Sandbox) -> None:
-    """Add the routes to `app`; they read `sandbox.broker` at request time (it survives resets)."""
+    """Add the routes to `app`; they read `sandbox.engine` at request time (it survives resets)."""
     routes = _Routes(sandbox)
     r = app.router
     r.add_get("/v2/stocks/bars/latest", routes.latest_bars)
@@ -62,37 +63,39 @@ class _Routes:
     # ------------------------------------------------------------- sources
 
     def _known(self, symbol: str) -> bool:
-        return assets.find(symbol) is not None or symbol in self._sandbox.broker.symbols()
+        return assets.find(symbol) is not None or symbol in self._sandbox.engine.symbols()
 
-    def _minute_bars(self, symbol: str, start: datetime, end: datetime) -> Iterator[dict[str, Any]]:
-        broker, token = self._sandbox.broker, None
+    def _minute_bars(self, symbol: str, start: datetime, end: datetime) -> Iterator[Bar]:
+        engine, token = self._sandbox.engine, None
         while True:
-            page = broker.bars([symbol], "1Min", start=start, end=end, limit=10000, page_token=token)
-            yield from page["bars"].get(symbol, [])
-            token = page["next_page_token"]
+            page = engine.bars([symbol], "1Min", start=start, end=end, limit=10000, page_token=token)
+            yield from page.bars.get(symbol, [])
+            token = page.next_page_token
             if token is None:
                 return
 
-    def _last_bar(self, symbol: str, timeframe: str, lookback: timedelta) -> dict[str, Any] | None:
+    def _last_bar(self, symbol: str, timeframe: str, lookback: timedelta) -> Bar | None:
         """The latest bar of `timeframe` within `lookback`, searched a day at a time from now."""
         now = self._sandbox.now()
         for days in range(lookback.days):
             end = now - timedelta(days=days)
-            page = self._sandbox.broker.bars([symbol], timeframe, start=end - timedelta(days=1), end=end, limit=10000)
-            found = page["bars"].get(symbol)
+            page = self._sandbox.engine.bars([symbol], timeframe, start=end - timedelta(days=1), end=end, limit=10000)
+            found = page.bars.get(symbol)
             if found:
                 return found[-1]
         return None
 
     def _latest_bar(self, symbol: str) -> dict[str, Any] | None:
         """The minute of the latest prints: recorded ones, else the history's last minute."""
-        broker = self._sandbox.broker
-        if broker.last_print(symbol) is not None:
-            return broker.latest_bar(symbol)
-        return self._last_bar(symbol, "1Min", timedelta(days=_LOOKBACK_DAYS))
+        engine = self._sandbox.engine
+        if engine.last_print(symbol) is not None:
+            found = engine.latest_bar(symbol)
+        else:
+            found = self._last_bar(symbol, "1Min", timedelta(days=_LOOKBACK_DAYS))
+        return None if found is None else wire.bar(found)
 
     def _latest_print(self, symbol: str) -> quotes.Print | None:
-        recorded = self._sandbox.broker.last_print(symbol)
+        recorded = self._sandbox.engine.last_print(symbol)
         if recorded is not None:
             price, size, at = recorded
             return at, float(price), size
@@ -111,8 +114,8 @@ class _Routes:
         if not self._known(symbol):
             return None
         now = self._sandbox.now()
-        daily = self._sandbox.broker.bars([symbol], "1Day", start=now - timedelta(days=14), end=now, limit=10000)
-        days = daily["bars"].get(symbol, [])
+        daily = self._sandbox.engine.bars([symbol], "1Day", start=now - timedelta(days=14), end=now, limit=10000)
+        days = [wire.bar(b) for b in daily.bars.get(symbol, [])]
         return {
             "latestTrade": self._latest_trade(symbol),
             "latestQuote": self._latest_quote(symbol),

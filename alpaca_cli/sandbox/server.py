@@ -29,10 +29,13 @@ from aiohttp import web
 
 from alpaca_cli.sandbox import assets, calendar, params, wire
 from alpaca_cli.sandbox.activities import ActivityLog
-from alpaca_cli.sandbox.engine import BrokerError, PaperBroker, parse_decimal
+from alpaca_cli.sandbox.engine import PaperBroker
 from alpaca_cli.sandbox.faults import Faults
+from alpaca_cli.sandbox.model import BrokerError
+from alpaca_cli.sandbox.orderrequest import parse_decimal
 from alpaca_cli.sandbox.params import BadRequest
 from alpaca_cli.sandbox.ratelimit import DEFAULT_PER_MINUTE, RateLimiter
+from alpaca_cli.sandbox.restapi import BrokerApi
 from alpaca_cli.sandbox.watchlists import Watchlists, default_configuration
 
 log = logging.getLogger(__name__)
@@ -89,12 +92,14 @@ class Sandbox:
         self._clock_offset = timedelta(0)
         if now is not None:
             self.set_now(now)
-        self.broker = PaperBroker(seed=seed, now=self.now, always_open=always_open, market_closed=market_closed)
+        self.engine = PaperBroker(seed=seed, now=self.now, always_open=always_open, market_closed=market_closed)
+        # The engine behind Alpaca's JSON: what the REST routes (and in-process tests) call.
+        self.broker = BrokerApi(self.engine)
         self.activities = ActivityLog()
         self.broker.listeners.append(self.activities.on_trade_update)
         self.watchlists = Watchlists(self.now)
         self.configuration: dict[str, Any] = {}
-        self._new_account_records(self.broker.cash)
+        self._new_account_records(self.engine.cash)
         self._rate_clock = rate_clock
         self.limiter: RateLimiter | None = None
         self.set_rate_limit(rate_limit)
@@ -162,7 +167,7 @@ class Sandbox:
         next_at = loop.time()
         while True:
             try:
-                self.broker.step()
+                self.engine.step()
             except Exception:
                 log.exception("sandbox step failed")
             next_at += self.tick_interval
@@ -267,7 +272,7 @@ class Sandbox:
         try:
             response = await handler(request)
         except BrokerError as exc:
-            response = _json(exc.body(), exc.status)
+            response = _json(wire.refusal(exc), exc.status)
         except BadRequest as exc:
             response = _error(exc.status, exc.code, exc.message)
         if verdict is not None:
@@ -410,7 +415,7 @@ class Sandbox:
         sort = q.get("sort", "asc").lower()
         if sort not in ("asc", "desc"):
             raise BadRequest(f"invalid sort: {sort}", 400, 40010000)
-        result = self.broker.bars(
+        page = self.engine.bars(
             symbols,
             timeframe=q.get("timeframe", ""),
             start=params.instant(q.get("start"), "start"),
@@ -418,9 +423,9 @@ class Sandbox:
             limit=params.integer(q.get("limit"), "limit", 1000),
             page_token=q.get("page_token") or None,
         )
-        if sort == "desc":  # newest first within the page, symbols still in order
-            result["bars"] = {s: bars[::-1] for s, bars in result["bars"].items()}
-        return result
+        step = -1 if sort == "desc" else 1  # desc: newest first within the page, symbols still in order
+        bars = {s: [wire.bar(b) for b in found[::step]] for s, found in page.bars.items()}
+        return {"bars": bars, "next_page_token": page.next_page_token}
 
     async def _bars(self, request: web.Request) -> web.Response:
         symbols = [s for s in request.query.get("symbols", "").split(",") if s.strip()]
@@ -453,7 +458,7 @@ class Sandbox:
         return _json(self.faults.as_dict())
 
     async def _admin_stats(self, request: web.Request) -> web.Response:
-        broker = self.broker
+        broker = self.engine
         return _json(
             {
                 "requests": dict(self.request_counts),
@@ -470,12 +475,9 @@ class Sandbox:
         if not isinstance(symbol, str) or not symbol:
             return _error(422, 40010001, "symbol is required")
         try:
-            price = parse_decimal(body.get("price"), "price")
-            if price is None:
-                raise BrokerError(422, 40010001, "price is required")
-            self.broker.set_price(symbol.upper(), price)
+            self.broker.set_price(symbol.upper(), body.get("price"))
         except BrokerError as exc:
-            return _json(exc.body(), exc.status)
+            return _json(wire.refusal(exc), exc.status)
         return _json({"symbol": symbol.upper(), "price": wire.num(self.broker.price(symbol.upper()))})
 
     async def _admin_step(self, request: web.Request) -> web.Response:
@@ -504,17 +506,17 @@ class Sandbox:
         is_open = body.get("open")
         if not isinstance(is_open, bool):
             return _error(422, 40010001, 'expected {"open": bool}')
-        self.broker.market_closed = not is_open
-        self.broker.always_open = is_open
+        self.engine.market_closed = not is_open
+        self.engine.always_open = is_open
         return _json(self.broker.clock())
 
     def _clock_state(self) -> dict[str, Any]:
-        broker = self.broker
+        engine = self.engine
         return {
             "now": wire.ts(self.now()),
-            "always_open": broker.always_open,
-            "market_closed": broker.market_closed,
-            "clock": broker.clock(),
+            "always_open": engine.always_open,
+            "market_closed": engine.market_closed,
+            "clock": self.broker.clock(),
         }
 
     async def _admin_get_clock(self, request: web.Request) -> web.Response:
@@ -538,7 +540,7 @@ class Sandbox:
             except BadRequest as exc:
                 return _error(exc.status, exc.code, exc.message)
         for name, value in switches.items():
-            setattr(self.broker, name, value)
+            setattr(self.engine, name, value)
         return _json(self._clock_state())
 
     async def _admin_get_rate_limit(self, request: web.Request) -> web.Response:
@@ -558,16 +560,16 @@ class Sandbox:
         try:
             cash = parse_decimal(body.get("cash", "100000"), "cash")
         except BrokerError as exc:
-            return _json(exc.body(), exc.status)
+            return _json(wire.refusal(exc), exc.status)
         if cash is None or cash < 0:
             return _error(422, 40010001, "cash must be >= 0")
-        self.broker.reset(cash)
+        self.engine.reset(cash)
         self._new_account_records(cash)
         self.faults.reset()
         return _json(self.broker.account())
 
     async def _admin_expire(self, request: web.Request) -> web.Response:
-        return _json({"expired": self.broker.expire_day_orders()})
+        return _json({"expired": self.engine.expire_day_orders()})
 
     async def _admin_seed(self, request: web.Request) -> web.Response:
         body = await _admin_body(request)
@@ -576,7 +578,7 @@ class Sandbox:
             if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 1_000_000:
                 return _error(422, 40010001, f"{name} must be an integer between 0 and 1000000")
         started = time.perf_counter()
-        self.broker.seed_bulk(counts["open_orders"], counts["positions"])
+        self.engine.seed_bulk(counts["open_orders"], counts["positions"])
         return _json({**counts, "seconds": round(time.perf_counter() - started, 3)})
 
 
