@@ -11,23 +11,29 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from datetime import datetime, time, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
 from alpaca_cli.sandbox import assets, params, quotes, wire
 from alpaca_cli.sandbox.calendar import NEW_YORK
+from alpaca_cli.sandbox.engine import PaperBroker
 from alpaca_cli.sandbox.model import Bar
 from alpaca_cli.sandbox.params import BadRequest
-
-if TYPE_CHECKING:
-    from alpaca_cli.sandbox.server import Sandbox
 
 # How far back a latest bar, trade or quote is looked for (a long weekend plus a holiday).
 _LOOKBACK_DAYS = 7
 
 
-def setup(app: web.Application, sandbox: Sandbox) -> None:
+class Host(Protocol):
+    """What the routes read of the running sandbox (its `Sandbox`), at request time."""
+
+    engine: PaperBroker
+
+    def now(self) -> datetime: ...
+
+
+def setup(app: web.Application, sandbox: Host) -> None:
     """Add the routes to `app`; they read `sandbox.engine` at request time (it survives resets)."""
     routes = _Routes(sandbox)
     r = app.router
@@ -57,7 +63,7 @@ def _symbols(request: web.Request) -> list[str]:
 
 
 class _Routes:
-    def __init__(self, sandbox: Sandbox) -> None:
+    def __init__(self, sandbox: Host) -> None:
         self._sandbox = sandbox
 
     # ------------------------------------------------------------- sources
