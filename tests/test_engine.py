@@ -584,14 +584,14 @@ def test_books_stay_consistent_under_any_sequence(ops: list[tuple[Any, ...]]) ->
         elif op[0] == "step":
             for _ in range(op[1]):
                 broker.step()
-    open_orders = broker._open.orders
+    open_orders = broker.orders.open.orders
     assert broker.ledger.reserved == sum((o.reserve for o in open_orders), Decimal(0))
     assert broker.ledger.reserved >= 0 and broker.buying_power() >= 0
-    assert len(broker._open) + len(broker._closed) == len(broker._all) == len(placed)
-    assert all(o.is_open for o in open_orders) and not any(o.is_open for o in broker._closed.orders)
-    assert all(o.qty is None or o.filled_qty <= o.qty for o in broker._all.orders)
+    assert len(broker.orders.open) + len(broker.orders.closed) == len(broker.orders.all) == len(placed)
+    assert all(o.is_open for o in open_orders) and not any(o.is_open for o in broker.orders.closed.orders)
+    assert all(o.qty is None or o.filled_qty <= o.qty for o in broker.orders.all.orders)
     held = sum((o.remaining for o in open_orders if o.holds), Decimal(0))
-    for entry in broker._all.orders:  # a group never has two live exits holding the same shares
+    for entry in broker.orders.all.orders:  # a group never has two live exits holding the same shares
         live = [o for o in entry.legs if o.is_open and o.status != "held"]
         assert sum(o.holds for o in (entry, *live) if o.is_open) <= 1 or entry.order_class == "simple"
     state = broker._book("AAPL")

@@ -1,56 +1,18 @@
-"""Where the engine keeps orders: by time for listing, by trigger price for matching.
+"""One symbol's working orders, kept by trigger price for matching.
 
-`TimeIndex` answers `GET /v2/orders` pages in O(log n + page); a `Book` holds
-one symbol's working orders so a step only looks at the orders the new price
-can reach (resting limits and stops sit in heaps, the rest in `active`).
+A `Book` lets a step look only at the orders the new price can reach:
+resting limits and stops sit in heaps keyed by their price, the rest
+(market orders, triggered stops, trailing stops) in `active`.
 """
 
 from __future__ import annotations
 
-import bisect
 import heapq
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from decimal import Decimal
 
 from alpaca_cli.sandbox.market import Ticker
 from alpaca_cli.sandbox.model import ZERO, SimOrder
-
-
-class TimeIndex:
-    """Orders sorted by submitted_at (unique per order), for O(log n + page) listing."""
-
-    def __init__(self) -> None:
-        self.keys: list[datetime] = []
-        self.orders: list[SimOrder] = []
-
-    def add(self, order: SimOrder) -> None:
-        if not self.keys or order.submitted_at > self.keys[-1]:
-            self.keys.append(order.submitted_at)
-            self.orders.append(order)
-            return
-        i = bisect.bisect_left(self.keys, order.submitted_at)
-        self.keys.insert(i, order.submitted_at)
-        self.orders.insert(i, order)
-
-    def remove(self, order: SimOrder) -> None:
-        i = bisect.bisect_left(self.keys, order.submitted_at)
-        if i < len(self.keys) and self.orders[i] is order:
-            del self.keys[i]
-            del self.orders[i]
-
-    def __len__(self) -> int:
-        return len(self.keys)
-
-    def scan(self, after: datetime | None, until: datetime | None, descending: bool) -> Iterator[SimOrder]:
-        lo = 0 if after is None else bisect.bisect_right(self.keys, after)
-        hi = len(self.keys) if until is None else bisect.bisect_left(self.keys, until)
-        indices = range(hi - 1, lo - 1, -1) if descending else range(lo, hi)
-        orders = self.orders
-        for i in indices:
-            yield orders[i]
-
 
 # Heap entries: (key, sequence, order); entries of orders that moved on are skipped when popped.
 _Entry = tuple[Decimal, int, SimOrder]

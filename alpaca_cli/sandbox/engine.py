@@ -28,15 +28,15 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
 
-from alpaca_cli.sandbox import assets, calendar, legs
+from alpaca_cli.sandbox import assets, bulk, calendar, legs
 from alpaca_cli.sandbox.account import Ledger
-from alpaca_cli.sandbox.books import Book, TimeIndex
+from alpaca_cli.sandbox.books import Book
 from alpaca_cli.sandbox.calendar import NEW_YORK
 from alpaca_cli.sandbox.history import History
 from alpaca_cli.sandbox.market import Market, PrintListener
+from alpaca_cli.sandbox.matching import Matcher, reference_cost, trail_stop
 from alpaca_cli.sandbox.model import (
     CENT,
-    SIDES,
     ZERO,
     AccountView,
     Bar,
@@ -50,10 +50,10 @@ from alpaca_cli.sandbox.model import (
     TradeEvent,
     digest,
     invalid,
-    not_found,
     plain,
 )
 from alpaca_cli.sandbox.orderrequest import OrderRequest, refusals
+from alpaca_cli.sandbox.orderstore import OrderStore
 
 log = logging.getLogger(__name__)
 
@@ -110,12 +110,11 @@ class PaperBroker:
         self.history = History(self.market, self._time(), self._time)
         self._rng = random.Random(digest("broker", self.seed))
         self._books: dict[str, Book] = {}
-        self._orders: dict[str, SimOrder] = {}
-        self._by_client_id: dict[str, SimOrder] = {}
-        self._all = TimeIndex()
-        self._open = TimeIndex()
-        self._closed = TimeIndex()
+        self.orders = OrderStore()
         self._seq = itertools.count()
+        self._matcher = Matcher(
+            self.ledger, self.fill_chunk, finish=self._finish, emit=self._emit, filled=self._filled, park=self._park
+        )
 
     def reset(self, cash: Decimal = Decimal("100000")) -> None:
         """Start over: no orders, no positions, `cash`, start prices; walking symbols keep walking.
@@ -197,7 +196,7 @@ class PaperBroker:
                 continue
             book.fresh.clear()
             self.market.walk(ticker, at)
-            self._match(book, at)
+            self._matcher.match(book, at)
 
     def _track_session(self, at: datetime) -> None:
         """Expire day orders once the calendar's session close has passed.
@@ -332,7 +331,7 @@ class PaperBroker:
     def _build(self, request: OrderRequest) -> SimOrder:
         """The order a request makes for this account: its id, times, and whether it closes."""
         client_id = request.client_order_id or str(uuid.uuid4())
-        if client_id in self._by_client_id:
+        if self.orders.has_client_id(client_id):
             raise invalid("client_order_id must be unique")
         pos = self.position_qty(request.symbol)
         side = request.side
@@ -391,7 +390,7 @@ class PaperBroker:
         listed = assets.find(order.symbol)
         if order.side == "sell" and listed is not None and not listed.shortable:
             raise BrokerError(403, 40310000, f"asset {order.symbol} cannot be sold short")
-        cost = self._reference_cost(order, book)
+        cost = reference_cost(order, book.price)
         bp = self.buying_power()
         if cost > bp:
             raise BrokerError(
@@ -402,39 +401,28 @@ class PaperBroker:
                 cost_basis=cost.quantize(CENT),
             )
 
-    def _reference_cost(self, order: SimOrder, book: Book) -> Decimal:
-        """What the unfilled rest of an opening order may cost, for buying power."""
-        if order.closing:
-            return ZERO
-        if order.notional is not None:
-            return order.notional - order.filled_value
-        ref = order.limit_price or order.stop_price or book.price
-        if order.side == "sell":
-            ref = max(ref, book.price)
-        return order.remaining * ref
-
     def _accept(self, order: SimOrder, *, walk: bool = True) -> None:
         self._register(order)
         self._go_live(order, walk=walk)
 
     def _register(self, order: SimOrder) -> None:
-        self._orders[order.id] = order
-        self._by_client_id[order.client_order_id] = order
-        self._all.add(order)
-        self._open.add(order)
+        self.orders.add(order)
 
     def _go_live(self, order: SimOrder, *, walk: bool = True) -> None:
         """Hold what the order needs and put it where the matching steps will find it."""
         book = self._book(order.symbol)
         book.ticker.walking = book.ticker.walking or walk
-        self.ledger.set_reserve(order, self._reference_cost(order, book))
+        self.ledger.set_reserve(order, reference_cost(order, book.price))
         if order.holds:
             book.pending_close += order.remaining
         if walk:
             book.fresh.append(order)
         if order.type == "trailing_stop":
             order.hwm = book.price
-            order.stop_price = _trail_stop(order)
+            order.stop_price = trail_stop(order)
+        self._park(order, book)
+
+    def _park(self, order: SimOrder, book: Book) -> None:
         book.park(order, next(self._seq))
 
     # ---------------------------------------------------- bracket, oco, oto
@@ -531,16 +519,10 @@ class PaperBroker:
     # ------------------------------------------------------- reading orders
 
     def get_order(self, order_id: str) -> SimOrder:
-        order = self._orders.get(order_id)
-        if order is None:
-            raise not_found()
-        return order
+        return self.orders.get(order_id)
 
     def get_order_by_client_id(self, client_order_id: str) -> SimOrder:
-        order = self._by_client_id.get(client_order_id)
-        if order is None:
-            raise not_found()
-        return order
+        return self.orders.by_client_id(client_order_id)
 
     def list_orders(
         self,
@@ -553,38 +535,14 @@ class PaperBroker:
         side: str | None = None,
         nested: bool = False,
     ) -> list[SimOrder]:
-        """`GET /v2/orders`: newest first by default; `after`/`until` exclusive.
-
-        `nested`: a group's exits are left out where their entry is listed (they ride along with it).
-        """
-        if status not in ("open", "closed", "all"):
-            raise invalid("invalid status")
-        if direction not in ("asc", "desc"):
-            raise invalid("invalid direction")
-        if not 1 <= limit <= 500:
-            raise invalid("limit must be between 1 and 500")
-        if side is not None and side not in SIDES:
-            raise invalid("invalid side")
-        index = {"open": self._open, "closed": self._closed, "all": self._all}[status]
-        wanted = {s.upper() for s in symbols} if symbols else None
-        out: list[SimOrder] = []
-        for order in index.scan(after, until, direction == "desc"):
-            if nested and order.parent is not None and _listed(order.parent, status):
-                continue  # shown among its entry's legs
-            if wanted is not None and order.symbol not in wanted:
-                continue
-            if side is not None and order.side != side:
-                continue
-            out.append(order)
-            if len(out) >= limit:
-                break
-        return out
+        """`GET /v2/orders` (see `OrderStore.list`)."""
+        return self.orders.list(status, limit, after, until, direction, symbols, side, nested)
 
     def order_count(self) -> int:
-        return len(self._all)
+        return len(self.orders.all)
 
     def open_order_count(self) -> int:
-        return len(self._open)
+        return len(self.orders.open)
 
     # ------------------------------------------------------- changing orders
 
@@ -602,7 +560,7 @@ class PaperBroker:
     def cancel_all(self) -> list[Outcome]:
         """`DELETE /v2/orders`: one outcome per open order, like Alpaca's 207 body."""
         results = []
-        for order in list(self._open.orders):
+        for order in list(self.orders.open.orders):
             if order.status == "canceled":  # canceled with its group a moment ago
                 results.append(Outcome(order.id, order=order))
                 continue
@@ -688,7 +646,7 @@ class PaperBroker:
     def expire_day_orders(self) -> int:
         """End of the trading day: open day orders expire (emits `expired` each)."""
         count = 0
-        for order in list(self._open.orders):
+        for order in list(self.orders.open.orders):
             # An expiring entry cancels its held exits on the way: skip what already ended.
             if order.is_open and order.time_in_force in ("day", "opg", "cls"):
                 at = self._next_ts()
@@ -698,106 +656,10 @@ class PaperBroker:
                 count += 1
         return count
 
-    # -------------------------------------------------------------- matching
+    # ------------------------------------------------------------ endings
 
-    def _match(self, book: Book, at: datetime) -> None:
-        for order in book.reached():
-            if not order.is_open:
-                book.drop(order)
-                continue
-            self._work(order, book, at)
-
-    def _work(self, order: SimOrder, book: Book, at: datetime) -> None:
-        price = book.price
-        order.steps_seen += 1
-        if order.steps_seen == 1 and not order.closing and order.filled_qty == 0:
-            # Funds are re-checked when the order reaches the market: the price
-            # may have moved, or other fills used the buying power meanwhile.
-            cost = self._reference_cost(order, book)
-            if cost > self.buying_power() + order.reserve:
-                order.failed_at = at
-                self._finish(order, "rejected", at)
-                self._emit("rejected", order)
-                return
-        if order.type == "trailing_stop" and not order.triggered:
-            assert order.hwm is not None
-            order.hwm = max(order.hwm, price) if order.side == "sell" else min(order.hwm, price)
-            order.stop_price = _trail_stop(order)
-            if (order.side == "sell" and price <= order.stop_price) or (
-                order.side == "buy" and price >= order.stop_price
-            ):
-                order.triggered = True
-        marketable = _marketable(order, price)
-        room = self._unheld(order)
-        tif = order.time_in_force
-        if tif == "fok":
-            wanted = self._wanted(order, price, chunked=False)
-            if marketable and (room is None or wanted <= room):
-                self._fill(order, wanted, price, at)
-            else:
-                self._expire(order, at)
-            return
-        if marketable:
-            wanted = self._wanted(order, price, chunked=True)
-            if room is None or min(wanted, room) > 0:
-                self._fill(order, wanted if room is None else min(wanted, room), price, at)
-        if tif == "ioc":
-            if order.is_open:
-                self._expire(order, at)
-            return
-        if order.is_open and not marketable and order.type != "trailing_stop":
-            book.park(order, next(self._seq))  # back to its heap until the price returns
-
-    def _unheld(self, order: SimOrder) -> Decimal | None:
-        """What an opening order may fill against a position it now reduces (None: no limit).
-
-        An order placed while flat may meet a position opened after it; it must not
-        take the shares held for that position's closing orders (exits, sells of the
-        long), which would leave them holding more than there is.
-        """
-        if order.closing:
-            return None
-        pos = self.position_qty(order.symbol)
-        book = self._books.get(order.symbol)
-        held = book.pending_close if book is not None else ZERO
-        reduces = (pos > 0 and order.side == "sell") or (pos < 0 and order.side == "buy")
-        if not reduces or held <= 0:
-            return None
-        return max(ZERO, abs(pos) - held)
-
-    def _wanted(self, order: SimOrder, price: Decimal, *, chunked: bool) -> Decimal:
-        if order.notional is not None:
-            rest = order.notional - order.filled_value
-            return (rest / price).quantize(Decimal("1e-9"), rounding=ROUND_DOWN)
-        rest = order.remaining
-        return min(rest, self.fill_chunk) if chunked else rest
-
-    def _fill(self, order: SimOrder, qty: Decimal, price: Decimal, at: datetime) -> None:
-        if qty <= 0:
-            self._expire(order, at)
-            return
-        book = self._book(order.symbol)
-        self.ledger.book_fill(order, qty, price, at.astimezone(NEW_YORK).date())
-        order.filled_qty += qty
-        order.filled_value += qty * price
-        order.updated_at = at
-        if order.holds:
-            book.pending_close = max(ZERO, book.pending_close - qty)
-        done = order.notional is not None or order.remaining <= 0
-        if done:
-            order.filled_at = at
-            self._finish(order, "filled", at)
-        else:
-            order.status = "partially_filled"
-            self.ledger.set_reserve(order, self._reference_cost(order, book))
-        self._emit(
-            "fill" if done else "partial_fill",
-            order,
-            execution_id=str(uuid.uuid4()),
-            price=price,
-            qty=qty,
-            position_qty=self.position_qty(order.symbol),
-        )
+    def _filled(self, order: SimOrder, done: bool, at: datetime) -> None:
+        """After a fill: a filled entry releases its exits; its OCO partner is canceled, or shrinks."""
         if done and order.legs:
             self._release_legs(order, at)
         partner = order.oco
@@ -809,18 +671,12 @@ class PaperBroker:
             else:
                 self._shrink(partner, order.remaining, at)
 
-    def _expire(self, order: SimOrder, at: datetime) -> None:
-        order.expired_at = at
-        self._finish(order, "expired", at)
-        self._emit("expired", order)
-
     def _finish(self, order: SimOrder, status: str, at: datetime) -> None:
         """Move an order to a final status and out of every open structure."""
         holding = order.holds
         order.status = status
         order.updated_at = at
-        self._open.remove(order)
-        self._closed.add(order)
+        self.orders.close(order)
         self.ledger.set_reserve(order, ZERO)
         book = self._books.get(order.symbol)
         if book is not None:
@@ -855,51 +711,18 @@ class PaperBroker:
     # ------------------------------------------------------------------ bulk
 
     def seed_bulk(self, open_orders: int, positions: int) -> None:
-        """Quickly create resting orders and positions (benchmarks), without events.
-
-        Positions are transferred in (cash unchanged). Open orders are GTC sell
-        limits far above the market, one share each, spread over the seeded
-        positions so they hold no buying power; with no positions to spread
-        over, they are short-sell limits on a few symbols instead.
-        """
-        if open_orders < 0 or positions < 0:
-            raise invalid("counts must be >= 0")
-        held: list[str] = []
-        per_position = -(-open_orders // positions) if positions else 0
-        for i in range(positions):
-            symbol = _bulk_symbol(i)
-            ticker = self.market.ticker(symbol)
-            pos = self.ledger.positions.setdefault(symbol, Position())
-            qty = Decimal(max(per_position, 1 + self._rng.randrange(100)))
-            pos.qty += qty
-            pos.cost += qty * ticker.price
-            held.append(symbol)
-        targets = held or ["AAPL", "MSFT", "SPY", "IBM"]
-        now = self._time()
-        start = now - timedelta(microseconds=open_orders + 1)
+        """Quickly create resting orders and positions (see `bulk`): positions transferred in, no events."""
+        start = self._time() - timedelta(microseconds=open_orders + 1)
         if self._last_ts is not None and start <= self._last_ts:
             start = self._last_ts + timedelta(microseconds=1)
-        for i in range(open_orders):
-            symbol = targets[i % len(targets)]
-            ticker = self.market.ticker(symbol)
-            at = start + timedelta(microseconds=i)
-            closing = bool(held)
-            order = SimOrder(
-                id=str(uuid.uuid4()),
-                client_order_id=f"seed-{at.timestamp():.6f}-{i}",
-                symbol=symbol,
-                side="sell",
-                type="limit",
-                time_in_force="gtc",
-                created_at=at,
-                submitted_at=at,
-                updated_at=at,
-                qty=Decimal(1),
-                limit_price=(ticker.price * 3).quantize(CENT),
-                position_intent="sell_to_close" if closing else "sell_to_open",
-                closing=closing,
-            )
-            self._last_ts = at
+        quiet_price = lambda symbol: self.market.ticker(symbol).price  # noqa: E731 - without starting its walk
+        seeding = bulk.plan(open_orders, positions, rng=self._rng, price_of=quiet_price, start=start)
+        for symbol, qty in seeding.positions:
+            pos = self.ledger.positions.setdefault(symbol, Position())
+            pos.qty += qty
+            pos.cost += qty * self.market.ticker(symbol).price
+        for order in seeding.orders:
+            self._last_ts = order.submitted_at
             self._accept(order, walk=False)
 
     # ------------------------------------------------------------------ time
@@ -914,45 +737,3 @@ class PaperBroker:
             at = self._last_ts + timedelta(microseconds=1)
         self._last_ts = at
         return at
-
-
-def _marketable(order: SimOrder, price: Decimal) -> bool:
-    """Would the order trade at `price` (a stop reaching its price triggers on the way)?"""
-    kind = order.type
-    if kind in ("stop", "stop_limit", "trailing_stop") and not order.triggered:
-        if kind == "trailing_stop" or order.stop_price is None:
-            return False
-        crossed = price >= order.stop_price if order.side == "buy" else price <= order.stop_price
-        if not crossed:
-            return False
-        order.triggered = True
-    if kind in ("market", "stop", "trailing_stop"):
-        return True
-    assert order.limit_price is not None
-    return price <= order.limit_price if order.side == "buy" else price >= order.limit_price
-
-
-def _listed(order: SimOrder, status: str) -> bool:
-    """Would `GET /v2/orders?status=...` list this order?"""
-    return status == "all" or (status == "open") == order.is_open
-
-
-def _trail_stop(order: SimOrder) -> Decimal:
-    assert order.hwm is not None
-    if order.trail_price is not None:
-        offset = order.trail_price
-    else:
-        assert order.trail_percent is not None
-        offset = order.hwm * order.trail_percent / 100
-    stop = order.hwm - offset if order.side == "sell" else order.hwm + offset
-    return max(stop.quantize(CENT), CENT)
-
-
-def _bulk_symbol(i: int) -> str:
-    """Distinct made-up tickers for seeded positions: QAAA, QAAB, ..."""
-    letters = []
-    for _ in range(3):
-        i, r = divmod(i, 26)
-        letters.append(chr(65 + r))
-    prefix = "Q" if i == 0 else "Q" + chr(65 + (i - 1) % 26)
-    return prefix + "".join(reversed(letters))
