@@ -1,5 +1,5 @@
-"""The market-data REST routes beyond historical bars: latest bars, trades and quotes, snapshots,
-and historical trades and quotes, one symbol or many, as Alpaca's data API shapes them.
+"""The market-data REST routes: historical bars, trades and quotes, latest bars, trades and quotes,
+and snapshots, one symbol or many, as Alpaca's data API shapes them.
 
 Every answer is derived from the engine's price walk (see `quotes`): a symbol
 that printed since the sandbox started answers from its recorded prints, any
@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from alpaca_cli.sandbox import assets, params, quotes, wire
+from alpaca_cli.sandbox import assets, params, quotes, respond, wire
 from alpaca_cli.sandbox.calendar import NEW_YORK
 from alpaca_cli.sandbox.engine import PaperBroker
 from alpaca_cli.sandbox.model import Bar
@@ -37,6 +37,8 @@ def setup(app: web.Application, sandbox: Host) -> None:
     """Add the routes to `app`; they read `sandbox.engine` at request time (it survives resets)."""
     routes = _Routes(sandbox)
     r = app.router
+    r.add_get("/v2/stocks/bars", routes.bars)
+    r.add_get("/v2/stocks/{symbol}/bars", routes.symbol_bars)
     r.add_get("/v2/stocks/bars/latest", routes.latest_bars)
     r.add_get("/v2/stocks/{symbol}/bars/latest", routes.latest_bar)
     r.add_get("/v2/stocks/trades/latest", routes.latest_trades)
@@ -223,3 +225,40 @@ class _Routes:
 
     async def symbol_quotes(self, request: web.Request) -> web.Response:
         return self._symbol_history(request, "quotes")
+
+    # ---------------------------------------------------------------- bars
+
+    def _bars_query(self, request: web.Request, symbols: list[str]) -> dict[str, Any]:
+        q = request.query
+        params.check_feed(q.get("feed"))
+        sort = q.get("sort", "asc").lower()
+        if sort not in ("asc", "desc"):
+            raise BadRequest(f"invalid sort: {sort}", 400, 40010000)
+        page = self._sandbox.engine.bars(
+            symbols,
+            timeframe=q.get("timeframe", ""),
+            start=params.instant(q.get("start"), "start"),
+            end=params.instant(q.get("end"), "end"),
+            limit=params.integer(q.get("limit"), "limit", 1000),
+            page_token=q.get("page_token") or None,
+        )
+        step = -1 if sort == "desc" else 1  # desc: newest first within the page, symbols still in order
+        bars = {s: [wire.bar(b) for b in found[::step]] for s, found in page.bars.items()}
+        return {"bars": bars, "next_page_token": page.next_page_token}
+
+    async def bars(self, request: web.Request) -> web.Response:
+        symbols = [s for s in request.query.get("symbols", "").split(",") if s.strip()]
+        if not symbols:
+            raise BadRequest("missing symbols", 400, 40010000)
+        return respond.json(self._bars_query(request, symbols))
+
+    async def symbol_bars(self, request: web.Request) -> web.Response:
+        symbol = request.match_info["symbol"].upper()
+        result = self._bars_query(request, [symbol])
+        return respond.json(
+            {
+                "bars": result["bars"].get(symbol, []),
+                "symbol": symbol,
+                "next_page_token": result["next_page_token"],
+            }
+        )
