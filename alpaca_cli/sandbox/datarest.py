@@ -1,5 +1,5 @@
-"""The market-data REST routes beyond historical bars: latest bars, trades and quotes, snapshots,
-and historical trades and quotes, one symbol or many, as Alpaca's data API shapes them.
+"""The market-data REST routes: historical bars, trades and quotes, latest bars, trades and quotes,
+and snapshots, one symbol or many, as Alpaca's data API shapes them.
 
 Every answer is derived from the engine's price walk (see `quotes`): a symbol
 that printed since the sandbox started answers from its recorded prints, any
@@ -11,25 +11,34 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from datetime import datetime, time, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
-from alpaca_cli.sandbox import assets, params, quotes
+from alpaca_cli.sandbox import assets, params, quotes, respond, wire
 from alpaca_cli.sandbox.calendar import NEW_YORK
+from alpaca_cli.sandbox.engine import PaperBroker
+from alpaca_cli.sandbox.model import Bar
 from alpaca_cli.sandbox.params import BadRequest
-
-if TYPE_CHECKING:
-    from alpaca_cli.sandbox.server import Sandbox
 
 # How far back a latest bar, trade or quote is looked for (a long weekend plus a holiday).
 _LOOKBACK_DAYS = 7
 
 
-def setup(app: web.Application, sandbox: Sandbox) -> None:
-    """Add the routes to `app`; they read `sandbox.broker` at request time (it survives resets)."""
+class Host(Protocol):
+    """What the routes read of the running sandbox (its `Sandbox`), at request time."""
+
+    engine: PaperBroker
+
+    def now(self) -> datetime: ...
+
+
+def setup(app: web.Application, sandbox: Host) -> None:
+    """Add the routes to `app`; they read `sandbox.engine` at request time (it survives resets)."""
     routes = _Routes(sandbox)
     r = app.router
+    r.add_get("/v2/stocks/bars", routes.bars)
+    r.add_get("/v2/stocks/{symbol}/bars", routes.symbol_bars)
     r.add_get("/v2/stocks/bars/latest", routes.latest_bars)
     r.add_get("/v2/stocks/{symbol}/bars/latest", routes.latest_bar)
     r.add_get("/v2/stocks/trades/latest", routes.latest_trades)
@@ -56,43 +65,45 @@ def _symbols(request: web.Request) -> list[str]:
 
 
 class _Routes:
-    def __init__(self, sandbox: Sandbox) -> None:
+    def __init__(self, sandbox: Host) -> None:
         self._sandbox = sandbox
 
     # ------------------------------------------------------------- sources
 
     def _known(self, symbol: str) -> bool:
-        return assets.find(symbol) is not None or symbol in self._sandbox.broker.symbols()
+        return assets.find(symbol) is not None or symbol in self._sandbox.engine.symbols()
 
-    def _minute_bars(self, symbol: str, start: datetime, end: datetime) -> Iterator[dict[str, Any]]:
-        broker, token = self._sandbox.broker, None
+    def _minute_bars(self, symbol: str, start: datetime, end: datetime) -> Iterator[Bar]:
+        engine, token = self._sandbox.engine, None
         while True:
-            page = broker.bars([symbol], "1Min", start=start, end=end, limit=10000, page_token=token)
-            yield from page["bars"].get(symbol, [])
-            token = page["next_page_token"]
+            page = engine.bars([symbol], "1Min", start=start, end=end, limit=10000, page_token=token)
+            yield from page.bars.get(symbol, [])
+            token = page.next_page_token
             if token is None:
                 return
 
-    def _last_bar(self, symbol: str, timeframe: str, lookback: timedelta) -> dict[str, Any] | None:
+    def _last_bar(self, symbol: str, timeframe: str, lookback: timedelta) -> Bar | None:
         """The latest bar of `timeframe` within `lookback`, searched a day at a time from now."""
         now = self._sandbox.now()
         for days in range(lookback.days):
             end = now - timedelta(days=days)
-            page = self._sandbox.broker.bars([symbol], timeframe, start=end - timedelta(days=1), end=end, limit=10000)
-            found = page["bars"].get(symbol)
+            page = self._sandbox.engine.bars([symbol], timeframe, start=end - timedelta(days=1), end=end, limit=10000)
+            found = page.bars.get(symbol)
             if found:
                 return found[-1]
         return None
 
     def _latest_bar(self, symbol: str) -> dict[str, Any] | None:
         """The minute of the latest prints: recorded ones, else the history's last minute."""
-        broker = self._sandbox.broker
-        if broker.last_print(symbol) is not None:
-            return broker.latest_bar(symbol)
-        return self._last_bar(symbol, "1Min", timedelta(days=_LOOKBACK_DAYS))
+        engine = self._sandbox.engine
+        if engine.last_print(symbol) is not None:
+            found = engine.latest_bar(symbol)
+        else:
+            found = self._last_bar(symbol, "1Min", timedelta(days=_LOOKBACK_DAYS))
+        return None if found is None else wire.bar(found)
 
     def _latest_print(self, symbol: str) -> quotes.Print | None:
-        recorded = self._sandbox.broker.last_print(symbol)
+        recorded = self._sandbox.engine.last_print(symbol)
         if recorded is not None:
             price, size, at = recorded
             return at, float(price), size
@@ -111,8 +122,8 @@ class _Routes:
         if not self._known(symbol):
             return None
         now = self._sandbox.now()
-        daily = self._sandbox.broker.bars([symbol], "1Day", start=now - timedelta(days=14), end=now, limit=10000)
-        days = daily["bars"].get(symbol, [])
+        daily = self._sandbox.engine.bars([symbol], "1Day", start=now - timedelta(days=14), end=now, limit=10000)
+        days = [wire.bar(b) for b in daily.bars.get(symbol, [])]
         return {
             "latestTrade": self._latest_trade(symbol),
             "latestQuote": self._latest_quote(symbol),
@@ -214,3 +225,40 @@ class _Routes:
 
     async def symbol_quotes(self, request: web.Request) -> web.Response:
         return self._symbol_history(request, "quotes")
+
+    # ---------------------------------------------------------------- bars
+
+    def _bars_query(self, request: web.Request, symbols: list[str]) -> dict[str, Any]:
+        q = request.query
+        params.check_feed(q.get("feed"))
+        sort = q.get("sort", "asc").lower()
+        if sort not in ("asc", "desc"):
+            raise BadRequest(f"invalid sort: {sort}", 400, 40010000)
+        page = self._sandbox.engine.bars(
+            symbols,
+            timeframe=q.get("timeframe", ""),
+            start=params.instant(q.get("start"), "start"),
+            end=params.instant(q.get("end"), "end"),
+            limit=params.integer(q.get("limit"), "limit", 1000),
+            page_token=q.get("page_token") or None,
+        )
+        step = -1 if sort == "desc" else 1  # desc: newest first within the page, symbols still in order
+        bars = {s: [wire.bar(b) for b in found[::step]] for s, found in page.bars.items()}
+        return {"bars": bars, "next_page_token": page.next_page_token}
+
+    async def bars(self, request: web.Request) -> web.Response:
+        symbols = [s for s in request.query.get("symbols", "").split(",") if s.strip()]
+        if not symbols:
+            raise BadRequest("missing symbols", 400, 40010000)
+        return respond.json(self._bars_query(request, symbols))
+
+    async def symbol_bars(self, request: web.Request) -> web.Response:
+        symbol = request.match_info["symbol"].upper()
+        result = self._bars_query(request, [symbol])
+        return respond.json(
+            {
+                "bars": result["bars"].get(symbol, []),
+                "symbol": symbol,
+                "next_page_token": result["next_page_token"],
+            }
+        )

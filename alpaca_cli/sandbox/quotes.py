@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from alpaca_cli.sandbox import wire
+from alpaca_cli.sandbox.model import Bar
 from alpaca_cli.sandbox.params import BadRequest
 
 # The exchange code of IEX, the only venue the simulated tape trades on.
@@ -26,7 +27,7 @@ EXCHANGE = "V"
 MAX_LIMIT = 10000
 
 Print = tuple[datetime, float, int]
-MinuteBars = Callable[[str, datetime, datetime], Iterable[dict[str, Any]]]
+MinuteBars = Callable[[str, datetime, datetime], Iterable[Bar]]
 
 
 def _digest(*parts: object) -> int:
@@ -69,18 +70,17 @@ def quote(symbol: str, at: datetime, price: float) -> dict[str, Any]:
     }
 
 
-def prints(symbol: str, bar: dict[str, Any]) -> list[Print]:
-    """The prints a minute bar stands for: open first, close last, high and low between."""
-    start = datetime.fromisoformat(bar["t"].replace("Z", "+00:00"))
-    seed = _digest("prints", symbol, bar["t"])
-    middle = [bar["h"], bar["l"]] if seed % 2 else [bar["l"], bar["h"]]
-    prices = [bar["o"], *middle, bar["c"]]
-    volume = int(bar["v"])
-    share, rest = divmod(volume, 4)
+def prints(symbol: str, bar: Bar, seconds: float = 60.0) -> list[Print]:
+    """The prints a bar of `seconds` stands for: open first, close last, high and low between."""
+    seed = _digest("prints", symbol, wire.bar_time(bar.t))
+    middle = [bar.h, bar.l] if seed % 2 else [bar.l, bar.h]
+    prices = [float(p) for p in (bar.o, *middle, bar.c)]
+    share, rest = divmod(bar.v, 4)
     sizes = [share, share, share, share + rest]
     offsets = (0.2, 15 + seed % 15, 30 + seed // 16 % 15, 59.5)
+    scale = seconds / 60
     return [
-        (start + timedelta(seconds=offset, microseconds=seed % 997), price, size)
+        (bar.t + timedelta(seconds=offset * scale, microseconds=seed % 997 * scale), price, size)
         for offset, price, size in zip(offsets, prices, sizes, strict=True)
         if size > 0
     ]

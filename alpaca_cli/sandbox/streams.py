@@ -34,7 +34,6 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -49,15 +48,6 @@ SLOW_CLIENT_LIMIT = 250_000
 # How often the drop-every timers look at the faults.
 _DROP_POLL = 0.05
 _HUB_KEY = web.AppKey("alpaca_cli.stream_hub", object)
-
-
-def _json_default(value: Any) -> Any:
-    """Engine payloads may carry Decimals and datetimes; send them as Alpaca would."""
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    raise TypeError(f"cannot encode {type(value).__name__}")
 
 
 @dataclass(eq=False)
@@ -139,9 +129,8 @@ class StreamHub:
     async def start(self, _app: web.Application) -> None:
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
-        broker = self.sandbox.broker
-        broker.listeners.append(self._on_order_event)
-        broker.trade_listeners.append(self._on_print)
+        self.sandbox.broker.listeners.append(self._on_order_event)
+        self.sandbox.engine.trade_listeners.append(self._on_print)
         self._tasks = [
             asyncio.create_task(self._bar_clock(), name="sandbox-bar-clock"),
             asyncio.create_task(self._drop_timer(), name="sandbox-drop-timer"),
@@ -149,11 +138,10 @@ class StreamHub:
 
     async def stop(self, _app: web.Application) -> None:
         """Stop timers and cut every connection so the server shuts down at once."""
-        broker = self.sandbox.broker
         with contextlib.suppress(ValueError):
-            broker.listeners.remove(self._on_order_event)
+            self.sandbox.broker.listeners.remove(self._on_order_event)
         with contextlib.suppress(ValueError):
-            broker.trade_listeners.remove(self._on_print)
+            self.sandbox.engine.trade_listeners.remove(self._on_print)
         for task in self._tasks:
             task.cancel()
         for conn in [*self.trading, *self.data]:
@@ -295,7 +283,7 @@ class StreamHub:
         return owner
 
     def _on_order_event(self, payload: dict[str, Any]) -> None:
-        frame = json.dumps(ts.trade_update(payload), default=_json_default, separators=(",", ":"))
+        frame = json.dumps(ts.trade_update(payload), separators=(",", ":"))
         self._call_in_loop(self._deliver_trade_update, frame.encode())
 
     def _deliver_trade_update(self, frame: bytes) -> None:
@@ -381,10 +369,10 @@ class StreamHub:
         for channel in ("trades", "quotes", "bars"):
             for symbol in subs.symbols(channel):
                 if symbol != "*":
-                    self.sandbox.broker.price(symbol)
+                    self.sandbox.engine.price(symbol)
 
     def _price(self, symbol: str) -> float:
-        return float(self.sandbox.broker.price(symbol))
+        return float(self.sandbox.engine.price(symbol))
 
     def _subscribers(self) -> list[_Conn]:
         return [
@@ -413,7 +401,7 @@ class StreamHub:
             symbols |= conn.data.subscriptions.symbols("bars")  # type: ignore[union-attr]
         if "*" in symbols:
             symbols.discard("*")
-            symbols |= set(self.sandbox.broker.symbols())
+            symbols |= set(self.sandbox.engine.symbols())
         return symbols
 
     def roll(self, now: datetime) -> int:
@@ -425,7 +413,7 @@ class StreamHub:
         if start <= self._window:
             return 0
         bars = self.aggregator.close(self._window, self._bar_symbols(), self._price)
-        in_session = self.sandbox.broker.is_open_at(self._window)
+        in_session = self.sandbox.engine.is_open_at(self._window)
         self._window = start
         if not in_session:
             return 0  # no bars for an interval that began outside the session: nothing traded
