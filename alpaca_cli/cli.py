@@ -33,7 +33,7 @@ from alpaca_cli.commands import (
     submit,
     tail,
 )
-from alpaca_cli.errors import CliError, ExitCode
+from alpaca_cli.errors import CliError, ExitCode, from_core
 from alpaca_cli.invocation import (
     DebugOption,
     OutputOption,
@@ -127,11 +127,16 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as error:  # a bug of ours: still one line, the traceback only with --debug
         if flags.debug:
             traceback.print_exc()
-        error_line(
-            f"internal error: {type(error).__name__}: {' '.join(str(error).split())[:200]}"
-            " (a bug in alpaca-cli: run again with --debug and report the traceback)"
-        )
-        code = int(ExitCode.INTERNAL)
+        translated = from_core(error)  # the pure core's own errors are worded here, not where raised
+        if translated is not None:
+            error_line(translated.line())
+            code = int(translated.exit_code)
+        else:
+            error_line(
+                f"internal error: {type(error).__name__}: {' '.join(str(error).split())[:200]}"
+                " (a bug in alpaca-cli: run again with --debug and report the traceback)"
+            )
+            code = int(ExitCode.INTERNAL)
     _close_stdout_quietly()
     sys.exit(code)
 

@@ -11,7 +11,7 @@ Three layers, each usable on its own:
   (timeout, dropped connection, 5xx, 429) the order is looked up by that id
   before anything else, and a resend (same id, so the broker itself refuses a
   duplicate) happens only when the lookup proves the first never arrived.
-- `live_guard`, `polled_events` and the `*_record` helpers are the pure
+- `live_guard` and the `*_record` helpers are the pure
   pieces of the commands, kept here so they can be tested directly.
 
 Standard library and domain types only at import time (the commands import
@@ -557,40 +557,7 @@ async def place(
 # --------------------------------------------------------------------------- following
 
 
-_STATUS_EVENT = {"filled": "fill", "partially_filled": "partial_fill"}
 ENDED_OK = frozenset({"filled"})
-
-
-def _fill_price(before: Order | None, after: Order, qty: Decimal) -> Decimal | None:
-    """The average price of the shares filled between two looks at an order."""
-    if after.filled_avg_price is None:
-        return None
-    if before is None or before.filled_avg_price is None or before.filled_qty == 0:
-        return after.filled_avg_price
-    value = after.filled_avg_price * after.filled_qty - before.filled_avg_price * before.filled_qty
-    return (value / qty).quantize(Decimal("0.000001")).normalize()
-
-
-def polled_events(before: Order | None, after: Order, at: datetime | None = None) -> list[TradeUpdate]:
-    """The trade updates that explain how `before` became `after`.
-
-    Used when the stream is unavailable and the order is polled instead: a
-    fill grown by N shares gives one `partial_fill`/`fill` of N (at the price
-    implied by the averages), a new status gives one event named after it.
-    They carry `source="reconcile"`: recovered from broker state, not heard.
-    """
-    moment = at or after.updated_at or datetime.now(UTC)
-    events: list[TradeUpdate] = []
-    filled_before = before.filled_qty if before is not None else Decimal(0)
-    delta = after.filled_qty - filled_before
-    if delta > 0:
-        event = "fill" if after.status == "filled" else "partial_fill"
-        price = _fill_price(before, after, delta)
-        events.append(TradeUpdate(event, after, moment, price=price, qty=delta, source="reconcile"))
-    changed = before is None or before.status != after.status
-    if changed and after.status not in _STATUS_EVENT:
-        events.append(TradeUpdate(after.status, after, moment, source="reconcile"))
-    return events
 
 
 def wait_exit_code(order: Order) -> int:

@@ -20,12 +20,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import ACCOUNT_ID, histories, interleave, lifecycles
 
-from alpaca_cli.core import State
+from alpaca_cli.core import Ledger, State, initial_state, recover
 from alpaca_cli.core.identity import event_id
 from alpaca_cli.domain import FILL_EVENTS, Account, Order, Position, Snapshot, TradeUpdate
 from alpaca_cli.orders import trade_update_record
 from alpaca_cli.output import dumps
-from alpaca_cli.supervisor import Ledger, recover
 
 ACCOUNT = Account(id=ACCOUNT_ID, account_number="PA1234567", status="ACTIVE")
 T0 = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
@@ -87,7 +86,7 @@ def test_a_fill_recovered_from_a_snapshot_has_the_id_and_line_of_the_live_one(da
     cut = data.draw(st.sampled_from(fills))
     live = events[cut]
     start = min(e.timestamp for e in events) - timedelta(days=1)
-    ledger = Ledger(State.from_snapshot(Snapshot(ACCOUNT, (), (), start)))
+    ledger = Ledger(initial_state(Snapshot(ACCOUNT, (), (), start)))
     for event in events[:cut]:
         ledger.admit(event)
     recovered = [
@@ -105,7 +104,7 @@ def test_through_crashes_one_id_is_one_line_and_fills_add_up_once_per_id(data: s
     stream = interleave(data.draw, data.draw(histories(max_orders=4)))
     start = min((e.timestamp for e in stream), default=T0) - timedelta(days=1)
     later = start + timedelta(days=2)
-    saved = State.from_snapshot(Snapshot(ACCOUNT, (), (), start))  # the file
+    saved = initial_state(Snapshot(ACCOUNT, (), (), start))  # the file
     printed: list[str] = []  # every line a reader received, repeats included
 
     def restart(upto: int) -> Ledger:

@@ -19,7 +19,7 @@ import pytest
 from strategies import ACCOUNT_ID
 
 from alpaca_cli import statefile
-from alpaca_cli.core import State, apply
+from alpaca_cli.core import State, apply, initial_state
 from alpaca_cli.domain import Account, Order, Position, Snapshot, TradeUpdate
 from alpaca_cli.errors import UsageError
 
@@ -53,7 +53,7 @@ def fresh_state(open_orders: int = 2) -> State:
         open_orders=tuple(order(f"open-{i}") for i in range(open_orders)),
         taken_at=T0,
     )
-    return State.from_snapshot(snapshot)
+    return initial_state(snapshot)
 
 
 def one_more_share(tag: str) -> Callable[[State], State]:

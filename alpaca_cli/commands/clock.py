@@ -47,7 +47,7 @@ def clock(
         return 0
     from rich.table import Table
 
-    from alpaca_cli.output import rfc3339
+    from alpaca_cli.text import rfc3339
 
     grid = Table.grid(padding=(0, 2))
     grid.add_row("market", "[green]open[/]" if now.is_open else "[yellow]closed[/]")

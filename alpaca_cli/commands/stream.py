@@ -129,7 +129,7 @@ class BarLines:
     """Formats bars as the contract's JSON lines, fast (this is the hot path of a pipe)."""
 
     def __init__(self) -> None:
-        from alpaca_cli.output import rfc3339
+        from alpaca_cli.text import rfc3339
 
         self._rfc3339 = rfc3339
         self._symbols: dict[str, str] = {}
