@@ -3,15 +3,16 @@ events a poll rebuilds from two looks at an order."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from decimal import Decimal
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from alpaca_cli.core import fill_price_between, polled_events
+from alpaca_cli.core import Ledger, State, fill_price_between, missed_part, polled_events
 from alpaca_cli.core.recover import PRICE_PLACES
-from alpaca_cli.domain import Order
+from alpaca_cli.domain import Order, TradeUpdate
 
 NOW = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 STEP = Decimal(1).scaleb(-PRICE_PLACES)
@@ -113,3 +114,28 @@ def test_polled_fills_add_up_to_the_order(fills: list[tuple[int, int]]) -> None:
         before = after
     assert seen_qty == total
     assert abs(seen_value - value) < Decimal("0.001") * len(fills)
+
+
+@given(quantities, prices, quantities, prices, quantities, prices)
+def test_the_missed_part_of_a_jumping_fill_has_the_lost_fills_own_price(
+    q1: Decimal, p1: Decimal, q2: Decimal, p2: Decimal, q3: Decimal, p3: Decimal
+) -> None:
+    """Fills a (heard), b (lost), c (heard, jumping over b): the recovered part is b, at b's
+    price to `PRICE_PLACES` places, rounded once (the earlier average is not rounded first)."""
+    total = q1 + q2 + q3
+
+    def seen(filled: Decimal, value: Decimal, qty: Decimal, price: Decimal) -> TradeUpdate:
+        order = dataclasses.replace(
+            _order("partially_filled", str(filled), None, qty=str(total)), filled_avg_price=value / filled
+        )
+        return TradeUpdate("partial_fill", order, NOW, price=price, qty=qty)
+
+    ledger = Ledger(State.empty("account"))
+    ledger.admit(seen(q1, q1 * p1, q1, p1))
+    jump = seen(total, q1 * p1 + q2 * p2 + q3 * p3, q3, p3)
+    gap = missed_part(ledger.state, jump)
+    assert gap is not None and gap.qty == q2 and gap.price is not None
+    assert gap.price.as_tuple().exponent >= -PRICE_PLACES  # type: ignore[operator]
+    # Plus the 28-digit rounding of the averages, magnified by how small the lost fill is.
+    slack = STEP / 2 + total * max(p1, p2, p3) / q2 * Decimal("1e-26")
+    assert abs(gap.price - p2) <= slack

@@ -14,7 +14,7 @@ same `apply` and the same exactly-once check as live ones:
 - `polled_events`: what turned one look at an order into the next.
 
 A recovered fill's price is the average of the missed shares alone, from the
-two cumulative averages (`fill_price_between`, the one rule and rounding).
+two cumulative averages (`fill_price_between`), rounded once (`price_places`).
 """
 
 from __future__ import annotations
@@ -43,21 +43,22 @@ def fill_price_between(
     """The average price of the shares filled between two looks at an order's cumulative fill.
 
     (after_qty × after_avg − before_qty × before_avg) / (after_qty − before_qty),
-    rounded half-even to `PRICE_PLACES` places when it has more (a derived figure;
-    the broker's own averages carry no more). When it cannot be told (no
-    average before, or averages too rounded to give a positive price), the
-    order's cumulative average stands in: exact when one look saw one
-    execution. None when nothing was filled in between or no price is known.
+    rounded once (`price_places`). When it cannot be told (no average before, or
+    averages too rounded to give a positive price), the order's cumulative
+    average stands in: exact when one look saw one execution. None when nothing
+    was filled in between or no price is known.
     """
     if after_avg is None or after_qty <= before_qty:
         return None
-    if before_qty <= 0:
-        return after_avg
-    if before_avg is None:
+    if before_qty <= 0 or before_avg is None:
         return after_avg
     price = (after_qty * after_avg - before_qty * before_avg) / (after_qty - before_qty)
-    if price <= 0:
-        return after_avg
+    return price_places(price) if price > 0 else after_avg
+
+
+def price_places(price: Decimal) -> Decimal:
+    """A derived price to `PRICE_PLACES` places, half-even, when it has more: the one rounding
+    of a price the broker did not state (the broker's own averages carry no more)."""
     return price.quantize(_PRICE_STEP) if price.as_tuple().exponent < -PRICE_PLACES else price
 
 
@@ -156,15 +157,19 @@ def missed_part(state: State, event: TradeUpdate) -> TradeUpdate | None:
     gap = before - known
     if gap <= 0:
         return None
-    price = prior_avg = None
-    if own == 0:
-        prior_avg = order.filled_avg_price
-    elif event.price is not None:
-        # The average of the order's first `before` shares: its whole fill less this event's own
-        # (the shares "between" this fill and the whole, in the formula's terms).
-        prior_avg = fill_price_between(own, event.price, order.filled_qty, order.filled_avg_price)
-    if prior_avg is not None and (known == 0 or known_avg is not None):
-        price = fill_price_between(known, known_avg, before, prior_avg)
+    # The average of the order's first `before` shares, unrounded (so the missed part's
+    # price is rounded once): its whole fill less this event's own.
+    prior = None
+    if order.filled_avg_price is not None and (own == 0 or event.price is not None):
+        prior = (order.filled_qty * order.filled_avg_price - own * (event.price or _ZERO)) / before
+        if prior <= 0:
+            prior = None  # averages too rounded to tell
+    price = None
+    if prior is not None and known == 0:
+        price = price_places(prior)  # the whole earlier fill was missed
+    elif prior is not None and known_avg is not None:
+        price = fill_price_between(known, known_avg, before, prior)
+    prior_avg = price_places(prior) if prior is not None else None
     earlier = dataclasses.replace(order, status="partially_filled", filled_qty=before, filled_avg_price=prior_avg)
     return recovered("partial_fill", earlier, event.timestamp, qty=gap, price=price)
 
