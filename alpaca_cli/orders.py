@@ -11,8 +11,9 @@ Three layers, each usable on its own:
   (timeout, dropped connection, 5xx, 429) the order is looked up by that id
   before anything else, and a resend (same id, so the broker itself refuses a
   duplicate) happens only when the lookup proves the first never arrived.
-- `live_guard` and the `*_record` helpers are the pure
-  pieces of the commands, kept here so they can be tested directly.
+- `live_guard` and `wait_exit_code` are the pure pieces of the commands,
+  kept here so they can be tested directly (the lines they print are
+  `output.records`').
 
 Standard library and domain types only at import time (the commands import
 this module at their top level); the bridge is reached through the `broker`
@@ -32,7 +33,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal, Protocol
 
-from alpaca_cli.domain import Order, OrderRequest, TradeUpdate
+from alpaca_cli.domain import Order, OrderRequest
 from alpaca_cli.errors import BrokerRejected, CliError, ExitCode, RouteNotFound, UnreachableError, UsageError
 
 log = logging.getLogger(__name__)
@@ -568,101 +569,3 @@ def wait_exit_code(order: Order) -> int:
     if not order.is_final:
         return int(ExitCode.TIMED_OUT)
     return 1
-
-
-# --------------------------------------------------------------------------- records
-
-
-def order_record(order: Order, **extra: Any) -> dict[str, Any]:
-    """The `{"type":"order",...}` line; `order_type` is the order's own type."""
-    record: dict[str, Any] = {
-        "type": "order",
-        "id": order.id,
-        "client_order_id": order.client_order_id,
-        "symbol": order.symbol,
-        "side": order.side,
-        "order_type": order.type,
-        "time_in_force": order.time_in_force,
-        "status": order.status,
-        "qty": order.qty,
-        "notional": order.notional,
-        "filled_qty": order.filled_qty,
-        "filled_avg_price": order.filled_avg_price,
-        "limit_price": order.limit_price,
-        "stop_price": order.stop_price,
-        "trail_percent": order.trail_percent,
-        "trail_price": order.trail_price,
-        "extended_hours": order.extended_hours,
-        "submitted_at": order.submitted_at,
-        "filled_at": order.filled_at,
-        "canceled_at": order.canceled_at,
-        "order_class": order.order_class,
-        "replaced_by": order.replaced_by,
-        "replaces": order.replaces,
-    }
-    if order.legs:
-        record["legs"] = [order_record(leg) for leg in order.legs]
-    record.update(extra)
-    return record
-
-
-def request_record(request: OrderRequest, environment: str) -> dict[str, Any]:
-    """The `{"type":"order_request",...}` line of `--dry-run`: what would be sent."""
-    record: dict[str, Any] = {"type": "order_request", "environment": environment}
-    for name in (
-        "symbol",
-        "side",
-        "type",
-        "time_in_force",
-        "qty",
-        "notional",
-        "limit_price",
-        "stop_price",
-        "trail_percent",
-        "trail_price",
-        "extended_hours",
-        "client_order_id",
-        "take_profit",
-        "stop_loss",
-        "stop_loss_limit",
-    ):
-        value = getattr(request, name)
-        if value is not None:
-            record["order_type" if name == "type" else name] = value
-    if request.order_class != "simple":
-        record["order_class"] = request.order_class
-    return record
-
-
-def trade_update_record(update: TradeUpdate) -> dict[str, Any]:
-    """A trade-update line with the contract's fields; `id` is the event's stable key (`core.identity`).
-
-    `qty` and `price` are this fill's own; the order's are `order_qty` (or
-    `order_notional`), `order_type`, `limit_price` and `stop_price`.
-    """
-    from alpaca_cli.core.identity import event_id
-
-    order = update.order
-    return {
-        "type": "trade_update",
-        "id": event_id(update),
-        "event": update.event,
-        "order_id": order.id,
-        "client_order_id": order.client_order_id,
-        "symbol": order.symbol,
-        "side": order.side,
-        "order_type": order.type,
-        "order_qty": order.qty,
-        "order_notional": order.notional,
-        "limit_price": order.limit_price,
-        "stop_price": order.stop_price,
-        "order_status": order.status,
-        "filled_qty": order.filled_qty,
-        "filled_avg_price": order.filled_avg_price,
-        "qty": update.qty,
-        "price": update.price,
-        "position_qty": update.position_qty,
-        "execution_id": update.execution_id,
-        "timestamp": update.timestamp,
-        "source": update.source,
-    }

@@ -164,7 +164,8 @@ def _signed(positions: Iterable[Position]) -> dict[str, Decimal]:
 
 @dataclass(frozen=True, slots=True)
 class Notice:
-    """One lifecycle change of the supervisor, for stderr and `{"type":"stream",...}` lines.
+    """One lifecycle change of the supervisor, for stderr and `{"type":"stream",...}` lines
+    (`output.records.stream`).
 
     `event`: connected (healthy: reconciled and live), disconnected, polling
     (a reconciliation while down found something), retrying (an attempt
@@ -181,26 +182,9 @@ class Notice:
     differences: tuple[Difference, ...] = ()
     error: CliError | None = None
 
-    def record(self) -> dict[str, Any]:
-        line: dict[str, Any] = {
-            "type": "stream",
-            "stream": STREAM,
-            "event": self.event,
-            "at": self.at,
-            "reconnects": self.reconnects,
-        }
-        if self.reason:
-            line["reason"] = self.reason
-        if self.recovered:
-            line["recovered"] = self.recovered
-        if self.retry_in is not None:
-            line["retry_in"] = round(self.retry_in, 2)
-        if self.differences:
-            line["differences"] = [d.to_dict() for d in self.differences]
-        if self.error is not None:
-            line["error"] = self.error.line()
-            line["exit_code"] = int(self.error.exit_code)
-        return line
+    @property
+    def stream(self) -> str:
+        return STREAM
 
     def text(self) -> str:
         """The one stderr line for this change."""

@@ -28,6 +28,7 @@ from alpaca_cli.core import (
     missed_events,
 )
 from alpaca_cli.domain import Account, Order, Position, Snapshot
+from alpaca_cli.output import records
 
 T0 = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
 LATER = T0 + timedelta(minutes=5)
@@ -197,7 +198,7 @@ def test_output_is_grouped_by_kind_then_symbol_then_order() -> None:
 
 def test_difference_line_carries_the_contract_fields() -> None:
     local = initial_state(snapshot())
-    line = diff(local, snapshot(open_orders=(order(),)))[0].to_dict()
+    line = records.difference(diff(local, snapshot(open_orders=(order(),)))[0])
     assert line["type"] == "difference"
     assert line["kind"] == "order_unknown_locally"
     assert {"symbol", "order_id", "client_order_id", "local", "broker", "detail"} <= line.keys()

@@ -35,6 +35,7 @@ from alpaca_cli.core import (
 )
 from alpaca_cli.domain import FILL_EVENTS, Account, Order, Position, Snapshot, TradeUpdate
 from alpaca_cli.errors import AuthError, ConnectionLimitError, UnreachableError, UsageError
+from alpaca_cli.output import records
 from alpaca_cli.supervisor import LIMIT_GRACE, Backoff, Notice, backoff_delay, permanent
 
 T0 = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
@@ -296,7 +297,7 @@ def test_every_fill_printed_exactly_once_whatever_the_delivery(data: st.DataObje
 def test_notice_lines_and_records() -> None:
     notice = Notice("disconnected", T0, reconnects=2, reason="connection lost")
     assert notice.text() == "trade-updates stream disconnected: connection lost; polling the broker until it is back"
-    assert notice.record() == {
+    assert records.stream(notice) == {
         "type": "stream",
         "stream": "trade-updates",
         "event": "disconnected",
@@ -304,7 +305,7 @@ def test_notice_lines_and_records() -> None:
         "reconnects": 2,
         "reason": "connection lost",
     }
-    failed = Notice("failed", T0, error=AuthError("refused", hint="check keys")).record()
+    failed = records.stream(Notice("failed", T0, error=AuthError("refused", hint="check keys")))
     assert failed["exit_code"] == 3 and "refused" in failed["error"]
     assert "reconnect 1" in Notice("connected", T0, reconnects=1, recovered=3).text()
 

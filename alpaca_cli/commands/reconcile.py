@@ -195,25 +195,6 @@ async def _write(
 # -- output -----------------------------------------------------------------------------------
 
 
-def summary(snapshot: Snapshot, differences: list[Difference], *, written: bool, created: bool) -> dict[str, Any]:
-    """The final `"type":"summary"` line: the verdict, counts by kind, what was written."""
-    from alpaca_cli.core import KINDS
-
-    counts = Counter(d.kind for d in differences)
-    return {
-        "type": "summary",
-        "in_sync": not differences,
-        "differences": len(differences),
-        "by_kind": {kind: counts.get(kind, 0) for kind in KINDS},
-        "reconciled_at": snapshot.taken_at,
-        "written": written,
-        "created": created,
-        "account_id": snapshot.account.id,
-        "open_orders": len(snapshot.open_orders),
-        "positions": len(snapshot.positions),
-    }
-
-
 def verdict(differences: list[Difference]) -> str:
     """One line: "in sync", or "N differences: 2 order_filled, 1 position_qty_changed"."""
     if not differences:
@@ -235,11 +216,12 @@ def _report(
     written: bool,
     created: bool,
 ) -> None:
-    record = summary(snapshot, differences, written=written, created=created)
     if out.json:
+        from alpaca_cli.output import records
+
         for difference in differences:
-            out.emit(difference.to_dict())
-        out.emit(record)
+            out.emit(records.difference(difference))
+        out.emit(records.summary(snapshot, differences, written=written, created=created))
         return
     if differences:
         out.console.print(_table(differences))

@@ -102,7 +102,7 @@ class Difference:
 
     `local` and `broker` hold the compared values side by side (`None` where a
     side has nothing): plain dicts of str, bool and `Decimal`, which the
-    output layer writes as JSON numbers.
+    output layer writes as JSON numbers (`output.records.difference`).
     """
 
     kind: str
@@ -112,19 +112,6 @@ class Difference:
     local: dict[str, Any] | None = None
     broker: dict[str, Any] | None = None
     detail: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        """The contract's `"type":"difference"` line, before JSON encoding."""
-        return {
-            "type": "difference",
-            "kind": self.kind,
-            "symbol": self.symbol,
-            "order_id": self.order_id,
-            "client_order_id": self.client_order_id,
-            "local": self.local,
-            "broker": self.broker,
-            "detail": self.detail,
-        }
 
     def sort_key(self) -> tuple[int, str, str]:
         return (_KIND_RANK[self.kind], self.symbol or "", self.order_id or "")

@@ -4,7 +4,9 @@ The contract in one place: data on stdout, everything else (logs, spinners,
 banners, warnings, errors) on stderr; Rich on a terminal, JSON Lines when
 piped; one JSON object per line, flushed per line, each with a `"type"`.
 Decimals are written as JSON numbers from their decimal digits (no float
-noise), datetimes as RFC 3339 UTC with `Z`.
+noise), datetimes as RFC 3339 UTC with `Z` (`alpaca_cli.text`). What each line
+holds is `records` (one function per `"type"`); this module writes lines and
+renders tables and live views.
 
 Commands that stream (`stream bars`, `tail`) write through `Output.line_sink()`,
 which puts a pipe of stdout's own under asyncio flow control: a slow reader
