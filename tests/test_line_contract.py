@@ -245,3 +245,10 @@ def test_only_the_records_module_builds_lines() -> None:
             ):
                 offenders.append(f"{relative}:{node.lineno}")
     assert offenders == []
+
+
+def test_the_readme_list_of_types_is_the_documented_lines() -> None:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    listed = text[text.index('each with a `"type"`:') : text.index("[one line of each type]")]
+    documented = {json.loads(line)["type"] for line in _examples().values()}
+    assert set(re.findall(r"`(\w+)`", listed)) == documented
