@@ -19,7 +19,7 @@ import typer.main
 import typer.models
 
 from alpaca_cli import __version__
-from alpaca_cli.errors import CliError, ExitCode
+from alpaca_cli.errors import CliError, ExitCode, from_core
 from alpaca_cli.invocation import (
     DebugOption,
     OutputOption,
@@ -192,6 +192,10 @@ def _exit_code(error: BaseException) -> int:
         return 0
     if isinstance(error, KeyboardInterrupt):
         return 130
+    translated = from_core(error)  # the pure core's own errors are worded here, not where raised
+    if translated is not None:
+        error_line(translated.line())
+        return int(translated.exit_code)
     if flags.debug:  # a bug of ours: still one line, the traceback only with --debug
         _print_traceback()
     error_line(

@@ -208,24 +208,27 @@ class Story:
         recovered = sum(1 for u in fills if u.source != "stream")
         seconds = round(time.monotonic() - self.started, 1)
         verdict = "in sync" if in_sync else "DRIFT"
-        record = {
-            "type": "demo_summary",
-            "orders": len(self.placed) + self.refused,
-            "placed": len(self.placed),
-            "refused": self.refused,
-            "events": len(self.updates),
-            "fills_live": live,
-            "fills_recovered": recovered,
-            "reconnects": supervisor.reconnects,
-            "in_sync": in_sync,
-            "seconds": seconds,
-        }
+        orders = len(self.placed) + self.refused
         if self.out.json:
-            self.out.emit(record)
+            from alpaca_cli.output import records
+
+            self.out.emit(
+                records.demo_summary(
+                    orders=orders,
+                    placed=len(self.placed),
+                    refused=self.refused,
+                    events=len(self.updates),
+                    fills_live=live,
+                    fills_recovered=recovered,
+                    reconnects=supervisor.reconnects,
+                    in_sync=in_sync,
+                    seconds=seconds,
+                )
+            )
         else:
             self._header("Summary")
             self.out.err.print(
-                f"{record['orders']} orders ({self.refused} refused), {len(self.updates)} trade updates: "
+                f"{orders} orders ({self.refused} refused), {len(self.updates)} trade updates: "
                 f"{live} fills live, {recovered} recovered by reconciliation; "
                 f"{supervisor.reconnects} reconnect(s); verdict [bold {'green' if in_sync else 'red'}]{verdict}[/] "
                 f"in {seconds:g} s.",
@@ -300,11 +303,11 @@ class Story:
     # ---------------------------------------------------------------- listening
 
     def _on_update(self, update: TradeUpdate) -> None:
-        from alpaca_cli import orders
+        from alpaca_cli.output import records
 
         self.updates.append(update)
         if self.out.json:
-            self.out.emit(orders.trade_update_record(update))
+            self.out.emit(records.trade_update(update))
         else:
             from alpaca_cli.output import trade_update_text  # the very line `tail` prints
 
@@ -315,7 +318,9 @@ class Story:
     def _on_notice(self, notice: Notice) -> None:
         self.notices.append(notice)
         if self.out.json:
-            self.out.emit(notice.record())
+            from alpaca_cli.output import records
+
+            self.out.emit(records.stream(notice))
         else:
             style = "green" if notice.event == "connected" else "yellow"
             self.out.message(notice.text(), style=style)
@@ -358,7 +363,9 @@ class Story:
         """A chapter of the story: a header on stderr, or a `demo_step` line."""
         self._number += 1
         if self.out.json:
-            self.out.emit({"type": "demo_step", "step": name, "n": self._number, "title": title, "text": text, **extra})
+            from alpaca_cli.output import records
+
+            self.out.emit(records.demo_step(name, self._number, text, title=title, **extra))
             return
         self._header(f"{self._number}. {title}")
         self.out.message(text, style="dim")
@@ -368,7 +375,9 @@ class Story:
     def note(self, name: str, text: str, **extra: Any) -> None:
         """A line within a step (a command typed, a refusal)."""
         if self.out.json:
-            self.out.emit({"type": "demo_step", "step": name, "n": self._number, "text": text, **extra})
+            from alpaca_cli.output import records
+
+            self.out.emit(records.demo_step(name, self._number, text, **extra))
         else:
             self.out.message(text, style="bold" if text.startswith("$") else "magenta")
 

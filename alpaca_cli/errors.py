@@ -7,6 +7,7 @@ knowing which layer failed.
 
 from __future__ import annotations
 
+import sys
 from enum import IntEnum
 
 
@@ -91,3 +92,23 @@ class BrokerRejected(CliError):
         super().__init__(message)
         self.status = status
         self.code = code
+
+
+def from_core(error: Exception, path: object | None = None) -> CliError | None:
+    """The user's line for an error the pure core raised (`alpaca_cli.core.errors`), or None
+    for any other; `path` names the state file when the caller knows it.
+
+    The one translation of core errors. The core's module is looked up, not
+    imported: loading the core loads pydantic, which `--help` must not pay for,
+    and an error of it cannot exist before it is loaded.
+    """
+    core = sys.modules.get("alpaca_cli.core.errors")
+    if core is None or not isinstance(error, core.StateError):
+        return None
+    where = f"state file {path}" if path is not None else "the state"
+    if isinstance(error, core.OtherAccount):
+        return UsageError(
+            f"{where} belongs to account {error.state_account}, not to {error.other_account}",
+            hint="use the state file of this account, or another --state path",
+        )
+    return UsageError(f"{where}: {error}")

@@ -19,9 +19,11 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from alpaca_cli import orders
+from alpaca_cli.core import Ledger, State, polled_events
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -142,9 +144,11 @@ async def listen(broker: Broker, warn: Warn, note: Warn) -> TradeUpdateStream | 
 class Follower:
     """Reports (and records) one order's updates, from the stream or from polling.
 
-    `current` is the freshest view of the order. Stream events already
-    explained by a poll (same event at the same cumulative fill, or older
-    than what is known) are not reported twice.
+    `current` is the freshest view of the order. Whether an event is news is
+    the core's exactly-once memory (`core.Ledger`, as for `tail`): stream
+    events already explained by a poll, or older than what is known, are not
+    reported twice, and a fill that jumps over a lost one brings the missing
+    part first.
     """
 
     def __init__(
@@ -163,12 +167,16 @@ class Follower:
         self.state = state
         self.account_id = account_id
         self.current = order
-        self._seen: set[tuple[str, Any]] = set()
+        # This process's memory of the order's events, starting from nothing heard.
+        self._ledger = Ledger(State.empty(account_id or ""))
 
-    def _emit(self, update: TradeUpdate) -> None:
-        self._seen.add((update.event, update.order.filled_qty))
-        record(self.state, self.account_id, update)
-        self.on_update(update)
+    def _emit(self, update: TradeUpdate) -> bool:
+        """Record and report `update` (and a missed part before it) if it is news; whether it was."""
+        printed = self._ledger.admit(update)[0]
+        for news in printed:
+            record(self.state, self.account_id, news)
+            self.on_update(news)
+        return bool(printed)
 
     async def catch_up(self) -> None:
         """Ask the broker for the order and report whatever changed since `current`."""
@@ -180,7 +188,8 @@ class Follower:
             # The order stands either way; one failed look must not end the wait.
             self.warn(f"could not look the order up ({error.message}); still waiting")
             return
-        for update in orders.polled_events(self.current, latest, fills=await self._fills(self.current, latest)):
+        fills = await self._fills(self.current, latest)
+        for update in polled_events(self.current, latest, at=latest.updated_at or datetime.now(UTC), fills=fills):
             self._emit(update)
         self.current = latest
 
@@ -205,7 +214,12 @@ class Follower:
         """Follow the order by asking for it, quickly at first, then every few seconds."""
         loop = asyncio.get_running_loop()
         if announce:
-            for update in orders.polled_events(None, self.current, fills=await self._fills(None, self.current)):
+            for update in polled_events(
+                None,
+                self.current,
+                at=self.current.updated_at or datetime.now(UTC),
+                fills=await self._fills(None, self.current),
+            ):
                 self._emit(update)
         n = 0
         while not self.current.is_final and not stop.is_set():
@@ -266,8 +280,7 @@ class Follower:
         order = update.order
         if order.id != self.current.id:
             return  # another order of the account
-        key = (update.event, order.filled_qty)
-        if key in self._seen or order.filled_qty < self.current.filled_qty:
-            return
-        self._emit(update)
-        self.current = order
+        if order.filled_qty < self.current.filled_qty:
+            return  # older than what a poll already showed
+        if self._emit(update):
+            self.current = order

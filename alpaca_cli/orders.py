@@ -11,8 +11,9 @@ Three layers, each usable on its own:
   (timeout, dropped connection, 5xx, 429) the order is looked up by that id
   before anything else, and a resend (same id, so the broker itself refuses a
   duplicate) happens only when the lookup proves the first never arrived.
-- `live_guard`, `polled_events` and the `*_record` helpers are the pure
-  pieces of the commands, kept here so they can be tested directly.
+- `live_guard` and `wait_exit_code` are the pure pieces of the commands,
+  kept here so they can be tested directly (the lines they print are
+  `output.records`').
 
 Standard library and domain types only at import time (the commands import
 this module at their top level); the bridge is reached through the `broker`
@@ -27,12 +28,12 @@ import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal, Protocol
 
-from alpaca_cli.domain import Activity, Order, OrderRequest, TradeUpdate
+from alpaca_cli.domain import Order, OrderRequest
 from alpaca_cli.errors import BrokerRejected, CliError, ExitCode, RouteNotFound, UnreachableError, UsageError
 
 log = logging.getLogger(__name__)
@@ -557,83 +558,7 @@ async def place(
 # --------------------------------------------------------------------------- following
 
 
-_STATUS_EVENT = {"filled": "fill", "partially_filled": "partial_fill"}
 ENDED_OK = frozenset({"filled"})
-
-
-def _fill_price(before: Order | None, after: Order, qty: Decimal) -> Decimal | None:
-    """The average price of the shares filled between two looks at an order."""
-    if after.filled_avg_price is None:
-        return None
-    if before is None or before.filled_avg_price is None or before.filled_qty == 0:
-        return after.filled_avg_price
-    value = after.filled_avg_price * after.filled_qty - before.filled_avg_price * before.filled_qty
-    return (value / qty).quantize(Decimal("0.000001")).normalize()
-
-
-def polled_events(
-    before: Order | None, after: Order, at: datetime | None = None, fills: Sequence[Activity] | None = None
-) -> list[TradeUpdate]:
-    """The trade updates that explain how `before` became `after`.
-
-    Used when the stream is unavailable and the order is polled instead: the
-    shares filled in between give one `partial_fill`/`fill` per execution at its
-    own price and size when the account's FILL activities (`fills`) account for
-    them (`exact_fills`), else one event of them all at the price implied by the
-    averages; a new status gives one event named after it. They carry
-    `source="reconcile"`: recovered from broker state, not heard.
-    """
-    moment = at or after.updated_at or datetime.now(UTC)
-    events: list[TradeUpdate] = []
-    filled_before = before.filled_qty if before is not None else Decimal(0)
-    delta = after.filled_qty - filled_before
-    exact = exact_fills(filled_before, after, fills, moment) if delta > 0 and fills is not None else None
-    if exact is not None:
-        events += exact
-    elif delta > 0:
-        event = "fill" if after.status == "filled" else "partial_fill"
-        price = _fill_price(before, after, delta)
-        events.append(TradeUpdate(event, after, moment, price=price, qty=delta, source="reconcile"))
-    changed = before is None or before.status != after.status
-    if changed and after.status not in _STATUS_EVENT:
-        events.append(TradeUpdate(after.status, after, moment, source="reconcile"))
-    return events
-
-
-def exact_fills(
-    filled_before: Decimal, after: Order, fills: Sequence[Activity], moment: datetime
-) -> list[TradeUpdate] | None:
-    """One event per execution of `after` beyond its first `filled_before` shares, each at its own
-    price and size, from the account's FILL activities (oldest first); each event's order is the
-    order as that fill left it, so its `id` is the one the stream would have given.
-
-    None when the activities do not add up to exactly what the order says it filled, or do not
-    meet `filled_before` at an execution's end (the activity feed can lag the order).
-    """
-    mine = [
-        (fill.qty, fill.price, fill.at or moment)
-        for fill in fills
-        if fill.order_id == after.id and fill.qty and fill.price is not None
-    ]
-    if sum(qty for qty, _, _ in mine) != after.filled_qty:
-        return None
-    events: list[TradeUpdate] = []
-    filled = value = Decimal(0)
-    for qty, price, at in mine:
-        if filled < filled_before < filled + qty:
-            return None
-        filled += qty
-        value += qty * price
-        if filled <= filled_before:
-            continue
-        if filled == after.filled_qty:
-            view = after
-        else:
-            average = (value / filled).quantize(Decimal("0.000001")).normalize()
-            view = replace(after, status="partially_filled", filled_qty=filled, filled_avg_price=average)
-        event = "fill" if view.status == "filled" else "partial_fill"
-        events.append(TradeUpdate(event, view, at, price=price, qty=qty, source="reconcile"))
-    return events
 
 
 def wait_exit_code(order: Order) -> int:
@@ -644,102 +569,3 @@ def wait_exit_code(order: Order) -> int:
     if not order.is_final:
         return int(ExitCode.TIMED_OUT)
     return 1
-
-
-# --------------------------------------------------------------------------- records
-
-
-def order_record(order: Order, **extra: Any) -> dict[str, Any]:
-    """The `{"type":"order",...}` line; `order_type` is the order's own type."""
-    record: dict[str, Any] = {
-        "type": "order",
-        "id": order.id,
-        "client_order_id": order.client_order_id,
-        "symbol": order.symbol,
-        "side": order.side,
-        "order_type": order.type,
-        "time_in_force": order.time_in_force,
-        "status": order.status,
-        "qty": order.qty,
-        "notional": order.notional,
-        "filled_qty": order.filled_qty,
-        "filled_avg_price": order.filled_avg_price,
-        "limit_price": order.limit_price,
-        "stop_price": order.stop_price,
-        "trail_percent": order.trail_percent,
-        "trail_price": order.trail_price,
-        "extended_hours": order.extended_hours,
-        "submitted_at": order.submitted_at,
-        "filled_at": order.filled_at,
-        "canceled_at": order.canceled_at,
-        "order_class": order.order_class,
-        "replaced_by": order.replaced_by,
-        "replaces": order.replaces,
-    }
-    if order.legs:
-        record["legs"] = [order_record(leg) for leg in order.legs]
-    record.update(extra)
-    return record
-
-
-def request_record(request: OrderRequest, environment: str) -> dict[str, Any]:
-    """The `{"type":"order_request",...}` line of `--dry-run`: what would be sent."""
-    record: dict[str, Any] = {"type": "order_request", "environment": environment}
-    for name in (
-        "symbol",
-        "side",
-        "type",
-        "time_in_force",
-        "qty",
-        "notional",
-        "limit_price",
-        "stop_price",
-        "trail_percent",
-        "trail_price",
-        "extended_hours",
-        "client_order_id",
-        "take_profit",
-        "stop_loss",
-        "stop_loss_limit",
-    ):
-        value = getattr(request, name)
-        if value is not None:
-            record["order_type" if name == "type" else name] = value
-    if request.order_class != "simple":
-        record["order_class"] = request.order_class
-    return record
-
-
-def trade_update_record(update: TradeUpdate) -> dict[str, Any]:
-    """A trade-update line with the contract's fields; `id` is the event's stable key (`core.identity`).
-
-    `qty` and `price` are this fill's own; the order's are `order_qty` (or
-    `order_notional`), `order_type`, `limit_price` and `stop_price`.
-    """
-    from alpaca_cli.core.identity import event_id
-
-    order = update.order
-    return {
-        "type": "trade_update",
-        "id": event_id(update),
-        "event": update.event,
-        "order_id": order.id,
-        "client_order_id": order.client_order_id,
-        "symbol": order.symbol,
-        "side": order.side,
-        "order_type": order.type,
-        "order_qty": order.qty,
-        "order_notional": order.notional,
-        "limit_price": order.limit_price,
-        "stop_price": order.stop_price,
-        "order_status": order.status,
-        "filled_qty": order.filled_qty,
-        "filled_avg_price": order.filled_avg_price,
-        "qty": update.qty,
-        "price": update.price,
-        "position_qty": update.position_qty,
-        "execution_id": update.execution_id,
-        "reason": update.reason,
-        "timestamp": update.timestamp,
-        "source": update.source,
-    }

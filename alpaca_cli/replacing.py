@@ -11,7 +11,6 @@ Standard library and domain types only at import time.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from dataclasses import dataclass
 from typing import Protocol
@@ -185,13 +184,3 @@ async def replace(broker: ReplaceBroker, old: Order, changes: OrderChanges) -> R
         f"{MAX_SENDS} attempts, none arrived (checked by client id {changes.client_order_id})",
         hint="try again later",
     )
-
-
-def request_record(order: Order, changes: OrderChanges, environment: str) -> dict[str, object]:
-    """The `{"type":"replace_request",...}` line of `--dry-run`: what would be sent."""
-    record: dict[str, object] = {"type": "replace_request", "environment": environment, "order_id": order.id}
-    for field in dataclasses.fields(changes):
-        value = getattr(changes, field.name)
-        if value is not None:
-            record[field.name] = value
-    return record

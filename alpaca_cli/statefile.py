@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from alpaca_cli.atomic import target, write_atomic
-from alpaca_cli.errors import UsageError
+from alpaca_cli.errors import UsageError, from_core
 
 if TYPE_CHECKING:
     from alpaca_cli.core.state import State
@@ -135,12 +135,21 @@ def load(path: str | os.PathLike[str], *, account_id: str | None = None) -> Stat
         state = State.model_validate_json(data)
     except ValidationError as exc:
         raise _invalid(path, data, exc) from None
-    if account_id is not None and state.account_id != account_id:
-        raise UsageError(
-            f"state file {path} belongs to account {state.account_id}, not to {account_id}",
-            hint="use the state file of this account, or another --state path",
-        )
+    if account_id is not None:
+        check_account(path, state, account_id)
     return state
+
+
+def check_account(path: str | os.PathLike[str], state: State, account_id: str) -> None:
+    """The one check that a state is this account's: another account's file is an input
+    error naming the file (exit 2), never a difference."""
+    from alpaca_cli.core.errors import StateError
+    from alpaca_cli.core.errors import check_account as same_account
+
+    try:
+        same_account(state.account_id, account_id)
+    except StateError as error:
+        raise from_core(error, path) or error from None
 
 
 def save(path: str | os.PathLike[str], state: State) -> None:
@@ -161,7 +170,7 @@ def update(
     """Locked read-modify-write: load, `change`, save; returns the new state.
 
     When the file is missing, `create()` supplies the starting state (e.g.
-    `lambda: State.from_snapshot(snapshot)`); without `create` the missing
+    `lambda: initial_state(snapshot)`); without `create` the missing
     file raises `StateFileMissing`. Nothing is written when `change` returns
     an equal state (a replayed event), so duplicates cost no fsync.
     """
@@ -174,8 +183,8 @@ def update(
             if create is None:
                 raise
             before, start = None, create()
-        if account_id is not None and start.account_id != account_id:
-            raise UsageError(f"the new state for {path} belongs to account {start.account_id}, not {account_id}")
+        if account_id is not None:
+            check_account(path, start, account_id)
         after = change(start)
         if before is None or (after is not before and after != before):
             _write_atomically(path, after.to_json())

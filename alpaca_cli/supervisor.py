@@ -14,14 +14,11 @@ never trusts delivery alone:
   explains (reported as drift; positions only from a snapshot that fills did
   not tear, see `Supervisor._snapshot`); and only then declares the stream
   healthy and drains the queued live updates, whose duplicates are dropped.
-- Exactly once: an event is printed iff it is new to the state (`is_new`),
-  keyed on what `core.apply` already makes idempotent: the order's cumulative
-  filled quantity, the closed-order and execution-id memories, and for
-  status-only events (`order_cancel_rejected`, `pending_cancel`, ...) their
-  `core.identity.event_id` (order id, event, timestamp). A live fill that
-  jumps over a lost one is preceded by the missing part (`missed_part`), so
-  the printed fill quantities of an order always add up to its cumulative
-  fill.
+- Exactly once: an event is printed iff the core's memory (`core.Ledger`,
+  the same one `submit --wait` uses) finds it new; recovery (`core.recover`)
+  rebuilds what a gap swallowed, and a live fill that jumps over a lost one
+  is preceded by the missing part, so the printed fill quantities of an
+  order always add up to its cumulative fill.
 - Exactly once across restarts (with a state file): write-ahead. The events
   of a batch are applied to the state file *and* kept in its `outbox` in one
   atomic save before any of them is printed; a restarted supervisor prints
@@ -62,11 +59,9 @@ first snapshot.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import random
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -75,11 +70,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from alpaca_cli import health
-from alpaca_cli.core import POSITION_KINDS, State, adopt, apply, diff, missed_events
-from alpaca_cli.core.apply import CLOSE_EVENTS
-from alpaca_cli.core.identity import OPENING_EVENTS, event_id
-from alpaca_cli.core.state import utc
-from alpaca_cli.domain import FILL_EVENTS, Order, Position, Snapshot, TradeUpdate
+from alpaca_cli.core import (
+    POSITION_KINDS,
+    Ledger,
+    State,
+    adopt,
+    diff,
+    initial_state,
+    keep_positions,
+    recover,
+    with_closed,
+)
+from alpaca_cli.domain import Position, Snapshot, TradeUpdate
 from alpaca_cli.errors import AuthError, CliError, ConnectionLimitError, UnreachableError
 
 if TYPE_CHECKING:
@@ -104,10 +106,6 @@ OUTBOX_IDLE = 1.0  # seconds without events after which the state file's printed
 CLOSE_FLUSH = 2.0  # seconds a stop waits for printed lines to leave the process before emptying the outbox
 HEALTH_MIN_GAP = 1.0  # seconds between two health writes
 HEALTH_EVERY = 5.0  # seconds between health writes when nothing changes
-STATUS_MEMORY = 10_000  # status-only event keys remembered for exactly-once
-_PRICE_STEP = Decimal("0.000001")
-_ZERO = Decimal(0)
-_OPENING_RANK = {name: rank for rank, name in enumerate(OPENING_EVENTS)}
 
 
 # =========================================================================== pure parts
@@ -156,189 +154,9 @@ def permanent(error: CliError, *, ever_connected: bool, since_disconnect: float)
     return not isinstance(error, UnreachableError)
 
 
-def _known_fill(state: State, order_id: str) -> tuple[Decimal, Decimal | None, bool, bool]:
-    """(filled qty, average price, open?, closed?) of an order as `state` knows it."""
-    record = state.open_orders.get(order_id)
-    if record is not None:
-        return record.filled_qty, record.filled_avg_price, True, False
-    closed = state.closed_orders.get(order_id)
-    if closed is not None:
-        return closed.filled_qty, None, False, True
-    return _ZERO, None, False, False
-
-
-def is_new(
-    state: State,
-    event: TradeUpdate,
-    executions: Iterable[str] | set[str] = (),
-    statuses: set[str] | frozenset[str] = frozenset(),
-) -> bool:
-    """Whether `event` tells `state` something it does not know yet (then it is printed).
-
-    Fills are new when the order's cumulative fill grew past what the state
-    knows (and their execution id is unseen); closing events when the order is
-    not closed yet; opening events (`pending_new`, `accepted`, `new`) when the
-    order is unknown or they move it forward; any other event when its
-    `event_id` was not seen.
-    """
-    if event.execution_id is not None and event.execution_id in executions:
-        return False
-    known, _, is_open, is_closed = _known_fill(state, event.order.id)
-    name = event.event
-    if name in FILL_EVENTS:
-        return event.order.filled_qty > known
-    if name in CLOSE_EVENTS:
-        return not is_closed
-    if name in _OPENING_RANK:
-        if is_closed:
-            return False
-        if not is_open:
-            return True
-        # `pending_new` -> `accepted` -> `new`: each step forward is news, a replay is not.
-        known_status = state.open_orders[event.order.id].status
-        return known_status in _OPENING_RANK and _OPENING_RANK[name] > _OPENING_RANK[known_status]
-    return event_id(event) not in statuses
-
-
-def _average(total: Decimal, qty: Decimal) -> Decimal | None:
-    if qty <= 0:
-        return None
-    price = total / qty
-    if price <= 0:
-        return None
-    return price.quantize(_PRICE_STEP).normalize() if price.as_tuple().exponent < -6 else price
-
-
-def missed_part(state: State, event: TradeUpdate) -> TradeUpdate | None:
-    """The fill `event` jumps over, as a recovered `partial_fill`; None when there is no gap.
-
-    A live fill of 100 that takes the order from 300 to 400 while the state
-    knows only 200 proves a fill of 100 was lost: it is printed first (source
-    "reconcile"), so the printed quantities of each order add up to its fill.
-    """
-    order = event.order
-    known, known_avg, _, _ = _known_fill(state, order.id)
-    own = event.qty if event.event in FILL_EVENTS and event.qty is not None else _ZERO
-    gap = order.filled_qty - own - known
-    if gap <= 0:
-        return None
-    before = order.filled_qty - own
-    price = prior_avg = None
-    if order.filled_avg_price is not None and (own == 0 or event.price is not None):
-        prior_total = order.filled_qty * order.filled_avg_price - own * (event.price or _ZERO)
-        prior_avg = _average(prior_total, before)
-        if known == 0 or known_avg is not None:
-            price = _average(prior_total - known * (known_avg or _ZERO), gap)
-    earlier = dataclasses.replace(order, status="partially_filled", filled_qty=before, filled_avg_price=prior_avg)
-    return TradeUpdate("partial_fill", earlier, event.timestamp, price=price, qty=gap, source="reconcile")
-
-
-def with_closed(snapshot: Snapshot, closed: Iterable[Order]) -> Snapshot:
-    """The snapshot plus recently closed orders among its final orders (each order once)."""
-    have = {o.id for o in snapshot.final_orders} | {o.id for o in snapshot.open_orders}
-    extra = tuple(o for o in closed if o.is_final and o.id not in have)
-    if not extra:
-        return snapshot
-    return dataclasses.replace(snapshot, final_orders=snapshot.final_orders + extra)
-
-
-def _recovered(
-    name: str, order: Order, at: datetime, *, qty: Decimal | None = None, price: Decimal | None = None
-) -> TradeUpdate:
-    return TradeUpdate(name, order, at, price=price, qty=qty, source="reconcile")
-
-
-def unseen_closed_events(state: State, snapshot: Snapshot) -> list[TradeUpdate]:
-    """Events of orders that opened and closed while nobody listened (`core.missed_events`
-    covers only orders that are open on one side): `new`, the fill, and the final event."""
-    broker_open = {o.id for o in snapshot.open_orders}
-    events: list[TradeUpdate] = []
-    for order in snapshot.final_orders:
-        oid = order.id
-        if not order.is_final or oid in broker_open or oid in state.open_orders or oid in state.closed_orders:
-            continue
-        fresh = dataclasses.replace(order, status="new", filled_qty=_ZERO, filled_avg_price=None, filled_at=None)
-        events.append(_recovered("new", fresh, order.submitted_at))
-        fill_time = order.filled_at or order.updated_at or snapshot.taken_at
-        if order.filled_qty > 0:
-            if order.status == "filled":
-                events.append(_recovered("fill", order, fill_time, qty=order.filled_qty, price=order.filled_avg_price))
-            else:
-                partial = dataclasses.replace(order, status="partially_filled")
-                events.append(
-                    _recovered("partial_fill", partial, fill_time, qty=order.filled_qty, price=order.filled_avg_price)
-                )
-        if order.status != "filled":
-            end = order.canceled_at or order.expired_at or order.failed_at or order.updated_at or snapshot.taken_at
-            events.append(_recovered(order.status, order, end))
-    return events
-
-
 def _signed(positions: Iterable[Position]) -> dict[str, Decimal]:
+    """Signed quantity by symbol: two position lists agree when these are equal."""
     return {p.symbol: p.signed_qty for p in positions if p.qty != 0}
-
-
-def keep_positions(snapshot: Snapshot, state: State) -> Snapshot:
-    """`snapshot` with the state's own positions: adopting it changes orders and account only."""
-    return dataclasses.replace(snapshot, positions=tuple(p.to_position() for p in state.positions.values()))
-
-
-def recover(state: State, snapshot: Snapshot) -> list[TradeUpdate]:
-    """Everything the snapshot shows `state` missed, ordered by order submission, then id."""
-    events = missed_events(state, snapshot) + unseen_closed_events(state, snapshot)
-    events.sort(key=lambda e: (utc(e.order.submitted_at), e.order.id))  # stable: per-order order kept
-    return events
-
-
-class Ledger:
-    """What this process has seen: a `State` plus the keys that make printing exactly-once.
-
-    `admit(event)` returns the events to print for it (none for a duplicate;
-    a recovered missed part before a fill that jumps) and applies everything
-    to the state through `core.apply`, the one transition for every event.
-    """
-
-    def __init__(self, state: State) -> None:
-        self.state = state
-        self._executions = set(state.execution_ids)
-        self._statuses: set[str] = set()
-        self._status_order: deque[str] = deque()
-
-    def admit(
-        self, event: TradeUpdate, emit: Callable[[TradeUpdate], None] | None = None
-    ) -> tuple[list[TradeUpdate], list[TradeUpdate]]:
-        """(events to print, events applied) for one incoming event.
-
-        `emit` is called with each event to print *before* the state moves:
-        the fill reaches its reader without waiting for the bookkeeping.
-        """
-        state = self.state
-        if not is_new(state, event, self._executions, self._statuses):
-            if event.event not in CLOSE_EVENTS:
-                return [], []  # a replay; applying it could only take an order's status back
-            self.state = apply(state, event)  # a fill that adds nothing may still close the order
-            return [], [event]
-        gap = missed_part(state, event)
-        admitted = [gap, event] if gap is not None else [event]
-        if emit is not None:
-            for item in admitted:
-                emit(item)
-        for item in admitted:
-            self.state = apply(self.state, item)
-        if event.execution_id is not None:
-            self._executions.add(event.execution_id)
-            if len(self._executions) > 4 * len(self.state.execution_ids) + 1000:
-                self._executions = set(self.state.execution_ids)
-        if event.event not in FILL_EVENTS and event.event not in CLOSE_EVENTS and event.event not in _OPENING_RANK:
-            key = event_id(event)
-            self._statuses.add(key)
-            self._status_order.append(key)
-            if len(self._status_order) > STATUS_MEMORY:
-                self._statuses.discard(self._status_order.popleft())
-        return admitted, admitted
-
-    def adopt(self, snapshot: Snapshot) -> None:
-        self.state = adopt(self.state, snapshot, snapshot.taken_at)
 
 
 # ====================================================================== lifecycle notices
@@ -346,7 +164,8 @@ class Ledger:
 
 @dataclass(frozen=True, slots=True)
 class Notice:
-    """One lifecycle change of the supervisor, for stderr and `{"type":"stream",...}` lines.
+    """One lifecycle change of the supervisor, for stderr and `{"type":"stream",...}` lines
+    (`output.records.stream`).
 
     `event`: connected (healthy: reconciled and live), disconnected, polling
     (a reconciliation while down found something), retrying (an attempt
@@ -363,26 +182,9 @@ class Notice:
     differences: tuple[Difference, ...] = ()
     error: CliError | None = None
 
-    def record(self) -> dict[str, Any]:
-        line: dict[str, Any] = {
-            "type": "stream",
-            "stream": STREAM,
-            "event": self.event,
-            "at": self.at,
-            "reconnects": self.reconnects,
-        }
-        if self.reason:
-            line["reason"] = self.reason
-        if self.recovered:
-            line["recovered"] = self.recovered
-        if self.retry_in is not None:
-            line["retry_in"] = round(self.retry_in, 2)
-        if self.differences:
-            line["differences"] = [d.to_dict() for d in self.differences]
-        if self.error is not None:
-            line["error"] = self.error.line()
-            line["exit_code"] = int(self.error.exit_code)
-        return line
+    @property
+    def stream(self) -> str:
+        return STREAM
 
     def text(self) -> str:
         """The one stderr line for this change."""
@@ -467,7 +269,7 @@ class _StateFile:
             self.path,
             lambda current: current,
             account_id=self._account_id,
-            create=lambda: State.from_snapshot(snapshot),
+            create=lambda: initial_state(snapshot),
         )
         self._outbox_printed = bool(state.outbox)  # the caller prints a killed run's outbox first
         self._task = asyncio.create_task(self._writer(), name="state-file-writer")
@@ -725,7 +527,7 @@ class Supervisor:
             for event in state.pending():
                 self._emit(event)
         else:
-            state = State.from_snapshot(snapshot)
+            state = initial_state(snapshot)
         self.ledger = Ledger(state)
         self._first_snapshot = (snapshot, consistent)
 

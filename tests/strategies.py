@@ -23,7 +23,7 @@ from decimal import Decimal
 
 from hypothesis import strategies as st
 
-from alpaca_cli.core import State, apply_all
+from alpaca_cli.core import State, apply_all, initial_state
 from alpaca_cli.domain import Account, Order, Position, Snapshot, TradeUpdate
 
 ACCOUNT_ID = "0b8f0b9e-6a47-4ef3-a9e8-5b0c1d2e3f40"
@@ -241,7 +241,7 @@ def interleave(draw: st.DrawFn, lifecycles_: list[list[TradeUpdate]]) -> list[Tr
 @st.composite
 def states(draw: st.DrawFn) -> State:
     """A state from a snapshot, moved on by a stream of events."""
-    start = State.from_snapshot(draw(snapshots()))
+    start = initial_state(draw(snapshots()))
     return apply_all(start, interleave(draw, draw(histories())))
 
 
@@ -256,7 +256,7 @@ def drift_cases(draw: st.DrawFn) -> tuple[State, Snapshot, bool]:
     unless the third item is True: then some position also moved otherwise.
     """
     earlier = draw(snapshots())
-    local = State.from_snapshot(earlier)
+    local = initial_state(earlier)
     later = draw(timestamps)
     signed: dict[str, Decimal] = {p.symbol: p.signed_qty for p in earlier.positions}
 

@@ -35,6 +35,7 @@ from alpaca_cli.bridge.streams import (
 from alpaca_cli.config import load_settings, resolve
 from alpaca_cli.domain import Bar, OrderRequest, TradeUpdate
 from alpaca_cli.errors import AuthError, ConnectionLimitError, UnreachableError, UsageError
+from alpaca_cli.output import records
 
 T = TypeVar("T")
 pytestmark = pytest.mark.timeout(60)
@@ -415,7 +416,7 @@ def test_reasons_are_one_short_line() -> None:
 
 def test_stream_event_lines_follow_the_contract() -> None:
     at = datetime(2026, 1, 2, 15, 30, tzinfo=UTC)
-    line = StreamEvent(TRADE_UPDATES, "disconnected", at, 2, reason="connection lost").record()
+    line = records.stream(StreamEvent(TRADE_UPDATES, "disconnected", at, 2, reason="connection lost"))
     assert line == {
         "type": "stream",
         "stream": "trade-updates",
@@ -424,5 +425,5 @@ def test_stream_event_lines_follow_the_contract() -> None:
         "reconnects": 2,
         "reason": "connection lost",
     }
-    failed = StreamEvent(MARKET_DATA, "failed", at, error=AuthError("refused")).record()
+    failed = records.stream(StreamEvent(MARKET_DATA, "failed", at, error=AuthError("refused")))
     assert failed["error"] == "refused" and failed["exit_code"] == 3

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import ACCOUNT_ID, histories, interleave, states, trade_updates
 
-from alpaca_cli.core import State, apply, apply_all
+from alpaca_cli.core import State, apply, apply_all, initial_state
 from alpaca_cli.domain import Account, Order, Position, Snapshot, TradeUpdate
 
 T0 = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
@@ -57,7 +57,7 @@ def start(*positions: Position) -> State:
         open_orders=(),
         taken_at=T0,
     )
-    return State.from_snapshot(snapshot)
+    return initial_state(snapshot)
 
 
 def signed_positions(state: State) -> dict[str, Decimal]:

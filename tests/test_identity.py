@@ -20,12 +20,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import ACCOUNT_ID, histories, interleave, lifecycles
 
-from alpaca_cli.core import State
+from alpaca_cli.core import Ledger, State, initial_state, recover
 from alpaca_cli.core.identity import event_id
 from alpaca_cli.domain import FILL_EVENTS, Account, Order, Position, Snapshot, TradeUpdate
-from alpaca_cli.orders import trade_update_record
-from alpaca_cli.output import dumps
-from alpaca_cli.supervisor import Ledger, recover
+from alpaca_cli.output import dumps, records
 
 ACCOUNT = Account(id=ACCOUNT_ID, account_number="PA1234567", status="ACTIVE")
 T0 = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
@@ -54,7 +52,7 @@ def _truth(events: list[TradeUpdate], taken_at: datetime) -> Snapshot:
 
 
 def _line(event: TradeUpdate) -> str:
-    return dumps(trade_update_record(event))
+    return dumps(records.trade_update(event))
 
 
 def test_the_id_rule_by_example() -> None:
@@ -87,7 +85,7 @@ def test_a_fill_recovered_from_a_snapshot_has_the_id_and_line_of_the_live_one(da
     cut = data.draw(st.sampled_from(fills))
     live = events[cut]
     start = min(e.timestamp for e in events) - timedelta(days=1)
-    ledger = Ledger(State.from_snapshot(Snapshot(ACCOUNT, (), (), start)))
+    ledger = Ledger(initial_state(Snapshot(ACCOUNT, (), (), start)))
     for event in events[:cut]:
         ledger.admit(event)
     recovered = [
@@ -105,7 +103,7 @@ def test_through_crashes_one_id_is_one_line_and_fills_add_up_once_per_id(data: s
     stream = interleave(data.draw, data.draw(histories(max_orders=4)))
     start = min((e.timestamp for e in stream), default=T0) - timedelta(days=1)
     later = start + timedelta(days=2)
-    saved = State.from_snapshot(Snapshot(ACCOUNT, (), (), start))  # the file
+    saved = initial_state(Snapshot(ACCOUNT, (), (), start))  # the file
     printed: list[str] = []  # every line a reader received, repeats included
 
     def restart(upto: int) -> Ledger:

@@ -312,45 +312,6 @@ def _order(status: str, filled: str, avg: str | None, qty: str = "100") -> Order
     )
 
 
-def test_polling_turns_state_changes_into_events() -> None:
-    new = _order("new", "0", None)
-    part = _order("partially_filled", "40", "10")
-    done = _order("filled", "100", "10.6")
-    assert [u.event for u in orders.polled_events(None, new)] == ["new"]
-    first = orders.polled_events(new, part)
-    assert [(u.event, u.qty, u.price, u.source) for u in first] == [
-        ("partial_fill", Decimal(40), Decimal(10), "reconcile")
-    ]
-    last = orders.polled_events(part, done)
-    assert [(u.event, u.qty, u.price) for u in last] == [("fill", Decimal(60), Decimal(11))]
-    assert orders.polled_events(done, done) == []
-    canceled = _order("canceled", "40", "10")
-    assert [u.event for u in orders.polled_events(part, canceled)] == ["canceled"]
-
-
-@given(st.lists(st.tuples(st.integers(1, 50), st.integers(100, 20000)), min_size=1, max_size=8))
-def test_polled_fills_add_up_to_the_order(fills: list[tuple[int, int]]) -> None:
-    """However the fills are sampled, their sizes sum to the fill and their value to avg x fill."""
-    total = sum(q for q, _ in fills)
-    before: Order | None = None
-    seen_qty = Decimal(0)
-    seen_value = Decimal(0)
-    filled = Decimal(0)
-    value = Decimal(0)
-    for i, (q, cents) in enumerate(fills):
-        filled += q
-        value += q * Decimal(cents) / 100
-        status = "filled" if i == len(fills) - 1 else "partially_filled"
-        after = _order(status, str(filled), str(value / filled), qty=str(total))
-        for update in orders.polled_events(before, after):
-            assert update.qty is not None and update.price is not None
-            seen_qty += update.qty
-            seen_value += update.qty * update.price
-        before = after
-    assert seen_qty == total
-    assert abs(seen_value - value) < Decimal("0.001") * len(fills)
-
-
 @pytest.mark.parametrize(
     ("status", "code"),
     [

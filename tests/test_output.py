@@ -12,7 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from alpaca_cli.output import Output, dumps, rfc3339
+from alpaca_cli.output import Output, dumps
+from alpaca_cli.text import rfc3339
 
 
 def test_decimals_are_exact_numbers_without_noise() -> None:

@@ -19,9 +19,9 @@ import pytest
 from strategies import ACCOUNT_ID
 
 from alpaca_cli import statefile
-from alpaca_cli.core import State, apply
+from alpaca_cli.core import OtherAccount, State, apply, diff, initial_state
 from alpaca_cli.domain import Account, Order, Position, Snapshot, TradeUpdate
-from alpaca_cli.errors import UsageError
+from alpaca_cli.errors import UsageError, from_core
 
 T0 = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
 D = Decimal
@@ -53,7 +53,7 @@ def fresh_state(open_orders: int = 2) -> State:
         open_orders=tuple(order(f"open-{i}") for i in range(open_orders)),
         taken_at=T0,
     )
-    return State.from_snapshot(snapshot)
+    return initial_state(snapshot)
 
 
 def one_more_share(tag: str) -> Callable[[State], State]:
@@ -211,9 +211,24 @@ def test_another_accounts_file_is_refused_and_untouched(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="belongs to account") as caught:
         statefile.load(path, account_id="someone-else")
     assert "\n" not in caught.value.line()
-    with pytest.raises(UsageError):
+    with pytest.raises(UsageError, match=f"state file {path} belongs to account {ACCOUNT_ID}, not to someone-else"):
         statefile.update(path, one_more_share("f-1"), account_id="someone-else")
+    with pytest.raises(UsageError, match="belongs to account"):  # a missing file's new state, too
+        statefile.update(tmp_path / "new.json", one_more_share("f-1"), account_id="x", create=fresh_state)
     assert path.read_bytes() == data
+
+
+def test_the_cores_errors_are_worded_once_at_the_edge() -> None:
+    """The core raises `OtherAccount` (no file, no flag); `from_core` makes it the CLI's exit-2 line."""
+    with pytest.raises(OtherAccount) as raised:
+        diff(fresh_state(), Snapshot(Account(id="someone-else", account_number="PA9", status="ACTIVE"), (), (), T0))
+    worded = from_core(raised.value)
+    assert isinstance(worded, UsageError) and worded.exit_code == 2
+    assert worded.line() == (
+        f"the state belongs to account {ACCOUNT_ID}, not to someone-else "
+        "(use the state file of this account, or another --state path)"
+    )
+    assert from_core(ValueError("not the core's")) is None
 
 
 # --- concurrency and crashes ------------------------------------------------------

@@ -28,8 +28,8 @@ from hypothesis import strategies as st
 from websockets.sync.client import connect
 
 from alpaca_cli import health
-from alpaca_cli.commands.stream import BarLines
 from alpaca_cli.domain import Bar
+from alpaca_cli.output.records import BarLines
 
 pytestmark = pytest.mark.timeout(60)
 BAR_KEYS = ["type", "symbol", "t", "o", "h", "l", "c", "v", "n", "vw"]

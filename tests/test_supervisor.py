@@ -21,23 +21,22 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import ACCOUNT_ID, accounts, histories, interleave
 
-from alpaca_cli.core import State, diff
-from alpaca_cli.domain import FILL_EVENTS, Account, Order, Position, Snapshot, TradeUpdate
-from alpaca_cli.errors import AuthError, ConnectionLimitError, UnreachableError, UsageError
-from alpaca_cli.supervisor import (
-    LIMIT_GRACE,
-    Backoff,
+from alpaca_cli.core import (
     Ledger,
-    Notice,
-    backoff_delay,
+    State,
+    diff,
+    initial_state,
     is_new,
     keep_positions,
     missed_part,
-    permanent,
     recover,
     unseen_closed_events,
     with_closed,
 )
+from alpaca_cli.domain import FILL_EVENTS, Account, Order, Position, Snapshot, TradeUpdate
+from alpaca_cli.errors import AuthError, ConnectionLimitError, UnreachableError, UsageError
+from alpaca_cli.output import records
+from alpaca_cli.supervisor import LIMIT_GRACE, Backoff, Notice, backoff_delay, permanent
 
 T0 = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 ACCOUNT = Account(id=ACCOUNT_ID, account_number="PA1234567", status="ACTIVE")
@@ -119,7 +118,7 @@ def _fill(order: Order, cumulative: int, qty: int, price: str = "10", *, final: 
 
 
 def _empty_state() -> State:
-    return State.from_snapshot(Snapshot(account=ACCOUNT, positions=(), open_orders=(), taken_at=T0))
+    return initial_state(Snapshot(account=ACCOUNT, positions=(), open_orders=(), taken_at=T0))
 
 
 def _truth(events: list[TradeUpdate], taken_at: datetime) -> Snapshot:
@@ -251,7 +250,7 @@ def test_every_fill_printed_exactly_once_whatever_the_delivery(data: st.DataObje
     assert account.id == ACCOUNT_ID
     stream = interleave(data.draw, data.draw(histories(max_orders=4)))
     start = min((e.timestamp for e in stream), default=T0) - timedelta(days=1)
-    ledger = Ledger(State.from_snapshot(Snapshot(ACCOUNT, (), (), start)))
+    ledger = Ledger(initial_state(Snapshot(ACCOUNT, (), (), start)))
     printed: list[TradeUpdate] = []
     late: list[TradeUpdate] = []
 
@@ -298,7 +297,7 @@ def test_every_fill_printed_exactly_once_whatever_the_delivery(data: st.DataObje
 def test_notice_lines_and_records() -> None:
     notice = Notice("disconnected", T0, reconnects=2, reason="connection lost")
     assert notice.text() == "trade-updates stream disconnected: connection lost; polling the broker until it is back"
-    assert notice.record() == {
+    assert records.stream(notice) == {
         "type": "stream",
         "stream": "trade-updates",
         "event": "disconnected",
@@ -306,7 +305,7 @@ def test_notice_lines_and_records() -> None:
         "reconnects": 2,
         "reason": "connection lost",
     }
-    failed = Notice("failed", T0, error=AuthError("refused", hint="check keys")).record()
+    failed = records.stream(Notice("failed", T0, error=AuthError("refused", hint="check keys")))
     assert failed["exit_code"] == 3 and "refused" in failed["error"]
     assert "reconnect 1" in Notice("connected", T0, reconnects=1, recovered=3).text()
 

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from helpers import cli_env, json_lines, run_cli, spawn_cli
 
+from alpaca_cli.core import polled_events
 from alpaca_cli.domain import Activity, Order
-from alpaca_cli.orders import polled_events
 
 
 @pytest.mark.timeout(120)

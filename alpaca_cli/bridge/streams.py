@@ -99,7 +99,8 @@ AUTH_HINT = "check APCA_API_KEY_ID / APCA_API_SECRET_KEY and paper vs live"
 
 @dataclass(frozen=True, slots=True)
 class StreamEvent:
-    """One change of a stream's connection, as the tool's loop sees it."""
+    """One change of a stream's connection, as the tool's loop sees it (printed by
+    `output.records.stream`)."""
 
     stream: str  # MARKET_DATA | TRADE_UPDATES
     event: str  # "connected" | "disconnected" | "stale" | "failed"
@@ -107,22 +108,6 @@ class StreamEvent:
     reconnects: int = 0  # connections made after the first, as of this event
     reason: str | None = None
     error: CliError | None = None
-
-    def record(self) -> dict[str, Any]:
-        """The contract's `{"type":"stream",...}` line."""
-        line: dict[str, Any] = {
-            "type": "stream",
-            "stream": self.stream,
-            "event": self.event,
-            "at": self.at,
-            "reconnects": self.reconnects,
-        }
-        if self.reason:
-            line["reason"] = self.reason
-        if self.error is not None:
-            line["error"] = self.error.line()
-            line["exit_code"] = int(self.error.exit_code)
-        return line
 
 
 @dataclass

@@ -34,10 +34,6 @@ ACTIVITY_TYPES = frozenset(
         *("SWP", "VOF", "WH"),
     }
 )
-COLUMNS = (
-    *("id", "activity_type", "time", "date", "symbol", "side"),
-    *("qty", "price", "net_amount", "order_id", "description"),
-)
 
 
 class ActivitiesOutput(StrEnum):
@@ -112,32 +108,18 @@ def activities(
 
     found = asyncio.run(run())
     out = invocation.out
+    from alpaca_cli.output import records
+
     if csv:
-        out.csv(COLUMNS, (_row(item) for item in found))
+        out.csv(records.ACTIVITY_COLUMNS, (records.activity_row(item) for item in found))
     elif out.json:
         for item in found:
-            out.emit({"type": "activity", **dict(zip(COLUMNS, _row(item), strict=True))})
+            out.emit(records.activity(item))
     elif not found:
         out.message("no activities")
     else:
         _table(out, found)
     return 0
-
-
-def _row(item: Activity) -> tuple[Any, ...]:
-    return (
-        item.id,
-        item.activity_type,
-        item.at,
-        item.date,
-        item.symbol,
-        item.side,
-        item.qty,
-        item.price,
-        item.net_amount,
-        item.order_id,
-        item.description,
-    )
 
 
 def _table(out: Any, found: list[Activity]) -> None:

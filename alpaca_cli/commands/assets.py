@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -43,8 +43,10 @@ def assets(
     listed = asyncio.run(run())
     out = invocation.out
     if out.json:
+        from alpaca_cli.output import records
+
         for asset in listed:
-            out.emit(asset_record(asset))
+            out.emit(records.asset(asset))
         return 0
     from rich.table import Table
 
@@ -56,19 +58,3 @@ def assets(
         table.add_row(a.symbol, a.name, a.exchange, a.status, *("yes" if flag else "no" for flag in flags))
     out.console.print(table)
     return 0
-
-
-def asset_record(asset: Asset) -> dict[str, Any]:
-    return {
-        "type": "asset",
-        "symbol": asset.symbol,
-        "name": asset.name,
-        "exchange": asset.exchange,
-        "status": asset.status,
-        "tradable": asset.tradable,
-        "shortable": asset.shortable,
-        "easy_to_borrow": asset.easy_to_borrow,
-        "fractionable": asset.fractionable,
-        "marginable": asset.marginable,
-        "id": asset.id,
-    }

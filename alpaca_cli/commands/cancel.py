@@ -91,6 +91,8 @@ def cancel(
 async def _cancel_one(
     broker: Broker, out: Output, order_id: str | None, client_order_id: str | None, decision: str
 ) -> int:
+    from alpaca_cli.output import records
+
     if client_order_id is not None:
         found = await broker.order_by_client_id(client_order_id)
         if found is None:
@@ -100,7 +102,7 @@ async def _cancel_one(
         found = await _get(broker, order_id.strip())
     if found.status == "canceled":
         out.message(f"order {found.id} was already canceled")
-        _show(out, [cancel_record(found, ok=True, status=found.status)])
+        _show(out, [records.cancel(found, ok=True, status=found.status)])
         return 0
     if found.is_final:
         raise BrokerRejected(f"order {found.id} is already {found.status}: nothing to cancel", status=422)
@@ -116,7 +118,7 @@ async def _cancel_one(
                 code=refused.code,
             ) from refused
     after = await broker.order(found.id)
-    _show(out, [cancel_record(after, ok=True, status=after.status)])
+    _show(out, [records.cancel(after, ok=True, status=after.status)])
     return 0
 
 
@@ -133,6 +135,7 @@ async def _cancel_all(broker: Broker, out: Output, symbol: str | None, decision:
     import asyncio
 
     from alpaca_cli import orders
+    from alpaca_cli.output import records
 
     listed = await broker.orders("open", symbols=[symbol] if symbol else None)
     where = f" for {symbol}" if symbol else ""
@@ -151,14 +154,14 @@ async def _cancel_all(broker: Broker, out: Output, symbol: str | None, decision:
         # listing are canceled too, which is what "all" means.
         answers = {item["id"]: item["status"] for item in await broker.cancel_all()}
         by_id = {order.id: order for order in listed}
-        records = []
+        lines = []
         for order_id, code in answers.items():
             order = by_id.get(order_id)
             ok = 200 <= code < 300
-            records.append(
-                cancel_record(order, ok=ok, error=None if ok else f"broker answered {code}")
+            lines.append(
+                records.cancel(order, ok=ok, error=None if ok else f"broker answered {code}")
                 if order is not None
-                else {"type": "cancel", "order_id": order_id, "ok": ok}
+                else records.cancel_unlisted(order_id, ok=ok)
             )
     else:
         gate = asyncio.Semaphore(CONCURRENT_CANCELS)
@@ -168,41 +171,17 @@ async def _cancel_all(broker: Broker, out: Output, symbol: str | None, decision:
                 try:
                     await broker.cancel_order(order.id)
                 except BrokerRejected as refused:
-                    return cancel_record(order, ok=False, error=refused.message)
-                return cancel_record(order, ok=True)
+                    return records.cancel(order, ok=False, error=refused.message)
+                return records.cancel(order, ok=True)
 
-        records = list(await asyncio.gather(*(one(order) for order in listed)))
-    _show(out, records)
-    return 0 if all(record["ok"] for record in records) else 1
+        lines = list(await asyncio.gather(*(one(order) for order in listed)))
+    _show(out, lines)
+    return 0 if all(line["ok"] for line in lines) else 1
 
 
 def _describe(order: Order) -> str:
     size = order.qty if order.qty is not None else f"${order.notional}"
     return f"{order.side} {size} {order.symbol} {order.type.replace('_', ' ')}"
-
-
-def cancel_record(order: Order, *, ok: bool, status: str | None = None, error: str | None = None) -> dict[str, Any]:
-    """One `{"type":"cancel",...}` line: which order, whether the cancel went through, and its status.
-
-    Without a `status` read back from the broker, an accepted cancel says
-    "canceled" and a refused one the order's status as listed.
-    """
-    record: dict[str, Any] = {
-        "type": "cancel",
-        "order_id": order.id,
-        "client_order_id": order.client_order_id,
-        "symbol": order.symbol,
-        "side": order.side,
-        "order_type": order.type,
-        "qty": order.qty,
-        "notional": order.notional,
-        "filled_qty": order.filled_qty,
-        "ok": ok,
-        "status": status or ("canceled" if ok else order.status),
-    }
-    if error is not None:
-        record["error"] = error
-    return record
 
 
 def _list_to_stderr(out: Output, listed: list[Order], where: str, *, asking: bool) -> None:
@@ -216,17 +195,17 @@ def _list_to_stderr(out: Output, listed: list[Order], where: str, *, asking: boo
     out.err.print(orders_table(listed, f"Open orders{where} ({len(listed)})", first=PREVIEW_ROWS))
 
 
-def _show(out: Output, records: list[dict[str, Any]]) -> None:
+def _show(out: Output, lines: list[dict[str, Any]]) -> None:
     if out.json:
-        for record in records:
-            out.emit(record)
+        for line in lines:
+            out.emit(line)
         return
     from rich.table import Table
 
     table = Table(title="Canceled")
     for column in ("order id", "symbol", "side", "type", "qty", "result"):
         table.add_column(column)
-    for r in records:
+    for r in lines:
         result = (r.get("status") or "canceled") if r["ok"] else f"[red]failed: {r.get('error', '')}[/]"
         size = r.get("qty") if r.get("qty") is not None else f"${r.get('notional')}"
         table.add_row(r["order_id"], r.get("symbol", ""), r.get("side", ""), r.get("order_type", ""), str(size), result)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -35,19 +35,14 @@ def clock(
 
     now = asyncio.run(run())
     out = invocation.out
-    record: dict[str, Any] = {
-        "type": "clock",
-        "timestamp": now.timestamp,
-        "is_open": now.is_open,
-        "next_open": now.next_open,
-        "next_close": now.next_close,
-    }
     if out.json:
-        out.emit(record)
+        from alpaca_cli.output import records
+
+        out.emit(records.clock(now))
         return 0
     from rich.table import Table
 
-    from alpaca_cli.output import rfc3339
+    from alpaca_cli.text import rfc3339
 
     grid = Table.grid(padding=(0, 2))
     grid.add_row("market", "[green]open[/]" if now.is_open else "[yellow]closed[/]")
@@ -90,8 +85,10 @@ def calendar(
     days = asyncio.run(run())
     out = invocation.out
     if out.json:
+        from alpaca_cli.output import records
+
         for day in days:
-            out.emit({"type": "calendar_day", "date": day.date, "open": day.open, "close": day.close})
+            out.emit(records.calendar_day(day))
         return 0
     from rich.table import Table
 

@@ -133,7 +133,10 @@ async def _close_one(
     action = _what(position, qty, percentage)
     if dry_run:
         if out.json:
-            out.emit(_request_record(position, invocation.connection.environment, qty, percentage))
+            from alpaca_cli.output import records
+
+            environment = invocation.connection.environment
+            out.emit(records.close_request(position, closing.closing_side(position), environment, qty, percentage))
         else:
             out.message(f"would {action}; nothing was sent")
         return 0
@@ -163,8 +166,11 @@ async def _close_all(
     action = _what_all(held, cancel_orders)
     if dry_run:
         if out.json:
+            from alpaca_cli.output import records
+
+            environment = invocation.connection.environment
             for position in held:
-                out.emit(_request_record(position, invocation.connection.environment, None, None))
+                out.emit(records.close_request(position, closing.closing_side(position), environment, None, None))
         else:
             out.err.print(positions_table(held, "Would close"))
             out.message(f"would {action}; nothing was sent")
@@ -195,64 +201,31 @@ def _asked(action: str) -> bool:
 def _finish(out: Output, closed: Closed, state: Path | None, account_id: str | None) -> int:
     """Print what was closed, record it (`--state`): exit 0, 1 when the broker refused any, 6 when recording failed."""
     from alpaca_cli import follow
+    from alpaca_cli.output import records
 
     if closed.recovered:
         out.message("the broker's answer was lost; found the closing order(s) it had placed: nothing was sent twice")
     elif closed.sends > 1:
         out.message("the broker's answer was lost and no closing order showed up in its orders: sent once more")
-    records = [_closing_record(c.symbol, c.order, c.error, recovered=closed.recovered) for c in closed.closings]
+    lines = [records.close(c.symbol, c.order, c.error, recovered=closed.recovered) for c in closed.closings]
     if out.json:
-        for record in records:
-            out.emit(record)
+        for line in lines:
+            out.emit(line)
     else:
-        _table(out, records)
+        _table(out, lines)
     for item in closed.closings:
         if item.order is not None:
             follow.record_new(state, account_id, item.order)
     return 0 if all(item.order is not None for item in closed.closings) else 1
 
 
-def _request_record(
-    position: Position, environment: str, qty: Decimal | None, percentage: Decimal | None
-) -> dict[str, Any]:
-    """The `{"type":"close_request",...}` line of `--dry-run`: what would be sent."""
-    from alpaca_cli.closing import closing_side
-
-    record: dict[str, Any] = {
-        "type": "close_request",
-        "environment": environment,
-        "symbol": position.symbol,
-        "side": closing_side(position),
-        "position_side": position.side,
-        "position_qty": position.qty,
-    }
-    if qty is not None:
-        record["qty"] = qty
-    elif percentage is not None:
-        record["percentage"] = percentage
-    else:
-        record["qty"] = position.qty
-    return record
-
-
-def _closing_record(symbol: str, order: Any, error: str | None, *, recovered: bool) -> dict[str, Any]:
-    """One `{"type":"close",...}` line: the closing order of a symbol, or why there is none."""
-    from alpaca_cli.orders import order_record
-
-    if order is None:
-        return {"type": "close", "symbol": symbol, "ok": False, "error": error}
-    record = order_record(order, type="close", ok=True, recovered=recovered)
-    record["order_id"] = record.pop("id")
-    return record
-
-
-def _table(out: Output, records: list[dict[str, Any]]) -> None:
+def _table(out: Output, lines: list[dict[str, Any]]) -> None:
     from rich.table import Table
 
     table = Table(title="Closed")
     for column in ("symbol", "side", "qty", "status", "order id"):
         table.add_column(column)
-    for r in records:
+    for r in lines:
         if r["ok"]:
             size = r["qty"] if r["qty"] is not None else f"${r['notional']}"
             table.add_row(r["symbol"], r["side"], str(size), r["status"], r["order_id"])

@@ -6,8 +6,6 @@ A command of its own rather than `status --config`: it talks to no broker, so it
 
 from __future__ import annotations
 
-from typing import Any
-
 from alpaca_cli.invocation import DebugOption, OutputOption, ProfileOption, QuietOption, SandboxOption, configure
 
 
@@ -24,10 +22,9 @@ def config(
     out, settings, flags = configure(output, debug, profile, sandbox, quiet=quiet)
     rows = describe(settings, origins(**flags))
     if out.json:
-        record: dict[str, Any] = {"type": "config"}
-        record.update((name, value) for name, value, _ in rows)
-        record["sources"] = {name: origin.record() for name, _, origin in rows}
-        out.emit(record)
+        from alpaca_cli.output import records
+
+        out.emit(records.config(rows))
         return 0
     from rich.table import Table
 

@@ -197,11 +197,11 @@ async def fetch_order(broker: Broker, order_id: str, *, nested: bool = False) ->
 
 
 def _show(out: Output, listed: list[Order], title: str) -> None:
-    from alpaca_cli.orders import order_record
+    from alpaca_cli.output import records
 
     if out.json:
         for order in listed:
-            out.emit(order_record(order))
+            out.emit(records.order(order))
         return
     if not listed:
         out.message("no orders")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -43,8 +43,10 @@ def positions(
     held = asyncio.run(run())
     out = invocation.out
     if out.json:
+        from alpaca_cli.output import records
+
         for position in held:
-            out.emit(position_record(position))
+            out.emit(records.position(position))
         return 0
     if not held:
         out.message("no open positions")
@@ -53,18 +55,3 @@ def positions(
 
     out.console.print(positions_table(held, "Positions"))
     return 0
-
-
-def position_record(position: Position) -> dict[str, Any]:
-    """One `{"type":"position",...}` line; `qty` is signed (negative when short)."""
-    return {
-        "type": "position",
-        "symbol": position.symbol,
-        "side": position.side,
-        "qty": position.signed_qty,
-        "avg_entry_price": position.avg_entry_price,
-        "current_price": position.current_price,
-        "market_value": position.market_value,
-        "unrealized_pl": position.unrealized_pl,
-        "asset_id": position.asset_id,
-    }

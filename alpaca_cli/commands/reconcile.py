@@ -92,6 +92,7 @@ def reconcile(
 
 
 async def _run(out: Output, connection: Any, path: Path, local: State | None, *, write: bool, init: bool) -> int:
+    from alpaca_cli import statefile
     from alpaca_cli.bridge import Broker
     from alpaca_cli.core import diff
 
@@ -103,7 +104,7 @@ async def _run(out: Output, connection: Any, path: Path, local: State | None, *,
             if local is None:
                 _report(out, path, snapshot, [], written=True, created=True)
                 return 0
-        _check_account(path, local, snapshot)
+        statefile.check_account(path, local, snapshot.account.id)
         if write:
             differences, snapshot = await _write(out, broker, path, local, snapshot)
         else:
@@ -138,17 +139,6 @@ def _spinner(out: Output, text: str) -> Iterator[None]:
         yield
 
 
-def _check_account(path: Path, local: State, snapshot: Snapshot) -> None:
-    """Another account's file is an input error naming the file (exit 2), never a diff."""
-    from alpaca_cli.errors import UsageError
-
-    if local.account_id != snapshot.account.id:
-        raise UsageError(
-            f"state file {path} belongs to account {local.account_id}, not to {snapshot.account.id}",
-            hint="use the state file of this account, or another --state path",
-        )
-
-
 def _refuse_existing(path: Path) -> None:
     from alpaca_cli.errors import UsageError
 
@@ -166,14 +156,14 @@ def _create(path: Path, snapshot: Snapshot, *, init: bool) -> State | None:
     replaced: `--init` refuses it, `--write` returns it to be reconciled.
     """
     from alpaca_cli import statefile
-    from alpaca_cli.core import State
+    from alpaca_cli.core import initial_state
 
     with statefile.locked(path):
         if init:
             _refuse_existing(path)
         elif path.exists():
             return statefile.load(path)
-        statefile.save(path, State.from_snapshot(snapshot))
+        statefile.save(path, initial_state(snapshot))
     return None
 
 
@@ -188,7 +178,7 @@ async def _write(
     order `submit` just placed), so it is taken again, lock held.
     """
     from alpaca_cli import statefile
-    from alpaca_cli.core import adopt, apply_all, diff, missed_events
+    from alpaca_cli.core import adopt, apply_all, diff, recover
 
     with statefile.locked(path):
         current = statefile.load(path, account_id=snapshot.account.id)
@@ -197,31 +187,12 @@ async def _write(
             log.debug("state file changed since it was read: taking the snapshot again under the lock")
             snapshot = await _fetch(out, broker, current.open_orders)
         differences = diff(current, snapshot)
-        recovered = apply_all(current, missed_events(current, snapshot))
+        recovered = apply_all(current, recover(current, snapshot))
         statefile.save(path, adopt(recovered, snapshot, snapshot.taken_at))
     return differences, snapshot
 
 
 # -- output -----------------------------------------------------------------------------------
-
-
-def summary(snapshot: Snapshot, differences: list[Difference], *, written: bool, created: bool) -> dict[str, Any]:
-    """The final `"type":"summary"` line: the verdict, counts by kind, what was written."""
-    from alpaca_cli.core import KINDS
-
-    counts = Counter(d.kind for d in differences)
-    return {
-        "type": "summary",
-        "in_sync": not differences,
-        "differences": len(differences),
-        "by_kind": {kind: counts.get(kind, 0) for kind in KINDS},
-        "reconciled_at": snapshot.taken_at,
-        "written": written,
-        "created": created,
-        "account_id": snapshot.account.id,
-        "open_orders": len(snapshot.open_orders),
-        "positions": len(snapshot.positions),
-    }
 
 
 def verdict(differences: list[Difference]) -> str:
@@ -245,11 +216,12 @@ def _report(
     written: bool,
     created: bool,
 ) -> None:
-    record = summary(snapshot, differences, written=written, created=created)
     if out.json:
+        from alpaca_cli.output import records
+
         for difference in differences:
-            out.emit(difference.to_dict())
-        out.emit(record)
+            out.emit(records.difference(difference))
+        out.emit(records.summary(snapshot, differences, written=written, created=created))
         return
     if differences:
         out.console.print(_table(differences))
@@ -296,7 +268,7 @@ def _values(values: dict[str, Any] | None) -> str:
         return "-"
     from decimal import Decimal
 
-    from alpaca_cli.output import decimal_text
+    from alpaca_cli.text import decimal_text
 
     def text(value: Any) -> str:
         if isinstance(value, Decimal):

@@ -95,7 +95,9 @@ def replace(
             action = replacing.describe(old, changes)
             if dry_run:
                 if out.json:
-                    out.emit(replacing.request_record(old, changes, connection.environment))
+                    from alpaca_cli.output import records
+
+                    out.emit(records.replace_request(old, changes, connection.environment))
                 else:
                     out.message(f"would {action}; nothing was sent")
                 return 0
@@ -108,7 +110,7 @@ def replace(
 
 
 def _show(out: Output, old: Order, replaced: Replaced) -> None:
-    from alpaca_cli.orders import order_record
+    from alpaca_cli.output import records
 
     new = replaced.order
     if replaced.recovered:
@@ -116,7 +118,7 @@ def _show(out: Output, old: Order, replaced: Replaced) -> None:
     elif replaced.sends > 1:
         out.message("the broker's answer was lost and looking found no replacement: sent once more, and it answered")
     if out.json:
-        out.emit(order_record(new, recovered=replaced.recovered))
+        out.emit(records.order(new, recovered=replaced.recovered))
         return
     from alpaca_cli.output import orders_table
 

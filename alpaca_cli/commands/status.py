@@ -67,7 +67,19 @@ def status(
     streams = {name: health.read(invocation.connection.environment, name) for name in health.STREAMS}
     problems = _problems(report["account"], streams, {name.value for name in expect or ()})
     if invocation.out.json:
-        invocation.out.emit(_record(invocation.connection.environment, report, streams, positions, orders))
+        from alpaca_cli.output import records
+
+        line = records.status(
+            invocation.connection.environment,
+            report["account"],
+            report["clock"],
+            report["positions"],
+            report["orders"],
+            streams,
+            with_positions=positions,
+            with_orders=orders,
+        )
+        invocation.out.emit(line)
     else:
         _render(invocation.out, invocation.connection.environment, report, streams, positions, orders, problems)
     if check and problems:
@@ -108,31 +120,6 @@ def _problems(account: Account, streams: dict[str, dict[str, Any] | None], expec
         elif name in expected and state != "running":
             problems.append(f"{name} stream is {state or 'not running'}, but --expect says it should run")
     return problems
-
-
-def _record(
-    environment: str,
-    report: dict[str, Any],
-    streams: dict[str, Any],
-    with_positions: bool,
-    with_orders: bool,
-) -> dict[str, Any]:
-    positions: list[Position] = report["positions"]
-    orders: list[Order] = report["orders"]
-    record: dict[str, Any] = {
-        "type": "status",
-        "environment": environment,
-        "account": report["account"],
-        "clock": report["clock"],
-        "positions": {"count": len(positions)},
-        "orders": {"count": len(orders)},
-        "streams": streams,
-    }
-    if with_positions:
-        record["positions"]["rows"] = positions
-    if with_orders:
-        record["orders"]["rows"] = orders
-    return record
 
 
 def _money(value: Any) -> str:

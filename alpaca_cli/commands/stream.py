@@ -13,7 +13,6 @@ queue (and are dropped and counted there) instead of behind a blocked loop.
 
 from __future__ import annotations
 
-import math
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -111,45 +110,6 @@ def _symbols(raw: list[str]) -> list[str]:
     if not wanted:
         raise UsageError("no symbols given", hint="e.g. alpaca-cli stream bars AAPL MSFT")
     return wanted
-
-
-# ----------------------------------------------------------------------- JSON lines
-
-
-def _number(value: float | None) -> str:
-    """A float as a JSON number: integral values without `.0`, non-finite as null."""
-    if value is None or not math.isfinite(value):
-        return "null"
-    if value.is_integer():
-        return str(int(value))
-    return repr(value)
-
-
-class BarLines:
-    """Formats bars as the contract's JSON lines, fast (this is the hot path of a pipe)."""
-
-    def __init__(self) -> None:
-        from alpaca_cli.output import rfc3339
-
-        self._rfc3339 = rfc3339
-        self._symbols: dict[str, str] = {}
-        self._last_time: datetime | None = None
-        self._last_text = ""
-
-    def __call__(self, bar: Bar) -> str:
-        symbol = self._symbols.get(bar.symbol)
-        if symbol is None:
-            from alpaca_cli.output import dumps
-
-            symbol = self._symbols[bar.symbol] = dumps(bar.symbol)
-        if bar.timestamp != self._last_time:  # the bars of one minute share their time
-            self._last_time = bar.timestamp
-            self._last_text = self._rfc3339(bar.timestamp)
-        return (
-            f'{{"type":"bar","symbol":{symbol},"t":"{self._last_text}","o":{_number(bar.open)},'
-            f'"h":{_number(bar.high)},"l":{_number(bar.low)},"c":{_number(bar.close)},'
-            f'"v":{_number(bar.volume)},"n":{_number(bar.trade_count)},"vw":{_number(bar.vwap)}}}\n'
-        )
 
 
 # ---------------------------------------------------------------------- the table
@@ -335,6 +295,8 @@ class _Session:
             self._write_health(stopped=True)
 
     async def _pump_json(self) -> None:
+        from alpaca_cli.output.records import BarLines
+
         line = BarLines()
         queue = self.handle.bars
         sink = self.sink
@@ -370,7 +332,7 @@ class _Session:
 
     async def _watch_lifecycle(self) -> None:
         """Report each connection change; a permanent failure ends the command with its error."""
-        from alpaca_cli.output import dumps
+        from alpaca_cli.output import dumps, records
 
         while True:
             event = await self.handle.lifecycle.get()
@@ -380,7 +342,7 @@ class _Session:
             text = _describe(event, self.handle)
             if text:
                 self.out.message(text, style="yellow" if event.event != "connected" else "dim")
-            if self.options.events and self.out.json and self.sink.write(dumps(event.record()) + "\n"):
+            if self.options.events and self.out.json and self.sink.write(dumps(records.stream(event)) + "\n"):
                 await self.sink.drain()
 
     async def _keep_health(self) -> None:

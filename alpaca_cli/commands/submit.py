@@ -228,10 +228,10 @@ def _waited(out: Output, outcome: follow.Outcome, timeout: float) -> int:
 
 def _report(out: Output, placement: Placement) -> None:
     """Print the order; fail (exit 1) when the client id belongs to a different order."""
-    from alpaca_cli import orders
-
     if out.json:
-        out.emit(orders.order_record(placement.order, submission=placement.how, sends=placement.sends))
+        from alpaca_cli.output import records
+
+        out.emit(records.order(placement.order, submission=placement.how, sends=placement.sends))
     else:
         _panel(out, placement.order, placement.how)
     if placement.how == "recovered":
@@ -254,9 +254,9 @@ def _report(out: Output, placement: Placement) -> None:
 
 
 def _show_request(out: Output, request: OrderRequest, environment: str) -> None:
-    from alpaca_cli import orders
+    from alpaca_cli.output import records
 
-    record = orders.request_record(request, environment)
+    record = records.order_request(request, environment)
     if out.json:
         out.emit(record)
         return
@@ -276,12 +276,12 @@ def _panel(out: Output, order: Order, how: str) -> None:
     from rich.panel import Panel
     from rich.table import Table
 
-    from alpaca_cli.orders import order_record
+    from alpaca_cli.output import records
 
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="dim")
     grid.add_column()
-    for key, value in order_record(order).items():
+    for key, value in records.order(order).items():
         if key not in ("type", "legs") and value is not None and value is not False:
             grid.add_row(key, str(value))
     color = {"filled": "green", "rejected": "red", "canceled": "red", "expired": "red"}.get(order.status, "blue")
@@ -296,9 +296,9 @@ def _panel(out: Output, order: Order, how: str) -> None:
 def _show_update(out: Output, update: TradeUpdate) -> None:
     """One update of the followed order, exactly as `tail` prints it: its `trade_update` record or its row."""
     if out.json:
-        from alpaca_cli.orders import trade_update_record
+        from alpaca_cli.output import records
 
-        out.emit(trade_update_record(update))
+        out.emit(records.trade_update(update))
         return
     from alpaca_cli.output import trade_update_text
 

@@ -214,10 +214,9 @@ class _View:
         if not self._wanted(update) or (self.done and self.options.state is None):
             return
         if self.out.json:
-            from alpaca_cli.orders import trade_update_record
-            from alpaca_cli.output import dumps
+            from alpaca_cli.output import dumps, records
 
-            self.sink.write(dumps(trade_update_record(update)) + "\n")
+            self.sink.write(dumps(records.trade_update(update)) + "\n")
         else:
             from alpaca_cli.output import trade_update_text
 
@@ -236,9 +235,9 @@ class _View:
             style = "dim" if notice.event in ("connected", "polling") else "yellow"
             self.out.message(notice.text(), style=style)
         if self.options.stream_lines and self.out.json:
-            from alpaca_cli.output import dumps
+            from alpaca_cli.output import dumps, records
 
-            self.sink.write(dumps(notice.record()) + "\n")
+            self.sink.write(dumps(records.stream(notice)) + "\n")
 
     def _status(self) -> Any:
         from rich.text import Text

@@ -1,15 +1,13 @@
 """Reconciliation: compare local state with a broker snapshot, and close the gap.
 
 The broker snapshot is truth; local state is what trade-update delivery told
-us. Three pure functions work on the pair:
+us. Two pure functions work on the pair (the events local state missed are
+`core.recover`'s):
 
 - `diff(local, snapshot)` says how they disagree, as `Difference`s;
-- `missed_events(local, snapshot)` recovers the order events local state has
-  not seen (fills with only the missed quantity, cancels, expiries, rejects,
-  orders it never heard of), to go through the same `apply` as live events;
 - `adopt(local, snapshot, now)` makes local equal broker truth outright,
   including what no event explains (a position moved by something other than
-  our orders).
+  our orders); `initial_state(snapshot)` is a new state adopted from one.
 
 Difference kinds (stable strings, grouped in this order in every output):
 
@@ -27,17 +25,17 @@ Difference kinds (stable strings, grouped in this order in every output):
 | `order_unknown_locally` | open at the broker, not open locally |
 | `order_missing_at_broker` | open locally, and the snapshot has neither it open nor its final state |
 
-A snapshot of another account is not a difference but an error (`UsageError`).
+A snapshot of another account is not a difference but an error (`core.errors.OtherAccount`).
 """
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from alpaca_cli.core.errors import check_account
 from alpaca_cli.core.state import (
     CLOSED_ORDERS_LIMIT,
     AccountRecord,
@@ -45,10 +43,9 @@ from alpaca_cli.core.state import (
     OrderRecord,
     PositionRecord,
     State,
-    utc,
 )
-from alpaca_cli.domain import Order, Snapshot, TradeUpdate
-from alpaca_cli.errors import UsageError
+from alpaca_cli.domain import Order, Snapshot
+from alpaca_cli.text import decimal_text, utc
 
 ACCOUNT_CHANGED = "account_changed"
 POSITION_MISSING_LOCALLY = "position_missing_locally"
@@ -97,7 +94,6 @@ _ACCOUNT_FIELDS = (
     "transfers_blocked",
     "trade_suspended_by_user",
 )
-_PRICE_STEP = Decimal("0.000001")
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +102,7 @@ class Difference:
 
     `local` and `broker` hold the compared values side by side (`None` where a
     side has nothing): plain dicts of str, bool and `Decimal`, which the
-    output layer writes as JSON numbers.
+    output layer writes as JSON numbers (`output.records.difference`).
     """
 
     kind: str
@@ -117,35 +113,13 @@ class Difference:
     broker: dict[str, Any] | None = None
     detail: str = ""
 
-    def to_dict(self) -> dict[str, Any]:
-        """The contract's `"type":"difference"` line, before JSON encoding."""
-        return {
-            "type": "difference",
-            "kind": self.kind,
-            "symbol": self.symbol,
-            "order_id": self.order_id,
-            "client_order_id": self.client_order_id,
-            "local": self.local,
-            "broker": self.broker,
-            "detail": self.detail,
-        }
-
     def sort_key(self) -> tuple[int, str, str]:
         return (_KIND_RANK[self.kind], self.symbol or "", self.order_id or "")
 
 
-def check_account(local: State, snapshot: Snapshot) -> None:
-    """Refuse to compare a state with another account's snapshot."""
-    if local.account_id != snapshot.account.id:
-        raise UsageError(
-            f"the state belongs to account {local.account_id}, but the broker reports account {snapshot.account.id}",
-            hint="use the state file of this account, or another --state path",
-        )
-
-
 def diff(local: State, snapshot: Snapshot) -> list[Difference]:
     """Every difference between local state and broker truth, in stable order."""
-    check_account(local, snapshot)
+    check_account(local.account_id, snapshot.account.id)
     found = _account_differences(local, snapshot)
     found += _position_differences(local, snapshot)
     found += _order_differences(local, snapshot)
@@ -153,32 +127,9 @@ def diff(local: State, snapshot: Snapshot) -> list[Difference]:
     return found
 
 
-def missed_events(local: State, snapshot: Snapshot) -> list[TradeUpdate]:
-    """The order events that bring local state to broker truth, `source="reconcile"`.
-
-    Per order, in order: a fill or partial fill carrying only the missed
-    quantity (`qty`) and the order's cumulative fill; then the final event
-    (canceled, expired, rejected, ...) when the order ended otherwise than
-    filled. Orders the broker lists open but local state never heard of get a
-    `new` event, then a `partial_fill` for what they already filled. Orders
-    are taken by submission time, then id.
-    """
-    check_account(local, snapshot)
-    broker_open, final = _broker_orders(snapshot)
-    recovered: list[tuple[datetime, str, list[TradeUpdate]]] = []
-    for record in local.open_orders.values():
-        order = broker_open.get(record.id) or final.get(record.id)
-        if order is None:
-            continue
-        events = _events_for_known(record, order, snapshot.taken_at)
-        if events:
-            recovered.append((utc(order.submitted_at), order.id, events))
-    for order in broker_open.values():
-        if order.id in local.open_orders or order.id in local.closed_orders:
-            continue
-        recovered.append((utc(order.submitted_at), order.id, _events_for_unknown(order, snapshot)))
-    recovered.sort(key=lambda item: (item[0], item[1]))
-    return [event for _, _, events in recovered for event in events]
+def initial_state(snapshot: Snapshot) -> State:
+    """A fresh state equal to broker truth, reconciled at `snapshot.taken_at`."""
+    return adopt(State.empty(snapshot.account.id), snapshot, snapshot.taken_at)
 
 
 def adopt(local: State, snapshot: Snapshot, now: datetime) -> State:
@@ -190,8 +141,8 @@ def adopt(local: State, snapshot: Snapshot, now: datetime) -> State:
     has no final state for them), so a late event for them stays a no-op.
     The execution-id memory and `last_event` carry over.
     """
-    check_account(local, snapshot)
-    broker_open, final = _broker_orders(snapshot)
+    check_account(local.account_id, snapshot.account.id)
+    broker_open, final = broker_orders(snapshot)
     closed = {oid: rec for oid, rec in local.closed_orders.items() if oid not in broker_open}
     for record in local.open_orders.values():
         if record.id not in broker_open and record.id not in final:
@@ -211,7 +162,7 @@ def adopt(local: State, snapshot: Snapshot, now: datetime) -> State:
     )
 
 
-def _broker_orders(snapshot: Snapshot) -> tuple[dict[str, Order], dict[str, Order]]:
+def broker_orders(snapshot: Snapshot) -> tuple[dict[str, Order], dict[str, Order]]:
     """(open, final) orders by id. A "final" order fetched by id that is in
     fact still open (a race with the open-orders listing) counts as open."""
     broker_open = {o.id: o for o in snapshot.open_orders}
@@ -290,7 +241,7 @@ def _position_differences(local: State, snapshot: Snapshot) -> list[Difference]:
 
 
 def _order_differences(local: State, snapshot: Snapshot) -> list[Difference]:
-    broker_open, final = _broker_orders(snapshot)
+    broker_open, final = broker_orders(snapshot)
     found: list[Difference] = []
     for record in local.open_orders.values():
         if record.id in broker_open:
@@ -375,68 +326,7 @@ def _signed(position: PositionRecord) -> str:
 
 def _text(value: object) -> str:
     if isinstance(value, Decimal):
-        return format(value, "f")
+        return decimal_text(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
-
-
-def _events_for_known(record: OrderRecord, order: Order, taken_at: datetime) -> list[TradeUpdate]:
-    """Recovered events for an order local state has open."""
-    missed = order.filled_qty - record.filled_qty
-    events: list[TradeUpdate] = []
-    fill_time = order.filled_at or order.updated_at or taken_at
-    if not order.is_final:
-        if missed > 0:
-            price = _missed_price(record, order, missed)
-            events.append(_fill("partial_fill", order, missed, price, fill_time))
-        return events
-    if order.status == "filled":
-        # Always sent for a filled order, even one whose fill local state
-        # already counted, because it is what closes the order.
-        price = _missed_price(record, order, missed) if missed > 0 else order.filled_avg_price
-        events.append(_fill("fill", order, max(missed, Decimal(0)), price, fill_time))
-        return events
-    if missed > 0:
-        price = _missed_price(record, order, missed)
-        partial = dataclasses.replace(order, status="partially_filled")
-        events.append(_fill("partial_fill", partial, missed, price, fill_time))
-    end_time = order.canceled_at or order.expired_at or order.failed_at or order.updated_at or taken_at
-    events.append(TradeUpdate(event=order.status, order=order, timestamp=end_time, source="reconcile"))
-    return events
-
-
-def _events_for_unknown(order: Order, snapshot: Snapshot) -> list[TradeUpdate]:
-    """Recovered events for an open order local state never heard of."""
-    if order.filled_qty <= 0:
-        return [TradeUpdate(event="new", order=order, timestamp=order.submitted_at, source="reconcile")]
-    fresh = dataclasses.replace(order, status="new", filled_qty=Decimal(0), filled_avg_price=None)
-    return [
-        TradeUpdate(event="new", order=fresh, timestamp=order.submitted_at, source="reconcile"),
-        _fill(
-            "partial_fill",
-            order,
-            order.filled_qty,
-            order.filled_avg_price,
-            order.updated_at or snapshot.taken_at,
-        ),
-    ]
-
-
-def _fill(name: str, order: Order, qty: Decimal, price: Decimal | None, timestamp: datetime) -> TradeUpdate:
-    return TradeUpdate(event=name, order=order, timestamp=timestamp, price=price, qty=qty, source="reconcile")
-
-
-def _missed_price(record: OrderRecord, order: Order, missed: Decimal) -> Decimal | None:
-    """The average price of the missed shares alone, from the two cumulative
-    averages when both are known; else the broker's cumulative average."""
-    if order.filled_avg_price is None:
-        return None
-    if record.filled_qty <= 0 or record.filled_avg_price is None:
-        return order.filled_avg_price
-    total = order.filled_qty * order.filled_avg_price
-    already = record.filled_qty * record.filled_avg_price
-    price = (total - already) / missed
-    if price <= 0:
-        return order.filled_avg_price
-    return price.quantize(_PRICE_STEP) if price.as_tuple().exponent < -6 else price

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from alpaca_cli.core.apply import CLOSE_EVENTS
 from alpaca_cli.domain import FILL_EVENTS, TradeUpdate
-from alpaca_cli.output import decimal_text, rfc3339
+from alpaca_cli.text import decimal_text, rfc3339
 
 # Events that open an order, in the order they can happen to it.
 OPENING_EVENTS = ("pending_new", "accepted", "new")

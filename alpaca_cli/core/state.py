@@ -7,7 +7,8 @@ models as plain, immutable values: `apply` and `adopt` build new `State`s with
 `model_copy`/`model_construct`, never mutate one.
 
 Serialized form (version 1): decimals are JSON strings in plain notation
-("0.5", never "5E-1" or a float), datetimes are RFC 3339 in UTC with `Z`.
+("0.5", never "5E-1" or a float; `text.decimal_text`, the spelling of every
+output line), datetimes are RFC 3339 in UTC with `Z`.
 """
 
 from __future__ import annotations
@@ -28,25 +29,13 @@ from pydantic import (
 )
 
 from alpaca_cli.domain import Account, Order, Position, Snapshot, TradeUpdate
-from alpaca_cli.output import rfc3339
+from alpaca_cli.text import decimal_text, rfc3339, utc
 
 STATE_VERSION = 1
 # How many closed orders and execution ids a state remembers, so that a fill
 # replayed after its order left `open_orders` is still recognized as applied.
 CLOSED_ORDERS_LIMIT = 5000
 EXECUTION_IDS_LIMIT = 5000
-
-
-def decimal_text(value: Decimal) -> str:
-    """Plain decimal notation, exactly as stored: no exponent, no float noise."""
-    return format(value, "f")
-
-
-def utc(value: datetime) -> datetime:
-    """The same instant in UTC; naive datetimes are taken to be UTC already."""
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
 
 
 Dec = Annotated[Decimal, PlainSerializer(decimal_text, return_type=str, when_used="json")]
@@ -366,12 +355,15 @@ class State(_Frozen):
         """The outbox's events, to print (again) first after a restart."""
         return [p.to_update() for p in self.outbox]
 
-    @classmethod
-    def from_snapshot(cls, snapshot: Snapshot) -> State:
-        """A fresh state equal to broker truth, reconciled at `snapshot.taken_at`."""
-        from alpaca_cli.core.diff import adopt
-
-        return adopt(cls.empty(snapshot.account.id), snapshot, snapshot.taken_at)
+    def known_fill(self, order_id: str) -> tuple[Decimal, Decimal | None, bool, bool]:
+        """(filled qty, average price, open?, closed?) of an order as this state knows it."""
+        record = self.open_orders.get(order_id)
+        if record is not None:
+            return record.filled_qty, record.filled_avg_price, True, False
+        closed = self.closed_orders.get(order_id)
+        if closed is not None:
+            return closed.filled_qty, None, False, True
+        return Decimal(0), None, False, False
 
     def to_snapshot(self, taken_at: datetime | None = None) -> Snapshot:
         """The snapshot a broker agreeing with this state would return."""

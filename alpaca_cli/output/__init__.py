@@ -4,7 +4,9 @@ The contract in one place: data on stdout, everything else (logs, spinners,
 banners, warnings, errors) on stderr; Rich on a terminal, JSON Lines when
 piped; one JSON object per line, flushed per line, each with a `"type"`.
 Decimals are written as JSON numbers from their decimal digits (no float
-noise), datetimes as RFC 3339 UTC with `Z`.
+noise), datetimes as RFC 3339 UTC with `Z` (`alpaca_cli.text`). What each line
+holds is `records` (one function per `"type"`); this module writes lines and
+renders tables and live views.
 
 Commands that stream (`stream bars`, `tail`) write through `Output.line_sink()`,
 which puts a pipe of stdout's own under asyncio flow control: a slow reader
@@ -26,9 +28,11 @@ import stat
 import sys
 import time
 from collections.abc import Iterable, Mapping
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import IO, TYPE_CHECKING, Any, Literal
+
+from alpaca_cli.text import decimal_text, rfc3339
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
@@ -40,24 +44,6 @@ if TYPE_CHECKING:
 
 Mode = Literal["auto", "table", "json"]
 _encode_str = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
-
-
-def rfc3339(moment: datetime) -> str:
-    """RFC 3339 in UTC with a `Z`, microseconds only when present."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    text = moment.astimezone(UTC).isoformat()
-    return text.removesuffix("+00:00") + "Z"
-
-
-def decimal_text(value: Decimal) -> str:
-    """A decimal as a JSON number: exact digits, no exponent, no trailing zeros."""
-    if not value.is_finite():
-        return "null"
-    text = format(value, "f")  # exact at any precision; normalize() would round to 28 digits
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return "0" if text in ("-0", "") else text
 
 
 def dumps(value: Any) -> str:

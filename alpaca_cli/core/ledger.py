@@ -1,0 +1,114 @@
+"""The exactly-once memory: which events are news, and so get printed.
+
+One memory for every path that prints trade updates (`tail`'s supervisor,
+`submit --wait`'s follower): a `State`, moved only by `core.apply`, plus the
+keys a state does not keep. An event is news (`is_new`) when it tells the
+state something it does not know yet:
+
+- a fill (`fill`, `partial_fill`) when the order's cumulative fill grew past
+  what the state knows: the quantity part of its `identity.event_id`, and
+  only ever growing, so a replay or a stale fill is never news;
+- a closing event when the order is not closed yet (it closes once);
+- an opening event (`pending_new`, `accepted`, `new`) when the order is
+  unknown or it moves the order forward;
+- any other event (`pending_cancel`, `order_cancel_rejected`, a new name)
+  when its `identity.event_id` was not seen (bounded memory);
+- never an event whose execution id was seen.
+
+A fill that jumps over a lost one brings the missing part first
+(`core.recover.missed_part`), so the printed fill quantities of an order
+always add up to its cumulative fill.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable
+
+from alpaca_cli.core.apply import CLOSE_EVENTS, apply
+from alpaca_cli.core.diff import adopt
+from alpaca_cli.core.identity import OPENING_EVENTS, event_id
+from alpaca_cli.core.recover import missed_part
+from alpaca_cli.core.state import State
+from alpaca_cli.domain import FILL_EVENTS, Snapshot, TradeUpdate
+
+STATUS_MEMORY = 10_000  # status-only event ids remembered
+_OPENING_RANK = {name: rank for rank, name in enumerate(OPENING_EVENTS)}
+
+
+def is_new(
+    state: State,
+    event: TradeUpdate,
+    executions: Iterable[str] | set[str] = (),
+    statuses: set[str] | frozenset[str] = frozenset(),
+) -> bool:
+    """Whether `event` tells `state` something it does not know yet (module doc)."""
+    if event.execution_id is not None and event.execution_id in executions:
+        return False
+    known, _, is_open, is_closed = state.known_fill(event.order.id)
+    name = event.event
+    if name in FILL_EVENTS:
+        return event.order.filled_qty > known
+    if name in CLOSE_EVENTS:
+        return not is_closed
+    if name in _OPENING_RANK:
+        if is_closed:
+            return False
+        if not is_open:
+            return True
+        # `pending_new` -> `accepted` -> `new`: each step forward is news, a replay is not.
+        known_status = state.open_orders[event.order.id].status
+        return known_status in _OPENING_RANK and _OPENING_RANK[name] > _OPENING_RANK[known_status]
+    return event_id(event) not in statuses
+
+
+class Ledger:
+    """What this process has seen: a `State` plus the keys that make printing exactly-once.
+
+    `admit(event)` returns the events to print for it (none for a duplicate;
+    a recovered missed part before a fill that jumps) and applies everything
+    to the state through `core.apply`, the one transition for every event.
+    """
+
+    def __init__(self, state: State) -> None:
+        self.state = state
+        self._executions = set(state.execution_ids)
+        self._statuses: set[str] = set()
+        self._status_order: deque[str] = deque()
+
+    def admit(
+        self, event: TradeUpdate, emit: Callable[[TradeUpdate], None] | None = None
+    ) -> tuple[list[TradeUpdate], list[TradeUpdate]]:
+        """(events to print, events applied) for one incoming event.
+
+        `emit` is called with each event to print *before* the state moves:
+        the fill reaches its reader without waiting for the bookkeeping.
+        """
+        state = self.state
+        if not is_new(state, event, self._executions, self._statuses):
+            if event.event not in CLOSE_EVENTS:
+                return [], []  # a replay; applying it could only take an order's status back
+            self.state = apply(state, event)  # a fill that adds nothing may still close the order
+            return [], [event]
+        gap = missed_part(state, event)
+        admitted = [gap, event] if gap is not None else [event]
+        if emit is not None:
+            for item in admitted:
+                emit(item)
+        for item in admitted:
+            self.state = apply(self.state, item)
+        if event.execution_id is not None:
+            self._executions.add(event.execution_id)
+            if len(self._executions) > 4 * len(self.state.execution_ids) + 1000:
+                self._executions = set(self.state.execution_ids)
+        if event.event not in FILL_EVENTS and event.event not in CLOSE_EVENTS and event.event not in _OPENING_RANK:
+            key = event_id(event)
+            self._statuses.add(key)
+            self._status_order.append(key)
+            if len(self._status_order) > STATUS_MEMORY:
+                self._statuses.discard(self._status_order.popleft())
+        return admitted, admitted
+
+    def adopt(self, snapshot: Snapshot) -> None:
+        """Take broker truth for what no event explains (see `core.diff.adopt`)."""
+        self.state = adopt(self.state, snapshot, snapshot.taken_at)
