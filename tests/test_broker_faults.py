@@ -61,8 +61,9 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "status_check": ("status", "--check"),
     "reconcile": ("reconcile", "--state", "{state}"),
     "submit": ("submit", "AAPL", "buy", "--qty", "1", "--yes"),
-    # tail's --duration counts from its start, start-up included: it must outlast one 4 s deadline.
-    "tail": ("tail", "trade-updates", "--duration", "8"),
+    # tail's --duration counts from its start, start-up included: it must outlast one 4 s deadline
+    # even when a loaded machine takes seconds to start the command (8 s was not enough there).
+    "tail": ("tail", "trade-updates", "--duration", "14"),
     "stream_bars": ("stream", "bars", "AAPL", "--duration", "5"),
 }
 FAULTS = (
