@@ -184,15 +184,20 @@ class RestBridge:
             self._executor, functools.partial(call.run, lambda: parse(fn(*args)), retry=retry)
         )
         try:
+            # `asyncio.wait`, not `wait_for`: Python 3.11's `wait_for` drops a cancellation that
+            # arrives as the call completes, and a stopped `tail` then ran on (1 start in 10).
             try:
-                return await asyncio.wait_for(asyncio.shield(future), call.remaining())
-            except (TimeoutError, asyncio.CancelledError) as stopped:
+                done, _ = await asyncio.wait({future}, timeout=call.remaining())
+            except asyncio.CancelledError:
                 call.abort()
                 future.add_done_callback(_retrieve)  # the worker's own error is ours to drop now
-                if isinstance(stopped, asyncio.CancelledError):
-                    raise
+                raise
+            if not done:
+                call.abort()
+                future.add_done_callback(_retrieve)
                 await asyncio.wait({future}, timeout=ABORT_GRACE)
                 raise transport.DeadlineExceeded from None
+            return future.result()
         except asyncio.CancelledError:
             raise
         except Exception as error:
