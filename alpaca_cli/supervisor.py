@@ -75,8 +75,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from alpaca_cli import health
-from alpaca_cli.core import POSITION_KINDS, State, adopt, apply, diff, missed_events
-from alpaca_cli.core.apply import CLOSE_EVENTS
+from alpaca_cli.core import POSITION_KINDS, State, adopt, diff, missed_events
+from alpaca_cli.core.apply import CLOSE_EVENTS, Transition
 from alpaca_cli.core.identity import OPENING_EVENTS, event_id
 from alpaca_cli.core.state import utc
 from alpaca_cli.domain import FILL_EVENTS, Order, Position, Snapshot, TradeUpdate
@@ -156,7 +156,7 @@ def permanent(error: CliError, *, ever_connected: bool, since_disconnect: float)
     return not isinstance(error, UnreachableError)
 
 
-def _known_fill(state: State, order_id: str) -> tuple[Decimal, Decimal | None, bool, bool]:
+def _known_fill(state: State | Transition, order_id: str) -> tuple[Decimal, Decimal | None, bool, bool]:
     """(filled qty, average price, open?, closed?) of an order as `state` knows it."""
     record = state.open_orders.get(order_id)
     if record is not None:
@@ -168,7 +168,7 @@ def _known_fill(state: State, order_id: str) -> tuple[Decimal, Decimal | None, b
 
 
 def is_new(
-    state: State,
+    state: State | Transition,
     event: TradeUpdate,
     executions: Iterable[str] | set[str] = (),
     statuses: set[str] | frozenset[str] = frozenset(),
@@ -209,7 +209,7 @@ def _average(total: Decimal, qty: Decimal) -> Decimal | None:
     return price.quantize(_PRICE_STEP).normalize() if price.as_tuple().exponent < -6 else price
 
 
-def missed_part(state: State, event: TradeUpdate) -> TradeUpdate | None:
+def missed_part(state: State | Transition, event: TradeUpdate) -> TradeUpdate | None:
     """The fill `event` jumps over, as a recovered `partial_fill`; None when there is no gap.
 
     A live fill of 100 that takes the order from 300 to 400 while the state
@@ -231,15 +231,6 @@ def missed_part(state: State, event: TradeUpdate) -> TradeUpdate | None:
             price = _average(prior_total - known * (known_avg or _ZERO), gap)
     earlier = dataclasses.replace(order, status="partially_filled", filled_qty=before, filled_avg_price=prior_avg)
     return TradeUpdate("partial_fill", earlier, event.timestamp, price=price, qty=gap, source="reconcile")
-
-
-def with_closed(snapshot: Snapshot, closed: Iterable[Order]) -> Snapshot:
-    """The snapshot plus recently closed orders among its final orders (each order once)."""
-    have = {o.id for o in snapshot.final_orders} | {o.id for o in snapshot.open_orders}
-    extra = tuple(o for o in closed if o.is_final and o.id not in have)
-    if not extra:
-        return snapshot
-    return dataclasses.replace(snapshot, final_orders=snapshot.final_orders + extra)
 
 
 def _recovered(
@@ -312,30 +303,47 @@ class Ledger:
         `emit` is called with each event to print *before* the state moves:
         the fill reaches its reader without waiting for the bookkeeping.
         """
-        state = self.state
-        if not is_new(state, event, self._executions, self._statuses):
-            if event.event not in CLOSE_EVENTS:
-                return [], []  # a replay; applying it could only take an order's status back
-            self.state = apply(state, event)  # a fill that adds nothing may still close the order
-            return [], [event]
-        gap = missed_part(state, event)
-        admitted = [gap, event] if gap is not None else [event]
-        if emit is not None:
+        return self.admit_all((event,), emit)
+
+    def admit_all(
+        self, events: Iterable[TradeUpdate], emit: Callable[[TradeUpdate], None] | None = None
+    ) -> tuple[list[TradeUpdate], list[TradeUpdate]]:
+        """`admit` each event in turn, on one working copy of the state (made at the first
+        change, after the first `emit`), so a catch-up of thousands copies the state once."""
+        work: Transition | None = None
+        printed: list[TradeUpdate] = []
+        applied: list[TradeUpdate] = []
+        for event in events:
+            known = work if work is not None else self.state
+            if not is_new(known, event, self._executions, self._statuses):
+                if event.event in CLOSE_EVENTS:  # a fill that adds nothing may still close the order
+                    work = work if work is not None else Transition(self.state)
+                    work.apply(event)
+                    applied.append(event)
+                continue  # else a replay; applying it could only take an order's status back
+            gap = missed_part(known, event)
+            admitted = [gap, event] if gap is not None else [event]
+            if emit is not None:
+                for item in admitted:
+                    emit(item)
+            work = work if work is not None else Transition(self.state)
             for item in admitted:
-                emit(item)
-        for item in admitted:
-            self.state = apply(self.state, item)
-        if event.execution_id is not None:
-            self._executions.add(event.execution_id)
-            if len(self._executions) > 4 * len(self.state.execution_ids) + 1000:
-                self._executions = set(self.state.execution_ids)
-        if event.event not in FILL_EVENTS and event.event not in CLOSE_EVENTS and event.event not in _OPENING_RANK:
-            key = event_id(event)
-            self._statuses.add(key)
-            self._status_order.append(key)
-            if len(self._status_order) > STATUS_MEMORY:
-                self._statuses.discard(self._status_order.popleft())
-        return admitted, admitted
+                work.apply(item)
+            printed += admitted
+            applied += admitted
+            if event.execution_id is not None:
+                self._executions.add(event.execution_id)
+                if len(self._executions) > 4 * len(work.execution_ids) + 1000:
+                    self._executions = set(work.execution_ids)
+            if event.event not in FILL_EVENTS and event.event not in CLOSE_EVENTS and event.event not in _OPENING_RANK:
+                key = event_id(event)
+                self._statuses.add(key)
+                self._status_order.append(key)
+                if len(self._status_order) > STATUS_MEMORY:
+                    self._statuses.discard(self._status_order.popleft())
+        if work is not None:
+            self.state = work.result()
+        return printed, applied
 
     def adopt(self, snapshot: Snapshot) -> None:
         self.state = adopt(self.state, snapshot, snapshot.taken_at)
@@ -743,12 +751,11 @@ class Supervisor:
         if believed is None:
             believed = self.ledger.state.open_orders if self.ledger is not None else {}
         before = await self.broker.positions()
-        snapshot = await self.broker.snapshot(believed)
-        closed = await self.broker.orders("closed", after=self._since) if self._since is not None else []
+        snapshot = await self.broker.snapshot(believed, closed_since=self._since)
         after = await self.broker.positions()
         consistent = _signed(before) == _signed(snapshot.positions) == _signed(after)
         self._next_since = started - CLOSED_LOOKBACK
-        return with_closed(snapshot, closed), consistent
+        return snapshot, consistent
 
     def _reconciled(self) -> None:
         self._since = self._next_since
@@ -770,8 +777,7 @@ class Supervisor:
                 (snapshot, consistent), self._first_snapshot = self._first_snapshot, None
             else:
                 snapshot, consistent = await self._snapshot()
-            for event in recover(self.ledger.state, snapshot):
-                recovered += self._deliver(event)
+            recovered += self._deliver(*recover(self.ledger.state, snapshot))
             if consistent or attempt == TORN_RETRIES:
                 break
             await asyncio.sleep(TORN_RETRY_DELAY)
@@ -791,14 +797,14 @@ class Supervisor:
 
     # ---------------------------------------------------------------- delivery
 
-    def _deliver(self, update: TradeUpdate) -> int:
-        """Admit one event (live or recovered): print what is new, apply everything.
+    def _deliver(self, *updates: TradeUpdate) -> int:
+        """Admit events (one live, or a catch-up's recovered ones): print what is new, apply everything.
 
         Without a state file what is new is printed at once; with one, it is
         printed once the save that holds it is done (`_saved`).
         """
         assert self.ledger is not None
-        printed, applied = self.ledger.admit(update, self._emit if self._file is None else None)
+        printed, applied = self.ledger.admit_all(updates, self._emit if self._file is None else None)
         if self._file is not None and applied:
             self._file.events(applied, printed)
         return len(printed)
@@ -889,9 +895,7 @@ class Supervisor:
             self._notice("poll_failed", reason=error.line())
             return 0
         await asyncio.sleep(IN_FLIGHT_GRACE)  # events already on their way are not missed
-        missed = 0
-        for event in recover(self.ledger.state, snapshot):
-            missed += self._deliver(event)
+        missed = self._deliver(*recover(self.ledger.state, snapshot))
         self._reconciled()
         return missed
 
