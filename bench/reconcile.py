@@ -76,10 +76,12 @@ def _in_process(url: str, state: Path) -> dict[str, float]:
     from alpaca_cli import statefile
     from alpaca_cli.bridge import Broker
     from alpaca_cli.config import load_settings, resolve
-    from alpaca_cli.core import diff
+    from alpaca_cli.core import State, diff
 
     connection = resolve(load_settings(sandbox=True, sandbox_url=url))
-    load_ms, local = _median_ms(lambda: statefile.load(state))
+    local = statefile.load(state)
+    # Parsed afresh each time: `statefile.load` keeps the last document a process read.
+    load_ms, _ = _median_ms(lambda: State.model_validate_json(state.read_bytes()))
 
     async def fetch() -> Any:
         async with Broker(connection) as broker:
