@@ -245,9 +245,9 @@ def resolve(settings: Settings) -> Connection:
 @dataclass(frozen=True, slots=True)
 class Origin:
     """Where one setting came from: a flag, an environment variable, `.env`, a profile of the
-    config file, the default, the sandbox switch, or another setting it is derived from."""
+    config file, the default, or another setting it is derived from."""
 
-    kind: Literal["flag", "environment", ".env", "profile", "default", "sandbox", "derived"]
+    kind: Literal["flag", "environment", ".env", "profile", "default", "derived"]
     name: str | None = None  # the flag, the variable, the profile, or the setting derived from
     path: str | None = None  # the .env or config file
 

@@ -29,6 +29,7 @@ subclass, so that callers which can create it from a broker snapshot
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -46,6 +47,11 @@ if TYPE_CHECKING:
 LOCK_TIMEOUT = 30.0
 # `write_atomic` names its temp files `.NAME.<random>.tmp`.
 _TEMP_SUFFIX = ".tmp"
+# The document this process last read or wrote, per file: (digest of its bytes, state).
+# `update` re-reads the file under its lock before every change, and while no other
+# process wrote it those are the same bytes: validating 10,000 orders again costs
+# about 0.1 s each time (a `tail --state` catch-up read the same file four times).
+_known: dict[Path, tuple[bytes, State]] = {}
 
 
 class StateFileMissing(UsageError):
@@ -121,7 +127,7 @@ def load(path: str | os.PathLike[str], *, account_id: str | None = None) -> Stat
     from alpaca_cli.core.state import State
 
     path = Path(path)
-    real_path(path)  # a dangling link is an error, not a missing file to create
+    real = real_path(path)  # a dangling link is an error, not a missing file to create
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -131,10 +137,16 @@ def load(path: str | os.PathLike[str], *, account_id: str | None = None) -> Stat
             f"cannot read state file {path}: {exc.strerror or exc}",
             hint="check the path and its permissions",
         ) from None
-    try:
-        state = State.model_validate_json(data)
-    except ValidationError as exc:
-        raise _invalid(path, data, exc) from None
+    digest = _digest(data)
+    known = _known.get(real)
+    if known is not None and known[0] == digest:
+        state = known[1]
+    else:
+        try:
+            state = State.model_validate_json(data)
+        except ValidationError as exc:
+            raise _invalid(path, data, exc) from None
+        _known[real] = (digest, state)
     if account_id is not None:
         check_account(path, state, account_id)
     return state
@@ -157,7 +169,7 @@ def save(path: str | os.PathLike[str], state: State) -> None:
     path = Path(path)
     data = state.to_json()
     with locked(path):
-        _write_atomically(path, data)
+        _write_atomically(path, data, state)
 
 
 def update(
@@ -187,16 +199,22 @@ def update(
             check_account(path, start, account_id)
         after = change(start)
         if before is None or (after is not before and after != before):
-            _write_atomically(path, after.to_json())
+            _write_atomically(path, after.to_json(), after)
         return after
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
+def _digest(data: bytes) -> bytes:
+    return hashlib.blake2b(data, digest_size=32).digest()
+
+
+def _write_atomically(path: Path, data: bytes, state: State) -> None:
     """`write_atomic` (through a symlink: to its target), with a failure told as one line;
-    the old file stays as it was."""
+    the old file stays as it was. `state` is what `data` reads back as."""
     real = real_path(path)
+    _known.pop(real, None)
     try:
         write_atomic(real, data, mode=0o600)
+        _known[real] = (_digest(data), state)
     except OSError as exc:
         shown = path if real == path else f"{path} (-> {real})"
         raise UsageError(

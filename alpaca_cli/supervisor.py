@@ -79,7 +79,6 @@ from alpaca_cli.core import (
     initial_state,
     keep_positions,
     recover,
-    with_closed,
 )
 from alpaca_cli.domain import Position, Snapshot, TradeUpdate
 from alpaca_cli.errors import AuthError, CliError, ConnectionLimitError, UnreachableError
@@ -545,12 +544,11 @@ class Supervisor:
         if believed is None:
             believed = self.ledger.state.open_orders if self.ledger is not None else {}
         before = await self.broker.positions()
-        snapshot = await self.broker.snapshot(believed)
-        closed = await self.broker.orders("closed", after=self._since) if self._since is not None else []
+        snapshot = await self.broker.snapshot(believed, closed_since=self._since)
         after = await self.broker.positions()
         consistent = _signed(before) == _signed(snapshot.positions) == _signed(after)
         self._next_since = started - CLOSED_LOOKBACK
-        return with_closed(snapshot, closed), consistent
+        return snapshot, consistent
 
     def _reconciled(self) -> None:
         self._since = self._next_since
@@ -572,8 +570,7 @@ class Supervisor:
                 (snapshot, consistent), self._first_snapshot = self._first_snapshot, None
             else:
                 snapshot, consistent = await self._snapshot()
-            for event in recover(self.ledger.state, snapshot):
-                recovered += self._deliver(event)
+            recovered += self._deliver(*recover(self.ledger.state, snapshot))
             if consistent or attempt == TORN_RETRIES:
                 break
             await asyncio.sleep(TORN_RETRY_DELAY)
@@ -593,14 +590,14 @@ class Supervisor:
 
     # ---------------------------------------------------------------- delivery
 
-    def _deliver(self, update: TradeUpdate) -> int:
-        """Admit one event (live or recovered): print what is new, apply everything.
+    def _deliver(self, *updates: TradeUpdate) -> int:
+        """Admit events (one live, or a catch-up's recovered ones): print what is new, apply everything.
 
         Without a state file what is new is printed at once; with one, it is
         printed once the save that holds it is done (`_saved`).
         """
         assert self.ledger is not None
-        printed, applied = self.ledger.admit(update, self._emit if self._file is None else None)
+        printed, applied = self.ledger.admit_all(updates, self._emit if self._file is None else None)
         if self._file is not None and applied:
             self._file.events(applied, printed)
         return len(printed)
@@ -691,9 +688,7 @@ class Supervisor:
             self._notice("poll_failed", reason=error.line())
             return 0
         await asyncio.sleep(IN_FLIGHT_GRACE)  # events already on their way are not missed
-        missed = 0
-        for event in recover(self.ledger.state, snapshot):
-            missed += self._deliver(event)
+        missed = self._deliver(*recover(self.ledger.state, snapshot))
         self._reconciled()
         return missed
 

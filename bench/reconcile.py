@@ -35,7 +35,8 @@ SIZES = (10_000, 20_000)
 POSITIONS = 2_000
 RUNS = 5
 IN_PROCESS_RUNS = 5
-TARGET_MS = 2_000  # for 10,000 orders (issue 4)
+TARGET_MS = 1_500  # for 10,000 orders, and at most 2x the bare client (issue 12)
+TARGET_RATIO = 2.0
 
 _BARE = """
 import sys, requests
@@ -76,10 +77,12 @@ def _in_process(url: str, state: Path) -> dict[str, float]:
     from alpaca_cli import statefile
     from alpaca_cli.bridge import Broker
     from alpaca_cli.config import load_settings, resolve
-    from alpaca_cli.core import diff
+    from alpaca_cli.core import State, diff
 
     connection = resolve(load_settings(sandbox=True, sandbox_url=url))
-    load_ms, local = _median_ms(lambda: statefile.load(state))
+    local = statefile.load(state)
+    # Parsed afresh each time: `statefile.load` keeps the last document a process read.
+    load_ms, _ = _median_ms(lambda: State.model_validate_json(state.read_bytes()))
 
     async def fetch() -> Any:
         async with Broker(connection) as broker:
@@ -141,7 +144,8 @@ def _size(orders: int) -> list[dict[str, Any]]:
     ]
     tool_ms = next(row["median_ms"] for row in rows if row["case"] == tool)
     if orders == SIZES[0]:
-        rows[1]["target_met"] = "yes" if tool_ms < TARGET_MS else f"NO (> {TARGET_MS} ms)"
+        bare_ms = rows[0]["median_ms"]
+        rows[1]["target_met"] = "yes" if tool_ms < TARGET_MS and tool_ms <= TARGET_RATIO * bare_ms else "NO"
     rows[1]["state_file_mb"] = state_mb
     for part, label in (
         ("load", "load the state file (validate)"),

@@ -23,6 +23,7 @@ RUNS = 15
 OPEN_ORDERS = 100
 POSITIONS = 20
 BASELINE = "bare requests: 4 GETs"
+TARGET_RATIO = 2.5  # status -o json (issue 12)
 
 _REQUESTS = """
 import sys, requests
@@ -69,7 +70,11 @@ def run() -> list[dict[str, Any]]:
         }
         samples = interleaved(cases, RUNS, warmup=1)
         rss = {case: peak_rss_mb(*argv_env) for case, argv_env in cases.items()}
-    return [
+    rows = [
         summarize(case, runs, baseline=None if case == BASELINE else BASELINE, rss_mb=rss[case])
         for case, runs in samples.items()
     ]
+    json_row, bare_row = rows[2], rows[0]
+    json_row["target"] = f"<= {TARGET_RATIO}x"
+    json_row["meets"] = "yes" if json_row["median_ms"] <= TARGET_RATIO * bare_row["median_ms"] else "NO"
+    return rows

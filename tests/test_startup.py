@@ -50,8 +50,10 @@ def test_help_loads_only_the_command_it_shows() -> None:
 
 def test_the_top_level_help_lines_are_the_commands_own() -> None:
     """`cli.COMMANDS` repeats each command's one-line help so `--help` need not import it."""
-    from alpaca_cli.cli import COMMANDS, load_command
+    from alpaca_cli.cli import COMMANDS, app, load_command
 
+    eager = [info.name for info in (*app.registered_commands, *app.registered_groups)]
+    assert not eager, f"{eager}: add them to cli.COMMANDS, or --help and TAB would not list them"
     for name, (_, _, line) in COMMANDS.items():
         command = load_command(name)
         assert command.name == name

@@ -31,7 +31,6 @@ from alpaca_cli.core import (
     missed_part,
     recover,
     unseen_closed_events,
-    with_closed,
 )
 from alpaca_cli.domain import FILL_EVENTS, Account, Order, Position, Snapshot, TradeUpdate
 from alpaca_cli.errors import AuthError, ConnectionLimitError, UnreachableError, UsageError
@@ -231,16 +230,6 @@ def test_orders_that_opened_and_closed_unseen_are_recovered() -> None:
         ledger.admit(event)
     assert unseen_closed_events(ledger.state, snapshot) == []
     assert recover(ledger.state, snapshot) == []
-
-
-def test_with_closed_adds_each_final_order_once() -> None:
-    known = _order("a", status="filled", filled_qty=Decimal(300))
-    other = _order("b", status="canceled")
-    still_open = _order("c")
-    snapshot = Snapshot(ACCOUNT, (), (still_open,), T0, final_orders=(known,))
-    merged = with_closed(snapshot, [known, other, still_open])
-    assert [o.id for o in merged.final_orders] == ["a", "b"]
-    assert with_closed(snapshot, []) is snapshot
 
 
 @settings(max_examples=150, deadline=None)

@@ -184,15 +184,20 @@ class RestBridge:
             self._executor, functools.partial(call.run, lambda: parse(fn(*args)), retry=retry)
         )
         try:
+            # `asyncio.wait`, not `wait_for`: Python 3.11's `wait_for` drops a cancellation that
+            # arrives as the call completes, and a stopped `tail` then ran on (1 start in 10).
             try:
-                return await asyncio.wait_for(asyncio.shield(future), call.remaining())
-            except (TimeoutError, asyncio.CancelledError) as stopped:
+                done, _ = await asyncio.wait({future}, timeout=call.remaining())
+            except asyncio.CancelledError:
                 call.abort()
                 future.add_done_callback(_retrieve)  # the worker's own error is ours to drop now
-                if isinstance(stopped, asyncio.CancelledError):
-                    raise
+                raise
+            if not done:
+                call.abort()
+                future.add_done_callback(_retrieve)
                 await asyncio.wait({future}, timeout=ABORT_GRACE)
                 raise transport.DeadlineExceeded from None
+            return future.result()
         except asyncio.CancelledError:
             raise
         except Exception as error:
@@ -473,26 +478,34 @@ class RestBridge:
 
     # -- the snapshot ---------------------------------------------------------------------
 
-    async def snapshot(self, believed_open: Mapping[str, Submitted] | None = None) -> Snapshot:
+    async def snapshot(
+        self, believed_open: Mapping[str, Submitted] | None = None, *, closed_since: datetime | None = None
+    ) -> Snapshot:
         """The broker's truth now: account, positions, every open order, and the
         final state of each order we believed open (id -> its record) that the
-        broker no longer lists.
+        broker no longer lists; with `closed_since`, also every order closed
+        since then (`tail` recovers orders that opened and closed while it was away).
 
         The three listings are fetched concurrently. The final states come from
         the closed orders submitted since the oldest of them (a few pages, not a
-        request per order: Alpaca allows about 200 requests a minute); only the
-        few a listing cannot place (or a handful in all) are looked up one by one.
+        request per order: Alpaca allows about 200 requests a minute), in the
+        same listing as `closed_since`'s; only the few a listing cannot place (or
+        a handful in all) are looked up one by one.
         """
         started = time.time()
         account, positions, open_orders = await _all(self.account(), self.positions(), self.orders("open"))
         listed = {o.id for o in open_orders}
         missing = {oid: record.submitted_at for oid, record in (believed_open or {}).items() if oid not in listed}
-        finals: list[Order] = []
+        since = closed_since
         if len(missing) > FEW_LOOKUPS:
-            since = min(missing.values()) - timedelta(microseconds=1)
-            finals = [o for o in await self.orders("closed", after=since) if o.id in missing]
+            oldest = min(missing.values()) - timedelta(microseconds=1)
+            since = oldest if since is None else min(since, oldest)
+        closed = await self.orders("closed", after=since) if since is not None else []
+        finals = [o for o in closed if o.id in missing]
         placed = {o.id for o in finals}
         finals += await _all(*(self.order(oid) for oid in missing if oid not in placed))
+        if closed_since is not None:
+            finals += [o for o in closed if o.is_final and o.id not in missing and o.id not in listed]
         log.debug("snapshot: %d open, %d final, %.2fs", len(open_orders), len(finals), time.time() - started)
         return Snapshot(
             account=account,

@@ -31,7 +31,6 @@ from alpaca_cli.core.recover import (
     polled_events,
     recover,
     unseen_closed_events,
-    with_closed,
 )
 from alpaca_cli.core.state import (
     AccountRecord,
@@ -70,5 +69,4 @@ __all__ = [
     "polled_events",
     "recover",
     "unseen_closed_events",
-    "with_closed",
 ]

@@ -75,14 +75,19 @@ def apply(state: State, event: TradeUpdate) -> State:
 
 def apply_all(state: State, events: Iterable[TradeUpdate]) -> State:
     """`apply` each event in turn, copying the state only once."""
-    work = _Transition(state)
+    work = Transition(state)
     for event in events:
         work.apply(event)
     return work.result()
 
 
-class _Transition:
-    """Mutable working copies of one state's collections, for a batch of events."""
+class Transition:
+    """Mutable working copies of one state's collections, for a batch of events.
+
+    `apply` the events one at a time, read `open_orders` and `closed_orders`
+    between them, take the `result()` once: a catch-up of 10,000 recovered
+    events then copies the state once, not once per event (quadratic).
+    """
 
     def __init__(self, state: State) -> None:
         self.state = state
@@ -132,14 +137,16 @@ class _Transition:
         if closed_record is not None:
             # Closed is final: late events only top up the remembered fill.
             if filled > known:
-                self.closed_orders[order.id] = ClosedOrder(filled_qty=filled, status=closed_record.status)
+                self.closed_orders[order.id] = ClosedOrder.model_construct(
+                    filled_qty=filled, status=closed_record.status
+                )
                 self.changed = True
             return
 
         if event.event in CLOSE_EVENTS or order.status in FINAL_STATUSES:
             status = order.status if order.status in FINAL_STATUSES else CLOSE_EVENTS[event.event]
             self.open_orders.pop(order.id, None)
-            self.closed_orders[order.id] = ClosedOrder(filled_qty=max(filled, known), status=status)
+            self.closed_orders[order.id] = ClosedOrder.model_construct(filled_qty=max(filled, known), status=status)
             while len(self.closed_orders) > CLOSED_ORDERS_LIMIT:
                 del self.closed_orders[next(iter(self.closed_orders))]
             self.changed = True

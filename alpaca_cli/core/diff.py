@@ -146,9 +146,9 @@ def adopt(local: State, snapshot: Snapshot, now: datetime) -> State:
     closed = {oid: rec for oid, rec in local.closed_orders.items() if oid not in broker_open}
     for record in local.open_orders.values():
         if record.id not in broker_open and record.id not in final:
-            closed[record.id] = ClosedOrder(filled_qty=record.filled_qty, status="missing")
+            closed[record.id] = ClosedOrder.model_construct(filled_qty=record.filled_qty, status="missing")
     for order in final.values():
-        closed[order.id] = ClosedOrder(filled_qty=order.filled_qty, status=order.status)
+        closed[order.id] = ClosedOrder.model_construct(filled_qty=order.filled_qty, status=order.status)
     while len(closed) > CLOSED_ORDERS_LIMIT:
         del closed[next(iter(closed))]
     return local.model_copy(

@@ -23,13 +23,13 @@ always add up to its cumulative fill.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
-from alpaca_cli.core.apply import CLOSE_EVENTS, apply
+from alpaca_cli.core.apply import CLOSE_EVENTS, Transition
 from alpaca_cli.core.diff import adopt
 from alpaca_cli.core.identity import OPENING_EVENTS, event_id
 from alpaca_cli.core.recover import missed_part
-from alpaca_cli.core.state import State
+from alpaca_cli.core.state import OrderBook, State, known_fill
 from alpaca_cli.domain import FILL_EVENTS, Snapshot, TradeUpdate
 
 STATUS_MEMORY = 10_000  # status-only event ids remembered
@@ -37,7 +37,7 @@ _OPENING_RANK = {name: rank for rank, name in enumerate(OPENING_EVENTS)}
 
 
 def is_new(
-    state: State,
+    state: OrderBook,
     event: TradeUpdate,
     executions: Iterable[str] | set[str] = (),
     statuses: set[str] | frozenset[str] = frozenset(),
@@ -45,7 +45,7 @@ def is_new(
     """Whether `event` tells `state` something it does not know yet (module doc)."""
     if event.execution_id is not None and event.execution_id in executions:
         return False
-    known, _, is_open, is_closed = state.known_fill(event.order.id)
+    known, _, is_open, is_closed = known_fill(state, event.order.id)
     name = event.event
     if name in FILL_EVENTS:
         return event.order.filled_qty > known
@@ -84,30 +84,52 @@ class Ledger:
         `emit` is called with each event to print *before* the state moves:
         the fill reaches its reader without waiting for the bookkeeping.
         """
-        state = self.state
-        if not is_new(state, event, self._executions, self._statuses):
-            if event.event not in CLOSE_EVENTS:
-                return [], []  # a replay; applying it could only take an order's status back
-            self.state = apply(state, event)  # a fill that adds nothing may still close the order
-            return [], [event]
-        gap = missed_part(state, event)
-        admitted = [gap, event] if gap is not None else [event]
-        if emit is not None:
+        return self.admit_all((event,), emit)
+
+    def admit_all(
+        self, events: Iterable[TradeUpdate], emit: Callable[[TradeUpdate], None] | None = None
+    ) -> tuple[list[TradeUpdate], list[TradeUpdate]]:
+        """`admit` each event in turn on one working copy of the state (made at the first
+        change, after the first `emit`): a catch-up of thousands copies the state once."""
+        work: Transition | None = None
+        printed: list[TradeUpdate] = []
+        applied: list[TradeUpdate] = []
+        for event in events:
+            known: OrderBook = work if work is not None else self.state
+            if not is_new(known, event, self._executions, self._statuses):
+                if event.event in CLOSE_EVENTS:  # a fill that adds nothing may still close the order
+                    work = work if work is not None else Transition(self.state)
+                    work.apply(event)
+                    applied.append(event)
+                continue  # else a replay; applying it could only take an order's status back
+            gap = missed_part(known, event)
+            admitted = [gap, event] if gap is not None else [event]
+            if emit is not None:
+                for item in admitted:
+                    emit(item)
+            work = work if work is not None else Transition(self.state)
             for item in admitted:
-                emit(item)
-        for item in admitted:
-            self.state = apply(self.state, item)
+                work.apply(item)
+            printed += admitted
+            applied += admitted
+            self._remember(event, work.execution_ids)
+        if work is not None:
+            self.state = work.result()
+        return printed, applied
+
+    def _remember(self, event: TradeUpdate, kept: Sequence[str]) -> None:
+        """The keys a state does not keep: execution ids (bounded by `kept`, the state's own
+        list) and status-only event ids (the last `STATUS_MEMORY`)."""
         if event.execution_id is not None:
             self._executions.add(event.execution_id)
-            if len(self._executions) > 4 * len(self.state.execution_ids) + 1000:
-                self._executions = set(self.state.execution_ids)
+            if len(self._executions) > 4 * len(kept) + 1000:
+                self._executions = set(kept)
         if event.event not in FILL_EVENTS and event.event not in CLOSE_EVENTS and event.event not in _OPENING_RANK:
             key = event_id(event)
             self._statuses.add(key)
             self._status_order.append(key)
             if len(self._status_order) > STATUS_MEMORY:
                 self._statuses.discard(self._status_order.popleft())
-        return admitted, admitted
 
     def adopt(self, snapshot: Snapshot) -> None:
         """Take broker truth for what no event explains (see `core.diff.adopt`)."""

@@ -20,13 +20,13 @@ two cumulative averages (`fill_price_between`), rounded once (`price_places`).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 
 from alpaca_cli.core.diff import broker_orders
 from alpaca_cli.core.errors import check_account
-from alpaca_cli.core.state import OrderRecord, State
+from alpaca_cli.core.state import OrderBook, OrderRecord, State, known_fill
 from alpaca_cli.domain import FILL_EVENTS, Activity, Order, Snapshot, TradeUpdate
 from alpaca_cli.text import utc
 
@@ -129,21 +129,12 @@ def recover(state: State, snapshot: Snapshot) -> list[TradeUpdate]:
     return events
 
 
-def with_closed(snapshot: Snapshot, closed: Iterable[Order]) -> Snapshot:
-    """The snapshot plus recently closed orders among its final orders (each order once)."""
-    have = {o.id for o in snapshot.final_orders} | {o.id for o in snapshot.open_orders}
-    extra = tuple(o for o in closed if o.is_final and o.id not in have)
-    if not extra:
-        return snapshot
-    return dataclasses.replace(snapshot, final_orders=snapshot.final_orders + extra)
-
-
 def keep_positions(snapshot: Snapshot, state: State) -> Snapshot:
     """`snapshot` with the state's own positions: adopting it changes orders and account only."""
     return dataclasses.replace(snapshot, positions=tuple(p.to_position() for p in state.positions.values()))
 
 
-def missed_part(state: State, event: TradeUpdate) -> TradeUpdate | None:
+def missed_part(state: OrderBook, event: TradeUpdate) -> TradeUpdate | None:
     """The fill `event` jumps over, as a recovered `partial_fill`; None when there is no gap.
 
     A live fill of 100 that takes the order from 300 to 400 while the state
@@ -151,7 +142,7 @@ def missed_part(state: State, event: TradeUpdate) -> TradeUpdate | None:
     "reconcile"), so the printed quantities of each order add up to its fill.
     """
     order = event.order
-    known, known_avg, _, _ = state.known_fill(order.id)
+    known, known_avg, _, _ = known_fill(state, order.id)
     own = event.qty if event.event in FILL_EVENTS and event.qty is not None else _ZERO
     before = order.filled_qty - own
     gap = before - known

@@ -13,10 +13,10 @@ output line), datetimes are RFC 3339 in UTC with `Z`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Protocol
 
 from pydantic import (
     AfterValidator,
@@ -355,16 +355,6 @@ class State(_Frozen):
         """The outbox's events, to print (again) first after a restart."""
         return [p.to_update() for p in self.outbox]
 
-    def known_fill(self, order_id: str) -> tuple[Decimal, Decimal | None, bool, bool]:
-        """(filled qty, average price, open?, closed?) of an order as this state knows it."""
-        record = self.open_orders.get(order_id)
-        if record is not None:
-            return record.filled_qty, record.filled_avg_price, True, False
-        closed = self.closed_orders.get(order_id)
-        if closed is not None:
-            return closed.filled_qty, None, False, True
-        return Decimal(0), None, False, False
-
     def to_snapshot(self, taken_at: datetime | None = None) -> Snapshot:
         """The snapshot a broker agreeing with this state would return."""
         if self.account is None:
@@ -375,3 +365,24 @@ class State(_Frozen):
             open_orders=tuple(o.to_order() for o in self.open_orders.values()),
             taken_at=taken_at or self.last_reconciled_at or datetime.now(UTC),
         )
+
+
+class OrderBook(Protocol):
+    """The orders a `State` knows, or a `core.apply.Transition`'s working copy between events."""
+
+    @property
+    def open_orders(self) -> Mapping[str, OrderRecord]: ...
+
+    @property
+    def closed_orders(self) -> Mapping[str, ClosedOrder]: ...
+
+
+def known_fill(book: OrderBook, order_id: str) -> tuple[Decimal, Decimal | None, bool, bool]:
+    """(filled qty, average price, open?, closed?) of an order as `book` knows it."""
+    record = book.open_orders.get(order_id)
+    if record is not None:
+        return record.filled_qty, record.filled_avg_price, True, False
+    closed = book.closed_orders.get(order_id)
+    if closed is not None:
+        return closed.filled_qty, None, False, True
+    return Decimal(0), None, False, False
