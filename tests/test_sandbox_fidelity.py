@@ -418,8 +418,10 @@ def test_snapshots_one_and_many(sandbox: Any, data: StockHistoricalDataClient) -
 
 def test_historical_trades_and_quotes_page_and_follow_the_bars(sandbox: Any, data: StockHistoricalDataClient) -> None:
     halt(sandbox, "CL", "GIS")
+    minute = timedelta(seconds=sandbox.sandbox.bar_interval)  # a "minute" lasts the bar interval
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
     end = datetime.now(UTC).replace(microsecond=0)
-    start = end - timedelta(minutes=20)
+    start = end - 20 * minute
     symbols = ["CL", "GIS"]
     trades = data.get_stock_trades(StockTradesRequest(symbol_or_symbols=symbols, start=start, end=end)).data
     quotes = data.get_stock_quotes(StockQuotesRequest(symbol_or_symbols=symbols, start=start, end=end)).data
@@ -430,7 +432,7 @@ def test_historical_trades_and_quotes_page_and_follow_the_bars(sandbox: Any, dat
         assert len(trades[symbol]) >= 20 and len(quotes[symbol]) == len(trades[symbol])
         by_minute = {bar.timestamp: bar for bar in bars[symbol]}
         for trade, quote in zip(trades[symbol], quotes[symbol], strict=True):
-            bar = by_minute[trade.timestamp.replace(second=0, microsecond=0)]
+            bar = by_minute[epoch + (trade.timestamp - epoch) // minute * minute]
             assert bar.low <= trade.price <= bar.high and start <= trade.timestamp <= end
             assert quote.timestamp == trade.timestamp and quote.bid_price < trade.price < quote.ask_price
         inside = bars[symbol][1:-1]  # whole minutes of the window: every share of the bar printed

@@ -23,6 +23,7 @@ from alpaca_cli.sandbox.market import Market, Minute, Ticker
 from alpaca_cli.sandbox.model import Bar, BarPage, digest, invalid
 
 MAX_LIMIT = 10000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 _TIMEFRAME_RE = re.compile(r"^(\d+)(Min|T|Hour|H|Day|D|Week|W|Month|M)$")
 _UNITS = {
@@ -94,10 +95,11 @@ class History:
                 continue
             first = resume[1] if resume is not None and symbol == resume[0] else start
             ticker = self.market.ticker(symbol)
+            around_the_clock = always_open or ticker.crypto
             for bucket in self._buckets(first, end, width, unit):
                 if count >= limit:
                     return BarPage(out, _encode(symbol, bucket))
-                if not always_open and not self._trades_during(bucket, width, unit):
+                if not around_the_clock and not self._trades_during(bucket, width, unit):
                     continue
                 made = self.bar(ticker, bucket, self._bucket_end(bucket, width, unit))
                 if made is not None:
@@ -105,13 +107,29 @@ class History:
                     count += 1
         return BarPage(out, None)
 
-    def latest_bar(self, symbol: str) -> Bar | None:
-        """The recorded bar of the latest "minute" with prints (or of now, when none)."""
+    def latest_bar(self, symbol: str, *, always_open: bool = False) -> Bar | None:
+        """The `1Min` bar of the latest "minute" with trading: recorded prints, else the curve's last.
+
+        Outside the calendar's (extended) sessions, that is the last minute of
+        the latest session; crypto and `always_open` trade in every minute.
+        """
         ticker = self.market.ticker(symbol)
-        index = max(ticker.minutes) if ticker.minutes else self.market.bar_index(self.now())
-        seconds = self.market.bar_seconds
-        begin = datetime.fromtimestamp(index * seconds, UTC)
-        return self.bar(ticker, begin, begin + timedelta(seconds=seconds))
+        if ticker.minutes:
+            return self.recorded_bar(ticker, max(ticker.minutes))
+        # Never printed since recording began: the curve's last minute before it.
+        at = min(self.now(), self.created - timedelta(microseconds=1))
+        if not (always_open or ticker.crypto):
+            found = _last_trading_moment(at)
+            if found is None:
+                return None
+            at = found
+        begin = self._floor(at, 1, "Min")
+        return self.bar(ticker, begin, self._bucket_end(begin, 1, "Min"))
+
+    def recorded_bar(self, ticker: Ticker, index: int) -> Bar | None:
+        """The `1Min` bar of recorded bar `index` (what the stream sends for that interval)."""
+        begin = self.market.bar_start(index)
+        return self.bar(ticker, begin, self.market.bar_start(index + 1))
 
     def bar(self, ticker: Ticker, begin: datetime, finish: datetime) -> Bar | None:
         """The bar from `begin` to `finish`: the curve before recording began, the prints after."""
@@ -125,14 +143,18 @@ class History:
             syn = self._synthetic_bar(ticker, begin, self.created)
             merged = Minute(syn.o, syn.h, syn.l, syn.c, syn.v, syn.n, syn.vw * syn.v)
         minutes = ticker.minutes
-        span = range(self.market.bar_index(begin), self.market.bar_index(min(finish, now)) + 1)
+        # Recorded bars starting in [begin, finish): the first index may start before `begin`
+        # only when `begin` is not on a bar boundary, which bucket starts always are.
+        first = self.market.bar_index(begin)
+        last = self.market.bar_index(min(finish, now))
+        if self.market.bar_start(last) >= finish:
+            last -= 1
+        span = range(first, last + 1)
         keys = span if len(span) <= len(minutes) else sorted(k for k in minutes if k in span)
         for index in keys:
             m = minutes.get(index)
             if m is None:
                 continue
-            if index * self.market.bar_seconds >= finish.timestamp():
-                continue  # the next bar's first index, reached when `finish` is the last moment
             if merged is None:
                 merged = Minute(m.o, m.h, m.lo, m.c, m.v, m.n, m.pv)
                 continue
@@ -153,13 +175,15 @@ class History:
         seed, symbol = self.market.seed, ticker.symbol
         o = self._curve(ticker, begin)
         c = self._curve(ticker, finish)
-        minutes = max(1.0, (finish - begin).total_seconds() / 60)
+        minutes = max(1.0, (finish - begin).total_seconds() / self.market.bar_seconds)
         noise = (digest("bar", seed, symbol, begin.timestamp()) % 1000) / 1000
         spread = 0.0004 * math.sqrt(minutes) * (0.5 + noise)
         h = round(max(o, c) * (1 + spread), 2)
         lo = round(min(o, c) * (1 - spread), 2)
-        volume = int(minutes * (500 + digest("vol", seed, symbol, begin) % 4500))
-        trades = max(1, volume // 90)
+        shares = int(minutes * (500 + digest("vol", seed, symbol, begin) % 4500))
+        trades = max(1, shares // 90)
+        # A crypto pair trades fractions of a coin: a thousandth of a stock's volume.
+        volume = (Decimal(shares) / 1000).quantize(Decimal("0.0001")) if ticker.crypto else Decimal(shares)
         vw = round((o + h + lo + c) / 4, 4)
         return Bar(begin, _dec(o), _dec(h), _dec(lo), _dec(c), volume, trades, _dec(vw))
 
@@ -189,14 +213,15 @@ class History:
         finish = self._bucket_end(bucket, width, unit)
         return day is not None and bucket < day.extended_close and finish > day.extended_open
 
-    def _seconds(self, width: int, unit: str) -> float:
-        """A minute or hour bucket's length: "minutes" last the market's `bar_seconds`."""
-        return width * self.market.bar_seconds * (1 if unit == "Min" else 60)
+    def _micros(self, width: int, unit: str) -> int:
+        """A minute or hour bucket's length in microseconds: "minutes" last the market's `bar_seconds`."""
+        return max(1, round(width * self.market.bar_seconds * (1 if unit == "Min" else 60) * 1_000_000))
 
     def _floor(self, at: datetime, width: int, unit: str) -> datetime:
         if unit in ("Min", "Hour"):
-            seconds = self._seconds(width, unit)
-            return datetime.fromtimestamp(at.timestamp() // seconds * seconds, UTC)
+            step = self._micros(width, unit)
+            micros = (at - _EPOCH) // timedelta(microseconds=1)
+            return _EPOCH + timedelta(microseconds=micros - micros % step)
         local = at.astimezone(NEW_YORK)
         if unit == "Day":
             day = local.date()
@@ -209,7 +234,7 @@ class History:
 
     def _bucket_end(self, begin: datetime, width: int, unit: str) -> datetime:
         if unit in ("Min", "Hour"):
-            return begin + timedelta(seconds=self._seconds(width, unit))
+            return begin + timedelta(microseconds=self._micros(width, unit))
         local = begin.astimezone(NEW_YORK)
         if unit == "Day":
             day = local.date() + timedelta(days=1)
@@ -228,6 +253,17 @@ class History:
         while bucket <= end:
             yield bucket
             bucket = self._bucket_end(bucket, width, unit)
+
+
+def _last_trading_moment(at: datetime) -> datetime | None:
+    """The latest moment at or before `at` inside a session's extended hours (a fortnight back at most)."""
+    day = calendar.local_day(at)
+    for back in range(15):
+        session = calendar.session(day - timedelta(days=back))
+        if session is None or session.extended_open > at:
+            continue
+        return min(at, session.extended_close - timedelta(microseconds=1))
+    return None
 
 
 def hash_noise(seed: int, symbol: str, n: int) -> float:

@@ -83,7 +83,10 @@ class Sandbox:
         self._clock_offset = timedelta(0)
         if now is not None:
             self.set_now(now)
-        self.engine = PaperBroker(seed=seed, now=self.now, always_open=always_open, market_closed=market_closed)
+        # The market records bars of `bar_interval`: the stream sends them, the bars API serves them.
+        self.engine = PaperBroker(
+            seed=seed, now=self.now, bar_seconds=bar_interval, always_open=always_open, market_closed=market_closed
+        )
         # The engine behind Alpaca's JSON: what the REST routes (and in-process tests) call.
         self.broker = BrokerApi(self.engine)
         self.activities = ActivityLog()

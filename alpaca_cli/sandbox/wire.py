@@ -260,10 +260,15 @@ def bar(b: Bar) -> dict[str, Any]:
         "h": float(b.h),
         "l": float(b.l),
         "c": float(b.c),
-        "v": b.v,
+        "v": volume(b.v),
         "n": b.n,
         "vw": float(b.vw),
     }
+
+
+def volume(v: Decimal) -> int | float:
+    """A volume as a JSON number: whole shares as an integer, fractions of a coin as a float."""
+    return int(v) if v == v.to_integral_value() else float(v)
 
 
 def bar_time(t: datetime) -> str:
