@@ -198,7 +198,11 @@ def test_asset_list_filters_and_refusals(sandbox: Any, client: TradingClient) ->
     assert "SPY" in {a["symbol"] for a in arca} and {a["exchange"] for a in arca} == {"ARCA"}
     inactive = raw(sandbox, "/v2/assets?status=inactive")[1]
     assert inactive and not any(a["tradable"] for a in inactive)
-    assert raw(sandbox, "/v2/assets?asset_class=crypto")[1] == []
+    crypto = raw(sandbox, "/v2/assets?asset_class=crypto")[1]
+    assert {"BTC/USD", "ETH/USD"} <= {a["symbol"] for a in crypto} and {a["class"] for a in crypto} == {"crypto"}
+    assert not any(a["shortable"] or a["marginable"] for a in crypto)
+    complete(Asset, crypto[0])
+    assert all(a["class"] == "us_equity" for a in listed)
     by_id = raw(sandbox, "/v2/assets/" + listed[0]["id"])[1]
     assert by_id["symbol"] == listed[0]["symbol"]
     assert raw(sandbox, "/v2/assets/ZZZZZ") == (404, {"code": 40410000, "message": "asset not found for ZZZZZ"})

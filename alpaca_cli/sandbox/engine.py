@@ -644,7 +644,8 @@ class PaperBroker:
                 raise invalid("percentage must be between 0 and 100")
             size = (size * percentage / 100).quantize(Decimal("1e-9"), rounding=ROUND_DOWN)
         side = "sell" if pos.qty > 0 else "buy"
-        return self.submit(OrderRequest(symbol, side, "market", "day", qty=size))
+        tif = "gtc" if self.market.ticker(symbol).crypto else "day"  # crypto has no day orders
+        return self.submit(OrderRequest(symbol, side, "market", tif, qty=size))
 
     def close_all_positions(self, cancel_orders: bool = False) -> list[Outcome]:
         """`DELETE /v2/positions`: one outcome per position, like Alpaca's 207 body."""

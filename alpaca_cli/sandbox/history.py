@@ -101,7 +101,11 @@ class History:
                     return BarPage(out, _encode(symbol, bucket))
                 if not around_the_clock and not self._trades_during(bucket, width, unit):
                     continue
-                made = self.bar(ticker, bucket, self._bucket_end(bucket, width, unit))
+                finish = self._bucket_end(bucket, width, unit)
+                if (unit == "Min" and width == 1) or unit not in ("Min", "Hour"):
+                    made = self.bar(ticker, bucket, finish)
+                else:
+                    made = self._merged(ticker, bucket, finish, around_the_clock)
                 if made is not None:
                     out.setdefault(symbol, []).append(made)
                     count += 1
@@ -164,6 +168,32 @@ class History:
             merged.v += m.v
             merged.n += m.n
             merged.pv += m.pv
+        if merged is None:
+            return None
+        vw = (merged.pv / merged.v).quantize(Decimal("0.0001")) if merged.v else merged.c
+        return Bar(begin, merged.o, merged.h, merged.lo, merged.c, merged.v, merged.n, vw)
+
+    def _merged(self, ticker: Ticker, begin: datetime, finish: datetime, around_the_clock: bool) -> Bar | None:
+        """A bar of several "minutes" made of its `1Min` bars, so 5Min and 1Hour agree with 1Min exactly."""
+        merged: Minute | None = None
+        minute = self._floor(begin, 1, "Min")
+        while minute < finish:
+            following = self._bucket_end(minute, 1, "Min")
+            part = None
+            if around_the_clock or self._trades_during(minute, 1, "Min"):
+                part = self.bar(ticker, minute, following)
+            minute = following
+            if part is None:
+                continue
+            if merged is None:
+                merged = Minute(part.o, part.h, part.l, part.c, part.v, part.n, part.vw * part.v)
+                continue
+            merged.h = max(merged.h, part.h)
+            merged.lo = min(merged.lo, part.l)
+            merged.c = part.c
+            merged.v += part.v
+            merged.n += part.n
+            merged.pv += part.vw * part.v
         if merged is None:
             return None
         vw = (merged.pv / merged.v).quantize(Decimal("0.0001")) if merged.v else merged.c

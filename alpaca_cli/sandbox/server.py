@@ -211,7 +211,7 @@ class Sandbox:
                 return respond.error(405, 40510000, "method not allowed")
             return respond.error(404, 40410000, "endpoint not found")
         is_websocket = request.headers.get("Upgrade", "").lower() == "websocket"
-        if not path.startswith(("/v2/", "/v3/")) or is_websocket:
+        if not path.startswith(("/v2/", "/v3/", "/v1beta3/")) or is_websocket:
             return await handler(request)  # admin; the streams do their own auth and faults
         faults = self.faults
         if faults.refuse_auth:
