@@ -78,8 +78,8 @@ _alpaca_cli_spec() {
             _ac_options='--help' ;;
         'sandbox serve')
             _ac_subs=''
-            _ac_valued='--host --port --seed --key-id --secret-key --tick-interval --bar-interval --rate-limit --now --rest-status --rest-count --drop-after-accept --drop-trading-every --drop-data-every'
-            _ac_options='--host --port --seed --key-id --secret-key --tick-interval --bar-interval --rate-limit --always-open --market-closed --now --no-sip --refuse-auth --rest-status --rest-count --drop-after-accept --hold-trade-updates --refuse-trading --mute-trading --mute-data --drop-trading-every --drop-data-every --help' ;;
+            _ac_valued='--host --port --seed --key-id --secret-key --tick-interval --bar-interval --rate-limit --now --rest-status --rest-count --drop-after-accept --drop-trading-every --drop-data-every --correct-bars-after'
+            _ac_options='--host --port --seed --key-id --secret-key --tick-interval --bar-interval --rate-limit --always-open --market-closed --now --no-sip --refuse-auth --rest-status --rest-count --drop-after-accept --hold-trade-updates --refuse-trading --mute-trading --mute-data --drop-trading-every --drop-data-every --correct-bars-after --help' ;;
         'stream')
             _ac_subs='bars'
             _ac_valued=''

@@ -798,3 +798,86 @@ def test_an_order_placed_while_flat_never_takes_shares_held_for_closing_orders()
     broker.step()
     assert broker.get_order(short.id).filled_qty == D("1")  # the one share not held
     assert broker.position_qty("AAPL") == 4 and broker.positions()[0].qty_available == 0
+
+
+# ------------------------------------------------------------------ the tape and its bars
+
+
+def test_prints_make_the_recorded_bar_and_a_bar_without_prints_is_none() -> None:
+    clock = Clock()
+    broker = PaperBroker(seed=1, now=clock, volatility=0.0, bar_seconds=0.5)
+    market = broker.market
+    ticker = market.ticker("AAPL")
+    start = market.bar_start(market.bar_index(clock.at) + 1)
+    for at_ms, price, size in ((10, "10", 100), (100, "12", 50), (200, "9", 50), (300, "11", 100)):
+        ticker.price = D(price)
+        market.record(ticker, D(size), start + timedelta(milliseconds=at_ms))
+    clock.at = start + timedelta(seconds=2)
+    index = market.bar_index(start)
+    bar = broker.recorded_bar("AAPL", index)
+    assert bar is not None and bar.t == start
+    assert (bar.o, bar.h, bar.l, bar.c, bar.v, bar.n) == (10, 12, 9, 11, 300, 4)
+    assert bar.vw == (D(1000 + 600 + 450 + 1100) / 300).quantize(D("0.0001"))
+    assert broker.recorded_bar("AAPL", index + 1) is None  # nothing printed: no bar, as on Alpaca
+    (served,) = broker.bars(["AAPL"], "1Min", start=start, end=start).bars["AAPL"]
+    assert served == bar  # the bars API serves the recorded bar: one series
+    late = broker.report_late("AAPL", index)
+    assert late is not None and (late.c, late.v, late.n) == (bar.c, bar.v + 100, bar.n + 1)
+    assert broker.bars(["AAPL"], "1Min", start=start, end=start).bars["AAPL"] == [late]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.decimals("0.01", "10000", places=2), st.integers(1, 10_000)),
+        min_size=1,
+        max_size=50,
+    )
+)
+def test_a_recorded_bar_is_consistent(prints: list[tuple[Decimal, int]]) -> None:
+    clock = Clock()
+    broker = PaperBroker(seed=1, now=clock, volatility=0.0)
+    ticker = broker.market.ticker("X")
+    start = broker.market.bar_start(broker.market.bar_index(clock.at) + 1)
+    for i, (price, size) in enumerate(prints):
+        ticker.price = price
+        broker.market.record(ticker, D(size), start + timedelta(milliseconds=i))
+    clock.at = start + timedelta(minutes=2)
+    bar = broker.recorded_bar("X", broker.market.bar_index(start))
+    assert bar is not None
+    assert bar.l <= min(bar.o, bar.c) and bar.h >= max(bar.o, bar.c)
+    assert bar.l - D("0.0001") <= bar.vw <= bar.h + D("0.0001")
+    assert bar.v == sum(s for _, s in prints) and bar.n == len(prints)
+
+
+def test_crypto_walks_around_the_clock_in_fractions_of_a_coin() -> None:
+    clock = Clock()
+    clock.at = datetime(2026, 3, 14, 12, 0, tzinfo=UTC)  # a Saturday: stocks do not move
+    broker = PaperBroker(seed=2, now=clock)
+    stock, coin = broker.price("AAPL"), broker.price("BTC/USD")
+    prints: list[tuple[str, Decimal]] = []
+    broker.trade_listeners.append(lambda symbol, price, size, at: prints.append((symbol, size)))
+    for _ in range(50):
+        broker.step()
+    assert broker.price("AAPL") == stock and {s for s, _ in prints} == {"BTC/USD"}
+    assert broker.price("BTC/USD") != coin and any(size < 1 for _, size in prints)
+    recorded = broker.market.ticker("BTC/USD").minutes.values()
+    assert sum(m.v for m in recorded) == sum(size for _, size in prints)  # every print is in a bar
+
+
+def test_crypto_orders_are_gtc_or_ioc_fractional_and_never_short() -> None:
+    broker, _ = make_broker()
+    broker.set_price("BTC/USD", D("95000"))
+    placed = submit(broker, order("BTC/USD", qty="0.015", time_in_force="gtc"))
+    broker.step()
+    assert broker.get_order(placed.id).status == "filled" and broker.position_qty("BTC/USD") == D("0.015")
+    for fields, message in (
+        ({"qty": "0.01", "time_in_force": "day"}, "invalid crypto time_in_force"),
+        ({"qty": "0.01", "time_in_force": "gtc", "type": "stop", "stop_price": "90000"}, "invalid order type"),
+    ):
+        err = refused(broker, order("BTC/USD", **fields))
+        assert err.status == 422 and message in err.message
+    err = refused(broker, order("ETH/USD", qty="1", side="sell", time_in_force="gtc"))
+    assert err.status == 403 and "sold short" in err.message
+    closing = broker.close_position("BTC/USD")
+    assert (closing.time_in_force, closing.qty) == ("gtc", D("0.015"))

@@ -9,6 +9,7 @@ refusals, JSON errors on every path, and the flags and admin switches agreeing.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import json
 import queue
@@ -198,7 +199,11 @@ def test_asset_list_filters_and_refusals(sandbox: Any, client: TradingClient) ->
     assert "SPY" in {a["symbol"] for a in arca} and {a["exchange"] for a in arca} == {"ARCA"}
     inactive = raw(sandbox, "/v2/assets?status=inactive")[1]
     assert inactive and not any(a["tradable"] for a in inactive)
-    assert raw(sandbox, "/v2/assets?asset_class=crypto")[1] == []
+    crypto = raw(sandbox, "/v2/assets?asset_class=crypto")[1]
+    assert {"BTC/USD", "ETH/USD"} <= {a["symbol"] for a in crypto} and {a["class"] for a in crypto} == {"crypto"}
+    assert not any(a["shortable"] or a["marginable"] for a in crypto)
+    complete(Asset, crypto[0])
+    assert all(a["class"] == "us_equity" for a in listed)
     by_id = raw(sandbox, "/v2/assets/" + listed[0]["id"])[1]
     assert by_id["symbol"] == listed[0]["symbol"]
     assert raw(sandbox, "/v2/assets/ZZZZZ") == (404, {"code": 40410000, "message": "asset not found for ZZZZZ"})
@@ -249,9 +254,8 @@ def test_trade_stream_on_the_trailing_slash_path(sandbox: Any, client: TradingCl
 
 def test_leg_updates_reach_the_sdk_trade_stream(sandbox: Any, client: TradingClient) -> None:
     filled_order(client, sandbox, "UNH", qty=2)
-    # Nothing fills: both exits are 10 % away from the price, and the walk never
-    # strays more than its max_move (4 %) from the price set. (A halt would not do: a halted symbol rejects the
-    # orders that reach it, racing the cancel below.)
+    # Nothing fills: the walk stays within 4 % of 500, far from both exits. (Halting the symbol
+    # instead would have the next tick reject the fresh OCO before the test cancels it: flaky.)
     sandbox.set_price("UNH", 500)
     with sdk_trade_stream(sandbox, "/stream") as updates:
         oco = client.submit_order(
@@ -430,9 +434,10 @@ def test_historical_trades_and_quotes_page_and_follow_the_bars(sandbox: Any, dat
     ).data
     for symbol in symbols:
         assert len(trades[symbol]) >= 20 and len(quotes[symbol]) == len(trades[symbol])
-        by_minute = {bar.timestamp: bar for bar in bars[symbol]}
+        # Minutes are real minutes before the sandbox started, its bar interval since.
+        starts = [bar.timestamp for bar in bars[symbol]]
         for trade, quote in zip(trades[symbol], quotes[symbol], strict=True):
-            bar = by_minute[trade.timestamp.replace(second=0, microsecond=0)]
+            bar = bars[symbol][bisect.bisect_right(starts, trade.timestamp) - 1]
             assert bar.low <= trade.price <= bar.high and start <= trade.timestamp <= end
             assert quote.timestamp == trade.timestamp and quote.bid_price < trade.price < quote.ask_price
         inside = bars[symbol][1:-1]  # whole minutes of the window: every share of the bar printed

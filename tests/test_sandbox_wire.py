@@ -91,7 +91,7 @@ def test_refusals_and_bulk_outcomes() -> None:
 
 
 def test_a_bar_writes_prices_as_numbers_and_its_start_to_the_second() -> None:
-    bar = Bar(datetime(2026, 3, 10, 15, 1, tzinfo=UTC), D("1.5"), D("2"), D("1"), D("1.75"), 300, 3, D("1.6667"))
+    bar = Bar(datetime(2026, 3, 10, 15, 1, tzinfo=UTC), D("1.5"), D("2"), D("1"), D("1.75"), D(300), 3, D("1.6667"))
     assert wire.bar(bar) == {
         "t": "2026-03-10T15:01:00Z",
         "o": 1.5,
@@ -102,5 +102,6 @@ def test_a_bar_writes_prices_as_numbers_and_its_start_to_the_second() -> None:
         "n": 3,
         "vw": 1.6667,
     }
-    short = Bar(AT, D(1), D(1), D(1), D(1), 1, 1, D(1))
+    short = Bar(AT, D(1), D(1), D(1), D(1), D("0.25"), 1, D(1))
     assert wire.bar(short)["t"] == "2026-03-10T15:00:01.250000Z"  # bars shorter than a second apart stay apart
+    assert wire.bar(short)["v"] == 0.25  # a crypto bar's volume is fractions of a coin

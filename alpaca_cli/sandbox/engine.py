@@ -150,7 +150,7 @@ class PaperBroker:
         """Symbols that currently walk and print."""
         return self.market.symbols()
 
-    def last_print(self, symbol: str) -> tuple[Decimal, int, datetime] | None:
+    def last_print(self, symbol: str) -> tuple[Decimal, Decimal, datetime] | None:
         """Price, size and time of the symbol's latest print since the broker started, if any."""
         ticker = self.market.tickers.get(symbol.upper())
         return None if ticker is None else ticker.last_print
@@ -182,13 +182,15 @@ class PaperBroker:
         return ClockView(now, is_open, opening, close)
 
     def step(self, now: datetime | None = None) -> None:
-        """One tick: end a finished session, then walk every active symbol, print, match."""
+        """One tick: end a finished session, then walk every active symbol, print, match.
+
+        Stocks move only while the market is open; crypto pairs around the clock.
+        """
         at = now if now is not None else self._time()
         self._track_session(at)
-        if not self.is_open_at(at):
-            return
+        stocks_trade = self.is_open_at(at)
         for ticker in list(self.market.tickers.values()):
-            if not ticker.walking:
+            if not ticker.walking or not (stocks_trade or ticker.crypto):
                 continue
             book = self._book(ticker.symbol)
             if ticker.symbol in self.halted:
@@ -241,9 +243,24 @@ class PaperBroker:
         """Historical bars (see `history`): recorded prints where the sandbox ran, a curve before."""
         return self.history.bars(symbols, timeframe, start, end, limit, page_token, always_open=self.always_open)
 
+    def recorded_bar(self, symbol: str, index: int) -> Bar | None:
+        """The bar the market recorded for interval `index` (see `Market.bar_index`), if it printed."""
+        ticker = self.market.tickers.get(symbol)
+        return None if ticker is None else self.history.recorded_bar(ticker, index)
+
+    def report_late(self, symbol: str, index: int) -> Bar | None:
+        """A late trade lands in recorded bar `index` (at its close): the corrected bar, or None."""
+        ticker = self.market.tickers.get(symbol)
+        if ticker is None:
+            return None
+        size = Decimal("0.01") if ticker.crypto else Decimal(100)
+        if not self.market.late_print(ticker, index, size):
+            return None
+        return self.history.recorded_bar(ticker, index)
+
     def latest_bar(self, symbol: str) -> Bar | None:
-        """The bar of the latest minute with prints (`/v2/stocks/bars/latest`)."""
-        return self.history.latest_bar(symbol.upper())
+        """The `1Min` bar of the latest minute with trading (`/v2/stocks/bars/latest`)."""
+        return self.history.latest_bar(symbol.upper(), always_open=self.always_open)
 
     # --------------------------------------------------------------- account
 
@@ -627,7 +644,8 @@ class PaperBroker:
                 raise invalid("percentage must be between 0 and 100")
             size = (size * percentage / 100).quantize(Decimal("1e-9"), rounding=ROUND_DOWN)
         side = "sell" if pos.qty > 0 else "buy"
-        return self.submit(OrderRequest(symbol, side, "market", "day", qty=size))
+        tif = "gtc" if self.market.ticker(symbol).crypto else "day"  # crypto has no day orders
+        return self.submit(OrderRequest(symbol, side, "market", tif, qty=size))
 
     def close_all_positions(self, cancel_orders: bool = False) -> list[Outcome]:
         """`DELETE /v2/positions`: one outcome per position, like Alpaca's 207 body."""

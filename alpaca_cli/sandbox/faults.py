@@ -4,7 +4,8 @@ One mutable `Faults` object is shared by the REST middleware and the stream
 handlers of a running sandbox; tests flip its fields (directly, through
 `POST /admin/faults`, or with `sandbox serve` flags) to provoke the failure
 cases a trading tool must survive: refused keys, 5xx storms, an order accepted
-whose answer never arrives, a trade stream that goes quiet or drops.
+whose answer never arrives, a stream that goes quiet or drops, a bar corrected
+after it was sent.
 """
 
 from __future__ import annotations
@@ -52,6 +53,13 @@ class Faults:
         None, "cut trade-stream connections every S seconds", metavar="S", low=0.01
     )
     drop_data_every: float | None = _switch(None, "cut market-data connections every S seconds", metavar="S", low=0.01)
+    correct_bars_after: float | None = _switch(
+        None,
+        "S seconds after each streamed bar, a late trade lands in it and an `updatedBars` message "
+        "carries the corrected bar (the bars API serves the corrected one from then on)",
+        metavar="S",
+        low=0.0,
+    )
 
     def update(self, **fields: Any) -> None:
         """Set several fields at once, refusing unknown names and wrong types.

@@ -2,10 +2,12 @@
 
 History before the market started is a deterministic curve ending at each
 symbol's start price, so it joins the live walk without a jump; from then on
-bars are made of the recorded prints (see `market`). A "minute" lasts the
-market's `bar_seconds`: with a shortened bar interval, `1Min` bars are those
-short bars and `1Hour` sixty of them, so the stream and this history serve one
-series. Days, weeks and months follow New York's calendar.
+bars are made of the recorded prints (see `market`). A recorded "minute"
+lasts the market's `bar_seconds`: with a shortened bar interval, `1Min` bars
+since the start are those short bars and `1Hour` sixty of them, so the stream
+and this history serve one series (and a gap test runs in seconds); before
+the start, minutes are real minutes. Days, weeks and months follow New York's
+calendar.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from alpaca_cli.sandbox.market import Market, Minute, Ticker
 from alpaca_cli.sandbox.model import Bar, BarPage, digest, invalid
 
 MAX_LIMIT = 10000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 _TIMEFRAME_RE = re.compile(r"^(\d+)(Min|T|Hour|H|Day|D|Week|W|Month|M)$")
 _UNITS = {
@@ -58,6 +61,9 @@ class History:
         self.market = market
         self.created = created
         self.now = now
+        # Where the recorded "minutes" (bars of the market's `bar_seconds`) begin: the
+        # recorded bar holding `created`. Before it, minutes are real minutes.
+        self.cut = market.bar_start(market.bar_index(created))
 
     def bars(
         self,
@@ -94,24 +100,45 @@ class History:
                 continue
             first = resume[1] if resume is not None and symbol == resume[0] else start
             ticker = self.market.ticker(symbol)
+            around_the_clock = always_open or ticker.crypto
             for bucket in self._buckets(first, end, width, unit):
                 if count >= limit:
                     return BarPage(out, _encode(symbol, bucket))
-                if not always_open and not self._trades_during(bucket, width, unit):
+                if not around_the_clock and not self._trades_during(bucket, width, unit):
                     continue
-                made = self.bar(ticker, bucket, self._bucket_end(bucket, width, unit))
+                finish = self._bucket_end(bucket, width, unit)
+                if (unit == "Min" and width == 1) or unit not in ("Min", "Hour"):
+                    made = self.bar(ticker, bucket, finish)
+                else:
+                    made = self._merged(ticker, bucket, finish, around_the_clock)
                 if made is not None:
                     out.setdefault(symbol, []).append(made)
                     count += 1
         return BarPage(out, None)
 
-    def latest_bar(self, symbol: str) -> Bar | None:
-        """The recorded bar of the latest "minute" with prints (or of now, when none)."""
+    def latest_bar(self, symbol: str, *, always_open: bool = False) -> Bar | None:
+        """The `1Min` bar of the latest "minute" with trading: recorded prints, else the curve's last.
+
+        Outside the calendar's (extended) sessions, that is the last minute of
+        the latest session; crypto and `always_open` trade in every minute.
+        """
         ticker = self.market.ticker(symbol)
-        index = max(ticker.minutes) if ticker.minutes else self.market.bar_index(self.now())
-        seconds = self.market.bar_seconds
-        begin = datetime.fromtimestamp(index * seconds, UTC)
-        return self.bar(ticker, begin, begin + timedelta(seconds=seconds))
+        if ticker.minutes:
+            return self.recorded_bar(ticker, max(ticker.minutes))
+        # Never printed since recording began: the curve's last minute before it.
+        at = min(self.now(), self.created - timedelta(microseconds=1))
+        if not (always_open or ticker.crypto):
+            found = _last_trading_moment(at)
+            if found is None:
+                return None
+            at = found
+        begin = self._floor(at, 1, "Min")
+        return self.bar(ticker, begin, self._bucket_end(begin, 1, "Min"))
+
+    def recorded_bar(self, ticker: Ticker, index: int) -> Bar | None:
+        """The `1Min` bar of recorded bar `index` (what the stream sends for that interval)."""
+        begin = self.market.bar_start(index)
+        return self.bar(ticker, begin, self.market.bar_start(index + 1))
 
     def bar(self, ticker: Ticker, begin: datetime, finish: datetime) -> Bar | None:
         """The bar from `begin` to `finish`: the curve before recording began, the prints after."""
@@ -125,14 +152,18 @@ class History:
             syn = self._synthetic_bar(ticker, begin, self.created)
             merged = Minute(syn.o, syn.h, syn.l, syn.c, syn.v, syn.n, syn.vw * syn.v)
         minutes = ticker.minutes
-        span = range(self.market.bar_index(begin), self.market.bar_index(min(finish, now)) + 1)
+        # Recorded bars starting in [begin, finish): the first index may start before `begin`
+        # only when `begin` is not on a bar boundary, which bucket starts always are.
+        first = self.market.bar_index(begin)
+        last = self.market.bar_index(min(finish, now))
+        if self.market.bar_start(last) >= finish:
+            last -= 1
+        span = range(first, last + 1)
         keys = span if len(span) <= len(minutes) else sorted(k for k in minutes if k in span)
         for index in keys:
             m = minutes.get(index)
             if m is None:
                 continue
-            if index * self.market.bar_seconds >= finish.timestamp():
-                continue  # the next bar's first index, reached when `finish` is the last moment
             if merged is None:
                 merged = Minute(m.o, m.h, m.lo, m.c, m.v, m.n, m.pv)
                 continue
@@ -142,6 +173,32 @@ class History:
             merged.v += m.v
             merged.n += m.n
             merged.pv += m.pv
+        if merged is None:
+            return None
+        vw = (merged.pv / merged.v).quantize(Decimal("0.0001")) if merged.v else merged.c
+        return Bar(begin, merged.o, merged.h, merged.lo, merged.c, merged.v, merged.n, vw)
+
+    def _merged(self, ticker: Ticker, begin: datetime, finish: datetime, around_the_clock: bool) -> Bar | None:
+        """A bar of several "minutes" made of its `1Min` bars, so 5Min and 1Hour agree with 1Min exactly."""
+        merged: Minute | None = None
+        minute = self._floor(begin, 1, "Min")
+        while minute < finish:
+            following = self._bucket_end(minute, 1, "Min")
+            part = None
+            if around_the_clock or self._trades_during(minute, 1, "Min"):
+                part = self.bar(ticker, minute, following)
+            minute = following
+            if part is None:
+                continue
+            if merged is None:
+                merged = Minute(part.o, part.h, part.l, part.c, part.v, part.n, part.vw * part.v)
+                continue
+            merged.h = max(merged.h, part.h)
+            merged.lo = min(merged.lo, part.l)
+            merged.c = part.c
+            merged.v += part.v
+            merged.n += part.n
+            merged.pv += part.vw * part.v
         if merged is None:
             return None
         vw = (merged.pv / merged.v).quantize(Decimal("0.0001")) if merged.v else merged.c
@@ -158,8 +215,10 @@ class History:
         spread = 0.0004 * math.sqrt(minutes) * (0.5 + noise)
         h = round(max(o, c) * (1 + spread), 2)
         lo = round(min(o, c) * (1 - spread), 2)
-        volume = int(minutes * (500 + digest("vol", seed, symbol, begin) % 4500))
-        trades = max(1, volume // 90)
+        shares = int(minutes * (500 + digest("vol", seed, symbol, begin) % 4500))
+        trades = max(1, shares // 90)
+        # A crypto pair trades fractions of a coin: a thousandth of a stock's volume.
+        volume = (Decimal(shares) / 1000).quantize(Decimal("0.0001")) if ticker.crypto else Decimal(shares)
         vw = round((o + h + lo + c) / 4, 4)
         return Bar(begin, _dec(o), _dec(h), _dec(lo), _dec(c), volume, trades, _dec(vw))
 
@@ -189,14 +248,30 @@ class History:
         finish = self._bucket_end(bucket, width, unit)
         return day is not None and bucket < day.extended_close and finish > day.extended_open
 
-    def _seconds(self, width: int, unit: str) -> float:
-        """A minute or hour bucket's length: "minutes" last the market's `bar_seconds`."""
-        return width * self.market.bar_seconds * (1 if unit == "Min" else 60)
+    def span(self, t: datetime) -> float:
+        """How long the `1Min` bar starting at `t` lasts, in seconds (see `cut`)."""
+        if t >= self.cut:
+            return self.market.bar_seconds
+        return min(60.0, (self.cut - t).total_seconds())
+
+    def _micros(self, width: int, unit: str, recorded: bool) -> int:
+        """A minute or hour bucket's length in microseconds: recorded "minutes" last `bar_seconds`."""
+        minute = self.market.bar_seconds if recorded else 60.0
+        return max(1, round(width * minute * (1 if unit == "Min" else 60) * 1_000_000))
+
+    def _grid(self, at: datetime, width: int, unit: str) -> tuple[datetime, datetime]:
+        """The minute or hour bucket holding `at` on its grid (real minutes before `cut`, recorded after)."""
+        recorded = at >= self.cut
+        step = self._micros(width, unit, recorded)
+        micros = (at - _EPOCH) // timedelta(microseconds=1)
+        begin = _EPOCH + timedelta(microseconds=micros - micros % step)
+        finish = begin + timedelta(microseconds=step)
+        # A bucket never straddles `cut`: the one before ends there, the one after starts there.
+        return (max(begin, self.cut), finish) if recorded else (begin, min(finish, self.cut))
 
     def _floor(self, at: datetime, width: int, unit: str) -> datetime:
         if unit in ("Min", "Hour"):
-            seconds = self._seconds(width, unit)
-            return datetime.fromtimestamp(at.timestamp() // seconds * seconds, UTC)
+            return self._grid(at, width, unit)[0]
         local = at.astimezone(NEW_YORK)
         if unit == "Day":
             day = local.date()
@@ -209,7 +284,7 @@ class History:
 
     def _bucket_end(self, begin: datetime, width: int, unit: str) -> datetime:
         if unit in ("Min", "Hour"):
-            return begin + timedelta(seconds=self._seconds(width, unit))
+            return self._grid(begin, width, unit)[1]
         local = begin.astimezone(NEW_YORK)
         if unit == "Day":
             day = local.date() + timedelta(days=1)
@@ -228,6 +303,17 @@ class History:
         while bucket <= end:
             yield bucket
             bucket = self._bucket_end(bucket, width, unit)
+
+
+def _last_trading_moment(at: datetime) -> datetime | None:
+    """The latest moment at or before `at` inside a session's extended hours (a fortnight back at most)."""
+    day = calendar.local_day(at)
+    for back in range(15):
+        session = calendar.session(day - timedelta(days=back))
+        if session is None or session.extended_open > at:
+            continue
+        return min(at, session.extended_close - timedelta(microseconds=1))
+    return None
 
 
 def hash_noise(seed: int, symbol: str, n: int) -> float:

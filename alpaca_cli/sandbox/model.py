@@ -216,7 +216,7 @@ class Bar:
     h: Decimal
     l: Decimal  # noqa: E741 - Alpaca's name for the low
     c: Decimal
-    v: int
+    v: Decimal  # whole shares for stocks, fractions of a coin for crypto
     n: int
     vw: Decimal
 

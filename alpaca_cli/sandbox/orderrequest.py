@@ -86,7 +86,12 @@ def parse_order(body: Any) -> OrderRequest:
     tif = body.get("time_in_force")
     if tif not in TIME_IN_FORCE:
         raise invalid("invalid time_in_force")
+    crypto = listed.asset_class == "crypto"
+    if crypto:
+        _check_crypto(kind, tif)
     order_class = refusals(legs.order_class, body.get("order_class"))
+    if crypto and order_class != "simple":
+        raise invalid("crypto orders must be simple orders")
     if order_class == "oco" and kind == "limit" and body.get("limit_price") is None:
         # An OCO is its own take-profit: a limit order at take_profit.limit_price.
         take_profit = body.get("take_profit")
@@ -109,7 +114,7 @@ def parse_order(body: Any) -> OrderRequest:
         client_order_id=_client_order_id(body.get("client_order_id")),
         order_class=order_class,
     )
-    _check_amount(request, listed.fractionable)
+    _check_amount(request, listed.fractionable, crypto=crypto)
     request = _check_prices(request)
     if request.order_class == "simple":
         return request
@@ -155,8 +160,16 @@ def _client_order_id(value: Any) -> str | None:
     return value
 
 
-def _check_amount(request: OrderRequest, fractionable: bool) -> None:
-    """Qty or notional, and what fractional orders may be."""
+def _check_crypto(kind: str, tif: str) -> None:
+    """A crypto pair trades around the clock: good-till-canceled or immediate-or-cancel, no stops alone."""
+    if tif not in ("gtc", "ioc"):
+        raise invalid("invalid crypto time_in_force")
+    if kind not in ("market", "limit", "stop_limit"):
+        raise invalid(f"invalid order type for crypto: {kind}")
+
+
+def _check_amount(request: OrderRequest, fractionable: bool, *, crypto: bool = False) -> None:
+    """Qty or notional, and what fractional orders may be (any crypto order is fractional)."""
     qty, notional, kind, tif = request.qty, request.notional, request.type, request.time_in_force
     if qty is None and notional is None:
         raise invalid("qty or notional is required")
@@ -171,12 +184,13 @@ def _check_amount(request: OrderRequest, fractionable: bool) -> None:
             raise invalid("notional orders must be market orders")
         if notional.as_tuple().exponent < -2:  # type: ignore[operator]
             raise invalid("notional must be limited to 2 decimal places")
-    if request.fractional and tif != "day":
-        raise invalid("fractional orders must be DAY orders")
-    if request.fractional and kind not in ("market", "limit"):
-        raise invalid("fractional orders must be market or limit orders")
-    if request.fractional and not fractionable:
-        raise invalid(f"asset {request.symbol} is not fractionable")
+    if request.fractional and not crypto:
+        if tif != "day":
+            raise invalid("fractional orders must be DAY orders")
+        if kind not in ("market", "limit"):
+            raise invalid("fractional orders must be market or limit orders")
+        if not fractionable:
+            raise invalid(f"asset {request.symbol} is not fractionable")
     if qty is not None and qty.as_tuple().exponent < -9:  # type: ignore[operator]
         raise invalid("qty must be limited to 9 decimal places")
 

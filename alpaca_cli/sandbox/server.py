@@ -83,7 +83,10 @@ class Sandbox:
         self._clock_offset = timedelta(0)
         if now is not None:
             self.set_now(now)
-        self.engine = PaperBroker(seed=seed, now=self.now, always_open=always_open, market_closed=market_closed)
+        # The market records bars of `bar_interval`: the stream sends them, the bars API serves them.
+        self.engine = PaperBroker(
+            seed=seed, now=self.now, bar_seconds=bar_interval, always_open=always_open, market_closed=market_closed
+        )
         # The engine behind Alpaca's JSON: what the REST routes (and in-process tests) call.
         self.broker = BrokerApi(self.engine)
         self.activities = ActivityLog()
@@ -209,7 +212,7 @@ class Sandbox:
                 return respond.error(405, 40510000, "method not allowed")
             return respond.error(404, 40410000, "endpoint not found")
         is_websocket = request.headers.get("Upgrade", "").lower() == "websocket"
-        if not path.startswith(("/v2/", "/v3/")) or is_websocket:
+        if not path.startswith(("/v2/", "/v3/", "/v1beta3/")) or is_websocket:
             return await handler(request)  # admin; the streams do their own auth and faults
         faults = self.faults
         if faults.refuse_auth:

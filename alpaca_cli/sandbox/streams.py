@@ -4,14 +4,16 @@
 
 - `GET /stream`: Alpaca's trading stream (`trade_updates`), one per account.
 - `GET /v2/iex`, `GET /v2/sip`: Alpaca's stock market-data streams, one per feed.
+- `GET /v1beta3/crypto/{loc}`: Alpaca's crypto market-data stream.
 - `POST /admin/drop {"stream": "trading"|"data"}`: cut those connections now.
 - `GET /admin/streams`: open connections, their subscriptions, messages sent.
 - `POST /admin/burst {"count": N, "symbols"?: [...]}`: send N bars at once.
 
 The protocol rules live in `tradestream` and `marketdata` (pure, tested
-without sockets); this module moves their messages over sockets, applies the
-stream faults of `sandbox.faults` (read at every use, so they can change while
-connections are open), and turns the engine's callbacks into messages.
+without sockets) and what market data goes where in `datafeed`; this module
+moves their messages over sockets, applies the stream faults of
+`sandbox.faults` (read at every use, so they can change while connections are
+open), and hands the engine's callbacks to the loop.
 
 The engine calls its listeners synchronously, possibly from another thread;
 every callback hops onto the server's event loop before touching a socket.
@@ -30,16 +32,18 @@ import json
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
 from alpaca_cli.sandbox import marketdata as md
 from alpaca_cli.sandbox import tradestream as ts
+from alpaca_cli.sandbox.datafeed import DataFeed
+from alpaca_cli.sandbox.datarest import CRYPTO_LOCATIONS
+from alpaca_cli.sandbox.wsconn import Conn
 
 log = logging.getLogger(__name__)
 
@@ -50,77 +54,19 @@ _DROP_POLL = 0.05
 _HUB_KEY = web.AppKey("alpaca_cli.stream_hub", object)
 
 
-@dataclass(eq=False)
-class _Conn:
-    """One open WebSocket and what the writer task still has to send on it."""
-
-    kind: str  # "trading" | "data"
-    ws: web.WebSocketResponse
-    request: web.Request
-    feed: str | None = None
-    id: int = 0
-    connected_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-    # Entries: ("frame", bytes|str, count) sent as is, or ("data", message) batched.
-    outbox: deque[tuple[Any, ...]] = field(default_factory=deque)
-    queued: int = 0
-    sent: int = 0
-    frames: int = 0
-    dropped: int = 0
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
-    writer: asyncio.Task[None] | None = None
-    closing: bool = False
-    close_code: int = 1000
-    close_reason: bytes = b""
-    trade: ts.TradeSession | None = None
-    data: md.DataSession | None = None
-    codec: md.Codec | None = None
-
-    def abort(self) -> None:
-        """Cut the TCP connection without a closing handshake, like a network failure."""
-        self.closing = True
-        transport = self.request.transport
-        if transport is not None:
-            transport.abort()
-        self.wake.set()
-
-    def describe(self) -> dict[str, Any]:
-        info: dict[str, Any] = {
-            "id": self.id,
-            "remote": self.request.remote,
-            "connected_at": self.connected_at.isoformat().replace("+00:00", "Z"),
-            "messages_sent": self.sent,
-            "frames_sent": self.frames,
-            "messages_discarded": self.dropped,
-            "queued": self.queued,
-        }
-        if self.trade is not None:
-            info["authenticated"] = self.trade.authenticated
-            info["streams"] = list(self.trade.streams)
-        if self.data is not None:
-            info["feed"] = self.feed
-            info["authenticated"] = self.data.authenticated
-            subs = self.data.subscriptions.ack()
-            del subs["T"]
-            info["subscriptions"] = subs
-        return info
-
-
 class StreamHub:
     """All stream connections of one sandbox, and the engine hooks feeding them."""
 
     def __init__(self, sandbox: Any) -> None:
         self.sandbox = sandbox
-        self.trading: list[_Conn] = []
-        self.data: list[_Conn] = []
-        self.aggregator = md.BarAggregator()
-        self._trading_owner: _Conn | None = None
+        self.trading: list[Conn] = []
+        self.data: list[Conn] = []
+        self._trading_owner: Conn | None = None
         self._ids = itertools.count(1)
-        self._trade_ids = itertools.count(1)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._window: datetime | None = None
-        self.bars_sent = 0
+        self.feed = DataFeed(sandbox, self._subscribers, self._enqueue_data)
         self.trade_updates_discarded = 0
         self.trading_refused = 0  # upgrades refused by the `refuse_trading` outage
 
@@ -132,7 +78,7 @@ class StreamHub:
         self.sandbox.broker.listeners.append(self._on_order_event)
         self.sandbox.engine.trade_listeners.append(self._on_print)
         self._tasks = [
-            asyncio.create_task(self._bar_clock(), name="sandbox-bar-clock"),
+            asyncio.create_task(self.feed.bar_clock(), name="sandbox-bar-clock"),
             asyncio.create_task(self._drop_timer(), name="sandbox-drop-timer"),
         ]
 
@@ -160,19 +106,19 @@ class StreamHub:
 
     # ------------------------------------------------------------------- sending
 
-    def _enqueue_frame(self, conn: _Conn, frame: bytes | str, count: int = 1) -> None:
+    def _enqueue_frame(self, conn: Conn, frame: bytes | str, count: int = 1) -> None:
         if conn.closing:
             return
         conn.outbox.append(("frame", frame, count))
         self._queued(conn, count)
 
-    def _enqueue_data(self, conn: _Conn, message: dict[str, Any]) -> None:
+    def _enqueue_data(self, conn: Conn, message: dict[str, Any]) -> None:
         if conn.closing:
             return
         conn.outbox.append(("data", message))
         self._queued(conn, 1)
 
-    def _queued(self, conn: _Conn, count: int) -> None:
+    def _queued(self, conn: Conn, count: int) -> None:
         conn.queued += count
         conn.wake.set()
         if conn.queued > SLOW_CLIENT_LIMIT and not conn.closing:
@@ -183,11 +129,11 @@ class StreamHub:
                 conn.outbox.append(("frame", next(conn.codec.frames([md.error(407)])), 1))
             conn.closing = True
 
-    def _muted(self, conn: _Conn) -> bool:
+    def _muted(self, conn: Conn) -> bool:
         faults = self.sandbox.faults
         return faults.mute_trading if conn.kind == "trading" else faults.mute_data
 
-    async def _writer(self, conn: _Conn) -> None:
+    async def _writer(self, conn: Conn) -> None:
         """Drain the outbox; whatever is queued at wake-up is sent together."""
         ws = conn.ws
         try:
@@ -209,7 +155,7 @@ class StreamHub:
                 with contextlib.suppress(Exception):
                     await ws.close(code=conn.close_code, message=conn.close_reason)
 
-    async def _send_entries(self, conn: _Conn, entries: list[tuple[Any, ...]]) -> None:
+    async def _send_entries(self, conn: Conn, entries: list[tuple[Any, ...]]) -> None:
         ws = conn.ws
         if self._muted(conn):
             conn.dropped += sum(e[2] if e[0] == "frame" else 1 for e in entries)
@@ -246,7 +192,7 @@ class StreamHub:
             return web.json_response(ts.LIMIT_BODY, status=429)
         ws = web.WebSocketResponse(compress=False, timeout=1.0)
         await ws.prepare(request)
-        conn = _Conn("trading", ws, request, id=next(self._ids))
+        conn = Conn("trading", ws, request, id=next(self._ids))
         conn.trade = ts.TradeSession(self.sandbox.key_id, self.sandbox.secret_key)
         conn.writer = asyncio.create_task(self._writer(conn))
         self.trading.append(conn)
@@ -275,7 +221,7 @@ class StreamHub:
             await self._finish(conn)
         return ws
 
-    def _slot_holder(self) -> _Conn | None:
+    def _slot_holder(self) -> Conn | None:
         """The authenticated trading connection that holds the account's one slot, if any."""
         owner = self._trading_owner
         if owner is None or owner.closing or owner.ws.closed:
@@ -300,11 +246,11 @@ class StreamHub:
     # -------------------------------------------------------- market-data stream
 
     async def data_handler(self, request: web.Request) -> web.StreamResponse:
-        feed = request.match_info["feed"]
+        feed = request.match_info.get("feed", md.CRYPTO_FEED)
         ws = web.WebSocketResponse(compress=False, timeout=1.0, max_msg_size=md.MAX_FRAME_BYTES)
         await ws.prepare(request)
         binary = "msgpack" in request.headers.get("Content-Type", "")
-        conn = _Conn("data", ws, request, feed=feed, id=next(self._ids), codec=md.Codec(binary))
+        conn = Conn("data", ws, request, feed=feed, id=next(self._ids), codec=md.Codec(binary))
         assert conn.codec is not None
         if any(c.feed == feed and not c.ws.closed and not c.closing for c in self.data):
             # Alpaca allows one connection per feed; the second hears 406 instead of hello.
@@ -350,7 +296,7 @@ class StreamHub:
                     "subscribe",
                     "unsubscribe",
                 ):
-                    self._register_symbols(conn)
+                    self.feed.register_symbols(conn)
                 if reply.close:
                     conn.closing = True
         finally:
@@ -358,95 +304,17 @@ class StreamHub:
             await self._finish(conn)
         return ws
 
-    def _control(self, conn: _Conn, message: dict[str, Any]) -> None:
+    def _control(self, conn: Conn, message: dict[str, Any]) -> None:
         assert conn.codec is not None
         self._enqueue_frame(conn, next(conn.codec.frames([message])))
 
-    def _register_symbols(self, conn: _Conn) -> None:
-        """Make the engine walk every newly subscribed symbol, so it prints and has bars."""
-        assert conn.data is not None
-        subs = conn.data.subscriptions
-        for channel in ("trades", "quotes", "bars"):
-            for symbol in subs.symbols(channel):
-                if symbol != "*":
-                    self.sandbox.engine.price(symbol)
-
-    def _price(self, symbol: str) -> float:
-        return float(self.sandbox.engine.price(symbol))
-
-    def _subscribers(self) -> list[_Conn]:
+    def _subscribers(self) -> list[Conn]:
         return [
             c for c in self.data if c.data is not None and c.data.authenticated and not c.closing and not c.ws.closed
         ]
 
-    def _on_print(self, symbol: str, price: float, size: int, when: datetime) -> None:
-        self._call_in_loop(self._deliver_print, symbol, float(price), size, when)
-
-    def _deliver_print(self, symbol: str, price: float, size: int, when: datetime) -> None:
-        self.aggregator.add_trade(symbol, price, size)
-        trade: dict[str, Any] | None = None
-        quote: dict[str, Any] | None = None
-        for conn in self._subscribers():
-            subs = conn.data.subscriptions  # type: ignore[union-attr]
-            if subs.wants("quotes", symbol):
-                quote = quote or md.quote_message(symbol, price, when)
-                self._enqueue_data(conn, quote)
-            if subs.wants("trades", symbol):
-                trade = trade or md.trade_message(symbol, price, size, when, next(self._trade_ids))
-                self._enqueue_data(conn, trade)
-
-    def _bar_symbols(self) -> set[str]:
-        symbols: set[str] = set()
-        for conn in self._subscribers():
-            symbols |= conn.data.subscriptions.symbols("bars")  # type: ignore[union-attr]
-        if "*" in symbols:
-            symbols.discard("*")
-            symbols |= set(self.sandbox.engine.symbols())
-        return symbols
-
-    def roll(self, now: datetime) -> int:
-        """Close the bar interval if `now` is past it; returns how many bars went out."""
-        start = md.interval_start(now, self.sandbox.bar_interval)
-        if self._window is None:
-            self._window = start
-            return 0
-        if start <= self._window:
-            return 0
-        bars = self.aggregator.close(self._window, self._bar_symbols(), self._price)
-        in_session = self.sandbox.engine.is_open_at(self._window)
-        self._window = start
-        if not in_session:
-            return 0  # no bars for an interval that began outside the session: nothing traded
-        return self._deliver_bars(bars)
-
-    def _deliver_bars(self, bars: list[dict[str, Any]]) -> int:
-        delivered = 0
-        for conn in self._subscribers():
-            subs = conn.data.subscriptions  # type: ignore[union-attr]
-            mine = [b for b in bars if subs.wants("bars", b["S"])]
-            for bar in mine:
-                self._enqueue_data(conn, bar)
-            delivered += len(mine)
-        self.bars_sent += delivered
-        return delivered
-
-    async def _bar_clock(self) -> None:
-        """Emit bars at every bar-interval boundary of the wall clock."""
-        while True:
-            interval = self.sandbox.bar_interval
-            now = self.sandbox.now()
-            self.roll(now)
-            boundary = md.interval_start(now, interval) + timedelta(seconds=interval)
-            await asyncio.sleep(max(0.0, (boundary - self.sandbox.now()).total_seconds()))
-
-    def burst(self, count: int, symbols: list[str] | None) -> dict[str, int]:
-        """Send `count` synthetic bars now to the data subscribers (see `BarAggregator.burst`)."""
-        now = self.sandbox.now()
-        self.roll(now)  # close a finished interval first so burst times stay ordered
-        if not symbols:
-            symbols = sorted(self._bar_symbols())
-        bars = self.aggregator.burst(symbols, count, self.sandbox.bar_interval, now, self._price)
-        return {"bars": len(bars), "delivered": self._deliver_bars(bars)}
+    def _on_print(self, symbol: str, price: Decimal, size: Decimal, when: datetime) -> None:
+        self._call_in_loop(self.feed.deliver_print, symbol, float(price), size, when)
 
     # -------------------------------------------------------------------- faults
 
@@ -479,7 +347,7 @@ class StreamHub:
             conn.abort()
         return len(victims)
 
-    async def _finish(self, conn: _Conn) -> None:
+    async def _finish(self, conn: Conn) -> None:
         conns = self.trading if conn.kind == "trading" else self.data
         if conn in conns:
             conns.remove(conn)
@@ -502,7 +370,8 @@ class StreamHub:
         return {
             "trading": [c.describe() for c in self.trading],
             "data": [c.describe() for c in self.data],
-            "bars_sent": self.bars_sent,
+            "bars_sent": self.feed.bars_sent,
+            "corrections_sent": self.feed.corrections_sent,
             "trade_updates_discarded": self.trade_updates_discarded,
             "trading_refused": self.trading_refused,
         }
@@ -522,6 +391,7 @@ def setup(app: web.Application, sandbox: Any) -> StreamHub:
     app.router.add_get("/stream", hub.trading_handler)
     app.router.add_get("/stream/", hub.trading_handler)  # where alpaca-trade-api connects
     app.router.add_get("/v2/{feed:iex|sip}", hub.data_handler)
+    app.router.add_get("/v1beta3/crypto/{loc:" + "|".join(CRYPTO_LOCATIONS) + "}", hub.data_handler)
 
     async def admin_drop(request: web.Request) -> web.Response:
         body = await _json_body(request)
@@ -543,7 +413,7 @@ def setup(app: web.Application, sandbox: Any) -> StreamHub:
             not isinstance(symbols, list) or not all(isinstance(s, str) and s for s in symbols)
         ):
             return web.json_response({"code": 40010000, "message": "symbols must be a list of symbols"}, status=400)
-        return web.json_response(hub.burst(count, symbols))
+        return web.json_response(hub.feed.burst(count, symbols))
 
     app.router.add_post("/admin/drop", admin_drop)
     app.router.add_get("/admin/streams", admin_streams)

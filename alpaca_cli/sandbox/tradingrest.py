@@ -41,6 +41,7 @@ def setup(app: web.Application, sandbox: Host) -> None:
     r.add_get("/v2/calendar", routes.calendar)
     r.add_get("/v2/assets", routes.assets)
     r.add_get("/v2/assets/{symbol_or_id}", routes.asset)
+    r.add_get("/v2/assets/{base}/{quote}", routes.asset)
     r.add_get("/v2/orders", routes.list_orders)
     r.add_post("/v2/orders", routes.submit)
     r.add_delete("/v2/orders", routes.cancel_all)
@@ -102,18 +103,20 @@ class _Routes:
         q = request.query
         status = q.get("status", "").lower()
         exchange = q.get("exchange", "").upper()
-        if q.get("asset_class", "us_equity").lower() != "us_equity":
-            return respond.json([])
+        asset_class = q.get("asset_class", "us_equity").lower()
         listed = [
             a.wire()
             for a in assets.all_assets().values()
-            if (not status or status == ("active" if a.active else "inactive"))
+            if a.asset_class == asset_class
+            and (not status or status == ("active" if a.active else "inactive"))
             and (not exchange or exchange == a.exchange)
         ]
         return respond.json(listed)
 
     async def asset(self, request: web.Request) -> web.Response:
-        wanted = request.match_info["symbol_or_id"]
+        """`GET /v2/assets/{symbol or id}`; a crypto pair's slash may arrive as a path separator."""
+        info = request.match_info
+        wanted = f"{info['base']}/{info['quote']}" if "base" in info else info["symbol_or_id"]
         found = assets.find(wanted)
         if found is None:
             return respond.error(404, 40410000, f"asset not found for {wanted}")

@@ -50,6 +50,12 @@ def asset_id(symbol: str) -> str:
     return assets.asset_id(symbol)
 
 
+def asset_class(symbol: str) -> str:
+    """`us_equity`, or `crypto` for a listed crypto pair."""
+    listed = assets.find(symbol)
+    return "us_equity" if listed is None else listed.asset_class
+
+
 def error(code: int, message: str, **extra: Any) -> dict[str, Any]:
     """Alpaca's error body; decimal extras (`buying_power`, ...) as its strings."""
     return {"code": code, "message": message, **{k: num(v) if isinstance(v, Decimal) else v for k, v in extra.items()}}
@@ -108,7 +114,7 @@ def order(o: SimOrder, *, nested: bool = False) -> dict[str, Any]:
         "replaces": o.replaces,
         "asset_id": asset_id(o.symbol),
         "symbol": o.symbol,
-        "asset_class": "us_equity",
+        "asset_class": asset_class(o.symbol),
         "notional": num(o.notional),
         "qty": num(o.qty),
         "filled_qty": num(o.filled_qty),
@@ -164,7 +170,7 @@ def position(p: PositionView) -> dict[str, Any]:
         "asset_id": asset_id(symbol),
         "symbol": symbol,
         "exchange": p.exchange,
-        "asset_class": "us_equity",
+        "asset_class": asset_class(symbol),
         "asset_marginable": True,
         "qty": num(qty),
         "side": "long" if qty > 0 else "short",
@@ -262,10 +268,15 @@ def bar(b: Bar) -> dict[str, Any]:
         "h": float(b.h),
         "l": float(b.l),
         "c": float(b.c),
-        "v": b.v,
+        "v": volume(b.v),
         "n": b.n,
         "vw": float(b.vw),
     }
+
+
+def volume(v: Decimal) -> int | float:
+    """A volume as a JSON number: whole shares as an integer, fractions of a coin as a float."""
+    return int(v) if v == v.to_integral_value() else float(v)
 
 
 def bar_time(t: datetime) -> str:
