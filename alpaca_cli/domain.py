@@ -27,8 +27,6 @@ class Account:
     cash: Decimal = Decimal(0)
     equity: Decimal = Decimal(0)
     buying_power: Decimal = Decimal(0)
-    daytrade_count: int = 0
-    pattern_day_trader: bool = False
     trading_blocked: bool = False
     account_blocked: bool = False
     transfers_blocked: bool = False

@@ -230,7 +230,6 @@ def test_average_entry_price_and_cash() -> None:
     assert pos.qty == 15 and pos.avg_entry_price == 105 and pos.qty * pos.avg_entry_price == 1575
     account = broker.account()
     assert account.cash == 98450 and account.equity == 100100
-    assert account.daytrade_count == 1
 
 
 def test_duplicate_client_order_id_is_refused() -> None:

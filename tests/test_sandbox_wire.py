@@ -64,12 +64,12 @@ def test_a_short_position_is_negative_and_its_cost_basis_comes_from_the_publishe
 
 
 def test_the_account_writes_money_as_strings() -> None:
-    view = AccountView(
-        D("98450"), D("1650"), D(0), D("199100.004"), 2, D("100000"), 1, D("825"), D("495"), date.today()
-    )
+    view = AccountView(D("98450"), D("1650"), D(0), D("199100.004"), 2, D("100000"), D("825"), D("495"), date.today())
     body = wire.account(view)
     assert (body["cash"], body["equity"], body["buying_power"]) == ("98450", "100100", "199100")
-    assert body["multiplier"] == "2" and body["daytrade_count"] == 1 and body["status"] == "ACTIVE"
+    assert body["multiplier"] == "2" and body["status"] == "ACTIVE"
+    # Alpaca removed the pattern-day-trading fields on 2026-07-06.
+    assert not {"daytrade_count", "daytrading_buying_power", "pattern_day_trader"} & body.keys()
 
 
 def test_a_fill_event_carries_its_own_price_and_size_and_a_new_event_does_not() -> None:

@@ -143,9 +143,6 @@ def _flag(raw: Mapping[str, Any], key: str, what: str, *, required: bool = False
 def account(raw: Any) -> Account:
     raw = _object(raw, "account")
     what = "account"
-    daytrades = raw.get("daytrade_count")
-    if daytrades is not None and (isinstance(daytrades, bool) or not isinstance(daytrades, int)):
-        raise MalformedAnswer("account field 'daytrade_count' is not a whole number")
     return Account(
         id=_text(raw, "id", what),
         account_number=_optional_text(raw, "account_number", what),
@@ -154,8 +151,6 @@ def account(raw: Any) -> Account:
         cash=_decimal(raw, "cash", what) or Decimal(0),
         equity=_decimal(raw, "equity", what) or Decimal(0),
         buying_power=_decimal(raw, "buying_power", what) or Decimal(0),
-        daytrade_count=daytrades or 0,
-        pattern_day_trader=_flag(raw, "pattern_day_trader", what),
         trading_blocked=_flag(raw, "trading_blocked", what),
         account_blocked=_flag(raw, "account_blocked", what),
         transfers_blocked=_flag(raw, "transfers_blocked", what),

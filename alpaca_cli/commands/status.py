@@ -153,7 +153,6 @@ def _render(
     summary.add_row("equity", _money(account.equity))
     summary.add_row("cash", _money(account.cash))
     summary.add_row("buying power", _money(account.buying_power))
-    summary.add_row("day trades", str(account.daytrade_count))
     blocked = [f for f in ("trading_blocked", "account_blocked", "transfers_blocked") if getattr(account, f)]
     summary.add_row("blocked", ", ".join(blocked) if blocked else "no")
     summary.add_row("positions", str(len(positions)))

@@ -24,7 +24,6 @@ class Ledger:
         self.price_of = price_of
         self.positions: dict[str, Position] = {}
         self.reserved = ZERO
-        self.daytrade_count = 0
         # Equity at the previous close: the sandbox's account starts (and resets) all cash.
         self.last_equity = cash
 
@@ -75,9 +74,6 @@ class Ledger:
         self.cash -= signed * price
         if abs(pos.qty) > abs(before) or (before != 0 and pos.qty * before < 0):
             pos.opened_on = today
-        elif pos.opened_on == today and not order.day_traded:
-            order.day_traded = True
-            self.daytrade_count += 1
         if pos.qty == 0:
             del self.positions[order.symbol]
 

@@ -272,10 +272,6 @@ class PaperBroker:
     def last_equity(self) -> Decimal:
         return self.ledger.last_equity
 
-    @property
-    def daytrade_count(self) -> int:
-        return self.ledger.daytrade_count
-
     def account(self) -> AccountView:
         ledger = self.ledger
         long_mv, short_mv = ledger.market_values()
@@ -287,7 +283,6 @@ class PaperBroker:
             buying_power=ledger.buying_power(),
             multiplier=ledger.multiplier,
             last_equity=ledger.last_equity,
-            daytrade_count=ledger.daytrade_count,
             initial_margin=initial,
             maintenance_margin=maintenance,
             today=self._time().astimezone(NEW_YORK).date(),

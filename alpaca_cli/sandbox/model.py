@@ -99,7 +99,6 @@ class SimOrder:
     reserve: Decimal = ZERO  # buying power held back for the unfilled rest
     triggered: bool = False  # stop price reached: now works as market/limit
     in_active: bool = False  # checked on every step (vs resting in a price heap)
-    day_traded: bool = False
     steps_seen: int = 0
 
     @property
@@ -165,7 +164,6 @@ class AccountView:
     buying_power: Decimal
     multiplier: int
     last_equity: Decimal
-    daytrade_count: int
     initial_margin: Decimal
     maintenance_margin: Decimal
     today: date

@@ -186,7 +186,6 @@ def account(a: AccountView) -> dict[str, Any]:
     """The account object of `GET /v2/account` with the real API's field set."""
     cash, buying_power, equity, last_equity = a.cash, a.buying_power, a.equity, a.last_equity
     long_market_value, short_market_value = a.long_market_value, a.short_market_value
-    daytrade_count = a.daytrade_count
     return {
         "id": ACCOUNT_ID,
         "admin_configurations": {},
@@ -199,17 +198,14 @@ def account(a: AccountView) -> dict[str, Any]:
         "currency": "USD",
         "buying_power": num(_q(buying_power, 2)),
         "regt_buying_power": num(_q(buying_power, 2)),
-        "daytrading_buying_power": "0",
         "effective_buying_power": num(_q(buying_power, 2)),
         "non_marginable_buying_power": num(_q(max(cash, Decimal(0)), 2)),
         "options_buying_power": num(_q(max(cash, Decimal(0)), 2)),
-        "bod_dtbp": "0",
         "cash": num(_q(cash, 2)),
         "accrued_fees": "0",
         "pending_transfer_in": "0",
         "pending_transfer_out": "0",
         "portfolio_value": num(_q(equity, 2)),
-        "pattern_day_trader": daytrade_count >= 4,
         "trading_blocked": False,
         "transfers_blocked": False,
         "account_blocked": False,
@@ -226,7 +222,6 @@ def account(a: AccountView) -> dict[str, Any]:
         "maintenance_margin": num(_q(a.maintenance_margin, 2)),
         "last_maintenance_margin": "0",
         "sma": num(_q(last_equity, 2)),
-        "daytrade_count": daytrade_count,
         "balance_asof": a.today.isoformat(),
         "crypto_tier": 1,
         "intraday_adjustments": "0",
