@@ -19,12 +19,14 @@ from alpaca_cli import __version__
 from alpaca_cli.commands import (
     activities,
     assets,
+    bars,
     cancel,
     clock,
     close,
     demo,
     orders,
     positions,
+    quote,
     reconcile,
     replace,
     sandbox,
@@ -90,6 +92,8 @@ app.command("activities")(activities.activities)
 app.command("clock")(clock.clock)
 app.command("calendar")(clock.calendar)
 app.command("assets")(assets.assets)
+app.command("bars")(bars.bars)
+app.command("quote")(quote.quote)
 app.command("reconcile")(reconcile.reconcile)
 app.command("demo")(demo.demo)
 app.add_typer(orders.app, name="orders")

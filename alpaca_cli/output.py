@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from rich.table import Table
     from rich.text import Text
 
-    from alpaca_cli.domain import Order, Position, TradeUpdate
+    from alpaca_cli.domain import Bar, MarketSnapshot, Order, Position, Quote, Trade, TradeUpdate
 
 Mode = Literal["auto", "table", "json"]
 _encode_str = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
@@ -179,8 +179,21 @@ class Output:
         except BrokenPipeError:
             raise ReaderGone from None
 
+    def write_lines(self, lines: Iterable[str]) -> None:
+        """Write ready-made JSON lines (each ending in a newline) and flush once: a page of an export."""
+        try:
+            self.stdout.writelines(lines)
+            self.stdout.flush()
+        except BrokenPipeError:
+            raise ReaderGone from None
+
     def csv(self, columns: Iterable[str], rows: Iterable[Iterable[Any]]) -> None:
         """A header and rows as CSV on stdout (`-o csv`, for spreadsheets): exact decimals, RFC 3339 times."""
+        self.csv_rows([columns])
+        self.csv_rows(rows)
+
+    def csv_rows(self, rows: Iterable[Iterable[Any]]) -> None:
+        """More CSV rows (a paged export writes its header, then each page as it arrives)."""
         import csv
 
         def cell(value: Any) -> Any:
@@ -190,11 +203,12 @@ class Output:
                 return decimal_text(value)
             if isinstance(value, datetime):
                 return rfc3339(value)
+            if isinstance(value, float):
+                return json_number(value)  # as in JSON: 1668, not 1668.0
             return value
 
         try:
             writer = csv.writer(self.stdout, lineterminator="\n")
-            writer.writerow(columns)
             for row in rows:
                 writer.writerow([cell(value) for value in row])
             self.stdout.flush()
@@ -327,6 +341,104 @@ def trade_update_text(update: TradeUpdate, width: int | None = None) -> Text:
     if width is not None and line.cell_len > width:
         line.truncate(width, overflow="ellipsis")
     return line
+
+
+# ------------------------------------------------------------------ market-data lines
+# Streamed market data is the hot path of a pipe: these lines are built as text
+# directly (no dict, no `dumps`), with the symbol's JSON form and the last
+# timestamp's text cached, since one burst repeats both.
+
+
+def json_number(value: float | None) -> str:
+    """A float as a JSON number: integral values without `.0`, non-finite as null."""
+    if value is None or not math.isfinite(value):
+        return "null"
+    if value.is_integer():
+        return str(int(value))
+    return repr(value)
+
+
+def _plain(value: float | None) -> float | int | None:
+    """A wire float as `json_number` writes it: integral values as integers (a size of 383, not 383.0)."""
+    return int(value) if value is not None and math.isfinite(value) and value.is_integer() else value
+
+
+class _Stamps:
+    """JSON text of symbols and of the last few timestamps (the items of one minute share theirs)."""
+
+    def __init__(self) -> None:
+        self._symbols: dict[str, str] = {}
+        self._last_time: datetime | None = None
+        self._last_text = ""
+
+    def symbol(self, symbol: str) -> str:
+        text = self._symbols.get(symbol)
+        if text is None:
+            text = self._symbols[symbol] = _encode_str(symbol)
+        return text
+
+    def time(self, moment: datetime) -> str:
+        if moment != self._last_time:
+            self._last_time = moment
+            self._last_text = rfc3339(moment)
+        return self._last_text
+
+
+class BarLines(_Stamps):
+    """`{"type":"bar",...}`: the bar's fields, where it came from, and whether it corrects one sent before.
+
+    `source` is `stream` (live), `backfill` (fetched after a gap of the stream)
+    or `history` (`alpaca-cli bars`); `updated` is true for the stream's
+    corrections of a bar already printed (Alpaca's `updatedBars`).
+    """
+
+    def __call__(self, bar: Bar, source: str = "stream") -> str:
+        return (
+            f'{{"type":"bar","symbol":{self.symbol(bar.symbol)},"t":"{self.time(bar.timestamp)}",'
+            f'"o":{json_number(bar.open)},"h":{json_number(bar.high)},"l":{json_number(bar.low)},'
+            f'"c":{json_number(bar.close)},"v":{json_number(bar.volume)},"n":{json_number(bar.trade_count)},'
+            f'"vw":{json_number(bar.vwap)},"source":"{source}","updated":{"true" if bar.updated else "false"}}}\n'
+        )
+
+
+class QuoteLines(_Stamps):
+    """`{"type":"quote",...}`: bid and ask with their sizes."""
+
+    def __call__(self, quote: Quote) -> str:
+        return (
+            f'{{"type":"quote","symbol":{self.symbol(quote.symbol)},"t":"{self.time(quote.timestamp)}",'
+            f'"bid":{json_number(quote.bid)},"bid_size":{json_number(quote.bid_size)},'
+            f'"ask":{json_number(quote.ask)},"ask_size":{json_number(quote.ask_size)}}}\n'
+        )
+
+
+class TradeLines(_Stamps):
+    """`{"type":"trade",...}`: one print's price and size, and its id on the tape."""
+
+    def __call__(self, trade: Trade) -> str:
+        ident = "null" if trade.id is None else _encode_str(str(trade.id))
+        return (
+            f'{{"type":"trade","symbol":{self.symbol(trade.symbol)},"t":"{self.time(trade.timestamp)}",'
+            f'"price":{json_number(trade.price)},"size":{json_number(trade.size)},"id":{ident}}}\n'
+        )
+
+
+def snapshot_record(snap: MarketSnapshot) -> dict[str, Any]:
+    """`{"type":"snapshot",...}` (`alpaca-cli quote`): the latest trade, quote and minute bar, each
+    with the field names of its own line (`trade.price`, `quote.bid`, `bar.c`), null when unknown."""
+    trade = quote = bar = None
+    if snap.trade is not None:
+        t = snap.trade
+        trade = {"t": t.timestamp, "price": _plain(t.price), "size": _plain(t.size)}
+    if snap.quote is not None:
+        q = snap.quote
+        quote = {"t": q.timestamp, "bid": _plain(q.bid), "bid_size": _plain(q.bid_size)}
+        quote.update(ask=_plain(q.ask), ask_size=_plain(q.ask_size))
+    if snap.bar is not None:
+        b = snap.bar
+        prices = (b.open, b.high, b.low, b.close, b.volume, b.trade_count, b.vwap)
+        bar = {"t": b.timestamp, **dict(zip(("o", "h", "l", "c", "v", "n", "vw"), map(_plain, prices), strict=True))}
+    return {"type": "snapshot", "symbol": snap.symbol, "trade": trade, "quote": quote, "bar": bar}
 
 
 class _Paced:

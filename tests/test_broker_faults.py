@@ -64,6 +64,8 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     # tail's --duration counts from its start, start-up included: it must outlast one 4 s deadline.
     "tail": ("tail", "trade-updates", "--duration", "8"),
     "stream_bars": ("stream", "bars", "AAPL", "--duration", "5"),
+    "bars": ("bars", "AAPL", "--start", "2026-11-27"),
+    "quote": ("quote", "AAPL"),
 }
 FAULTS = (
     "html502",
@@ -420,7 +422,7 @@ def _judge(run: Run) -> None:
     if case.behaviour == "not_found":
         address = run.url.removeprefix("http://")
         assert address in line, f"{run}: a 404 everywhere should name the URL ({address})"
-        hint = r"url" if case.command in STREAMING else r"base[ _]url"
+        hint = r"url" if case.command in STREAMING else r"(base|data)[ _]url"  # data commands: APCA_API_DATA_URL
         assert re.search(hint, line.replace(address, ""), re.IGNORECASE), f"{run}: no hint that the URL may be wrong"
     if case.command == "submit" and _may_have_created(run):
         (client_order_id,) = {r.json()["client_order_id"] for r in run.routed("submit")}

@@ -27,8 +27,11 @@ from alpaca_cli.domain import (
     CalendarDay,
     Clock,
     Closing,
+    MarketSnapshot,
     Order,
     Position,
+    Quote,
+    Trade,
     TradeUpdate,
 )
 
@@ -284,20 +287,23 @@ def trade_update(raw: Any, *, source: str = "stream") -> TradeUpdate:
     )
 
 
-def bar(raw: Any, symbol: str | None = None) -> Bar:
+def _stamp(raw: Mapping[str, Any], what: str) -> datetime:
+    """`t` of a market-data item: a msgpack Timestamp on the stream, RFC 3339 over REST."""
+    stamp = raw.get("t")
+    if hasattr(stamp, "to_datetime"):  # msgpack.Timestamp
+        return stamp.to_datetime()  # type: ignore[no-any-return]
+    if isinstance(stamp, int | float) and not isinstance(stamp, bool):
+        return datetime.fromtimestamp(stamp / 1e9 if stamp > 1e12 else stamp, UTC)
+    return _time(raw, "t", what, required=True)  # type: ignore[return-value]
+
+
+def bar(raw: Any, symbol: str | None = None, *, updated: bool = False) -> Bar:
     """A bar from either the market-data stream (`S`, `t` Timestamp) or historical REST."""
     raw = _object(raw, "bar")
     what = "bar"
-    stamp = raw.get("t")
-    if hasattr(stamp, "to_datetime"):  # msgpack.Timestamp
-        moment = stamp.to_datetime()
-    elif isinstance(stamp, int | float) and not isinstance(stamp, bool):
-        moment = datetime.fromtimestamp(stamp / 1e9 if stamp > 1e12 else stamp, UTC)
-    else:
-        moment = _time(raw, "t", what, required=True)
     return Bar(
         symbol=symbol or _text(raw, "S", what),
-        timestamp=moment,  # type: ignore[arg-type]
+        timestamp=_stamp(raw, what),
         open=_number(raw, "o", what),  # type: ignore[arg-type]
         high=_number(raw, "h", what),  # type: ignore[arg-type]
         low=_number(raw, "l", what),  # type: ignore[arg-type]
@@ -305,6 +311,7 @@ def bar(raw: Any, symbol: str | None = None) -> Bar:
         volume=_number(raw, "v", what),  # type: ignore[arg-type]
         trade_count=_number(raw, "n", what, required=False),
         vwap=_number(raw, "vw", what, required=False),
+        updated=updated,
     )
 
 
@@ -314,6 +321,75 @@ def bars(raw: Any) -> list[Bar]:
         return []
     table = _object(raw, "bars")
     return [bar(item, str(symbol)) for symbol, items in table.items() for item in objects(items, "bar")]
+
+
+def bar_page(raw: Any) -> tuple[list[Bar], str | None]:
+    """One page of `GET .../bars`: its bars (by symbol, oldest first) and the next page's token."""
+    raw = _object(raw, "bars answer")
+    if "bars" not in raw:
+        raise MalformedAnswer("bars answer has no 'bars' field")
+    return bars(raw["bars"]), _page_token(raw)
+
+
+def _page_token(raw: Mapping[str, Any]) -> str | None:
+    token = raw.get("next_page_token")
+    if token is not None and not isinstance(token, str):
+        raise MalformedAnswer(f"field 'next_page_token' is {_kind(token)}, not a string")
+    return token or None
+
+
+def quote(raw: Any, symbol: str | None = None) -> Quote:
+    """A quote from the stream (`T: "q"`, `S`) or REST: `bp`/`bs` bid, `ap`/`as` ask."""
+    raw = _object(raw, "quote")
+    what = "quote"
+    return Quote(
+        symbol=symbol or _text(raw, "S", what),
+        timestamp=_stamp(raw, what),
+        bid=_number(raw, "bp", what),  # type: ignore[arg-type]
+        bid_size=_number(raw, "bs", what),  # type: ignore[arg-type]
+        ask=_number(raw, "ap", what),  # type: ignore[arg-type]
+        ask_size=_number(raw, "as", what),  # type: ignore[arg-type]
+    )
+
+
+def trade(raw: Any, symbol: str | None = None) -> Trade:
+    """A trade from the stream (`T: "t"`, `S`) or REST: `p` price, `s` size, `i` its id."""
+    raw = _object(raw, "trade")
+    what = "trade"
+    ident = raw.get("i")
+    return Trade(
+        symbol=symbol or _text(raw, "S", what),
+        timestamp=_stamp(raw, what),
+        price=_number(raw, "p", what),  # type: ignore[arg-type]
+        size=_number(raw, "s", what),  # type: ignore[arg-type]
+        id=ident if isinstance(ident, int | str) and not isinstance(ident, bool) else None,
+    )
+
+
+def snapshots(raw: Any) -> list[MarketSnapshot]:
+    """`GET .../snapshots`: symbol -> latest trade, quote and minute bar (each may be null).
+
+    Stocks answer `{"AAPL": {...}}`, crypto `{"snapshots": {"BTC/USD": {...}}}`;
+    a symbol the broker does not know is absent (or null).
+    """
+    table = _object(raw, "snapshots answer")
+    if set(table) == {"snapshots"} and isinstance(table["snapshots"], Mapping):
+        table = table["snapshots"]
+    found = []
+    for symbol, item in table.items():
+        if item is None:
+            continue
+        item = _object(item, f"snapshot of {symbol}")
+        parts = (item.get("latestTrade"), item.get("latestQuote"), item.get("minuteBar"))
+        found.append(
+            MarketSnapshot(
+                symbol=str(symbol),
+                trade=None if parts[0] is None else trade(parts[0], str(symbol)),
+                quote=None if parts[1] is None else quote(parts[1], str(symbol)),
+                bar=None if parts[2] is None else bar(parts[2], str(symbol)),
+            )
+        )
+    return found
 
 
 def _day(raw: Mapping[str, Any], key: str, what: str, *, required: bool = False) -> date | None:
