@@ -23,7 +23,7 @@ from websockets.frames import Close
 from websockets.legacy.exceptions import InvalidStatusCode
 
 from alpaca_cli.bridge import Broker
-from alpaca_cli.bridge.bars import BarStream, data_refusal
+from alpaca_cli.bridge.marketdata import MarketDataStream, data_refusal
 from alpaca_cli.bridge.streams import (
     MARKET_DATA,
     TRADE_UPDATES,
@@ -101,7 +101,7 @@ def test_trade_updates_and_bars_arrive_as_domain_objects(sandbox: Any) -> None:
         await no_data_connections(sandbox)
         await no_trading_connections(sandbox)
         async with Broker(connection(sandbox)) as broker:
-            bars = await broker.bars_connect(["AAPL", "MSFT"])
+            bars = await broker.market_data_connect(["AAPL", "MSFT"])
             trades = await broker.trade_updates_connect()
             assert bars.connected.is_set() and trades.connected.is_set()
             names = {t.name for t in stream_threads()}
@@ -112,7 +112,7 @@ def test_trade_updates_and_bars_arrive_as_domain_objects(sandbox: Any) -> None:
 
             seen: set[str] = set()
             while seen != {"AAPL", "MSFT"}:
-                bar = await asyncio.wait_for(bars.bars.get(), 5)
+                bar = await asyncio.wait_for(bars.items.get(), 5)
                 assert isinstance(bar, Bar)
                 assert bar.timestamp.tzinfo is not None and bar.low <= bar.close <= bar.high
                 seen.add(bar.symbol)
@@ -139,12 +139,12 @@ def test_a_10000_bar_burst_passes_with_zero_drops(sandbox: Any) -> None:
     async def scenario() -> None:
         await no_data_connections(sandbox)
         async with Broker(connection(sandbox)) as broker:
-            bars = await broker.bars_connect(["SPY", "QQQ", "IWM", "DIA"])
+            bars = await broker.market_data_connect(["SPY", "QQQ", "IWM", "DIA"])
             got: list[Bar] = []
 
             async def consume() -> None:
                 while True:
-                    got.append(await bars.bars.get())
+                    got.append(await bars.items.get())
 
             consumer = asyncio.create_task(consume())
             before = bars.health.received
@@ -153,7 +153,7 @@ def test_a_10000_bar_burst_passes_with_zero_drops(sandbox: Any) -> None:
             await until(lambda: bars.health.received >= before + 10_000, timeout=30)
             consumer.cancel()
             assert bars.health.dropped == 0
-            assert len(got) + bars.bars.qsize() == bars.health.received
+            assert len(got) + bars.items.qsize() == bars.health.received
 
     run(scenario())
 
@@ -167,21 +167,21 @@ def test_slow_consumer_is_bounded_and_the_newest_bars_are_dropped_and_counted(
     async def scenario() -> None:
         await no_data_connections(sandbox)
         async with Broker(connection(sandbox)) as broker:
-            bars = await broker.bars_connect(["SPY"], queue_size=300)
+            bars = await broker.market_data_connect(["SPY"], queue_size=300)
             await in_thread(lambda: sandbox.admin("POST", "/admin/burst", {"count": 2_000, "symbols": ["SPY"]}))
             await until(lambda: bars.health.received >= 2_000)
             received = bars.health.received
-            assert bars.bars.qsize() == 300  # never past the bound, however much arrives
+            assert bars.items.qsize() == 300  # never past the bound, however much arrives
             assert bars.health.dropped == received - 300
             record = bars.health_record()
             assert record["dropped_bars"] == received - 300 and record["queue_depth"] == 300
             # The oldest bars were kept, in order: what was dropped is the newest.
-            kept = [bars.bars.get_nowait() for _ in range(300)]
+            kept = [bars.items.get_nowait() for _ in range(300)]
             assert [b.timestamp for b in kept] == sorted(b.timestamp for b in kept)
 
     with caplog.at_level(logging.WARNING, logger="alpaca_cli"):
         run(scenario())
-    warnings = [r for r in caplog.records if "bar queue full" in r.getMessage()]
+    warnings = [r for r in caplog.records if "queue full" in r.getMessage()]
     assert 1 <= len(warnings) <= 2  # rate-limited: not one line per dropped bar
 
 
@@ -191,7 +191,7 @@ def test_trade_updates_lose_nothing_while_bars_overflow(sandbox: Any) -> None:
         await no_trading_connections(sandbox)
         async with Broker(connection(sandbox)) as broker:
             trades = await broker.trade_updates_connect()
-            bars = await broker.bars_connect(["TSLA"], queue_size=100)
+            bars = await broker.market_data_connect(["TSLA"], queue_size=100)
             requests = [market_order("TSLA") for _ in range(60)]
             burst = in_thread(lambda: sandbox.admin("POST", "/admin/burst", {"count": 3_000, "symbols": ["TSLA"]}))
             await asyncio.gather(burst, *(broker.submit_order(r) for r in requests))
@@ -215,7 +215,7 @@ def test_dropped_connections_reconnect_and_resubscribe(sandbox: Any) -> None:
         await no_data_connections(sandbox)
         await no_trading_connections(sandbox)
         async with Broker(connection(sandbox)) as broker:
-            bars = await broker.bars_connect(["AAPL"])
+            bars = await broker.market_data_connect(["AAPL"])
             trades = await broker.trade_updates_connect()
             await next_event(bars, "connected")
             await next_event(trades, "connected")
@@ -226,9 +226,9 @@ def test_dropped_connections_reconnect_and_resubscribe(sandbox: Any) -> None:
             back = await next_event(bars, "connected")
             assert back.reconnects == 1 and bars.health.reconnects == 1 and bars.connected.is_set()
             assert bars.health_record()["last_reconnect_at"] == back.at
-            while not bars.bars.empty():
-                bars.bars.get_nowait()
-            fresh = await asyncio.wait_for(bars.bars.get(), 5)  # re-subscribed: bars flow again
+            while not bars.items.empty():
+                bars.items.get_nowait()
+            fresh = await asyncio.wait_for(bars.items.get(), 5)  # re-subscribed: bars flow again
             assert fresh.symbol == "AAPL"
 
             await in_thread(lambda: sandbox.admin("POST", "/admin/drop", {"stream": "trading"}))
@@ -249,11 +249,11 @@ def test_a_mute_data_socket_is_noticed_and_replaced(sandbox: Any) -> None:
     async def scenario() -> None:
         await no_data_connections(sandbox)
         async with Broker(connection(sandbox)) as broker:
-            bars = await broker.bars_connect(["AAPL"], stale_after=1.5)
+            bars = await broker.market_data_connect(["AAPL"], stale_after=1.5)
             await next_event(bars, "connected")
             sandbox.set_faults(mute_data=True)
             stale = await next_event(bars, "stale", timeout=5)
-            assert stale.reason and "no bar" in stale.reason
+            assert stale.reason and "no data" in stale.reason
             lost = await next_event(bars, "disconnected")
             assert lost.reason and lost.reason.startswith("stale")
             sandbox.set_faults(mute_data=False)
@@ -271,7 +271,7 @@ def test_stop_returns_within_the_timeout_when_the_sdk_thread_is_stuck(
 
     async def scenario() -> float:
         await no_data_connections(sandbox)
-        handle = BarStream(connection(sandbox), ["AAPL"], join_timeout=1.0)
+        handle = MarketDataStream(connection(sandbox), ["AAPL"], join_timeout=1.0)
         await handle.connect()
         assert handle.sdk_loop is not None
         handle.sdk_loop.call_soon_threadsafe(release.wait)  # the SDK's loop now hangs in a callback
@@ -295,7 +295,7 @@ def test_async_with_stops_the_stream_even_when_the_body_fails(sandbox: Any) -> N
     async def scenario() -> None:
         await no_data_connections(sandbox)
         with pytest.raises(RuntimeError, match="body failed"):
-            async with BarStream(connection(sandbox), ["AAPL"]) as handle:
+            async with MarketDataStream(connection(sandbox), ["AAPL"]) as handle:
                 assert handle.connected.is_set()
                 raise RuntimeError("body failed")
         assert not handle.connected.is_set()
@@ -313,7 +313,7 @@ def test_refused_keys_fail_fast_on_both_streams(sandbox: Any) -> None:
             started = time.monotonic()
             with pytest.raises(AuthError) as caught:
                 if kind == "bars":
-                    await broker.bars_connect(["AAPL"])
+                    await broker.market_data_connect(["AAPL"])
                 else:
                     await broker.trade_updates_connect()
             assert time.monotonic() - started < 5
@@ -333,12 +333,12 @@ def test_connection_limit_fails_fast_with_a_hint(sandbox: Any) -> None:
         await no_data_connections(sandbox)
         await no_trading_connections(sandbox)
         async with Broker(connection(sandbox)) as holder:
-            await holder.bars_connect(["AAPL"])
+            await holder.market_data_connect(["AAPL"])
             await holder.trade_updates_connect()
             async with Broker(connection(sandbox)) as second:
                 started = time.monotonic()
                 with pytest.raises(ConnectionLimitError) as data:
-                    await second.bars_connect(["AAPL"])
+                    await second.market_data_connect(["AAPL"])
                 with pytest.raises(ConnectionLimitError) as trading:
                     await second.trade_updates_connect()
                 assert time.monotonic() - started < 5
@@ -353,7 +353,7 @@ def test_insufficient_subscription_suggests_iex(sandbox: Any) -> None:
     async def scenario() -> None:
         with pytest.raises(AuthError) as caught:
             async with Broker(connection(sandbox)) as broker:
-                await broker.bars_connect(["AAPL"], feed="sip")
+                await broker.market_data_connect(["AAPL"], feed="sip")
         assert caught.value.hint == "use --feed iex"
 
     sandbox.call(lambda: setattr(sandbox.sandbox, "sip_allowed", False))
@@ -368,7 +368,7 @@ def test_nothing_listening_is_unreachable_after_the_connect_timeout() -> None:
         dead = resolve(load_settings(sandbox=True, sandbox_url="http://127.0.0.1:9"))
         async with Broker(dead) as broker:
             with pytest.raises(UnreachableError, match="cannot connect"):
-                await broker.bars_connect(["AAPL"], connect_timeout=1.5)
+                await broker.market_data_connect(["AAPL"], connect_timeout=1.5)
 
     run(scenario())
     assert not stream_threads()

@@ -23,7 +23,7 @@ from alpaca_cli.bridge.streams import CONNECT_TIMEOUT, StreamEvent, StreamHandle
 from alpaca_cli.config import Connection  # noqa: E402
 
 if TYPE_CHECKING:
-    from alpaca_cli.bridge.bars import BarStream
+    from alpaca_cli.bridge.marketdata import MarketDataStream
 
 log = logging.getLogger(__name__)
 
@@ -46,20 +46,27 @@ class Broker(RestBridge):
         await stream.connect(self._connect_timeout(connect_timeout))
         return stream
 
-    async def bars_connect(
+    async def market_data_connect(
         self,
         symbols: Iterable[str],
         *,
+        kinds: Iterable[str] = ("bars",),
         feed: str = "iex",
         stale_after: float | None = None,
         connect_timeout: float | None = None,
         queue_size: int | None = None,
-    ) -> BarStream:
-        """Open the market-data stream for minute bars; returns once subscribed (or raises)."""
-        from alpaca_cli.bridge.bars import BAR_QUEUE_SIZE, BarStream
+    ) -> MarketDataStream:
+        """Open one market-data connection for `kinds` (bars, quotes, trades) of `symbols` -- all
+        stocks (on `feed`) or all crypto pairs; returns once subscribed (or raises)."""
+        from alpaca_cli.bridge.marketdata import QUEUE_SIZE, MarketDataStream
 
-        stream = BarStream(
-            self.connection, symbols, feed=feed, stale_after=stale_after, queue_size=queue_size or BAR_QUEUE_SIZE
+        stream = MarketDataStream(
+            self.connection,
+            symbols,
+            kinds=kinds,
+            feed=feed,
+            stale_after=stale_after,
+            queue_size=queue_size or QUEUE_SIZE,
         )
         self._streams.append(stream)
         await stream.connect(self._connect_timeout(connect_timeout))
@@ -88,12 +95,12 @@ class Broker(RestBridge):
 
 
 def __getattr__(name: str) -> Any:
-    """`BarStream` loads the market-data half (and pandas) only when asked for."""
-    if name == "BarStream":
-        from alpaca_cli.bridge.bars import BarStream
+    """`MarketDataStream` loads the market-data half (and pandas) only when asked for."""
+    if name == "MarketDataStream":
+        from alpaca_cli.bridge.marketdata import MarketDataStream
 
-        return BarStream
+        return MarketDataStream
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["BarStream", "Broker", "StreamEvent", "TradeUpdateStream"]
+__all__ = ["Broker", "MarketDataStream", "StreamEvent", "TradeUpdateStream"]

@@ -10,8 +10,8 @@ API (every call on the tool's event loop)::
 
     async with Broker(connection) as broker:
         trades = await broker.trade_updates_connect()            # TradeUpdateStream
-        bars = await broker.bars_connect(["AAPL"], feed="iex",   # BarStream
-                                         stale_after=150.0)
+        data = await broker.market_data_connect(["AAPL"], kinds=("bars", "quotes"),
+                                                feed="iex", stale_after=150.0)  # MarketDataStream
         update = await trades.updates.get()                      # domain.TradeUpdate
         event = await trades.lifecycle.get()                     # StreamEvent
 
@@ -19,9 +19,10 @@ Both handles share `StreamHandle`:
 
 - `updates` (`TradeUpdateStream`): unbounded `asyncio.Queue[TradeUpdate]`;
   a fill is never dropped.
-- `bars` (`BarStream`): `asyncio.Queue[Bar]` bounded at 10,000; when full the
-  *newest* bar is dropped, counted in `health.dropped` and logged (at most
-  one warning per 5 s).
+- `items` (`MarketDataStream`): `asyncio.Queue` of `Bar`, `Quote` and `Trade`
+  bounded at 10,000; when full the *newest* item is dropped, counted in
+  `health.dropped` (and per kind) and logged (at most one warning per 5 s);
+  `marks` says where in the queue a (re)connection or a dropped bar happened.
 - `lifecycle`: `asyncio.Queue[StreamEvent]`, one event per change:
   `connected` (authenticated and listening/subscribed; `reconnects` > 0 on a
   reconnection), `disconnected` (with `reason`; the SDK reconnects and
@@ -40,11 +41,11 @@ Both handles share `StreamHandle`:
 - `force_reconnect(reason)`: close the socket on the SDK's loop; the SDK
   reconnects with its backoff and re-subscribes.
 
-The market-data half (`BarStream`, `_BridgeDataStream`) is in `bridge/bars.py`, so
+The market-data half (`MarketDataStream`, `_BridgeDataStream`) is in `bridge/marketdata.py`, so
 that following trade updates never imports alpaca-py's market-data package (pandas).
 
 Where alpaca-py 0.44 is blind, one pair of small subclasses (`_BridgeTradingStream`
-here, `_BridgeDataStream` in `bars.py`, sharing `Lifecycle`) overrides its private hooks
+here, `_BridgeDataStream` in `marketdata.py`, sharing `Lifecycle`) overrides its private hooks
 `_run_forever`, `_start_ws`, `_connect` (data), `_dispatch`, `_consume` and uses
 `stop_ws`/`close`:
 

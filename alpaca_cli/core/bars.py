@@ -93,6 +93,11 @@ class BarGaps:
         self._open_gap()  # what is left up to the stream: anchored on its first bar
         return Step(fetch=fetch)
 
+    def lost(self) -> Step:
+        """Live bars were lost without a reconnection (the queue overflowed): a gap like a reconnection's."""
+        self._open_gap()
+        return Step()
+
     def live(self, bar: Bar) -> Step:
         """A bar from the stream."""
         if bar.updated:

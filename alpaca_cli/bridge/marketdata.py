@@ -1,9 +1,19 @@
-"""The market-data half of the streaming bridge: minute bars into a bounded queue.
+"""The market-data half of the streaming bridge: bars, quotes and trades into one bounded queue.
+
+One `MarketDataStream` is one connection (Alpaca allows one per feed) carrying
+every subscription of a command: `stream bars,quotes AAPL MSFT` is one socket
+with two channels, not two sockets. Stocks and crypto pairs live on different
+endpoints (`/v2/<feed>`, `/v1beta3/crypto/us`), so a command with both opens
+one stream for each.
+
+A new kind of market data is one entry in `CHANNELS` (its wire channel and the
+`mapping` function that reads it), one line builder in `output.py`, and a
+column in the live table.
 
 Apart from `streams.py` because alpaca-py's market-data package imports pandas
-and numpy: only `stream bars` (and whatever else streams market data) pays for
-them. The plumbing — the SDK's thread, the lifecycle, failing fast — is
-`streams.StreamHandle` and `streams.Lifecycle`, shared with the trade-update stream.
+and numpy: only commands that stream market data pay for them. The plumbing —
+the SDK's thread, the lifecycle, failing fast — is `streams.StreamHandle` and
+`streams.Lifecycle`, shared with the trade-update stream.
 """
 
 from __future__ import annotations
@@ -11,14 +21,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import msgpack
 from alpaca.common.utils import get_default_user_agent
-from alpaca.data.enums import DataFeed
-from alpaca.data.live.stock import StockDataStream
+from alpaca.data.live.websocket import DataStream
 from websockets.legacy import client as websockets_legacy
 
 from alpaca_cli.bridge import mapping
@@ -32,13 +43,24 @@ from alpaca_cli.bridge.streams import (
     limit_error,
 )
 from alpaca_cli.config import Connection
-from alpaca_cli.domain import Bar
+from alpaca_cli.domain import Bar, Quote, Trade
 from alpaca_cli.errors import AuthError, CliError, UsageError
+from alpaca_cli.symbols import is_crypto
 
 log = logging.getLogger(__name__)
 
-BAR_QUEUE_SIZE = 10_000
-DROP_LOG_EVERY = 5.0  # seconds between "bar queue full" warnings
+QUEUE_SIZE = 10_000
+DROP_LOG_EVERY = 5.0  # seconds between "queue full" warnings
+CRYPTO = "crypto"  # the `feed` of a stream of crypto pairs (Alpaca's location `us`)
+
+Item = Bar | Quote | Trade
+# kind -> (the wire channels it subscribes, and how each channel's message is read)
+CHANNELS: dict[str, dict[str, Callable[[Any], Item]]] = {
+    "bars": {"bars": mapping.bar, "updatedBars": lambda raw: mapping.bar(raw, updated=True)},
+    "quotes": {"quotes": mapping.quote},
+    "trades": {"trades": mapping.trade},
+}
+KINDS = tuple(CHANNELS)
 
 
 class StreamRefusal(ValueError):
@@ -66,7 +88,7 @@ def data_refusal(code: int | None, message: str) -> CliError | None:
     return None
 
 
-class _BridgeDataStream(Lifecycle, StockDataStream):
+class _BridgeDataStream(Lifecycle, DataStream):
     def _refusal(self, error: BaseException) -> CliError | None:
         if isinstance(error, StreamRefusal):
             return data_refusal(error.code, str(error))
@@ -105,45 +127,73 @@ class _BridgeDataStream(Lifecycle, StockDataStream):
         await super()._dispatch(msg)
 
 
-class BarStream(StreamHandle):
-    """Minute bars of some symbols into a bounded queue; the newest bar is dropped when full."""
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """Something that happened between two items of the queue: after the first `after` items put.
+
+    `connected`: the stream (re)connected at `at` (the subscription is
+    acknowledged); `lost`: a bar was dropped because the queue was full. A
+    reader counts the items it takes and meets each mark at its place, which
+    it could not do with a separate queue of events.
+    """
+
+    after: int
+    event: str  # "connected" | "lost"
+    at: datetime
+
+
+class MarketDataStream(StreamHandle):
+    """The subscriptions of one market-data connection into a bounded queue; when full, the newest item is dropped."""
 
     name = MARKET_DATA
     url_setting = "APCA_API_DATA_STREAM_URL"
-    received_key = "bars_received"
+    received_key = "items_received"
 
     def __init__(
         self,
         connection: Connection,
         symbols: Iterable[str],
         *,
+        kinds: Iterable[str] = ("bars",),
         feed: str = "iex",
         stale_after: float | None = None,
-        queue_size: int = BAR_QUEUE_SIZE,
+        queue_size: int = QUEUE_SIZE,
         join_timeout: float = JOIN_TIMEOUT,
     ) -> None:
         super().__init__(connection, join_timeout=join_timeout)
         self.symbols = tuple(dict.fromkeys(symbols))
-        self.feed = feed
+        self.kinds = tuple(kind for kind in KINDS if kind in set(kinds))
+        crypto = {is_crypto(symbol) for symbol in self.symbols}
+        if len(crypto) > 1 or not self.kinds:
+            raise ValueError("one market-data stream carries either stocks or crypto pairs, and some kind of data")
+        self.feed = CRYPTO if crypto == {True} else feed
         self.stale_after = stale_after
-        self.bars: asyncio.Queue[Bar] = asyncio.Queue(queue_size)
+        self.queue_size = queue_size
+        # Unbounded as a queue: the bound is kept by `_put` (marks are never dropped).
+        self.items: asyncio.Queue[Item] = asyncio.Queue()
+        self.marks: deque[Mark] = deque()
+        self.put_count = 0  # items ever put (the position marks refer to)
+        self.dropped = dict.fromkeys(self.kinds, 0)
+        self._lost_marked = False
         self._last_activity = self._loop.time()
-        self._last_bar_mono: float | None = None
+        self._last_item_mono: float | None = None
         self._drop_logged_at = -DROP_LOG_EVERY
         self._watchdog: asyncio.Task[None] | None = None
 
     def health_record(self) -> dict[str, Any]:
         record = super().health_record()
-        if self._last_bar_mono is not None:
-            # Bars carry a monotonic stamp (cheap per bar); wall time is worked out here.
-            ago = self._loop.time() - self._last_bar_mono
+        if self._last_item_mono is not None:
+            # Items carry no wall time of arrival (cheap per item): it is worked out here.
+            ago = self._loop.time() - self._last_item_mono
             record["last_message_at"] = datetime.fromtimestamp(time.time() - ago, UTC)
         record.update(
             feed=self.feed,
             symbols=list(self.symbols),
-            dropped_bars=self.health.dropped,
+            kinds=list(self.kinds),
+            **{f"dropped_{kind}": count for kind, count in self.dropped.items()},
             stale_reconnects=self.health.stale_reconnects,
-            queue_depth=self.bars.qsize(),
+            queue_depth=self.items.qsize(),
         )
         return record
 
@@ -156,66 +206,82 @@ class BarStream(StreamHandle):
         if seconds and self.health.connections and not self._stopping:
             self._watchdog = asyncio.create_task(self._watch(), name=f"{self.name}-staleness")
 
+    def _endpoint(self) -> str:
+        c = self._connection
+        if self.feed == CRYPTO:
+            return f"{c.data_stream_base.rstrip('/')}/v1beta3/crypto/us"
+        return c.data_stream_url(self.feed)
+
     def _make_sdk_stream(self) -> Lifecycle:
         c = self._connection
         stream = _BridgeDataStream(
+            self._endpoint(),
             c.key_id,
             c.secret.get_secret_value(),
             raw_data=True,
-            feed=DataFeed(self.feed),
-            url_override=c.data_stream_url(self.feed),
             websocket_params=dict(WEBSOCKET_PARAMS),
         )
         stream._bridge_init(self)
-        put_many = self._put_bars
+        put_many = self._put_many
         hand_over = self._from_sdk
-        # Bars of one burst travel together: one `call_soon_threadsafe` (one
-        # wake-up of the tool's loop) per batch instead of per bar. The batch is
+        # Items of one burst travel together: one `call_soon_threadsafe` (one
+        # wake-up of the tool's loop) per batch instead of per item. The batch is
         # handed over once the SDK's loop gets round to its callbacks, i.e. when
-        # the frame being read has been dispatched, so no bar waits longer than that.
-        batch: list[Bar] = []  # touched on the SDK's loop only
+        # the frame being read has been dispatched, so no item waits longer than that.
+        batch: list[Item] = []  # touched on the SDK's loop only
 
         def hand_over_batch() -> None:
-            bars = batch.copy()
+            items = batch.copy()
             batch.clear()
-            hand_over(put_many, bars)
+            hand_over(put_many, items)
 
-        async def on_bar(raw: dict[str, Any]) -> None:  # on the SDK's loop
-            try:
-                bar = mapping.bar(raw)
-            except (KeyError, TypeError, ValueError, AttributeError):
-                log.warning("%s stream: unreadable bar skipped: %.300r", self.name, raw)
-                return
-            if not batch:
-                asyncio.get_running_loop().call_soon(hand_over_batch)
-            batch.append(bar)
+        def reader(channel: str, read: Callable[[Any], Item]) -> Callable[[dict[str, Any]], Any]:
+            async def on_message(raw: dict[str, Any]) -> None:  # on the SDK's loop
+                try:
+                    item = read(raw)
+                except (KeyError, TypeError, ValueError, AttributeError):
+                    log.warning("%s stream: unreadable %s message skipped: %.300r", self.name, channel, raw)
+                    return
+                if not batch:
+                    asyncio.get_running_loop().call_soon(hand_over_batch)
+                batch.append(item)
 
-        stream.subscribe_bars(on_bar, *self.symbols)
+            return on_message
+
+        for kind in self.kinds:
+            for channel, read in CHANNELS[kind].items():
+                stream._subscribe(reader(channel, read), self.symbols, stream._handlers[channel])
         return stream
 
-    def _put_bars(self, bars: list[Bar]) -> None:
-        for bar in bars:
-            self._put_bar(bar)
-
-    def _put_bar(self, bar: Bar) -> None:
+    def _put_many(self, items: list[Item]) -> None:
         now = self._loop.time()
-        self._last_bar_mono = self._last_activity = now
-        self.health.received += 1
-        try:
-            self.bars.put_nowait(bar)
-        except asyncio.QueueFull:
+        self._last_item_mono = self._last_activity = now
+        self.health.received += len(items)
+        queue = self.items
+        for item in items:
+            if queue.qsize() < self.queue_size:
+                queue.put_nowait(item)
+                self.put_count += 1
+                self._lost_marked = False
+                continue
+            kind = "bars" if isinstance(item, Bar) else "quotes" if isinstance(item, Quote) else "trades"
+            self.dropped[kind] += 1
             self.health.dropped += 1
+            if kind == "bars" and not self._lost_marked:
+                self._lost_marked = True
+                self.marks.append(Mark(self.put_count, "lost", datetime.now(UTC)))
             if now - self._drop_logged_at >= DROP_LOG_EVERY:
                 log.warning(
-                    "%s stream: bar queue full (%d): dropped %d newest bar(s) so far",
+                    "%s stream: queue full (%d): dropped %d newest item(s) so far",
                     self.name,
-                    self.bars.maxsize,
+                    self.queue_size,
                     self.health.dropped,
                 )
                 self._drop_logged_at = now
 
     def _on_connected(self, at: datetime) -> None:
         self._last_activity = self._loop.time()
+        self.marks.append(Mark(self.put_count, "connected", at))
         super()._on_connected(at)
 
     def _on_ready(self) -> None:
@@ -227,14 +293,14 @@ class BarStream(StreamHandle):
             self._watchdog = None
 
     async def _watch(self) -> None:
-        """Force a reconnect when nothing (no bar, no reconnection) happened for `stale_after` s."""
+        """Force a reconnect when nothing (no item, no reconnection) happened for `stale_after` s."""
         while self.stale_after and self.failure is None:
             idle = self._loop.time() - self._last_activity
             if idle < self.stale_after:
                 await asyncio.sleep(self.stale_after - idle)
                 continue
             self.health.stale_reconnects += 1
-            reason = f"no bar for {idle:.0f} s"
+            reason = f"no data for {idle:.0f} s"
             self._emit("stale", reason=reason)
             self._last_activity = self._loop.time()  # give the new connection a full period
             self.force_reconnect(f"stale: {reason}")
