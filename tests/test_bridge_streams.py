@@ -426,3 +426,38 @@ def test_stream_event_lines_follow_the_contract() -> None:
     }
     failed = StreamEvent(MARKET_DATA, "failed", at, error=AuthError("refused")).record()
     assert failed["error"] == "refused" and failed["exit_code"] == 3
+
+
+# ------------------------------------------------------------ quotes and trades
+
+
+def test_quotes_and_trades_share_the_bars_connection_and_overflow_without_blocking_the_loop(sandbox: Any) -> None:
+    """Unread quotes fill the queue: the newest are dropped and counted by kind, and the loop stays responsive."""
+
+    async def scenario() -> None:
+        await no_data_connections(sandbox)
+        async with Broker(connection(sandbox)) as broker:
+            data = await broker.market_data_connect(["AAPL", "MSFT"], kinds=("quotes", "trades", "bars"), queue_size=50)
+            (described,) = sandbox.admin("GET", "/admin/streams")["data"]  # one socket for all three
+            subscribed = described["subscriptions"]
+            assert all(sorted(subscribed[channel]) == ["AAPL", "MSFT"] for channel in ("quotes", "trades", "bars"))
+            assert sorted(subscribed["updatedBars"]) == ["AAPL", "MSFT"]
+            lag = 0.0
+            loop = asyncio.get_running_loop()
+            while data.health.dropped < 200:  # nobody reads: the queue overflows
+                before = loop.time()
+                await asyncio.sleep(0.01)
+                lag = max(lag, loop.time() - before - 0.01)
+            assert lag < 0.25, f"the loop stalled for {lag:.2f} s"
+            assert data.items.qsize() == 50
+            record = data.health_record()
+            assert record["dropped_quotes"] > 0 and record["dropped_trades"] > 0
+            assert sum(record[f"dropped_{kind}"] for kind in ("bars", "quotes", "trades")) == data.health.dropped
+            assert data.health.received == data.put_count + data.health.dropped
+            kept = [data.items.get_nowait() for _ in range(50)]
+            assert {type(item).__name__ for item in kept} >= {"Quote", "Trade"}
+            quotes = [item for item in kept if type(item).__name__ == "Quote"]
+            assert all(q.bid < q.ask and q.symbol in ("AAPL", "MSFT") for q in quotes)
+            assert data.marks[0].event == "connected" and data.marks[0].after == 0
+
+    run(scenario())

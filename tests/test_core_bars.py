@@ -39,6 +39,8 @@ class Market:
     traded: set[tuple[str, int]]  # (symbol, minute) that have a bar
     emitted: int = 0  # minutes < emitted are closed (in history)
     connected: bool = True
+    overflowing: bool = False  # the reader's queue is full: live bars are dropped
+    lost: bool = False  # bars were dropped; the reader meets the mark before the next bar
     pending: list[Fetch] = field(default_factory=list)
     delivered: set[tuple[str, int]] = field(default_factory=set)
     printed: list[tuple[str, int, str, bool]] = field(default_factory=list)  # symbol, minute, source, updated
@@ -54,9 +56,18 @@ class Market:
     def tick(self) -> None:
         for symbol in self.gaps.symbols:
             if (symbol, self.emitted) in self.traded and self.connected:
+                if self.overflowing:
+                    self.lost = True
+                    continue
+                if self.lost:
+                    self.lost = False
+                    self.take(self.gaps.lost())
                 self.delivered.add((symbol, self.emitted))
                 self.take(self.gaps.live(bar(symbol, self.emitted)))
         self.emitted += 1
+
+    def overflow(self) -> None:
+        self.overflowing = not self.overflowing
 
     def drop(self) -> None:
         self.connected = False
@@ -85,6 +96,7 @@ class Market:
     def settle(self) -> None:
         """Reconnect, and let whole minutes (every symbol trading) pass until no fetch is left."""
         self.connect()
+        self.overflowing = False
         for _ in range(4):
             for symbol in self.gaps.symbols:
                 self.traded.add((symbol, self.emitted))
@@ -101,6 +113,7 @@ ACTIONS = st.lists(
         st.just(("drop",)),
         st.just(("connect",)),
         st.just(("answer",)),
+        st.just(("overflow",)),
         st.tuples(st.just("correct"), st.sampled_from(SYMBOLS), st.integers(0, 3)),
     ),
     max_size=60,
