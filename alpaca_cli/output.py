@@ -370,6 +370,8 @@ class _Stamps:
         self._symbols: dict[str, str] = {}
         self._last_time: datetime | None = None
         self._last_text = ""
+        self._second: datetime | None = None
+        self._second_text = ""
 
     def symbol(self, symbol: str) -> str:
         text = self._symbols.get(symbol)
@@ -378,9 +380,15 @@ class _Stamps:
         return text
 
     def time(self, moment: datetime) -> str:
-        if moment != self._last_time:
-            self._last_time = moment
-            self._last_text = rfc3339(moment)
+        """`rfc3339(moment)`; the text up to the second is made once per second (quotes come many a second)."""
+        if moment == self._last_time:
+            return self._last_text
+        second = moment.replace(microsecond=0)
+        if second != self._second:
+            self._second, self._second_text = second, rfc3339(second).removesuffix("Z")
+        micro = moment.microsecond
+        self._last_time = moment
+        self._last_text = f"{self._second_text}.{micro:06d}Z" if micro else self._second_text + "Z"
         return self._last_text
 
 

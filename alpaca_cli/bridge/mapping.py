@@ -297,8 +297,34 @@ def _stamp(raw: Mapping[str, Any], what: str) -> datetime:
     return _time(raw, "t", what, required=True)  # type: ignore[return-value]
 
 
+_NUMBERS = (float, int)  # `type(x) in _NUMBERS`: a JSON/msgpack number, never a bool
+
+
+def _moment(stamp: Any) -> datetime | None:
+    """`t` of a streamed item as msgpack gives it (a Timestamp), else None (read the strict way)."""
+    return stamp.to_datetime() if type(stamp).__name__ == "Timestamp" else None  # type: ignore[no-any-return]
+
+
 def bar(raw: Any, symbol: str | None = None, *, updated: bool = False) -> Bar:
     """A bar from either the market-data stream (`S`, `t` Timestamp) or historical REST."""
+    if type(raw) is dict:  # the stream's hot path: the same checks, inline
+        o, h, low, c, v = raw.get("o"), raw.get("h"), raw.get("l"), raw.get("c"), raw.get("v")
+        n, vw = raw.get("n"), raw.get("vw")
+        name = symbol or raw.get("S")
+        if (
+            type(o) in _NUMBERS
+            and type(h) in _NUMBERS
+            and type(low) in _NUMBERS
+            and type(c) in _NUMBERS
+            and type(v) in _NUMBERS
+            and (n is None or type(n) in _NUMBERS)
+            and (vw is None or type(vw) in _NUMBERS)
+            and type(name) is str
+            and name
+            and (moment := _moment(raw.get("t"))) is not None
+        ):
+            trades, average = None if n is None else float(n), None if vw is None else float(vw)
+            return Bar(name, moment, float(o), float(h), float(low), float(c), float(v), trades, average, updated)
     raw = _object(raw, "bar")
     what = "bar"
     return Bar(
@@ -340,6 +366,19 @@ def _page_token(raw: Mapping[str, Any]) -> str | None:
 
 def quote(raw: Any, symbol: str | None = None) -> Quote:
     """A quote from the stream (`T: "q"`, `S`) or REST: `bp`/`bs` bid, `ap`/`as` ask."""
+    if type(raw) is dict:  # the stream's hot path: the same checks, inline
+        bid, bid_size, ask, ask_size = raw.get("bp"), raw.get("bs"), raw.get("ap"), raw.get("as")
+        name = symbol or raw.get("S")
+        if (
+            type(bid) in _NUMBERS
+            and type(bid_size) in _NUMBERS
+            and type(ask) in _NUMBERS
+            and type(ask_size) in _NUMBERS
+            and type(name) is str
+            and name
+            and (moment := _moment(raw.get("t"))) is not None
+        ):
+            return Quote(name, moment, float(bid), float(bid_size), float(ask), float(ask_size))
     raw = _object(raw, "quote")
     what = "quote"
     return Quote(
@@ -354,15 +393,26 @@ def quote(raw: Any, symbol: str | None = None) -> Quote:
 
 def trade(raw: Any, symbol: str | None = None) -> Trade:
     """A trade from the stream (`T: "t"`, `S`) or REST: `p` price, `s` size, `i` its id."""
+    ident = raw.get("i") if isinstance(raw, Mapping) else None
+    ident = ident if type(ident) is int or type(ident) is str else None
+    if type(raw) is dict:  # the stream's hot path: the same checks, inline
+        price, size, name = raw.get("p"), raw.get("s"), symbol or raw.get("S")
+        if (
+            type(price) in _NUMBERS
+            and type(size) in _NUMBERS
+            and type(name) is str
+            and name
+            and (moment := _moment(raw.get("t"))) is not None
+        ):
+            return Trade(name, moment, float(price), float(size), ident)
     raw = _object(raw, "trade")
     what = "trade"
-    ident = raw.get("i")
     return Trade(
         symbol=symbol or _text(raw, "S", what),
         timestamp=_stamp(raw, what),
         price=_number(raw, "p", what),  # type: ignore[arg-type]
         size=_number(raw, "s", what),  # type: ignore[arg-type]
-        id=ident if isinstance(ident, int | str) and not isinstance(ident, bool) else None,
+        id=ident,
     )
 
 

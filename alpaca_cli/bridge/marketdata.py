@@ -54,11 +54,11 @@ DROP_LOG_EVERY = 5.0  # seconds between "queue full" warnings
 CRYPTO = "crypto"  # the `feed` of a stream of crypto pairs (Alpaca's location `us`)
 
 Item = Bar | Quote | Trade
-# kind -> (the wire channels it subscribes, and how each channel's message is read)
-CHANNELS: dict[str, dict[str, Callable[[Any], Item]]] = {
-    "bars": {"bars": mapping.bar, "updatedBars": lambda raw: mapping.bar(raw, updated=True)},
-    "quotes": {"quotes": mapping.quote},
-    "trades": {"trades": mapping.trade},
+# kind -> its wire channels: (channel, the messages' `T`, how one is read)
+CHANNELS: dict[str, tuple[tuple[str, str, Callable[[Any], Item]], ...]] = {
+    "bars": (("bars", "b", mapping.bar), ("updatedBars", "u", lambda raw: mapping.bar(raw, updated=True))),
+    "quotes": (("quotes", "q", mapping.quote),),
+    "trades": (("trades", "t", mapping.trade),),
 }
 KINDS = tuple(CHANNELS)
 
@@ -88,7 +88,31 @@ def data_refusal(code: int | None, message: str) -> CliError | None:
     return None
 
 
-class _BridgeDataStream(Lifecycle, DataStream):
+class _QuickDataStream(DataStream):
+    """The SDK's receive loop without a timer per frame (`asyncio.wait_for`) or a coroutine per
+    message: market data goes straight to the bridge's readers, everything else (acks, errors)
+    through `_dispatch`. The timeout only served to poll the stop queue; the bridge stops by
+    closing the socket, which ends `recv()` at once (as `streams._QuickTradingStream`)."""
+
+    _readers: dict[str, Callable[[dict[str, Any]], None]]  # message type (`T`) -> the bridge's reader
+
+    async def _consume(self) -> bool:
+        readers = self._readers
+        while True:
+            if not self._stop_stream_queue.empty():
+                self._stop_stream_queue.get(timeout=1)
+                await self.close()
+                return False
+            for msg in msgpack.unpackb(await self._ws.recv()):
+                reader = readers.get(msg.get("T"))
+                if reader is None:
+                    await self._dispatch(msg)
+                else:
+                    self._data_received = True
+                    reader(msg)
+
+
+class _BridgeDataStream(Lifecycle, _QuickDataStream):
     def _refusal(self, error: BaseException) -> CliError | None:
         if isinstance(error, StreamRefusal):
             return data_refusal(error.code, str(error))
@@ -125,7 +149,6 @@ class _BridgeDataStream(Lifecycle, DataStream):
                 return
             log.warning("%s stream: the broker reported error %s: %s", MARKET_DATA, code, text)
         await super()._dispatch(msg)
-
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,8 +258,8 @@ class MarketDataStream(StreamHandle):
             batch.clear()
             hand_over(put_many, items)
 
-        def reader(channel: str, read: Callable[[Any], Item]) -> Callable[[dict[str, Any]], Any]:
-            async def on_message(raw: dict[str, Any]) -> None:  # on the SDK's loop
+        def reader(channel: str, read: Callable[[Any], Item]) -> Callable[[dict[str, Any]], None]:
+            def on_message(raw: dict[str, Any]) -> None:  # on the SDK's loop
                 try:
                     item = read(raw)
                 except (KeyError, TypeError, ValueError, AttributeError):
@@ -248,9 +271,15 @@ class MarketDataStream(StreamHandle):
 
             return on_message
 
+        async def subscribed(raw: dict[str, Any]) -> None:
+            """What the SDK keeps per subscribed channel and symbol (its subscribe message is made
+            from these); `_QuickDataStream._consume` hands market data to the readers directly."""
+
+        stream._readers = {}
         for kind in self.kinds:
-            for channel, read in CHANNELS[kind].items():
-                stream._subscribe(reader(channel, read), self.symbols, stream._handlers[channel])
+            for channel, code, read in CHANNELS[kind]:
+                stream._readers[code] = reader(channel, read)
+                stream._subscribe(subscribed, self.symbols, stream._handlers[channel])
         return stream
 
     def _put_many(self, items: list[Item]) -> None:

@@ -230,6 +230,16 @@ class _Board:
         self.trade: dict[str, Trade] = {}
         self.quote: dict[str, Quote] = {}
 
+    def add(self, item: Bar | Quote | Trade) -> None:
+        from alpaca_cli.domain import Bar, Quote
+
+        if isinstance(item, Bar):
+            self.add_bar(item)
+        elif isinstance(item, Quote):
+            self.quote[item.symbol] = item
+        else:
+            self.trade[item.symbol] = item
+
     def add_bar(self, bar: Bar) -> None:
         before = self.last.get(bar.symbol)
         if bar.updated and before is not None and before.timestamp != bar.timestamp:
@@ -237,12 +247,6 @@ class _Board:
         if before is not None and before.timestamp != bar.timestamp:
             self.previous_close[bar.symbol] = before.close
         self.last[bar.symbol] = bar
-
-    def add_trade(self, trade: Trade) -> None:
-        self.trade[trade.symbol] = trade
-
-    def add_quote(self, quote: Quote) -> None:
-        self.quote[quote.symbol] = quote
 
     def render(self, handles: list[MarketDataStream], now: datetime, *, stopped: bool = False) -> Any:
         from rich import box
@@ -428,6 +432,7 @@ class _Session:
         self.failed_fetches = 0
         self.done = _event()
         self._fetches: set[Any] = set()
+        self._pending: list[str] = []  # JSON lines emitted, not written yet
         self._bar_line, self._quote_line, self._trade_line = BarLines(), QuoteLines(), TradeLines()
 
     async def run(self) -> int:
@@ -474,34 +479,42 @@ class _Session:
     # -- items ---------------------------------------------------------------------------
 
     async def _pump(self, handle: MarketDataStream) -> None:
-        """Take the handle's items in order, meeting its marks (reconnections, lost bars) at their place."""
+        """Take the handle's items in order, meeting its marks (reconnections, lost bars) at their place.
+
+        Whatever is queued is taken at once and written with one write: a burst
+        costs one system call per batch, not one per line.
+        """
         from alpaca_cli.domain import Bar, Quote
 
         queue, marks = handle.items, handle.marks
         gaps = self.gaps.get(id(handle))
+        json_mode = self.out.json
+        quote_line, trade_line, emit = self._quote_line, self._trade_line, self._emit
         taken = 0  # items taken so far: the place of the next one in the handle's order
         while True:
-            item = await queue.get()
-            while marks and marks[0].after <= taken:
-                mark = marks.popleft()
-                if gaps is not None:
-                    step = gaps.connected(mark.at) if mark.event == "connected" else gaps.lost()
-                    await self._take(step, gaps)
-            taken += 1
-            if isinstance(item, Bar):
-                if gaps is not None:
-                    await self._take(gaps.live(item), gaps)
-            elif isinstance(item, Quote):
-                await self._print(self._quote_line(item) if self.out.json else item)
-            else:
-                await self._print(self._trade_line(item) if self.out.json else item)
+            batch = [await queue.get()]
+            batch += [queue.get_nowait() for _ in range(queue.qsize())]
+            for item in batch:
+                while marks and marks[0].after <= taken:
+                    mark = marks.popleft()
+                    if gaps is not None:
+                        self._take(gaps.connected(mark.at) if mark.event == "connected" else gaps.lost(), gaps)
+                taken += 1
+                if isinstance(item, Bar):
+                    if gaps is not None:
+                        self._take(gaps.live(item), gaps)
+                elif isinstance(item, Quote):
+                    emit(quote_line(item) if json_mode else item)
+                else:
+                    emit(trade_line(item) if json_mode else item)
+            await self._flush()
 
-    async def _take(self, step: Step, gaps: BarGaps) -> None:
+    def _take(self, step: Step, gaps: BarGaps) -> None:
         """Print what the ledger says, and start the fetch it asks for."""
         import asyncio
 
         for bar, source in step.lines:
-            await self._print(self._bar_line(bar, source) if self.out.json else bar)
+            self._emit(self._bar_line(bar, source) if self.out.json else bar)
         if step.fetch is not None:
             task = asyncio.create_task(self._backfill(step.fetch, gaps))
             self._fetches.add(task)
@@ -521,27 +534,29 @@ class _Session:
                 f"{error.line()}; they are missing from the output"
             )
             found = []
-        await self._take(gaps.fetched(found), gaps)
+        self._take(gaps.fetched(found), gaps)
+        await self._flush()
         self._write_health()
 
-    async def _print(self, what: Any) -> None:
-        """One data line (JSON) or one update of the table; ends the run at `--count`."""
-        from alpaca_cli.domain import Bar, Quote
-
+    def _emit(self, what: Any) -> None:
+        """One data line (JSON, written at the next `_flush`) or one update of the table; `--count` ends the run."""
         if self.done.is_set():
             return
         if isinstance(what, str):
-            if self.sink.write(what):
-                await self.sink.drain()
-        elif isinstance(what, Bar):
-            self.board.add_bar(what)
-        elif isinstance(what, Quote):
-            self.board.add_quote(what)
+            self._pending.append(what)
         else:
-            self.board.add_trade(what)
+            self.board.add(what)
         self.written += 1
         if self.options.count is not None and self.written >= self.options.count:
             self.done.set()
+
+    async def _flush(self) -> None:
+        """Write the lines emitted so far, in one write; wait while the reader is behind."""
+        if self._pending:
+            text = "".join(self._pending)
+            self._pending.clear()
+            if self.sink.write(text):
+                await self.sink.drain()
 
     # -- around --------------------------------------------------------------------------
 

@@ -156,8 +156,6 @@ class BarGaps:
             printed = self.last.get(bar.symbol)
             if printed is not None and bar.timestamp <= printed:
                 continue
-            if printed is None and self._origin is not None and bar.timestamp < self._origin:
-                continue
             self.last[bar.symbol] = bar.timestamp
             out.append((bar, source))
         return out
