@@ -62,6 +62,7 @@ first snapshot.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import random
@@ -81,6 +82,7 @@ from alpaca_cli.core.identity import OPENING_EVENTS, event_id
 from alpaca_cli.core.state import utc
 from alpaca_cli.domain import FILL_EVENTS, Order, Position, Snapshot, TradeUpdate
 from alpaca_cli.errors import AuthError, CliError, ConnectionLimitError, UnreachableError
+from alpaca_cli.health import StreamName
 
 if TYPE_CHECKING:
     from alpaca_cli.bridge import Broker, TradeUpdateStream
@@ -88,7 +90,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-STREAM = "trade-updates"
+STREAM = StreamName.trade_updates
 POLL_INTERVAL = 10.0  # seconds between REST reconciliations while the stream is down
 SLOW_POLL = 60.0  # seconds between mute checks while it is up
 BACKOFF_BASE = 1.0
@@ -102,8 +104,6 @@ TORN_RETRIES = 2  # fresh snapshots taken when fills tear one (see `Supervisor._
 TORN_RETRY_DELAY = 0.1
 OUTBOX_IDLE = 1.0  # seconds without events after which the state file's printed outbox is emptied
 CLOSE_FLUSH = 2.0  # seconds a stop waits for printed lines to leave the process before emptying the outbox
-HEALTH_MIN_GAP = 1.0  # seconds between two health writes
-HEALTH_EVERY = 5.0  # seconds between health writes when nothing changes
 STATUS_MEMORY = 10_000  # status-only event keys remembered for exactly-once
 _PRICE_STEP = Decimal("0.000001")
 _ZERO = Decimal(0)
@@ -600,11 +600,8 @@ class Supervisor:
         self.backoff = backoff or Backoff()
         self.ledger: Ledger | None = None
         self._file = _StateFile(state_path, self._saved, self._fail, printed) if state_path is not None else None
-        loop = asyncio.get_running_loop()
-        tell = warn or log.warning
-        # Health is written on a worker thread (it fsyncs); its one warning is told on this loop.
         self._health = (
-            health.Publisher(environment, STREAM, lambda text: loop.call_soon_threadsafe(tell, text))
+            health.Publisher(environment, StreamName.trade_updates, self.health_record, warn or log.warning)
             if environment
             else None
         )
@@ -614,7 +611,6 @@ class Supervisor:
         self._next_since: datetime | None = None
         self._first_snapshot: tuple[Snapshot, bool] | None = None  # taken at start, reused once
         self._pending_recovered = 0  # recovered while reconnecting, told with "connected"
-        self._health_wake = asyncio.Event()
         # Health figures.
         self.connected = False
         self.connected_since: datetime | None = None
@@ -639,7 +635,10 @@ class Supervisor:
     async def run(self, stop: asyncio.Event) -> None:
         """Supervise until `stop` is set (returns) or a permanent failure (raises its CliError)."""
         self._stop = stop
-        health = asyncio.create_task(self._keep_health(), name="trade-updates-health")
+        async with self._health or contextlib.nullcontext():
+            await self._supervise_until(stop)
+
+    async def _supervise_until(self, stop: asyncio.Event) -> None:
         stopper = asyncio.create_task(stop.wait())
         main = asyncio.create_task(self._supervise(), name="trade-updates-supervisor")
         try:
@@ -657,13 +656,8 @@ class Supervisor:
             await asyncio.gather(main, stopper, return_exceptions=True)
             self.connected = False
             self.mode = "stopped"
-            health.cancel()
-            await asyncio.gather(health, return_exceptions=True)
-            try:
-                if self._file is not None:
-                    await self._file.close()
-            finally:
-                self._write_health(stopped=True)
+            if self._file is not None:
+                await self._file.close()
 
     def _fail(self, error: Exception) -> None:
         """A failure outside the main task (the state file writer): end the run with it."""
@@ -754,7 +748,7 @@ class Supervisor:
         self._since = self._next_since
         self.last_reconciled_at = _now()
         self.reconciliations += 1
-        self._health_wake.set()
+        self._health_changed()
 
     async def _reconcile_paused(self) -> int:
         """Reconcile while no live update is consumed: recover, then adopt what is left.
@@ -818,7 +812,7 @@ class Supervisor:
             update = await updates.get()
             self.last_update_at = _now()
             self._deliver(update)
-            self._health_wake.set()
+            self._health_changed()
 
     def _drain(self, handle: TradeUpdateStream) -> None:
         while not handle.updates.empty():
@@ -966,7 +960,7 @@ class Supervisor:
 
     def _notice(self, event: str, **fields: Any) -> None:
         self.on_notice(Notice(event, _now(), self.reconnects, **fields))
-        self._health_wake.set()
+        self._health_changed()
 
     def health_record(self) -> dict[str, Any]:
         """The trade-updates health, as `alpaca_cli.health.write` stores it."""
@@ -994,27 +988,9 @@ class Supervisor:
             "last_error": self.last_error,
         }
 
-    def _write_health(self, *, stopped: bool = False, record: dict[str, Any] | None = None) -> None:
-        if self._health is None:
-            return
-        record = record or self.health_record()
-        record["stopped"] = stopped
-        self._health.write(record)
-
-    async def _keep_health(self) -> None:
-        """Rewrite health on change (at most once a second) and at least every 5 s, off the loop
-        (each write fsyncs: the event loop must not wait for the disk between two fills)."""
-        while True:
-            self._health_wake.clear()
-            await asyncio.to_thread(self._write_health, record=self.health_record())
-            written = time.monotonic()
-            try:
-                await asyncio.wait_for(self._health_wake.wait(), HEALTH_EVERY)
-            except TimeoutError:
-                continue
-            wait = HEALTH_MIN_GAP - (time.monotonic() - written)
-            if wait > 0:
-                await asyncio.sleep(wait)
+    def _health_changed(self) -> None:
+        if self._health is not None:
+            self._health.changed()
 
 
 def _last_event_at(state: State) -> datetime | None:

@@ -25,8 +25,6 @@ from websockets.legacy.exceptions import InvalidStatusCode
 from alpaca_cli.bridge import Broker
 from alpaca_cli.bridge.bars import BarStream, data_refusal
 from alpaca_cli.bridge.streams import (
-    MARKET_DATA,
-    TRADE_UPDATES,
     StreamEvent,
     StreamHandle,
     describe,
@@ -35,6 +33,7 @@ from alpaca_cli.bridge.streams import (
 from alpaca_cli.config import load_settings, resolve
 from alpaca_cli.domain import Bar, OrderRequest, TradeUpdate
 from alpaca_cli.errors import AuthError, ConnectionLimitError, UnreachableError, UsageError
+from alpaca_cli.health import StreamName
 
 T = TypeVar("T")
 pytestmark = pytest.mark.timeout(60)
@@ -108,7 +107,7 @@ def test_trade_updates_and_bars_arrive_as_domain_objects(sandbox: Any) -> None:
             assert {"alpaca-stream-market-data", "alpaca-stream-trade-updates"} <= names
             assert all(t.daemon for t in stream_threads())
             first = await asyncio.wait_for(bars.lifecycle.get(), 5)
-            assert (first.stream, first.event, first.reconnects) == (MARKET_DATA, "connected", 0)
+            assert (first.stream, first.event, first.reconnects) == (StreamName.market_data, "connected", 0)
 
             seen: set[str] = set()
             while seen != {"AAPL", "MSFT"}:
@@ -415,7 +414,7 @@ def test_reasons_are_one_short_line() -> None:
 
 def test_stream_event_lines_follow_the_contract() -> None:
     at = datetime(2026, 1, 2, 15, 30, tzinfo=UTC)
-    line = StreamEvent(TRADE_UPDATES, "disconnected", at, 2, reason="connection lost").record()
+    line = StreamEvent(StreamName.trade_updates, "disconnected", at, 2, reason="connection lost").record()
     assert line == {
         "type": "stream",
         "stream": "trade-updates",
@@ -424,5 +423,5 @@ def test_stream_event_lines_follow_the_contract() -> None:
         "reconnects": 2,
         "reason": "connection lost",
     }
-    failed = StreamEvent(MARKET_DATA, "failed", at, error=AuthError("refused")).record()
+    failed = StreamEvent(StreamName.market_data, "failed", at, error=AuthError("refused")).record()
     assert failed["error"] == "refused" and failed["exit_code"] == 3

@@ -24,7 +24,7 @@ import pytest
 from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import QueryOrderStatus
 from alpaca.trading.requests import GetOrdersRequest, LimitOrderRequest, MarketOrderRequest
-from helpers import cli_env, run_cli, spawn_cli
+from helpers import cli_env, health_record, run_cli, spawn_cli
 
 from alpaca_cli import statefile
 
@@ -164,10 +164,9 @@ def _assert_exactly_once(lines: list[dict[str, Any]], orders: dict[str, Any], id
 
 def _health(env: dict[str, str], check: Callable[[dict[str, Any]], Any], timeout: float = 10.0) -> dict[str, Any]:
     """The trade-updates health file once `check` holds (it is rewritten at most once a second)."""
-    path = Path(env["ALPACA_CLI_STATE_DIR"]) / "health-sandbox-trade-updates.json"
     deadline = time.monotonic() + timeout
     while True:
-        record = json.loads(path.read_text()) if path.exists() else None
+        record = health_record(env, "trade-updates")
         if record is not None and check(record):
             return record
         assert time.monotonic() < deadline, f"health never satisfied the check: {record}"
@@ -278,7 +277,8 @@ def test_a_mute_stream_is_caught_by_the_slow_poll_and_reconnected(
     assert health["mute_reconnects"] == 1 and health["reconnects"] == 1 and health["connected"] is True
     assert health["last_reconciled_at"] and health["sources"]["reconcile"] >= 2
     assert shown.returncode == 0 and "reconciled" in shown.stdout, shown.stdout + shown.stderr
-    final = json.loads((Path(env["ALPACA_CLI_STATE_DIR"]) / "health-sandbox-trade-updates.json").read_text())
+    final = health_record(env, "trade-updates", tail.process.pid)
+    assert final is not None
     assert final["stopped"] is True and final["connected"] is False
 
 
@@ -366,12 +366,12 @@ def test_sigterm_mid_burst_stops_fast_and_leaves_a_consistent_state_file(
     while not _all_final(client, ids):
         assert time.monotonic() < deadline
         time.sleep(0.2)
-    # A second run with the same file prints what the first one missed, once, and catches the file up.
-    again = run_cli(
-        "tail", "trade-updates", "--sandbox", "-o", "json", "--state", str(state), "--duration", "2", env=env
-    )
-    assert again.returncode == 0, again.stderr
-    second_run = [json.loads(line) for line in again.stdout.splitlines()]
+    # A second run with the same file prints what the first one missed, once, and catches the file up:
+    # all of it is printed or on its way once it says it is connected (reconciled), and a stop flushes it.
+    again = _start(tails, env, "--state", str(state))
+    code, _ = again.stop()
+    assert code == 0, again.errors
+    second_run = list(again.lines)
     assert all(line["source"] == "reconcile" for line in second_run if line["type"] == "trade_update")
     _assert_exactly_once(first_run + second_run, _broker_orders(client), ids)
     verdict = run_cli("reconcile", "--state", str(state), "--sandbox", env=env)

@@ -81,11 +81,10 @@ from alpaca_cli.bridge import mapping
 from alpaca_cli.config import Connection
 from alpaca_cli.domain import TradeUpdate
 from alpaca_cli.errors import AuthError, CliError, ConnectionLimitError, RouteNotFound, UnreachableError
+from alpaca_cli.health import StreamName
 
 log = logging.getLogger(__name__)
 
-TRADE_UPDATES = "trade-updates"
-MARKET_DATA = "market-data"
 JOIN_TIMEOUT = 5.0  # seconds `stop()` waits for an SDK thread
 CONNECT_TIMEOUT = 30.0  # seconds `connect()` waits for the first subscription
 HANDSHAKE_TIMEOUT = 10.0  # seconds for connect + auth before an attempt counts as failed
@@ -101,7 +100,7 @@ AUTH_HINT = "check APCA_API_KEY_ID / APCA_API_SECRET_KEY and paper vs live"
 class StreamEvent:
     """One change of a stream's connection, as the tool's loop sees it."""
 
-    stream: str  # MARKET_DATA | TRADE_UPDATES
+    stream: StreamName
     event: str  # "connected" | "disconnected" | "stale" | "failed"
     at: datetime
     reconnects: int = 0  # connections made after the first, as of this event
@@ -171,7 +170,7 @@ def http_status(error: BaseException) -> int | None:
     return int(status) if isinstance(status, int) else None
 
 
-def limit_error(stream: str, detail: str) -> ConnectionLimitError:
+def limit_error(stream: StreamName, detail: str) -> ConnectionLimitError:
     return ConnectionLimitError(
         f"{stream} stream: connection limit reached ({detail})",
         hint=f"another process already holds this account's {stream} stream; stop it or use other keys",
@@ -181,14 +180,16 @@ def limit_error(stream: str, detail: str) -> ConnectionLimitError:
 def trading_refusal(error: BaseException) -> CliError | None:
     """The permanent error behind a failed trading-stream attempt, or None if worth retrying."""
     if isinstance(error, ValueError) and "authenticate" in str(error):
-        return AuthError(f"{TRADE_UPDATES} stream: the broker refused the credentials", hint=AUTH_HINT)
+        return AuthError(f"{StreamName.trade_updates} stream: the broker refused the credentials", hint=AUTH_HINT)
     status = http_status(error)
     if status in (401, 403):
-        return AuthError(f"{TRADE_UPDATES} stream: the broker refused the credentials (HTTP {status})", hint=AUTH_HINT)
+        return AuthError(
+            f"{StreamName.trade_updates} stream: the broker refused the credentials (HTTP {status})", hint=AUTH_HINT
+        )
     if status == 429:
-        return limit_error(TRADE_UPDATES, "HTTP 429")
+        return limit_error(StreamName.trade_updates, "HTTP 429")
     if isinstance(error, ConnectionClosed) and error.rcvd is not None and error.rcvd.code == 1008:
-        return limit_error(TRADE_UPDATES, f"closed 1008 {error.rcvd.reason}".strip())
+        return limit_error(StreamName.trade_updates, f"closed 1008 {error.rcvd.reason}".strip())
     return None
 
 
@@ -347,7 +348,7 @@ class _BridgeTradingStream(Lifecycle, _QuickTradingStream):
             if "trade_updates" in (data.get("streams") or []):
                 self._acknowledged()
             elif data.get("error"):
-                log.warning("%s stream: the broker did not accept listen: %s", TRADE_UPDATES, data["error"])
+                log.warning("%s stream: the broker did not accept listen: %s", StreamName.trade_updates, data["error"])
         elif stream == "authorization" and (msg.get("data") or {}).get("status") == "unauthorized":
             await self._give_up(trading_refusal(ValueError("failed to authenticate")))  # type: ignore[arg-type]
             return
@@ -364,7 +365,7 @@ def _now() -> datetime:
 class StreamHandle:
     """One SDK stream in its thread, seen from the tool's loop (see the module docstring)."""
 
-    name = ""
+    name: StreamName
     url_setting = ""  # where the stream's URL comes from, for the hint of a 404
     received_key = "messages_received"
 
@@ -578,7 +579,7 @@ class StreamHandle:
 class TradeUpdateStream(StreamHandle):
     """The account's `trade_updates`; every event reaches `updates`, none is ever dropped."""
 
-    name = TRADE_UPDATES
+    name = StreamName.trade_updates
     url_setting = "APCA_API_STREAM_URL (or APCA_API_BASE_URL, which it is derived from)"
     received_key = "updates_received"
 

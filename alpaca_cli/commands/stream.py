@@ -14,6 +14,7 @@ queue (and are dropped and counted there) instead of behind a blocked loop.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -26,7 +27,6 @@ from alpaca_cli.invocation import (
     ProfileOption,
     QuietOption,
     SandboxOption,
-    StopSignal,
     start,
 )
 
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from alpaca_cli.bridge import BarStream, StreamEvent
     from alpaca_cli.domain import Bar
     from alpaca_cli.invocation import Invocation
+    from alpaca_cli.runner import Limits, Runner
 
 app = typer.Typer(name="stream", help="Live market data from the market-data stream.", no_args_is_help=True)
 
@@ -72,30 +73,22 @@ def bars(
     """Stream minute bars: a live table on a terminal, JSON Lines when piped."""
     import asyncio
 
+    from alpaca_cli.runner import Limits
+
+    limits = Limits(count=count, duration=duration)
     wanted = _symbols(symbols)
     invocation = start(output, debug, profile, sandbox, quiet=quiet)
-    options = _Options(wanted, feed.value, count, duration, events, stale_after or None)
+    options = _Options(wanted, feed.value, limits, events, stale_after or None)
     return asyncio.run(_run(invocation, options))
 
 
+@dataclass(frozen=True, slots=True)
 class _Options:
-    __slots__ = ("count", "duration", "events", "feed", "stale_after", "symbols")
-
-    def __init__(
-        self,
-        symbols: list[str],
-        feed: str,
-        count: int | None,
-        duration: float | None,
-        events: bool,
-        stale_after: float | None,
-    ) -> None:
-        self.symbols = symbols
-        self.feed = feed
-        self.count = count
-        self.duration = duration
-        self.events = events
-        self.stale_after = stale_after
+    symbols: list[str]
+    feed: str
+    limits: Limits
+    events: bool
+    stale_after: float | None
 
 
 def _symbols(raw: list[str]) -> list[str]:
@@ -247,24 +240,20 @@ async def _run(invocation: Invocation, options: _Options) -> int:
     import asyncio
 
     from alpaca_cli.bridge import Broker
+    from alpaca_cli.runner import Runner
 
-    stop = StopSignal()
-    stop.install()
-    try:
-        async with Broker(invocation.connection) as broker:
-            connecting = asyncio.create_task(broker.bars_connect(options.symbols, feed=options.feed))
-            stopping = asyncio.create_task(stop.event.wait())
-            await asyncio.wait({connecting, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            if not connecting.done():
-                connecting.cancel()
-                return stop.exit_code
-            stopping.cancel()
-            handle = connecting.result()
-            if options.stale_after:
-                handle.set_stale_after(options.stale_after if await _market_open(broker, invocation) else None)
-            return await _Session(invocation, options, handle, stop).run()
-    finally:
-        stop.uninstall()
+    async with Runner(options.limits) as run, Broker(invocation.connection) as broker:
+        connecting = asyncio.create_task(broker.bars_connect(options.symbols, feed=options.feed))
+        await run.wait(connecting)
+        if not connecting.done():
+            connecting.cancel()
+            await asyncio.gather(connecting, return_exceptions=True)
+            return run.exit_code
+        handle = connecting.result()
+        if options.stale_after:
+            handle.set_stale_after(options.stale_after if await _market_open(broker, invocation) else None)
+        await _Session(invocation, options, handle, run).run()
+    return run.exit_code
 
 
 async def _market_open(broker: Any, invocation: Invocation) -> bool:
@@ -279,84 +268,65 @@ async def _market_open(broker: Any, invocation: Invocation) -> bool:
 
 
 class _Session:
-    """One running `stream bars`: the consumer, the lifecycle watcher and the health writer."""
+    """One running `stream bars`: the consumer, the lifecycle watcher and the health publisher."""
 
-    def __init__(self, invocation: Invocation, options: _Options, handle: BarStream, stop: StopSignal) -> None:
-        from alpaca_cli.health import Publisher
+    def __init__(self, invocation: Invocation, options: _Options, handle: BarStream, run: Runner) -> None:
+        from alpaca_cli.health import Publisher, StreamName
 
         self.out = invocation.out
-        self.environment = invocation.connection.environment
         self.options = options
         self.handle = handle
-        self.stop = stop
+        self.runner = run
         self.sink = self.out.line_sink()
         self.board = _Board(list(options.symbols))
-        self.written = 0
-        self.health = Publisher(self.environment, "market-data", self.out.warn)
+        self.health = Publisher(
+            invocation.connection.environment, StreamName.market_data, handle.health_record, self.out.warn
+        )
 
-    async def run(self) -> int:
+    async def run(self) -> None:
         import asyncio
 
         json_mode = self.out.json
         if json_mode:
             await self.sink.open()
+            self.runner.watch(self.sink.gone)
         live = None if json_mode else self._start_live()
-        self._write_health()
-        # The watcher starts first, so "connected" is reported before any bar already queued.
-        helpers = [
-            asyncio.create_task(self._watch_lifecycle()),
-            asyncio.create_task(self._keep_health()),
-        ]
-        pump = asyncio.create_task(self._pump_json() if json_mode else self._pump_table())
-        if live is not None:
-            helpers.append(asyncio.create_task(self._redraw(live)))
-        ends = {
-            pump,
-            helpers[0],
-            asyncio.create_task(self.stop.event.wait()),
-            asyncio.create_task(self.sink.gone.wait()),
-        }
-        if self.options.duration is not None:
-            ends.add(asyncio.create_task(asyncio.sleep(self.options.duration)))
         try:
-            done, _ = await asyncio.wait(ends, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                if not task.cancelled() and task.exception() is not None:
-                    raise task.exception()  # type: ignore[misc]
-            return self.stop.exit_code if self.stop.event.is_set() else 0
+            async with self.health:
+                # The watcher starts first, so "connected" is reported before any bar already queued.
+                tasks = [asyncio.create_task(self._watch_lifecycle())]
+                tasks.append(asyncio.create_task(self._pump_json() if json_mode else self._pump_table()))
+                if live is not None:
+                    tasks.append(asyncio.create_task(self._redraw(live)))
+                try:
+                    await self.runner.wait(*tasks)
+                finally:
+                    for task in tasks:
+                        task.cancel()
+                    await asyncio.gather(*tasks, return_exceptions=True)
+                    await self.handle.stop()
         finally:
-            for task in [*ends, *helpers]:
-                task.cancel()
-            await asyncio.gather(*ends, *helpers, return_exceptions=True)
-            await self.handle.stop()
             if live is not None:
                 self.out.stop_live(self.board.render(self.handle, _now(), stopped=True))
             await self.sink.close()
-            self._write_health(stopped=True)
 
     async def _pump_json(self) -> None:
         line = BarLines()
         queue = self.handle.bars
         sink = self.sink
-        limit = self.options.count
-        written = 0
+        counted = self.runner.counted
         while True:
             bar = await queue.get()
             if sink.write(line(bar)):
                 await sink.drain()
-            written += 1
-            self.written = written
-            if limit is not None and written >= limit:
-                return
+            counted()
 
     async def _pump_table(self) -> None:
         queue = self.handle.bars
-        limit = self.options.count
+        counted = self.runner.counted
         while True:
             self.board.add(await queue.get())
-            self.written += 1
-            if limit is not None and self.written >= limit:
-                return
+            counted()
 
     def _start_live(self) -> Any:
         return self.out.start_live(self.board.render(self.handle, _now()), auto_refresh=False)
@@ -374,7 +344,7 @@ class _Session:
 
         while True:
             event = await self.handle.lifecycle.get()
-            self._write_health()
+            self.health.changed()
             if event.event == "failed" and event.error is not None:
                 raise event.error
             text = _describe(event, self.handle)
@@ -382,22 +352,6 @@ class _Session:
                 self.out.message(text, style="yellow" if event.event != "connected" else "dim")
             if self.options.events and self.out.json and self.sink.write(dumps(event.record()) + "\n"):
                 await self.sink.drain()
-
-    async def _keep_health(self) -> None:
-        import asyncio
-
-        from alpaca_cli.health import REFRESH_EVERY
-
-        while True:
-            await asyncio.sleep(REFRESH_EVERY)
-            self._write_health()
-
-    def _write_health(self, *, stopped: bool = False) -> None:
-        record = self.handle.health_record()
-        record["stopped"] = stopped
-        if stopped:
-            record["connected"] = False
-        self.health.write(record)
 
 
 def _now() -> datetime:

@@ -10,6 +10,7 @@ with `--events stream` as `{"type":"stream",...}` lines), and stops on
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -22,15 +23,13 @@ from alpaca_cli.invocation import (
     ProfileOption,
     QuietOption,
     SandboxOption,
-    StopSignal,
     start,
 )
 
 if TYPE_CHECKING:
-    import asyncio
-
     from alpaca_cli.domain import TradeUpdate
     from alpaca_cli.invocation import Invocation
+    from alpaca_cli.runner import Limits, Runner
     from alpaca_cli.supervisor import Notice, Supervisor
 
 # What `--events` takes, offered by TAB: core.apply's KNOWN_EVENTS (which loads pydantic,
@@ -113,34 +112,30 @@ def trade_updates(
 ) -> int:
     """Stream order events (fills, partial fills, cancels, rejects) exactly once, reconciled with the broker."""
     import asyncio
-    import time
 
-    started = time.monotonic()  # --duration is wall time from here, connecting and catch-up included
+    from alpaca_cli.runner import Limits
 
+    limits = Limits(count=count, duration=duration)  # --duration counts from here: connecting and catch-up included
     options = _Options(
         state=state,
         symbols=_symbols(symbols),
         events=_events(events),
-        count=count,
-        duration=duration,
+        limits=limits,
         poll_interval=poll_interval,
         slow_poll=slow_poll,
-        started=started,
     )
     invocation = start(output, debug, profile, sandbox, quiet=quiet)
     return asyncio.run(_run(invocation, options))
 
 
+@dataclass(frozen=True, slots=True)
 class _Options:
-    def __init__(self, **values: Any) -> None:
-        self.state: Path | None = values["state"]
-        self.symbols: frozenset[str] | None = values["symbols"]
-        self.events: frozenset[str] | None = values["events"]
-        self.count: int | None = values["count"]
-        self.duration: float | None = values["duration"]
-        self.poll_interval: float = values["poll_interval"]
-        self.slow_poll: float = values["slow_poll"]
-        self.started: float = values["started"]
+    state: Path | None
+    symbols: frozenset[str] | None
+    events: frozenset[str] | None
+    limits: Limits
+    poll_interval: float
+    slow_poll: float
 
     @property
     def stream_lines(self) -> bool:
@@ -179,12 +174,11 @@ def _events(text: str | None) -> frozenset[str] | None:
 class _View:
     """Where events and notices go: JSON Lines on a pipe, colored lines and a status line on a terminal."""
 
-    def __init__(self, invocation: Invocation, options: _Options, end: asyncio.Event) -> None:
+    def __init__(self, invocation: Invocation, options: _Options, run: Runner) -> None:
         self.out = invocation.out
         self.options = options
-        self.end = end
+        self.run = run
         self.sink = self.out.line_sink()
-        self.written = 0
         self.supervisor: Supervisor | None = None
         self._live: Any = None
 
@@ -214,7 +208,7 @@ class _View:
         file, lines past N are simply not printed. With `--state` the burst was
         saved as one printed batch, so it is printed whole (none is lost).
         """
-        if not self._wanted(update) or (self.done and self.options.state is None):
+        if not self._wanted(update) or (self.run.done and self.options.state is None):
             return
         if self.out.json:
             from alpaca_cli.orders import trade_update_record
@@ -226,13 +220,7 @@ class _View:
 
             console = self.out.console
             console.print(trade_update_text(update, console.width), no_wrap=True, crop=True)
-        self.written += 1
-        if self.done:
-            self.end.set()
-
-    @property
-    def done(self) -> bool:
-        return self.options.count is not None and self.written >= self.options.count
+        self.run.counted()
 
     def notice(self, notice: Notice) -> None:
         if notice.event != "failed":  # a failure is the command's error line, printed once by main
@@ -271,53 +259,29 @@ class _View:
 
 
 async def _run(invocation: Invocation, options: _Options) -> int:
-    import asyncio
-    import time
-
     from alpaca_cli.bridge import Broker
+    from alpaca_cli.runner import Runner
     from alpaca_cli.supervisor import Supervisor
 
-    stop = StopSignal()
-    stop.install()
-    end = asyncio.Event()
-    view = _View(invocation, options, end)
-    watchers = [asyncio.create_task(_set_when(stop.event, end))]
-    try:
-        await view.open()
-        watchers.append(asyncio.create_task(_set_when(view.sink.gone, end)))
-        if options.duration is not None:
-            left = options.duration - (time.monotonic() - options.started)
-            watchers.append(asyncio.create_task(_set_after(left, end)))
-        async with Broker(invocation.connection) as broker:
-            supervisor = Supervisor(
-                broker,
-                on_update=view.update,
-                on_notice=view.notice,
-                state_path=options.state,
-                environment=invocation.connection.environment,
-                warn=invocation.out.warn,
-                poll_interval=options.poll_interval,
-                slow_poll=options.slow_poll,
-                printed=view.sink.flushed,
-            )
-            view.supervisor = supervisor
-            await supervisor.run(end)
-        return stop.exit_code if stop.event.is_set() else 0
-    finally:
-        for task in watchers:
-            task.cancel()
-        await asyncio.gather(*watchers, return_exceptions=True)
-        await view.close()
-        stop.uninstall()
-
-
-async def _set_when(event: asyncio.Event, target: asyncio.Event) -> None:
-    await event.wait()
-    target.set()
-
-
-async def _set_after(seconds: float, target: asyncio.Event) -> None:
-    import asyncio
-
-    await asyncio.sleep(seconds)
-    target.set()
+    async with Runner(options.limits) as run:
+        view = _View(invocation, options, run)
+        try:
+            await view.open()
+            run.watch(view.sink.gone)
+            async with Broker(invocation.connection) as broker:
+                supervisor = Supervisor(
+                    broker,
+                    on_update=view.update,
+                    on_notice=view.notice,
+                    state_path=options.state,
+                    environment=invocation.connection.environment,
+                    warn=invocation.out.warn,
+                    poll_interval=options.poll_interval,
+                    slow_poll=options.slow_poll,
+                    printed=view.sink.flushed,
+                )
+                view.supervisor = supervisor
+                await supervisor.run(run.end)
+        finally:
+            await view.close()
+    return run.exit_code
