@@ -32,9 +32,8 @@ never trusts delivery alone:
 - Backoff with jitter around the whole connection lifecycle (`Backoff`:
   1 s doubling to 30 s, reset once a connection stayed up `HEALTHY_AFTER`
   seconds); refused keys and another holder of the stream (exit 3 and 5)
-  fail at once; a connection-limit refusal right after our own socket
-  dropped is retried for `LIMIT_GRACE` seconds (the broker may not have
-  reaped it yet).
+  fail at once (a connection-limit refusal right after our own socket
+  dropped is retried by the bridge first: the broker may not have reaped it).
 - REST is the safety net: while the stream is down the broker is polled
   every `poll_interval` seconds and changes are emitted as `reconcile`
   events; while it is up, a slow poll every `slow_poll` seconds compares
@@ -81,7 +80,7 @@ from alpaca_cli.core.apply import CLOSE_EVENTS
 from alpaca_cli.core.identity import OPENING_EVENTS, event_id
 from alpaca_cli.core.state import utc
 from alpaca_cli.domain import FILL_EVENTS, Order, Position, Snapshot, TradeUpdate
-from alpaca_cli.errors import AuthError, CliError, ConnectionLimitError, UnreachableError
+from alpaca_cli.errors import AuthError, CliError, UnreachableError
 from alpaca_cli.health import StreamName
 
 if TYPE_CHECKING:
@@ -96,7 +95,6 @@ SLOW_POLL = 60.0  # seconds between mute checks while it is up
 BACKOFF_BASE = 1.0
 BACKOFF_CAP = 30.0
 HEALTHY_AFTER = 30.0  # seconds a connection must last before the backoff starts over
-LIMIT_GRACE = 60.0  # seconds a connection-limit refusal is retried after our own socket dropped
 CONNECT_WINDOW = 10.0  # seconds one connection attempt may take (the SDK may retry inside it)
 IN_FLIGHT_GRACE = 1.0  # seconds the slow poll lets in-flight events land before judging the stream
 CLOSED_LOOKBACK = timedelta(seconds=30)  # closed orders are listed from this long before the last look
@@ -146,13 +144,10 @@ class Backoff:
             self.failures = 0
 
 
-def permanent(error: CliError, *, ever_connected: bool, since_disconnect: float) -> bool:
-    """Whether a failed connection attempt ends the supervisor instead of being retried."""
-    if isinstance(error, AuthError):
-        return True
-    if isinstance(error, ConnectionLimitError):
-        # Right after our own socket dropped, the broker may still count it.
-        return not ever_connected or since_disconnect >= LIMIT_GRACE
+def permanent(error: CliError) -> bool:
+    """Whether a failed connection attempt ends the supervisor instead of being retried: all but
+    an unreachable broker (refused keys, another holder of the stream, a wrong URL). A connection
+    limit that may be our own dropped socket was already retried by the bridge (`LIMIT_GRACE`)."""
     return not isinstance(error, UnreachableError)
 
 
@@ -680,7 +675,7 @@ class Supervisor:
         try:
             handle = await opening
         except CliError as error:
-            if permanent(error, ever_connected=False, since_disconnect=0.0):
+            if permanent(error):
                 raise
             handle = None
             self.last_error = error.line()
@@ -866,7 +861,7 @@ class Supervisor:
         while True:
             event = await handle.lifecycle.get()
             if event.event == "failed" and event.error is not None:
-                if permanent(event.error, ever_connected=True, since_disconnect=0.0):
+                if permanent(event.error):
                     raise event.error
                 return event.error.line()
             if event.event in ("disconnected", "stale"):
@@ -898,7 +893,6 @@ class Supervisor:
         self.last_disconnect_at = _now()
         self.last_disconnect_reason = reason
         self._notice("disconnected", reason=reason)
-        down_since = time.monotonic()
         loop = asyncio.get_running_loop()
         next_attempt = loop.time() + self.backoff.next_delay()
         next_poll = loop.time()
@@ -927,7 +921,7 @@ class Supervisor:
                         handle = attempt.result()
                     except CliError as error:
                         attempt = None
-                        if permanent(error, ever_connected=True, since_disconnect=time.monotonic() - down_since):
+                        if permanent(error):
                             raise
                         self.last_error = error.line()
                         delay = self.backoff.next_delay()

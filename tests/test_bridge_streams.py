@@ -348,6 +348,42 @@ def test_connection_limit_fails_fast_with_a_hint(sandbox: Any) -> None:
     run(scenario())
 
 
+def test_a_limit_refusal_soon_after_our_own_connection_ended_is_retried_and_later_final(
+    sandbox: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The broker may still count our own socket that just dropped: a connection-limit refusal
+    within `LIMIT_GRACE` of the end of our last connection (of an earlier handle of the same
+    `Broker`, as the supervisor's reconnections are) is retried; once the grace is over it is exit 5."""
+    from alpaca_cli.bridge import streams
+
+    def refused(broker: Broker) -> bool:
+        return any("429" in (h.health.last_error or "") for h in broker._streams)
+
+    async def scenario() -> None:
+        await no_trading_connections(sandbox)
+        async with Broker(connection(sandbox)) as ours, Broker(connection(sandbox)) as theirs:
+            first = await ours.trade_updates_connect()
+            await first.stop()
+            holder = await theirs.trade_updates_connect()  # takes the slot, as our unreaped socket would
+            again = asyncio.create_task(ours.trade_updates_connect(connect_timeout=20))
+            await until(lambda: refused(ours))
+            assert not again.done()  # refused, and retrying
+            await holder.stop()
+            handle = await again
+            assert handle.connected.is_set()
+
+            monkeypatch.setattr(streams, "LIMIT_GRACE", 0.5)
+            await handle.stop()
+            holder = await theirs.trade_updates_connect()
+            started = time.monotonic()
+            with pytest.raises(ConnectionLimitError):
+                await ours.trade_updates_connect(connect_timeout=20)
+            assert time.monotonic() - started < 10  # the first refusal after the grace is final
+            await holder.stop()
+
+    run(scenario())
+
+
 def test_insufficient_subscription_suggests_iex(sandbox: Any) -> None:
     async def scenario() -> None:
         with pytest.raises(AuthError) as caught:

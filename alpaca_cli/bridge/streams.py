@@ -53,8 +53,10 @@ here, `_BridgeDataStream` in `bars.py`, sharing `Lifecycle`) overrides its priva
 - it fails fast where the SDK retries forever: refused keys, the connection
   limit (trading: HTTP 429 at the upgrade or close 1008; data: error 406 in
   place of "connected"), an insufficient subscription (409), a symbol limit (405);
-  after a first success a connection-limit refusal is retried for
-  `LIMIT_GRACE` seconds first, since it may be our own dropped socket not yet reaped;
+  within `LIMIT_GRACE` seconds of the end of our own last connection to the same
+  stream (of this handle, or of an earlier handle of the same `Broker`), a
+  connection-limit refusal is retried instead, since it may be that socket, not
+  yet reaped by the broker. This is the only place that grace is given;
 - a handshake that gets no answer times out (`HANDSHAKE_TIMEOUT`) instead of hanging;
 - a connection that reached the acknowledgement resets the SDK's backoff, so
   a long session's occasional drops are each retried after about a second.
@@ -88,7 +90,7 @@ log = logging.getLogger(__name__)
 JOIN_TIMEOUT = 5.0  # seconds `stop()` waits for an SDK thread
 CONNECT_TIMEOUT = 30.0  # seconds `connect()` waits for the first subscription
 HANDSHAKE_TIMEOUT = 10.0  # seconds for connect + auth before an attempt counts as failed
-LIMIT_GRACE = 60.0  # seconds a connection-limit refusal is retried after a first success
+LIMIT_GRACE = 60.0  # seconds a connection-limit refusal is retried after our own connection ended
 # The SDK's own values, plus a shorter ping timeout (a dead peer is noticed in
 # about 30 s instead of 190 s) and a short close timeout (stop stays quick).
 WEBSOCKET_PARAMS: dict[str, Any] = {"ping_interval": 10, "ping_timeout": 20, "max_queue": 1024, "close_timeout": 2}
@@ -213,8 +215,6 @@ class Lifecycle:
     def _bridge_init(self, handle: StreamHandle) -> None:
         self._handle = handle
         self._live = False  # acknowledged on the current socket
-        self._ever_connected = False
-        self._limit_since: float | None = None
         self._close_reason: str | None = None
         self._gave_up = False
         self._handshake: asyncio.Future[None] | None = None
@@ -257,8 +257,6 @@ class Lifecycle:
         if self._live:
             return
         self._live = True
-        self._ever_connected = True
-        self._limit_since = None
         # A connection that got this far counts as healthy: the SDK then
         # retries the next drop after about a second instead of its grown backoff.
         self._data_received = True
@@ -271,12 +269,8 @@ class Lifecycle:
 
     async def _attempt_failed(self, error: BaseException) -> None:
         refusal = self._refusal(error) or self._no_such_route(error)
-        if isinstance(refusal, ConnectionLimitError) and self._ever_connected:
-            now = time.monotonic()
-            if self._limit_since is None:
-                self._limit_since = now
-            if now - self._limit_since < LIMIT_GRACE:
-                refusal = None
+        if isinstance(refusal, ConnectionLimitError) and self._handle.in_limit_grace():
+            refusal = None  # perhaps our own socket that just dropped, not yet reaped: retried
         if refusal is not None:
             await self._give_up(refusal)
         else:
@@ -385,8 +379,21 @@ class StreamHandle:
         self._sdk_ready = threading.Event()
         self._stopping = False
         self._stopped = False
+        # Monotonic time our own last connection of this stream ended (None: none ended yet);
+        # set from the SDK's thread and read there too, a float either way.
+        self.held_until: float | None = None
 
     # ----------------------------------------------------- the tool's loop: API
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped
+
+    def in_limit_grace(self, now: float | None = None) -> bool:
+        """Whether a connection-limit refusal now may still be our own last socket (thread-safe)."""
+        held = self.held_until
+        moment = time.monotonic() if now is None else now
+        return held is not None and moment - held < LIMIT_GRACE
 
     async def connect(self, timeout: float = CONNECT_TIMEOUT) -> None:
         async with self._lock:
@@ -565,6 +572,7 @@ class StreamHandle:
         self._from_sdk(self._on_connected, _now())
 
     def _sdk_disconnected(self, reason: str) -> None:
+        self.held_until = time.monotonic()
         self.connected.clear()
         self._from_sdk(self._on_disconnected, _now(), reason)
 
