@@ -50,7 +50,9 @@ API (on the tool's event loop)::
         await supervisor.run(stop_event)   # returns when stop_event is set;
                                            # raises CliError on a permanent failure
 
-`on_update(TradeUpdate)` receives every event exactly once, in order;
+`on_update(TradeUpdate)` receives every event exactly once, in order (it
+may answer False to take no more, `tail --count`: with a state file, what it
+did not take stays in the file's outbox and the next run prints it first);
 `on_notice(Notice)` every lifecycle change; `warn(str)` a health file that
 cannot be written (once). With `state_path`, every applied event reaches the
 state file (`statefile.update`, under its lock, batched while a burst
@@ -404,6 +406,11 @@ class _StateFile:
     """Saves events (and adoptions) to the state file in order, batched, off the event loop,
     and hands each batch's events to `on_saved` only once the save that holds them is done.
 
+    `on_saved` returns the events its reader did not take (`tail --count` reached
+    in the middle of a batch): they are *held* — every later save keeps them at
+    the head of the outbox, and a clean stop leaves exactly them there — so the
+    next run prints them first: a count is exact and nothing is lost.
+
     One write at a time, in the order the operations came: what arrives while
     a write is under way goes into the next one, so a burst costs one fsync per
     batch and a lone event waits for one save. Each save also replaces the
@@ -425,7 +432,7 @@ class _StateFile:
     def __init__(
         self,
         path: Path,
-        on_saved: Callable[[list[TradeUpdate]], None],
+        on_saved: Callable[[list[TradeUpdate]], list[TradeUpdate]],
         on_failure: Callable[[Exception], None],
         printed: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
@@ -440,6 +447,7 @@ class _StateFile:
         self._writing: asyncio.Future[None] | None = None
         self._saving: list[TradeUpdate] | None = None  # to print once the write under way is done
         self._outbox_printed = False  # the file's outbox holds events printed since it was saved
+        self._held: list[TradeUpdate] = []  # saved, never printed: the head of every outbox from now on
         self._failed = False
         self._account_id: str | None = None
 
@@ -481,6 +489,10 @@ class _StateFile:
         self._ops.append(("adopt", snapshot))
         self._wake.set()
 
+    def hold(self, events: list[TradeUpdate]) -> None:
+        """Keep saved events that were not printed in the outbox (see the class doc)."""
+        self._held.extend(events)
+
     async def _writer(self) -> None:
         while True:
             idle = False
@@ -499,7 +511,7 @@ class _StateFile:
             if self._outbox_printed and self._printed is not None:
                 await self._printed()  # the outbox's lines are out before the outbox is replaced
             # Shielded: a stop lets the write under way finish, so the next one cannot overtake it.
-            self._writing = asyncio.ensure_future(asyncio.to_thread(self._write, ops, to_print))
+            self._writing = asyncio.ensure_future(asyncio.to_thread(self._write, ops, self._held + to_print))
             self._saving = to_print
             try:
                 await asyncio.shield(self._writing)
@@ -508,23 +520,24 @@ class _StateFile:
                 self._on_failure(error)
                 return
             self._saving = None
-            self._on_saved(to_print)
+            self.hold(self._on_saved(to_print))
             self._outbox_printed = bool(to_print)
 
-    def _write(self, ops: list[tuple[str, Any]], to_print: list[TradeUpdate]) -> None:
+    def _write(self, ops: list[tuple[str, Any]], outbox: list[TradeUpdate]) -> None:
         from alpaca_cli import statefile
         from alpaca_cli.core import apply_all
 
         def change(state: State) -> State:
             for kind, payload in ops:
                 state = apply_all(state, payload) if kind == "events" else adopt(state, payload, payload.taken_at)
-            return state.with_outbox(to_print)
+            return state.with_outbox(outbox)
 
         statefile.update(self.path, change, account_id=self._account_id)
 
     async def close(self) -> None:
         """Stop the writer, let a write under way finish, save and print what is still pending,
-        then empty the outbox: after a clean stop a restart repeats nothing."""
+        then leave in the outbox only what was never printed: after a clean stop a restart
+        repeats nothing and prints the held events first."""
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -533,17 +546,17 @@ class _StateFile:
             return
         if self._saving is not None and self._writing is not None:
             await self._writing  # its failure is the command's error
-            self._on_saved(self._saving)
+            self.hold(self._on_saved(self._saving))
             self._saving = None
         ops, self._ops = self._ops, []
         to_print, self._to_print = self._to_print, []
         if ops:
             if not await self._all_printed():
                 return
-            await asyncio.to_thread(self._write, ops, to_print)
-            self._on_saved(to_print)
+            await asyncio.to_thread(self._write, ops, self._held + to_print)
+            self.hold(self._on_saved(to_print))
         if await self._all_printed():
-            await asyncio.to_thread(self._write, [], [])
+            await asyncio.to_thread(self._write, [], self._held)
 
     async def _all_printed(self) -> bool:
         """Whether the printed lines left the process within `CLOSE_FLUSH` (a stuck reader: no)."""
@@ -574,7 +587,7 @@ class Supervisor:
         self,
         broker: Broker,
         *,
-        on_update: Callable[[TradeUpdate], None],
+        on_update: Callable[[TradeUpdate], bool | None],
         on_notice: Callable[[Notice], None],
         state_path: Path | None = None,
         environment: str | None = None,
@@ -710,9 +723,9 @@ class Supervisor:
             await asyncio.sleep(TORN_RETRY_DELAY)
         if self._file is not None:
             state = await self._file.start(snapshot)  # the file is this account's: checked there
-            # Saved by a run that stopped before it could tell it had printed them: first in line.
-            for event in state.pending():
-                self._emit(event)
+            # Saved by a run that stopped before it could tell it had printed them (or before its
+            # reader took them): first in line, and kept if this run's reader does not take them.
+            self._file.hold(self._saved(list(state.pending())))
         else:
             state = State.from_snapshot(snapshot)
         self.ledger = Ledger(state)
@@ -792,14 +805,20 @@ class Supervisor:
             self._file.events(applied, printed)
         return len(printed)
 
-    def _saved(self, events: list[TradeUpdate]) -> None:
-        for event in events:
-            self._emit(event)
+    def _saved(self, events: list[TradeUpdate]) -> list[TradeUpdate]:
+        """Hand saved events over in order; returns those the reader did not take."""
+        for at, event in enumerate(events):
+            if not self._emit(event):
+                return events[at:]
+        return []
 
-    def _emit(self, event: TradeUpdate) -> None:
-        self.on_update(event)
+    def _emit(self, event: TradeUpdate) -> bool:
+        """Hand one event to `on_update`; False when it did not take it (it takes no more)."""
+        if self.on_update(event) is False:
+            return False
         self.emitted += 1
         self.sources[event.source] = self.sources.get(event.source, 0) + 1
+        return True
 
     async def _consume(self, handle: TradeUpdateStream) -> None:
         updates = handle.updates

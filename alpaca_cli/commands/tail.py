@@ -201,15 +201,17 @@ class _View:
             o.symbols is None or update.order.symbol in o.symbols
         )
 
-    def update(self, update: TradeUpdate) -> None:
-        """Print one update; past `--count` nothing more, unless the state file already holds it as printed.
+    def update(self, update: TradeUpdate) -> bool:
+        """Print one update; False once `--count` lines were printed (it takes no more).
 
-        The supervisor hands a catch-up burst over in one go: without a state
-        file, lines past N are simply not printed. With `--state` the burst was
-        saved as one printed batch, so it is printed whole (none is lost).
+        The supervisor hands a catch-up burst over in one go; past N nothing
+        is printed. With `--state` the lines it did not take stay in the state
+        file's outbox, and the next run prints them first: none is lost.
         """
-        if not self._wanted(update) or (self.run.done and self.options.state is None):
-            return
+        if not self._wanted(update):
+            return True
+        if self.run.done:
+            return False
         if self.out.json:
             from alpaca_cli.orders import trade_update_record
             from alpaca_cli.output import dumps
@@ -221,6 +223,7 @@ class _View:
             console = self.out.console
             console.print(trade_update_text(update, console.width), no_wrap=True, crop=True)
         self.run.counted()
+        return True
 
     def notice(self, notice: Notice) -> None:
         if notice.event != "failed":  # a failure is the command's error line, printed once by main
