@@ -282,9 +282,12 @@ def test_a_mute_stream_is_caught_by_the_slow_poll_and_reconnected(
     assert final["stopped"] is True and final["connected"] is False
 
 
-def test_backoff_during_a_20_s_outage_then_recovery(
+def test_backoff_during_an_outage_then_recovery(
     sandbox: Any, env: dict[str, str], tails: list[Tail], client: TradingClient
 ) -> None:
+    """Over real sockets: polled while refused, retried without a storm, reconnected when the
+    outage ends. (The schedule itself, over minutes, is checked in virtual time in
+    test_supervisor_timing.py.)"""
     sandbox.set_price("PAYX", 10)
     tail = _start(tails, env, "--poll-interval", "1")
     refused_before = sandbox.admin("GET", "/admin/streams")["trading_refused"]
@@ -296,8 +299,11 @@ def test_backoff_during_a_20_s_outage_then_recovery(
     tail.wait_for(
         lambda t: any(u["order_id"] == during and u["event"] == "fill" for u in t.updates()), what="polled fill"
     )
-    time.sleep(max(0.0, 20 - (time.monotonic() - outage_started)))
-    attempts = sandbox.admin("GET", "/admin/streams")["trading_refused"] - refused_before
+    deadline = time.monotonic() + 30
+    while (attempts := sandbox.admin("GET", "/admin/streams")["trading_refused"] - refused_before) < 3:
+        assert time.monotonic() < deadline, f"it stopped trying: {attempts} attempt(s) in 30 s"
+        time.sleep(0.1)
+    three_refusals = time.monotonic() - outage_started
     sandbox.set_faults(refuse_trading=False)
     back = time.monotonic()
     tail.wait_for(lambda t: t.stderr_has("reconnected"), timeout=35, what="recovery")
@@ -306,8 +312,8 @@ def test_backoff_during_a_20_s_outage_then_recovery(
     tail.wait_for(lambda t: any(u["order_id"] == after and u["event"] == "fill" for u in t.updates()), what="fill")
     code, _ = tail.stop()
     assert code == 0
-    # No storm: a handful of attempts in 20 s (a tight loop would make hundreds), yet it kept trying.
-    assert 3 <= attempts <= 15, attempts
+    # No storm: three refused attempts took seconds (a tight loop makes them in milliseconds).
+    assert three_refusals >= 1.5, three_refusals
     assert recovered_after < 32
     assert [u["source"] for u in tail.updates() if u["order_id"] == during and u["event"] == "fill"] == ["reconcile"]
     assert [u["source"] for u in tail.updates() if u["order_id"] == after and u["event"] == "fill"] == ["stream"]

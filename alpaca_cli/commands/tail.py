@@ -240,17 +240,18 @@ class _View:
         sup = self.supervisor
         if sup is None:
             return Text("connecting…", style="dim")
+        figures = sup.figures
         health = sup.health_record()
-        state = Text("● live", style="green") if sup.connected else Text(f"● {sup.mode}", style="red")
+        state = Text("● live", style="green") if figures.connected else Text(f"● {figures.mode}", style="red")
         age = health["reconcile_age_s"]
         sources = health["sources"]
-        mute = f" ({sup.mute_reconnects} mute)" if sup.mute_reconnects else ""
+        mute = f" ({figures.mute_reconnects} mute)" if figures.mute_reconnects else ""
         return Text.assemble(
             state,
             (
-                f" · reconnects {sup.reconnects}{mute}"
+                f" · reconnects {figures.reconnects}{mute}"
                 f" · reconciled {'never' if age is None else f'{age:.0f} s ago'}"
-                f" · events {sup.emitted} · recovered {sources.get('reconcile', 0)}",
+                f" · events {figures.emitted} · recovered {sources.get('reconcile', 0)}",
                 "dim",
             ),
             no_wrap=True,
