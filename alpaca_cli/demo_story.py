@@ -192,7 +192,7 @@ class Story:
             "The sandbox cuts the trade stream. The supervisor asks the broker at once (and again on "
             'reconnecting, before it trusts the stream) and emits what was missed, marked `"source":"reconcile"`.',
         )
-        reconnects = supervisor.reconnects
+        reconnects = supervisor.figures.reconnects
         await self._call(lambda: self.sandbox.sandbox.faults.update(hold_trade_updates=False))
         await asyncio.to_thread(self.sandbox.admin, "POST", "/admin/drop", {"stream": "trading"})
         await self._until("the recovered AAPL fill", lambda: self._event(lost.id, "fill", source="reconcile"), running)
@@ -216,7 +216,7 @@ class Story:
             "events": len(self.updates),
             "fills_live": live,
             "fills_recovered": recovered,
-            "reconnects": supervisor.reconnects,
+            "reconnects": supervisor.figures.reconnects,
             "in_sync": in_sync,
             "seconds": seconds,
         }
@@ -227,7 +227,7 @@ class Story:
             self.out.err.print(
                 f"{record['orders']} orders ({self.refused} refused), {len(self.updates)} trade updates: "
                 f"{live} fills live, {recovered} recovered by reconciliation; "
-                f"{supervisor.reconnects} reconnect(s); verdict [bold {'green' if in_sync else 'red'}]{verdict}[/] "
+                f"{record['reconnects']} reconnect(s); verdict [bold {'green' if in_sync else 'red'}]{verdict}[/] "
                 f"in {seconds:g} s.",
                 highlight=False,
             )

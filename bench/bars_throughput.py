@@ -126,7 +126,8 @@ def _round(url: str, consumer: _Consumer, symbols: list[str]) -> tuple[float, fl
 
 
 def _health(home: Path) -> dict[str, Any]:
-    return json.loads((home / "state" / "health-sandbox-market-data.json").read_text())
+    paths = sorted((home / "state").glob("health-sandbox-market-data-*.json"), key=lambda p: p.stat().st_mtime)
+    return json.loads(paths[-1].read_text())  # the `stream bars` that ran last
 
 
 def run() -> list[dict[str, Any]]:

@@ -25,8 +25,6 @@ from websockets.legacy.exceptions import InvalidStatusCode
 from alpaca_cli.bridge import Broker
 from alpaca_cli.bridge.marketdata import MarketDataStream, data_refusal
 from alpaca_cli.bridge.streams import (
-    MARKET_DATA,
-    TRADE_UPDATES,
     StreamEvent,
     StreamHandle,
     describe,
@@ -35,6 +33,7 @@ from alpaca_cli.bridge.streams import (
 from alpaca_cli.config import load_settings, resolve
 from alpaca_cli.domain import Bar, OrderRequest, TradeUpdate
 from alpaca_cli.errors import AuthError, ConnectionLimitError, UnreachableError, UsageError
+from alpaca_cli.health import StreamName
 
 T = TypeVar("T")
 pytestmark = pytest.mark.timeout(60)
@@ -108,7 +107,7 @@ def test_trade_updates_and_bars_arrive_as_domain_objects(sandbox: Any) -> None:
             assert {"alpaca-stream-market-data", "alpaca-stream-trade-updates"} <= names
             assert all(t.daemon for t in stream_threads())
             first = await asyncio.wait_for(bars.lifecycle.get(), 5)
-            assert (first.stream, first.event, first.reconnects) == (MARKET_DATA, "connected", 0)
+            assert (first.stream, first.event, first.reconnects) == (StreamName.market_data, "connected", 0)
 
             seen: set[str] = set()
             while seen != {"AAPL", "MSFT"}:
@@ -349,6 +348,42 @@ def test_connection_limit_fails_fast_with_a_hint(sandbox: Any) -> None:
     run(scenario())
 
 
+def test_a_limit_refusal_soon_after_our_own_connection_ended_is_retried_and_later_final(
+    sandbox: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The broker may still count our own socket that just dropped: a connection-limit refusal
+    within `LIMIT_GRACE` of the end of our last connection (of an earlier handle of the same
+    `Broker`, as the supervisor's reconnections are) is retried; once the grace is over it is exit 5."""
+    from alpaca_cli.bridge import streams
+
+    def refused(broker: Broker) -> bool:
+        return any("429" in (h.health.last_error or "") for h in broker._streams)
+
+    async def scenario() -> None:
+        await no_trading_connections(sandbox)
+        async with Broker(connection(sandbox)) as ours, Broker(connection(sandbox)) as theirs:
+            first = await ours.trade_updates_connect()
+            await first.stop()
+            holder = await theirs.trade_updates_connect()  # takes the slot, as our unreaped socket would
+            again = asyncio.create_task(ours.trade_updates_connect(connect_timeout=20))
+            await until(lambda: refused(ours))
+            assert not again.done()  # refused, and retrying
+            await holder.stop()
+            handle = await again
+            assert handle.connected.is_set()
+
+            monkeypatch.setattr(streams, "LIMIT_GRACE", 0.5)
+            await handle.stop()
+            holder = await theirs.trade_updates_connect()
+            started = time.monotonic()
+            with pytest.raises(ConnectionLimitError):
+                await ours.trade_updates_connect(connect_timeout=20)
+            assert time.monotonic() - started < 10  # the first refusal after the grace is final
+            await holder.stop()
+
+    run(scenario())
+
+
 def test_insufficient_subscription_suggests_iex(sandbox: Any) -> None:
     async def scenario() -> None:
         with pytest.raises(AuthError) as caught:
@@ -415,7 +450,7 @@ def test_reasons_are_one_short_line() -> None:
 
 def test_stream_event_lines_follow_the_contract() -> None:
     at = datetime(2026, 1, 2, 15, 30, tzinfo=UTC)
-    line = StreamEvent(TRADE_UPDATES, "disconnected", at, 2, reason="connection lost").record()
+    line = StreamEvent(StreamName.trade_updates, "disconnected", at, 2, reason="connection lost").record()
     assert line == {
         "type": "stream",
         "stream": "trade-updates",
@@ -424,7 +459,7 @@ def test_stream_event_lines_follow_the_contract() -> None:
         "reconnects": 2,
         "reason": "connection lost",
     }
-    failed = StreamEvent(MARKET_DATA, "failed", at, error=AuthError("refused")).record()
+    failed = StreamEvent(StreamName.market_data, "failed", at, error=AuthError("refused")).record()
     assert failed["error"] == "refused" and failed["exit_code"] == 3
 
 

@@ -1,5 +1,6 @@
-"""`tail --count N` counts every printed line, recovered ones included; `--duration S` is wall time
-from the start, catch-up included."""
+"""`tail --count N` counts every printed line, recovered ones included, and prints exactly N (with
+`--state`, the rest of a saved batch waits in the outbox for the next run); `--duration S` is wall
+time from the start, catch-up included."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import CLI, cli_env, json_lines, run_cli
+from helpers import CLI, cli_env, health_record, json_lines, run_cli
+
+from alpaca_cli import statefile
+from alpaca_cli.core.identity import event_id
 
 
 def _place(env: dict[str, str], n: int) -> None:
@@ -31,11 +35,9 @@ def test_count_1_prints_exactly_one_line_of_a_recovered_burst(sandbox: Any, tmp_
     )
     try:
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:  # connected: its health file says so
-            health = list((tmp_path / "state").glob("health-*-trade-updates.json"))
-            if health and '"mode":"live"' in health[0].read_text():
-                break
-            time.sleep(0.2)
+        while (health_record(env, "trade-updates", tail.pid) or {}).get("mode") != "live":  # connected
+            assert time.monotonic() < deadline, "tail never went live"
+            time.sleep(0.1)
         sandbox.set_faults(hold_trade_updates=True)  # fills happen, the stream says nothing: a burst to recover
         _place(env, 3)
         out, err = tail.communicate(timeout=40)
@@ -45,6 +47,36 @@ def test_count_1_prints_exactly_one_line_of_a_recovered_burst(sandbox: Any, tmp_
     lines = json_lines(out)
     assert len(lines) == 1, out
     assert lines[0]["type"] == "trade_update" and lines[0]["source"] == "reconcile"
+
+
+@pytest.mark.timeout(90)
+def test_count_with_state_prints_exactly_n_and_the_next_run_prints_the_rest_of_the_batch_first(
+    sandbox: Any, tmp_path: Path
+) -> None:
+    sandbox.reset()  # only this test's orders
+    env = cli_env(tmp_path, sandbox.url)
+    state = tmp_path / "state.json"
+    assert run_cli("reconcile", "--init", "--state", str(state), "--sandbox", env=env).returncode == 0
+    _place(env, 3)  # missed while no tail ran: one catch-up batch of new and fill events
+    tail = ("tail", "trade-updates", "--sandbox", "-o", "json", "--state", str(state))
+    first = run_cli(*tail, "--count", "2", env=env)
+    assert first.returncode == 0, first.stderr
+    printed = json_lines(first.stdout)
+    assert len(printed) == 2, first.stdout
+    held = statefile.load(state).outbox  # saved, not printed: waiting for the next run
+    assert len(held) >= 4
+    second = run_cli(*tail, "--count", str(len(held)), env=env)  # the held lines count: exactly them
+    assert second.returncode == 0, second.stderr
+    rest = json_lines(second.stdout)
+    assert [line["id"] for line in rest] == [event_id(h.to_update()) for h in held]
+    assert statefile.load(state).outbox == ()
+    everything = printed + rest
+    assert all(line["source"] == "reconcile" for line in everything)
+    assert len({line["id"] for line in everything}) == len(everything)  # nothing twice
+    fills = {line["order_id"] for line in everything if line["event"] == "fill"}
+    assert len(fills) == 3 and {line["order_id"] for line in everything} == fills  # nothing lost
+    third = run_cli(*tail, "--duration", "0.5", env=env)
+    assert third.returncode == 0 and json_lines(third.stdout) == [], third.stdout
 
 
 @pytest.mark.timeout(90)

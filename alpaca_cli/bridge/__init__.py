@@ -24,6 +24,7 @@ from alpaca_cli.config import Connection  # noqa: E402
 
 if TYPE_CHECKING:
     from alpaca_cli.bridge.marketdata import MarketDataStream
+    from alpaca_cli.health import StreamName
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,19 @@ class Broker(RestBridge):
     def __init__(self, connection: Connection) -> None:
         super().__init__(connection)
         self._streams: list[StreamHandle] = []
+        self._held_until: dict[StreamName, float] = {}  # when our last connection of each stream ended
+
+    def _adopt(self, stream: StreamHandle) -> StreamHandle:
+        """Track a new handle (stopped at exit), telling it when our own previous connection of
+        its stream ended: a connection-limit refusal soon after may be that socket, not yet
+        reaped by the broker (`LIMIT_GRACE`). Stopped handles are forgotten, their time kept."""
+        for old in self._streams:
+            if old.held_until is not None:
+                self._held_until[old.name] = max(old.held_until, self._held_until.get(old.name, old.held_until))
+        self._streams = [old for old in self._streams if not old.stopped]
+        stream.held_until = self._held_until.get(stream.name)
+        self._streams.append(stream)
+        return stream
 
     def _connect_timeout(self, asked: float | None) -> float:
         """A stream's connection is a broker call too: no longer than the call deadline."""
@@ -41,8 +55,7 @@ class Broker(RestBridge):
 
     async def trade_updates_connect(self, *, connect_timeout: float | None = None) -> TradeUpdateStream:
         """Open the account's trade-update stream; returns once it listens (or raises)."""
-        stream = TradeUpdateStream(self.connection)
-        self._streams.append(stream)
+        stream = self._adopt(TradeUpdateStream(self.connection))
         await stream.connect(self._connect_timeout(connect_timeout))
         return stream
 
@@ -68,7 +81,7 @@ class Broker(RestBridge):
             stale_after=stale_after,
             queue_size=queue_size or QUEUE_SIZE,
         )
-        self._streams.append(stream)
+        self._adopt(stream)
         await stream.connect(self._connect_timeout(connect_timeout))
         return stream
 

@@ -36,7 +36,6 @@ from alpaca_cli.bridge import mapping
 from alpaca_cli.bridge.streams import (
     AUTH_HINT,
     JOIN_TIMEOUT,
-    MARKET_DATA,
     WEBSOCKET_PARAMS,
     Lifecycle,
     StreamHandle,
@@ -45,6 +44,7 @@ from alpaca_cli.bridge.streams import (
 from alpaca_cli.config import Connection
 from alpaca_cli.domain import Bar, Quote, Trade
 from alpaca_cli.errors import AuthError, CliError, UsageError
+from alpaca_cli.health import StreamName
 from alpaca_cli.symbols import is_crypto
 
 log = logging.getLogger(__name__)
@@ -75,16 +75,18 @@ def data_refusal(code: int | None, message: str) -> CliError | None:
     """Alpaca's market-data error codes that no retry can fix; None for the others."""
     text = message.lower()
     if code == 402 or "auth failed" in text:
-        return AuthError(f"{MARKET_DATA} stream: the broker refused the credentials ({message})", hint=AUTH_HINT)
+        return AuthError(
+            f"{StreamName.market_data} stream: the broker refused the credentials ({message})", hint=AUTH_HINT
+        )
     if code == 409 or "insufficient subscription" in text:
         return AuthError(
-            f"{MARKET_DATA} stream: the account's data subscription does not cover this feed ({message})",
+            f"{StreamName.market_data} stream: the account's data subscription does not cover this feed ({message})",
             hint="use --feed iex",
         )
     if code == 406 or "connection limit" in text:
-        return limit_error(MARKET_DATA, f"{code or 406} {message}")
+        return limit_error(StreamName.market_data, f"{code or 406} {message}")
     if code == 405 or "symbol limit" in text:
-        return UsageError(f"{MARKET_DATA} stream: too many symbols for this plan ({message})")
+        return UsageError(f"{StreamName.market_data} stream: too many symbols for this plan ({message})")
     return None
 
 
@@ -147,7 +149,7 @@ class _BridgeDataStream(Lifecycle, _QuickDataStream):
             if refusal is not None:
                 await self._give_up(refusal)
                 return
-            log.warning("%s stream: the broker reported error %s: %s", MARKET_DATA, code, text)
+            log.warning("%s stream: the broker reported error %s: %s", StreamName.market_data, code, text)
         await super()._dispatch(msg)
 
 
@@ -169,7 +171,7 @@ class Mark:
 class MarketDataStream(StreamHandle):
     """The subscriptions of one market-data connection into a bounded queue; when full, the newest item is dropped."""
 
-    name = MARKET_DATA
+    name = StreamName.market_data
     url_setting = "APCA_API_DATA_STREAM_URL"
     received_key = "items_received"
 

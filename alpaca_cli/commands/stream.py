@@ -21,6 +21,7 @@ there) instead of behind a blocked loop.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
 import click
@@ -35,7 +36,6 @@ from alpaca_cli.invocation import (
     ProfileOption,
     QuietOption,
     SandboxOption,
-    StopSignal,
     start,
 )
 
@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from alpaca_cli.core.bars import BarGaps, Step
     from alpaca_cli.domain import Bar, Quote, Trade
     from alpaca_cli.invocation import Invocation
+    from alpaca_cli.runner import Limits, Runner
 
 KINDS = ("bars", "quotes", "trades")  # = bridge.marketdata.KINDS, repeated so that --help loads no SDK
 _KINDS_KEY = "alpaca_cli.stream_kinds"
@@ -163,19 +164,13 @@ def trades(
     return _main(options, output, debug, profile, sandbox, quiet)
 
 
+@dataclass(frozen=True, slots=True)
 class _Options:
-    __slots__ = ("count", "duration", "events", "feed", "kinds", "since", "stale_after", "symbols")
-
-    def __init__(self, **fields: Any) -> None:
-        for name, value in fields.items():
-            setattr(self, name, value)
-
     kinds: tuple[str, ...]
     symbols: list[str]
     feed: str
     since: datetime | None
-    count: int | None
-    duration: float | None
+    limits: Limits
     events: bool
     stale_after: float | None
 
@@ -192,8 +187,10 @@ def _options(
 ) -> _Options:
     """The command's options, checked before anything is sent."""
     from alpaca_cli.orders import parse_time
+    from alpaca_cli.runner import Limits
     from alpaca_cli.symbols import data_symbols
 
+    limits = Limits(count=count, duration=duration)  # --duration counts from here: the command's start
     kinds = click.get_current_context().meta.get(_KINDS_KEY, (kind,))
     if since is not None and "bars" not in kinds:
         raise UsageError("--since fills in bars only: use it with stream bars (or bars,quotes ...)")
@@ -202,8 +199,7 @@ def _options(
         symbols=data_symbols(symbols, f"alpaca-cli stream {','.join(kinds)} AAPL MSFT"),
         feed=feed.value,
         since=None if since is None else parse_time(since, "--since"),
-        count=count,
-        duration=duration,
+        limits=limits,
         events=events,
         stale_after=stale_after or None,
     )
@@ -356,10 +352,9 @@ async def _run(invocation: Invocation, options: _Options) -> int:
     import asyncio
 
     from alpaca_cli.bridge import Broker
+    from alpaca_cli.runner import Runner
     from alpaca_cli.symbols import is_crypto
 
-    stop = StopSignal()
-    stop.install()
     groups = [
         group
         for group in (
@@ -368,28 +363,25 @@ async def _run(invocation: Invocation, options: _Options) -> int:
         )
         if group
     ]
-    try:
-        async with Broker(invocation.connection) as broker:
-            connecting = asyncio.ensure_future(
-                asyncio.gather(
-                    *(broker.market_data_connect(group, kinds=options.kinds, feed=options.feed) for group in groups)
-                )
+    async with Runner(options.limits) as run, Broker(invocation.connection) as broker:
+        connecting = asyncio.ensure_future(
+            asyncio.gather(
+                *(broker.market_data_connect(group, kinds=options.kinds, feed=options.feed) for group in groups)
             )
-            stopping = asyncio.create_task(stop.event.wait())
-            await asyncio.wait({connecting, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            if not connecting.done():
-                connecting.cancel()
-                return stop.exit_code
-            stopping.cancel()
-            handles: list[MarketDataStream] = connecting.result()
-            if options.stale_after:
-                stocks = [handle for handle in handles if handle.feed != "crypto"]  # crypto trades around the clock
-                stocks_open = await _market_open(broker, invocation) if stocks else True
-                for handle in handles:
-                    handle.set_stale_after(options.stale_after if stocks_open or handle not in stocks else None)
-            return await _Session(invocation, options, broker, handles, stop).run()
-    finally:
-        stop.uninstall()
+        )
+        await run.wait(connecting)
+        if not connecting.done():
+            connecting.cancel()
+            await asyncio.gather(connecting, return_exceptions=True)
+            return run.exit_code
+        handles: list[MarketDataStream] = connecting.result()
+        if options.stale_after:
+            stocks = [handle for handle in handles if handle.feed != "crypto"]  # crypto trades around the clock
+            stocks_open = await _market_open(broker, invocation) if stocks else True
+            for handle in handles:
+                handle.set_stale_after(options.stale_after if stocks_open or handle not in stocks else None)
+        await _Session(invocation, options, broker, handles, run).run()
+    return run.exit_code
 
 
 async def _market_open(broker: Any, invocation: Invocation) -> bool:
@@ -412,69 +404,56 @@ class _Session:
         options: _Options,
         broker: Any,
         handles: list[MarketDataStream],
-        stop: StopSignal,
+        run: Runner,
     ) -> None:
         from alpaca_cli.core.bars import BarGaps
-        from alpaca_cli.health import Publisher
+        from alpaca_cli.health import Publisher, StreamName
         from alpaca_cli.output import BarLines, QuoteLines, TradeLines
 
         self.out = invocation.out
-        self.environment = invocation.connection.environment
         self.options = options
         self.broker = broker
         self.handles = handles
-        self.stop = stop
+        self.runner = run
         self.sink = self.out.line_sink()
         self.board = _Board(list(options.symbols), options.kinds)
-        self.written = 0
-        self.health = Publisher(self.environment, "market-data", self.out.warn)
+        self.health = Publisher(
+            invocation.connection.environment, StreamName.market_data, self._health_record, self.out.warn
+        )
         self.gaps = {id(h): BarGaps(h.symbols, since=options.since) for h in handles if "bars" in h.kinds}
         self.failed_fetches = 0
-        self.done = _event()
         self._fetches: set[Any] = set()
         self._pending: list[str] = []  # JSON lines emitted, not written yet
         self._bar_line, self._quote_line, self._trade_line = BarLines(), QuoteLines(), TradeLines()
 
-    async def run(self) -> int:
+    async def run(self) -> None:
         import asyncio
 
         if self.out.json:
             await self.sink.open()
+            self.runner.watch(self.sink.gone)
         live = None
         if not self.out.json:
             live = self.out.start_live(self.board.render(self.handles, _now()), auto_refresh=False)
-        self._write_health()
-        # The watchers start first, so "connected" is reported before any item already queued.
-        helpers = [asyncio.create_task(self._watch_lifecycle(handle)) for handle in self.handles]
-        helpers.append(asyncio.create_task(self._keep_health()))
-        if live is not None:
-            helpers.append(asyncio.create_task(self._redraw(live)))
-        pumps = [asyncio.create_task(self._pump(handle)) for handle in self.handles]
-        ends = {
-            *pumps,
-            *helpers[: len(self.handles)],
-            asyncio.create_task(self.done.wait()),
-            asyncio.create_task(self.stop.event.wait()),
-            asyncio.create_task(self.sink.gone.wait()),
-        }
-        if self.options.duration is not None:
-            ends.add(asyncio.create_task(asyncio.sleep(self.options.duration)))
         try:
-            done, _ = await asyncio.wait(ends, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                if not task.cancelled() and task.exception() is not None:
-                    raise task.exception()  # type: ignore[misc]
-            return self.stop.exit_code if self.stop.event.is_set() else 0
+            async with self.health:
+                # The watchers start first, so "connected" is reported before any item already queued.
+                tasks = [asyncio.create_task(self._watch_lifecycle(handle)) for handle in self.handles]
+                tasks += [asyncio.create_task(self._pump(handle)) for handle in self.handles]
+                if live is not None:
+                    tasks.append(asyncio.create_task(self._redraw(live)))
+                try:
+                    await self.runner.wait(*tasks)
+                finally:
+                    for task in [*tasks, *self._fetches]:
+                        task.cancel()
+                    await asyncio.gather(*tasks, *self._fetches, return_exceptions=True)
+                    for handle in self.handles:
+                        await handle.stop()
         finally:
-            for task in [*ends, *helpers, *self._fetches]:
-                task.cancel()
-            await asyncio.gather(*ends, *helpers, *self._fetches, return_exceptions=True)
-            for handle in self.handles:
-                await handle.stop()
             if live is not None:
                 self.out.stop_live(self.board.render(self.handles, _now(), stopped=True))
             await self.sink.close()
-            self._write_health(stopped=True)
 
     # -- items ---------------------------------------------------------------------------
 
@@ -536,19 +515,17 @@ class _Session:
             found = []
         self._take(gaps.fetched(found), gaps)
         await self._flush()
-        self._write_health()
+        self.health.changed()
 
     def _emit(self, what: Any) -> None:
         """One data line (JSON, written at the next `_flush`) or one update of the table; `--count` ends the run."""
-        if self.done.is_set():
+        if self.runner.done:
             return
         if isinstance(what, str):
             self._pending.append(what)
         else:
             self.board.add(what)
-        self.written += 1
-        if self.options.count is not None and self.written >= self.options.count:
-            self.done.set()
+        self.runner.counted()
 
     async def _flush(self) -> None:
         """Write the lines emitted so far, in one write; wait while the reader is behind."""
@@ -573,7 +550,7 @@ class _Session:
 
         while True:
             event = await handle.lifecycle.get()
-            self._write_health()
+            self.health.changed()
             if event.event == "failed" and event.error is not None:
                 raise event.error
             text = _describe(event, handle)
@@ -582,20 +559,11 @@ class _Session:
             if self.options.events and self.out.json and self.sink.write(dumps(event.record()) + "\n"):
                 await self.sink.drain()
 
-    async def _keep_health(self) -> None:
-        import asyncio
-
-        from alpaca_cli.health import REFRESH_EVERY
-
-        while True:
-            await asyncio.sleep(REFRESH_EVERY)
-            self._write_health()
-
-    def _write_health(self, *, stopped: bool = False) -> None:
+    def _health_record(self) -> dict[str, Any]:
         """One health file for the command: the first connection's record, the others' state folded in."""
         records = [handle.health_record() for handle in self.handles]
         record = records[0]
-        record["connected"] = all(r["connected"] for r in records) and not stopped
+        record["connected"] = all(r["connected"] for r in records)
         record["feeds"] = [r["feed"] for r in records]
         record["symbols"] = [symbol for r in records for symbol in r["symbols"]]
         record["items_received"] = sum(r["items_received"] for r in records)
@@ -604,14 +572,7 @@ class _Session:
             record["backfilled_bars"] = sum(g.backfilled for g in self.gaps.values())
             record["backfills"] = sum(g.fetches for g in self.gaps.values())
             record["backfill_failures"] = self.failed_fetches
-        record["stopped"] = stopped
-        self.health.write(record)
-
-
-def _event() -> Any:
-    import asyncio
-
-    return asyncio.Event()
+        return record
 
 
 def _now() -> datetime:

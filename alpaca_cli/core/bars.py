@@ -59,6 +59,7 @@ class BarGaps:
     symbols: tuple[str, ...]
     since: datetime | None = None
     last: dict[str, datetime] = field(default_factory=dict)
+    _first: dict[str, datetime] = field(default_factory=dict)  # the first bar printed, per symbol
     backfilled: int = 0  # bars printed from history
     fetches: int = 0  # fetches asked for (each one paged request, for all symbols)
     _origin: datetime | None = None  # where the history starts for a symbol not printed yet
@@ -100,9 +101,10 @@ class BarGaps:
 
     def live(self, bar: Bar) -> Step:
         """A bar from the stream."""
-        if bar.updated:
-            printed = self.last.get(bar.symbol)
-            return Step(((bar, LIVE),)) if printed is not None and bar.timestamp <= printed else Step()
+        if bar.updated:  # printed: between the first and the last bar printed of its symbol
+            first, last = self._first.get(bar.symbol), self.last.get(bar.symbol)
+            printed = first is not None and last is not None and first <= bar.timestamp <= last
+            return Step(((bar, LIVE),)) if printed else Step()
         if self._flight is not None or self._awaiting:
             self._held.append((bar, self._round))
             if self._flight is None:
@@ -156,6 +158,7 @@ class BarGaps:
             printed = self.last.get(bar.symbol)
             if printed is not None and bar.timestamp <= printed:
                 continue
+            self._first.setdefault(bar.symbol, bar.timestamp)
             self.last[bar.symbol] = bar.timestamp
             out.append((bar, source))
         return out
