@@ -470,14 +470,19 @@ class _Session:
         json_mode = self.out.json
         quote_line, trade_line, emit = self._quote_line, self._trade_line, self._emit
         taken = 0  # items taken so far: the place of the next one in the handle's order
+
+        def meet_marks() -> None:
+            while marks and marks[0].after <= taken:
+                mark = marks.popleft()
+                if gaps is not None:
+                    self._take(gaps.connected(mark.at) if mark.event == "connected" else gaps.lost(), gaps)
+
         while True:
+            meet_marks()  # before waiting: a connection with nothing after it yet (--since, a closed market)
             batch = [await queue.get()]
             batch += [queue.get_nowait() for _ in range(queue.qsize())]
             for item in batch:
-                while marks and marks[0].after <= taken:
-                    mark = marks.popleft()
-                    if gaps is not None:
-                        self._take(gaps.connected(mark.at) if mark.event == "connected" else gaps.lost(), gaps)
+                meet_marks()
                 taken += 1
                 if isinstance(item, Bar):
                     if gaps is not None:
