@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import msgpack
 import pytest
@@ -12,6 +13,9 @@ from hypothesis import strategies as st
 
 from alpaca_cli.sandbox import marketdata as md
 from alpaca_cli.sandbox import tradestream as ts
+from alpaca_cli.sandbox.model import Bar
+
+D = Decimal
 
 T0 = datetime(2026, 3, 2, 15, 30, tzinfo=UTC)
 KEY, SECRET = "K", "S"
@@ -52,8 +56,7 @@ def test_frames_keep_every_message_in_order_and_under_the_limit(count: int, limi
 
 
 def test_ten_thousand_bars_fit_in_few_frames_under_one_mebibyte() -> None:
-    agg = md.BarAggregator()
-    bars = agg.burst(["AAPL", "MSFT", "SPY"], 10_000, 1.0, T0, lambda s: 100.0)
+    bars = md.BurstBars().burst(["AAPL", "MSFT", "SPY"], 10_000, 1.0, T0, lambda s: 100.0)
     frames = list(md.Codec(binary=True).frames(bars))
     assert all(len(f) < 2**20 for f in frames)
     assert len(frames) <= 2
@@ -167,41 +170,40 @@ def test_wildcard_matches_every_symbol() -> None:
     assert subs.wants("bars", "ANY") and not subs.wants("trades", "ANY")
 
 
-# ----------------------------------------------------------------------- aggregation
+# ------------------------------------------------------------------- bars on the stream
 
 
-def test_bar_aggregates_prints_into_ohlcv_with_vwap() -> None:
-    agg = md.BarAggregator()
-    for price, size in ((10.0, 100), (12.0, 50), (9.0, 50), (11.0, 100)):
-        agg.add_trade("AAPL", price, size)
-    (bar,) = agg.close(T0, ["AAPL"], lambda s: 0.0)
-    assert (bar["o"], bar["h"], bar["l"], bar["c"], bar["v"], bar["n"]) == (10.0, 12.0, 9.0, 11.0, 300, 4)
-    assert isinstance(bar["v"], int)  # whole shares, as the REST bars and Alpaca's stream send them
-    assert bar["vw"] == pytest.approx((1000 + 600 + 450 + 1100) / 300, abs=1e-4)
-    assert bar["t"].to_datetime() == T0
-    # The next interval starts empty: a symbol without prints gets a flat, volume-less bar.
-    (flat,) = agg.close(T0 + timedelta(minutes=1), ["AAPL"], lambda s: 42.0)
-    assert (flat["o"], flat["h"], flat["l"], flat["c"], flat["v"], flat["n"], flat["vw"]) == (
-        42.0,
-        42.0,
-        42.0,
-        42.0,
-        0.0,
-        0,
-        42.0,
+def test_a_recorded_bar_becomes_a_bar_message_and_a_correction_an_updated_bar() -> None:
+    bar = Bar(T0, D("10"), D("12"), D("9"), D("11"), D("300"), 4, D("10.5"))
+    message = md.bar_of("AAPL", bar)
+    assert (message["T"], message["S"], message["o"], message["h"], message["l"], message["c"]) == (
+        "b",
+        "AAPL",
+        10.0,
+        12.0,
+        9.0,
+        11.0,
     )
+    assert message["v"] == 300 and isinstance(message["v"], int) and (message["n"], message["vw"]) == (4, 10.5)
+    assert message["t"].to_datetime() == T0
+    coin = Bar(T0, D(1), D(1), D(1), D(1), D("0.25"), 1, D(1))
+    correction = md.bar_of("BTC/USD", coin, "u")
+    assert (correction["T"], correction["v"]) == ("u", 0.25)
 
 
-@settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.floats(0.01, 10_000), st.integers(1, 10_000)), min_size=1, max_size=50))
-def test_aggregated_bar_is_consistent(prints: list[tuple[float, int]]) -> None:
-    agg = md.BarAggregator()
-    for price, size in prints:
-        agg.add_trade("X", price, size)
-    (bar,) = agg.close(T0, ["X"], lambda s: 1.0)
-    assert bar["l"] <= min(bar["o"], bar["c"]) and bar["h"] >= max(bar["o"], bar["c"])
-    assert bar["l"] - 1e-3 <= bar["vw"] <= bar["h"] + 1e-3
-    assert bar["v"] == sum(s for _, s in prints) and bar["n"] == len(prints) and isinstance(bar["v"], int)
+def test_crypto_messages_name_the_taker_and_quote_in_coins() -> None:
+    trade = md.crypto_trade_message("BTC/USD", 95000.5, 0.01, T0, 9, "B")
+    assert set(trade) == {"T", "S", "p", "s", "t", "i", "tks"} and trade["tks"] == "B"
+    quote = md.crypto_quote_message("BTC/USD", 95000.5, T0)
+    assert set(quote) == {"T", "S", "bp", "bs", "ap", "as", "t"} and quote["bp"] < 95000.5 < quote["ap"]
+
+
+def test_the_crypto_session_acks_crypto_channels_and_refuses_stock_ones() -> None:
+    crypto = md.DataSession(KEY, SECRET, md.CRYPTO_FEED)
+    crypto.receive({"action": "auth", "key": KEY, "secret": SECRET})
+    ack = crypto.receive({"action": "subscribe", "trades": ["BTC/USD"], "bars": ["*"]}).frames[0][0]
+    assert ack == {"T": "subscription", **{c: [] for c in md.CRYPTO_CHANNELS}, "trades": ["BTC/USD"], "bars": ["*"]}
+    assert crypto.receive({"action": "subscribe", "lulds": ["BTC/USD"]}).frames[0][0]["code"] == 410
 
 
 @settings(max_examples=40, deadline=None)
@@ -213,12 +215,14 @@ def test_aggregated_bar_is_consistent(prints: list[tuple[float, int]]) -> None:
 def test_burst_bars_are_valid_and_strictly_increasing_per_symbol(
     symbols: list[str], count: int, interval: float
 ) -> None:
-    agg = md.BarAggregator()
+    bursts = md.BurstBars()
     now = T0 + timedelta(seconds=0.37)
-    previous = agg.close(md.interval_start(now, interval) - timedelta(seconds=interval), symbols, lambda s: 50.0)
-    bars = agg.burst(symbols, count, interval, now, lambda s: 50.0)
+    regular = md.interval_start(now, interval) - timedelta(seconds=interval)
+    for symbol in symbols:
+        bursts.sent(symbol, regular)  # the regular bar of the interval before went out
+    bars = bursts.burst(symbols, count, interval, now, lambda s: 50.0)
     assert len(bars) == count
-    last = {b["S"]: b["t"].to_datetime() for b in previous}
+    last = dict.fromkeys(symbols, regular)
     for bar in bars:
         t = bar["t"].to_datetime()
         assert t > last[bar["S"]]
@@ -231,8 +235,7 @@ def test_burst_bars_are_valid_and_strictly_increasing_per_symbol(
 
 
 def test_burst_that_exactly_divides_the_interval_stays_before_the_next_boundary() -> None:
-    agg = md.BarAggregator()
-    bars = agg.burst(["A", "B"], 10_000, 0.2, T0 + timedelta(seconds=0.05), lambda s: 10.0)
+    bars = md.BurstBars().burst(["A", "B"], 10_000, 0.2, T0 + timedelta(seconds=0.05), lambda s: 10.0)
     assert max(b["t"].to_datetime() for b in bars) < T0 + timedelta(seconds=0.2)
 
 

@@ -19,7 +19,9 @@ from hypothesis import strategies as st
 from alpaca_cli import orders
 from alpaca_cli.domain import Order, OrderRequest
 from alpaca_cli.errors import UsageError
-from alpaca_cli.sandbox.engine import BrokerError, PaperBroker
+from alpaca_cli.sandbox.engine import PaperBroker
+from alpaca_cli.sandbox.model import BrokerError
+from alpaca_cli.sandbox.orderrequest import parse_order
 
 NOW = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)
 
@@ -223,17 +225,19 @@ def test_locally_valid_orders_pass_the_brokers_shape_rules(inputs: dict[str, Any
         return
     event(f"valid {request.type}")
     broker = PaperBroker(seed=1, cash=Decimal(10**9), now=lambda: NOW)
-    broker.set_price("AAPL", "10")
+    broker.set_price("AAPL", Decimal(10))
     if request.side == "sell":
-        broker.submit({"symbol": "AAPL", "side": "buy", "type": "market", "time_in_force": "day", "qty": "1000"})
+        broker.submit(
+            parse_order({"symbol": "AAPL", "side": "buy", "type": "market", "time_in_force": "day", "qty": "1000"})
+        )
         broker.step()
     try:
-        order = broker.submit(_body(request))
+        order = broker.submit(parse_order(_body(request)))
     except BrokerError as refused:
         # Only money and position limits may refuse a well-shaped order.
         assert refused.status == 403, refused.message
         return
-    assert order["client_order_id"] == request.client_order_id
+    assert order.client_order_id == request.client_order_id
 
 
 # --------------------------------------------------------------------------- the live guard

@@ -23,6 +23,7 @@ from alpaca.trading.requests import GetCalendarRequest
 
 from alpaca_cli.sandbox import calendar
 from alpaca_cli.sandbox.engine import PaperBroker
+from alpaca_cli.sandbox.orderrequest import parse_order
 from alpaca_cli.sandbox.server import SandboxThread
 
 NY = calendar.NEW_YORK
@@ -109,45 +110,32 @@ class SetClock:
 def test_orders_fill_only_in_session_and_day_orders_expire_at_the_close() -> None:
     clock = SetClock(ny(2026, 11, 27, 12, 58).astimezone(UTC))  # the early-close Friday
     broker = PaperBroker(seed=1, now=clock, volatility=0.0)
-    events: list[dict[str, Any]] = []
-    broker.listeners.append(events.append)
-    broker.set_price("AAPL", 100)
+    broker.set_price("AAPL", Decimal(100))
     base = {"symbol": "AAPL", "side": "buy", "qty": 1}
-    day = broker.submit({**base, "type": "limit", "limit_price": 50, "time_in_force": "day"})
-    gtc = broker.submit({**base, "type": "limit", "limit_price": 50, "time_in_force": "gtc"})
+    day = broker.submit(parse_order({**base, "type": "limit", "limit_price": 50, "time_in_force": "day"}))
+    gtc = broker.submit(parse_order({**base, "type": "limit", "limit_price": 50, "time_in_force": "gtc"}))
     broker.step()
     clock.at = ny(2026, 11, 27, 13, 0).astimezone(UTC)
-    market = broker.submit({**base, "type": "market", "time_in_force": "gtc"})
+    market = broker.submit(parse_order({**base, "type": "market", "time_in_force": "gtc"}))
     broker.step()
-    assert broker.get_order(day["id"])["status"] == "expired"
-    assert broker.get_order(gtc["id"])["status"] == "new"
-    assert broker.get_order(market["id"])["status"] == "new"  # closed: waits for Monday
+    assert (day.status, gtc.status) == ("expired", "new")
+    assert market.status == "new"  # closed: waits for Monday
     clock.at = ny(2026, 11, 30, 9, 30).astimezone(UTC)
     broker.step()
-    assert broker.get_order(market["id"])["status"] == "filled"
+    assert market.status == "filled"
 
 
 def test_historical_bars_only_inside_sessions() -> None:
     clock = SetClock(ny(2026, 12, 1, 12, 0).astimezone(UTC))
     broker = PaperBroker(seed=1, now=clock)
     minutes = broker.bars(["SPY"], "1Min", start=ny(2026, 11, 27, 16, 55), end=ny(2026, 11, 30, 4, 5), limit=10000)
-    stamps = [b["t"] for b in minutes["bars"]["SPY"]]
+    stamps = [b.t for b in minutes.bars["SPY"]]
     # Friday's late session ends at 17:00 (early close); Monday's starts at 4:00.
-    assert stamps == [
-        "2026-11-27T21:55:00Z",
-        "2026-11-27T21:56:00Z",
-        "2026-11-27T21:57:00Z",
-        "2026-11-27T21:58:00Z",
-        "2026-11-27T21:59:00Z",
-        "2026-11-30T09:00:00Z",
-        "2026-11-30T09:01:00Z",
-        "2026-11-30T09:02:00Z",
-        "2026-11-30T09:03:00Z",
-        "2026-11-30T09:04:00Z",
-        "2026-11-30T09:05:00Z",
-    ]
+    friday = [datetime(2026, 11, 27, 21, m, tzinfo=UTC) for m in range(55, 60)]
+    monday = [datetime(2026, 11, 30, 9, m, tzinfo=UTC) for m in range(0, 6)]
+    assert stamps == friday + monday
     days = broker.bars(["SPY"], "1Day", start=ny(2026, 11, 24, 0, 0), end=ny(2026, 11, 30, 23, 0))
-    assert [b["t"][:10] for b in days["bars"]["SPY"]] == ["2026-11-24", "2026-11-25", "2026-11-27", "2026-11-30"]
+    assert [b.t.astimezone(NY).date().day for b in days.bars["SPY"]] == [24, 25, 27, 30]
 
 
 def test_the_walk_stays_within_a_few_percent_of_the_days_open() -> None:

@@ -20,6 +20,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -71,7 +72,7 @@ from pydantic import BaseModel
 from alpaca_cli import cli
 from alpaca_cli.commands import sandbox as sandbox_command
 from alpaca_cli.sandbox.calendar import NEW_YORK
-from alpaca_cli.sandbox.faults import Faults
+from alpaca_cli.sandbox.faults import Faults, Switch, readme_table, switches
 from alpaca_cli.sandbox.server import SandboxThread
 
 UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
@@ -197,7 +198,11 @@ def test_asset_list_filters_and_refusals(sandbox: Any, client: TradingClient) ->
     assert "SPY" in {a["symbol"] for a in arca} and {a["exchange"] for a in arca} == {"ARCA"}
     inactive = raw(sandbox, "/v2/assets?status=inactive")[1]
     assert inactive and not any(a["tradable"] for a in inactive)
-    assert raw(sandbox, "/v2/assets?asset_class=crypto")[1] == []
+    crypto = raw(sandbox, "/v2/assets?asset_class=crypto")[1]
+    assert {"BTC/USD", "ETH/USD"} <= {a["symbol"] for a in crypto} and {a["class"] for a in crypto} == {"crypto"}
+    assert not any(a["shortable"] or a["marginable"] for a in crypto)
+    complete(Asset, crypto[0])
+    assert all(a["class"] == "us_equity" for a in listed)
     by_id = raw(sandbox, "/v2/assets/" + listed[0]["id"])[1]
     assert by_id["symbol"] == listed[0]["symbol"]
     assert raw(sandbox, "/v2/assets/ZZZZZ") == (404, {"code": 40410000, "message": "asset not found for ZZZZZ"})
@@ -295,32 +300,32 @@ def _exit_code(*argv: str) -> int:
     return int(info.value.code or 0)
 
 
-FAULT_FLAGS = {
-    "refuse_auth": (["--refuse-auth"], True),
-    "rest_status": (["--rest-status", "503"], 503),
-    "rest_count": (["--rest-count", "3"], 3),
-    "drop_after_accept": (["--drop-after-accept", "2"], 2),
-    "hold_trade_updates": (["--hold-trade-updates"], True),
-    "refuse_trading": (["--refuse-trading"], True),
-    "mute_trading": (["--mute-trading"], True),
-    "mute_data": (["--mute-data"], True),
-    "drop_trading_every": (["--drop-trading-every", "1.5"], 1.5),
-    "drop_data_every": (["--drop-data-every", "2"], 2),
-}
+def sample_flag(switch: Switch) -> tuple[list[str], Any]:
+    """A flag of `sandbox serve` for one fault switch, and the value it sets."""
+    if switch.kind is bool:
+        return [switch.flag], True
+    value = switch.kind(switch.high if switch.high is not None else (switch.low or 0) + 2)
+    return [switch.flag, str(value)], value
 
 
 def test_every_fault_switch_is_a_serve_flag_of_the_same_name_and_meaning(
     sandbox: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert set(FAULT_FLAGS) == set(Faults().as_dict())
-    for name, (flags, value) in FAULT_FLAGS.items():
-        assert flags[0] == "--" + name.replace("_", "-")
+    assert [s.name for s in switches()] == list(Faults().as_dict())
+    for switch in switches():
+        flags, value = sample_flag(switch)
         from_flag = _serve_options(monkeypatch, *flags)["faults"]
         from_admin = Faults()
-        from_admin.update(**{name: value})
-        assert from_flag == from_admin, name
-        assert sandbox.set_faults(**{name: value})[name] == value
+        from_admin.update(**{switch.name: value})
+        assert from_flag == from_admin != Faults(), switch.name
+        assert sandbox.set_faults(**{switch.name: value})[switch.name] == value
         sandbox.call(sandbox.sandbox.faults.reset)
+
+
+def test_the_readme_lists_every_fault_switch_as_the_fields_say() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert readme_table() in readme
+    assert all(f"`{s.flag}" in readme_table() for s in switches())
 
 
 def test_rest_count_zero_means_all_from_the_flag_and_the_admin_route(
@@ -417,8 +422,10 @@ def test_snapshots_one_and_many(sandbox: Any, data: StockHistoricalDataClient) -
 
 def test_historical_trades_and_quotes_page_and_follow_the_bars(sandbox: Any, data: StockHistoricalDataClient) -> None:
     halt(sandbox, "CL", "GIS")
+    minute = timedelta(seconds=sandbox.sandbox.bar_interval)  # a "minute" lasts the bar interval
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
     end = datetime.now(UTC).replace(microsecond=0)
-    start = end - timedelta(minutes=20)
+    start = end - 20 * minute
     symbols = ["CL", "GIS"]
     trades = data.get_stock_trades(StockTradesRequest(symbol_or_symbols=symbols, start=start, end=end)).data
     quotes = data.get_stock_quotes(StockQuotesRequest(symbol_or_symbols=symbols, start=start, end=end)).data
@@ -429,7 +436,7 @@ def test_historical_trades_and_quotes_page_and_follow_the_bars(sandbox: Any, dat
         assert len(trades[symbol]) >= 20 and len(quotes[symbol]) == len(trades[symbol])
         by_minute = {bar.timestamp: bar for bar in bars[symbol]}
         for trade, quote in zip(trades[symbol], quotes[symbol], strict=True):
-            bar = by_minute[trade.timestamp.replace(second=0, microsecond=0)]
+            bar = by_minute[epoch + (trade.timestamp - epoch) // minute * minute]
             assert bar.low <= trade.price <= bar.high and start <= trade.timestamp <= end
             assert quote.timestamp == trade.timestamp and quote.bid_price < trade.price < quote.ask_price
         inside = bars[symbol][1:-1]  # whole minutes of the window: every share of the bar printed

@@ -7,14 +7,17 @@ aiohttp loads only when the server starts, so `--help` stays fast.
 
 from __future__ import annotations
 
+import inspect
 import signal
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
 
 from alpaca_cli.errors import ExitCode, UsageError
+from alpaca_cli.sandbox.faults import Faults, switches
 
 app = typer.Typer(
     name="sandbox",
@@ -53,34 +56,7 @@ def serve(
     no_sip: Annotated[
         bool, typer.Option("--no-sip", help="Refuse the sip feed (409 insufficient subscription), as a free plan.")
     ] = False,
-    refuse_auth: Annotated[
-        bool, typer.Option("--refuse-auth", help="Refuse every key: REST 401, streams unauthorized.")
-    ] = False,
-    rest_status: Annotated[
-        int | None, typer.Option(min=400, max=599, help="Answer this HTTP status to REST requests...")
-    ] = None,
-    rest_count: Annotated[int, typer.Option(min=0, help="...for the first N requests (0: all).")] = 0,
-    drop_after_accept: Annotated[
-        int, typer.Option(min=0, help="Accept the next N orders, then drop the connection unanswered.")
-    ] = 0,
-    hold_trade_updates: Annotated[
-        bool, typer.Option("--hold-trade-updates", help="Keep filling, send no trade updates (a gap).")
-    ] = False,
-    refuse_trading: Annotated[
-        bool, typer.Option("--refuse-trading", help="Answer HTTP 503 to every trading-stream upgrade (an outage).")
-    ] = False,
-    mute_trading: Annotated[
-        bool, typer.Option("--mute-trading", help="Trading stream connects but never speaks.")
-    ] = False,
-    mute_data: Annotated[
-        bool, typer.Option("--mute-data", help="Market-data stream connects but never speaks.")
-    ] = False,
-    drop_trading_every: Annotated[
-        float | None, typer.Option(min=0.01, help="Drop trading-stream connections every S seconds.")
-    ] = None,
-    drop_data_every: Annotated[
-        float | None, typer.Option(min=0.01, help="Drop market-data connections every S seconds.")
-    ] = None,
+    **fault_flags: Any,
 ) -> int:
     """Serve Alpaca's trading REST, historical bars and both streams on one local port.
 
@@ -89,24 +65,11 @@ def serve(
     also be changed while it runs, with the same names and meanings as these flags:
     `curl -X POST URL/admin/faults -d '{"rest_status":503,"rest_count":3}'`.
     """
-    from alpaca_cli.sandbox.faults import Faults
-
     if always_open and market_closed:
         raise UsageError("--always-open and --market-closed contradict each other", hint="pick one")
     faults = Faults()
     # Every fault flag is the /admin/faults switch of the same name, passed through as is.
-    faults.update(
-        refuse_auth=refuse_auth,
-        rest_status=rest_status,
-        rest_count=rest_count,
-        drop_after_accept=drop_after_accept,
-        hold_trade_updates=hold_trade_updates,
-        refuse_trading=refuse_trading,
-        mute_trading=mute_trading,
-        mute_data=mute_data,
-        drop_trading_every=drop_trading_every,
-        drop_data_every=drop_data_every,
-    )
+    faults.update(**fault_flags)
     options = {
         "host": host,
         "port": port,
@@ -125,6 +88,40 @@ def serve(
     import asyncio
 
     return asyncio.run(_serve(options))
+
+
+def _add_fault_flags(command: Callable[..., int]) -> None:
+    """One `serve` option per `Faults` field (`--rest-status` for `rest_status`), passed in `**fault_flags`."""
+    signature = inspect.signature(command, eval_str=True)
+    fixed = [p for p in signature.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    added = []
+    for switch in switches():
+        kind: Any = switch.kind | None if switch.optional else switch.kind
+        if switch.kind is bool:
+            option = typer.Option(switch.flag, help=_sentence(switch.help))
+        else:
+            option = typer.Option(
+                switch.flag,
+                help=_sentence(switch.help),
+                metavar=switch.metavar,
+                min=switch.low,
+                max=switch.high,
+            )
+        annotation = Annotated[kind, option]
+        added.append(
+            inspect.Parameter(
+                switch.name, inspect.Parameter.KEYWORD_ONLY, default=switch.default, annotation=annotation
+            )
+        )
+        command.__annotations__[switch.name] = annotation
+    command.__signature__ = signature.replace(parameters=[*fixed, *added])  # type: ignore[attr-defined]
+
+
+def _sentence(text: str) -> str:
+    return text[0].upper() + text[1:] + "."
+
+
+_add_fault_flags(serve)
 
 
 def _parse_now(text: str | None) -> datetime | None:
@@ -198,7 +195,7 @@ def _announce(sandbox: Any) -> None:
 
 
 def _market_line(sandbox: Any) -> str:
-    broker = sandbox.broker
+    broker = sandbox.engine
     if broker.market_closed:
         return "closed (--market-closed)"
     if broker.always_open:

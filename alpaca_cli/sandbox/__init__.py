@@ -4,14 +4,23 @@ The unmodified alpaca-py SDK talks to it over real sockets (`url_override`),
 which makes it both a product feature (`alpaca-cli sandbox serve`, for people
 testing their scripts) and the backbone of this project's end-to-end tests.
 
-- `engine`: the pure, synchronous matching engine (`PaperBroker`).
-- `calendar`: NYSE sessions, holidays and early closes (pure).
-- `assets`: the built-in list of tradable US stocks and ETFs.
-- `ratelimit`: Alpaca's per-key request budget.
-- `wire`: Alpaca's JSON shapes for accounts, orders, positions, clock, calendar, bars.
-- `faults`: the switchboard of injected failures.
-- `server`: the aiohttp server (`Sandbox`, `SandboxThread`) with REST and admin routes.
-- `streams`: the trading and market-data WebSockets.
+The engine (pure, synchronous, its own objects; no JSON):
+- `model`: orders, positions, refusals and the views the engine answers with.
+- `orderrequest`: an order request body checked and parsed, apart from matching.
+- `engine`: the order lifecycle of one account (`PaperBroker`), composed of
+  `market` (the seeded price walks and their tape), `history` (historical bars),
+  `account` (cash, positions, buying power), `books` (working orders by price),
+  `matching` (how a working order ends), `orderstore` (every order, by id and
+  time), `legs` (bracket, OCO and OTO rules) and `bulk` (load-test seeding).
+- `calendar`, `assets`: NYSE sessions and the built-in asset list.
+
+The server (aiohttp, on demand):
+- `server`: `Sandbox` (state, request guard, tick loop) and `SandboxThread`.
+- `restapi`: the engine behind Alpaca's JSON (`BrokerApi`); `wire` holds the shapes.
+- `tradingrest`, `datarest`, `accountrest`, `adminrest`: the REST routes.
+- `streams`, `tradestream`, `marketdata`: the WebSockets and their protocols.
+- `faults`, `ratelimit`, `params`, `respond`: fault switches, the request budget,
+  query parsing, JSON answers.
 
 Importing this package is free; the submodules pull in aiohttp on demand.
 """

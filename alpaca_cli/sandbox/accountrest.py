@@ -8,19 +8,28 @@ Handlers only: the records live in `activities`, `portfolio` and `watchlists`
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
 from alpaca_cli.sandbox import calendar, params, portfolio, watchlists, wire
-from alpaca_cli.sandbox.activities import ACTIVITY_TYPES
+from alpaca_cli.sandbox.activities import ACTIVITY_TYPES, ActivityLog
+from alpaca_cli.sandbox.engine import PaperBroker
 from alpaca_cli.sandbox.params import BadRequest
 
-if TYPE_CHECKING:
-    from alpaca_cli.sandbox.server import Sandbox
+
+class Host(Protocol):
+    """What the routes read of the running sandbox (its `Sandbox`), at request time: a reset replaces them."""
+
+    engine: PaperBroker
+    activities: ActivityLog
+    watchlists: watchlists.Watchlists
+    configuration: dict[str, Any]
+
+    def now(self) -> datetime: ...
 
 
-def setup(app: web.Application, sandbox: Sandbox) -> None:
+def setup(app: web.Application, sandbox: Host) -> None:
     routes = _Routes(sandbox)
     r = app.router
     r.add_get("/v2/account/activities", routes.activities)
@@ -56,7 +65,7 @@ def _market(name: str) -> None:
 
 
 class _Routes:
-    def __init__(self, sandbox: Sandbox) -> None:
+    def __init__(self, sandbox: Host) -> None:
         self._sandbox = sandbox
 
     # ---------------------------------------------------------- activities
@@ -82,7 +91,7 @@ class _Routes:
 
     async def portfolio_history(self, request: web.Request) -> web.Response:
         q = request.query
-        broker = self._sandbox.broker
+        broker = self._sandbox.engine
         found = portfolio.history(
             now=self._sandbox.now(),
             equity=broker.equity(),
@@ -151,7 +160,7 @@ class _Routes:
         for name in q.get("markets", "NYSE").split(","):
             _market(name.strip())
         asked = params.instant(q.get("time"), "time")
-        broker = self._sandbox.broker
+        broker = self._sandbox.engine
         now = asked or self._sandbox.now()
         is_open = calendar.is_open(now) if asked is not None else broker.is_open_at(now)
         today = calendar.session(calendar.local_day(now))

@@ -5,7 +5,8 @@ price (where the seeded walk starts, give or take a few percent) and flags
 for what is not the default, then the name. Flags: `n` not fractionable,
 `h` hard to borrow, `s` not shortable, `m` not marginable, `i` inactive
 (delisted or merged away: listed, but not tradable). Orders on symbols not
-listed here, or not tradable, are refused as Alpaca refuses them.
+listed here, or not tradable, are refused as Alpaca refuses them. Crypto
+pairs (class `crypto`, exchange `CRYPTO`) have their own short table.
 """
 
 from __future__ import annotations
@@ -399,9 +400,20 @@ SAND NYSE 6 - Sandstorm Gold Ltd. Common Shares
 """
 
 
+# Crypto pairs against the dollar: no shorting, no margin (flags `hsm`).
+_CRYPTO_TABLE = """\
+BTC/USD CRYPTO 95000 hsm Bitcoin / US Dollar
+ETH/USD CRYPTO 3300 hsm Ethereum / US Dollar
+SOL/USD CRYPTO 190 hsm Solana / US Dollar
+LTC/USD CRYPTO 100 hsm Litecoin / US Dollar
+AVAX/USD CRYPTO 40 hsm Avalanche / US Dollar
+LINK/USD CRYPTO 22 hsm Chainlink / US Dollar
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class Asset:
-    """One listed asset (class `us_equity`)."""
+    """One listed asset: a US stock or ETF (`us_equity`), or a crypto pair (`crypto`)."""
 
     symbol: str
     exchange: str
@@ -412,6 +424,7 @@ class Asset:
     easy_to_borrow: bool = True
     shortable: bool = True
     marginable: bool = True
+    asset_class: str = "us_equity"
 
     @property
     def id(self) -> str:
@@ -426,7 +439,7 @@ class Asset:
         margin = 30 if self.marginable else 100
         return {
             "id": self.id,
-            "class": "us_equity",
+            "class": self.asset_class,
             "exchange": self.exchange,
             "symbol": self.symbol,
             "name": self.name,
@@ -439,11 +452,19 @@ class Asset:
             "shortable": self.shortable,
             "easy_to_borrow": self.easy_to_borrow,
             "fractionable": self.fractionable,
-            "min_order_size": None,
-            "min_trade_increment": None,
-            "price_increment": None,
-            "attributes": ["fractional_eh_enabled", "has_options"] if self.fractionable else ["has_options"],
+            **(_CRYPTO_INCREMENTS if self.asset_class == "crypto" else _STOCK_INCREMENTS),
+            "attributes": self._attributes(),
         }
+
+    def _attributes(self) -> list[str]:
+        if self.asset_class == "crypto":
+            return []
+        return ["fractional_eh_enabled", "has_options"] if self.fractionable else ["has_options"]
+
+
+_STOCK_INCREMENTS = {"min_order_size": None, "min_trade_increment": None, "price_increment": None}
+# A crypto order may be for a sliver of a coin; prices move in cents (the walk's step).
+_CRYPTO_INCREMENTS = {"min_order_size": "0.0001", "min_trade_increment": "0.000000001", "price_increment": "0.01"}
 
 
 def asset_id(symbol: str) -> str:
@@ -454,6 +475,7 @@ def asset_id(symbol: str) -> str:
 def _parse(line: str) -> Asset:
     symbol, exchange, price, flags, name = line.split(" ", 4)
     return Asset(
+        asset_class="crypto" if exchange == "CRYPTO" else "us_equity",
         symbol=symbol,
         exchange=exchange,
         reference_price=Decimal(price),
@@ -469,7 +491,7 @@ def _parse(line: str) -> Asset:
 @cache
 def all_assets() -> dict[str, Asset]:
     """Every listed asset by symbol, in table order."""
-    return {asset.symbol: asset for asset in map(_parse, _TABLE.splitlines())}
+    return {asset.symbol: asset for asset in map(_parse, (_TABLE + _CRYPTO_TABLE).splitlines())}
 
 
 @cache

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 from alpaca_cli.sandbox.params import BadRequest
 
 if TYPE_CHECKING:
-    from alpaca_cli.sandbox.engine import SimOrder
+    from alpaca_cli.sandbox.model import SimOrder
 
 ORDER_CLASSES = frozenset({"simple", "bracket", "oco", "oto"})
 CENT = Decimal("0.01")

@@ -1,8 +1,10 @@
-"""Alpaca's market-data stream protocol (`/v2/iex`, `/v2/sip`) without any I/O.
+"""Alpaca's market-data stream protocol (`/v2/iex`, `/v2/sip`, `/v1beta3/crypto/us`) without any I/O.
 
 Everything here is pure so it can be tested without sockets: the message
-builders, the msgpack/JSON framing, the per-connection handshake and
-subscription state machine, and the aggregation of simulated prints into bars.
+builders (stocks' and crypto's), the msgpack/JSON framing, the per-connection
+handshake and subscription state machine, and synthetic burst bars for load
+tests. Regular bars are the engine's recorded ones (see `history`), so the
+stream and the bars API serve one series.
 `alpaca_cli.sandbox.streams` owns the sockets and calls into this module.
 
 Facts mirrored from Alpaca (see /work/shared/docs/alpaca-wire.md, section 4):
@@ -22,6 +24,8 @@ from typing import Any
 
 import msgpack
 
+from alpaca_cli.sandbox import wire
+from alpaca_cli.sandbox.model import Bar
 from alpaca_cli.sandbox.quotes import EXCHANGE, half_spread
 
 # Every channel a stock subscription ack lists, in Alpaca's order.
@@ -36,8 +40,12 @@ CHANNELS = (
     "corrections",
     "cancelErrors",
 )
-# Alpaca subscribes trade corrections and cancel errors along with trades.
+# Every channel a crypto subscription ack lists, in Alpaca's order.
+CRYPTO_CHANNELS = ("trades", "quotes", "orderbooks", "bars", "updatedBars", "dailyBars")
+# Alpaca subscribes trade corrections and cancel errors along with trades (stocks only).
 _FOLLOW_TRADES = ("corrections", "cancelErrors")
+# The feed name of the crypto stream's sessions.
+CRYPTO_FEED = "crypto"
 # Alpaca's free (IEX) plan: at most 30 trade and quote channels at a time, bars unlimited.
 IEX_TRADE_QUOTE_LIMIT = 30
 # alpaca-py's websocket refuses messages over 1 MiB (closes 1009); stay well below.
@@ -99,7 +107,17 @@ def bar_message(
     }
 
 
-def trade_message(symbol: str, price: float, size: int, t: datetime, trade_id: int) -> dict:
+def bar_of(symbol: str, bar: Bar, kind: str = "b") -> dict[str, Any]:
+    """The engine's bar as a stream message: `b` a bar, `u` a correction of one already sent."""
+    message = bar_message(
+        symbol, bar.t, float(bar.o), float(bar.h), float(bar.l), float(bar.c), 0, bar.n, float(bar.vw)
+    )
+    message["v"] = wire.volume(bar.v)
+    message["T"] = kind
+    return message
+
+
+def trade_message(symbol: str, price: float, size: int | float, t: datetime, trade_id: int) -> dict:
     """A trade print (`T: "t"`) on the simulated IEX tape."""
     return {
         "T": "t",
@@ -110,6 +128,25 @@ def trade_message(symbol: str, price: float, size: int, t: datetime, trade_id: i
         "s": size,
         "c": ["@"],
         "z": "C",
+        "t": timestamp(t),
+    }
+
+
+def crypto_trade_message(symbol: str, price: float, size: float, t: datetime, trade_id: int, taker: str) -> dict:
+    """A crypto trade (`T: "t"`): no venue or conditions, the taker's side (`B` buy, `S` sell) instead."""
+    return {"T": "t", "S": symbol, "p": price, "s": size, "t": timestamp(t), "i": trade_id, "tks": taker}
+
+
+def crypto_quote_message(symbol: str, price: float, t: datetime) -> dict[str, Any]:
+    """A crypto top of book (`T: "q"`) around `price`, sizes in coins."""
+    half = half_spread(price)
+    return {
+        "T": "q",
+        "S": symbol,
+        "bp": round(price - half, 4),
+        "bs": 0.5,
+        "ap": round(price + half, 4),
+        "as": 0.5,
         "t": timestamp(t),
     }
 
@@ -209,11 +246,15 @@ class Subscriptions:
     """One connection's channels and symbols; `"*"` stands for every symbol."""
 
     trade_quote_limit: int | None = None
-    channels: dict[str, set[str]] = field(default_factory=lambda: {c: set() for c in CHANNELS})
+    names: tuple[str, ...] = CHANNELS  # the stream's channels (stocks' or crypto's)
+    channels: dict[str, set[str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.channels = {c: set() for c in self.names}
 
     def ack(self) -> dict[str, Any]:
         """The `subscription` message listing everything currently subscribed."""
-        return {"T": "subscription", **{c: sorted(self.channels[c]) for c in CHANNELS}}
+        return {"T": "subscription", **{c: sorted(self.channels[c]) for c in self.names}}
 
     def wants(self, channel: str, symbol: str) -> bool:
         symbols = self.channels[channel]
@@ -233,14 +274,15 @@ class Subscriptions:
         for key, value in request.items():
             if key == "action":
                 continue
-            if key not in CHANNELS:
+            if key not in self.names:
                 return error(410)
             if not isinstance(value, list) or not all(isinstance(s, str) and s for s in value):
                 return error(400)
             changes[key] = value
         updated = {c: set(s) for c, s in self.channels.items()}
         for channel, symbols in changes.items():
-            targets = (channel, *_FOLLOW_TRADES) if channel == "trades" else (channel,)
+            follow = _FOLLOW_TRADES if channel == "trades" and self.names is CHANNELS else ()
+            targets = (channel, *follow)
             for target in targets:
                 if subscribe:
                     updated[target].update(symbols)
@@ -289,7 +331,8 @@ class DataSession:
         self._sip_allowed = sip_allowed
         self.authenticated = False
         limit = IEX_TRADE_QUOTE_LIMIT if feed == "iex" else None
-        self.subscriptions = Subscriptions(trade_quote_limit=limit)
+        names = CRYPTO_CHANNELS if feed == CRYPTO_FEED else CHANNELS
+        self.subscriptions = Subscriptions(trade_quote_limit=limit, names=names)
 
     def receive(self, message: Any, *, refuse_auth: bool = False) -> Reply:
         """Handle one decoded client message."""
@@ -319,61 +362,19 @@ class DataSession:
 # ----------------------------------------------------------------------- aggregation
 
 
-@dataclass
-class _Building:
-    o: float
-    h: float
-    low: float
-    c: float
-    v: int = 0
-    n: int = 0
-    pv: float = 0.0
+class BurstBars:
+    """Synthetic bars for load tests (`/admin/burst`), placed between the regular ones.
 
-    def add(self, price: float, size: int) -> None:
-        self.h = max(self.h, price)
-        self.low = min(self.low, price)
-        self.c = price
-        self.v += size
-        self.n += 1
-        self.pv += price * size
-
-
-def _vwap(pv: float, v: int, fallback: float) -> float:
-    return round(pv / v, 4) if v else fallback
-
-
-class BarAggregator:
-    """Turns the simulated tape into one OHLCV bar per symbol per interval.
-
-    Prints accumulate until `close` ends the interval; `close` then returns a
-    bar for every requested symbol. A symbol without prints in the interval
-    gets a flat bar at its current price with zero volume, so every subscriber
-    sees one bar per symbol per interval, as a consumer of a liquid stock would.
+    Remembers the last bar time sent per symbol (regular bars included, see
+    `sent`), so a burst never reuses a time or goes back in time.
     """
 
     def __init__(self) -> None:
-        self._building: dict[str, _Building] = {}
-        # Last bar time sent per symbol, so bursts never reuse or go back in time.
         self.last_bar_time: dict[str, datetime] = {}
 
-    def add_trade(self, symbol: str, price: float, size: int) -> None:
-        bar = self._building.get(symbol)
-        if bar is None:
-            bar = self._building[symbol] = _Building(price, price, price, price)
-        bar.add(price, size)
-
-    def close(self, start: datetime, symbols: Iterable[str], price_of: Callable[[str], float]) -> list[dict[str, Any]]:
-        """End the interval that began at `start`: bars for `symbols`, then reset."""
-        building, self._building = self._building, {}
-        bars = []
-        for symbol in sorted(symbols):
-            b = building.get(symbol)
-            if b is None:
-                p = price_of(symbol)
-                b = _Building(p, p, p, p)
-            bars.append(bar_message(symbol, start, b.o, b.h, b.low, b.c, b.v, b.n, _vwap(b.pv, b.v, b.c)))
-            self.last_bar_time[symbol] = start
-        return bars
+    def sent(self, symbol: str, t: datetime) -> None:
+        """A regular bar of `symbol` starting at `t` went out."""
+        self.last_bar_time[symbol] = max(t, self.last_bar_time.get(symbol, t))
 
     def burst(
         self,

@@ -16,17 +16,19 @@ import base64
 import hashlib
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
+from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
 from alpaca_cli.sandbox import wire
+from alpaca_cli.sandbox.model import Bar
 from alpaca_cli.sandbox.params import BadRequest
 
 # The exchange code of IEX, the only venue the simulated tape trades on.
 EXCHANGE = "V"
 MAX_LIMIT = 10000
 
-Print = tuple[datetime, float, int]
-MinuteBars = Callable[[str, datetime, datetime], Iterable[dict[str, Any]]]
+Print = tuple[datetime, float, Decimal]
+MinuteBars = Callable[[str, datetime, datetime], Iterable[Bar]]
 
 
 def _digest(*parts: object) -> int:
@@ -39,23 +41,38 @@ def half_spread(price: float) -> float:
     return max(0.005, round(price * 0.0001, 4))
 
 
-def trade(symbol: str, at: datetime, price: float, size: int) -> dict[str, Any]:
-    """A trade as `/v2/stocks/trades` writes it (ids stable per symbol and time)."""
+def trade(symbol: str, at: datetime, price: float, size: Decimal, *, crypto: bool = False) -> dict[str, Any]:
+    """A trade as `/v2/stocks/trades` (or, `crypto`, `/v1beta3/crypto/us/trades`) writes it.
+
+    Ids are stable per symbol and time; a crypto trade names its taker's side instead of a venue.
+    """
+    trade_id = _digest("trade", symbol, at.timestamp()) % 2**52
+    if crypto:
+        taker = "B" if _digest("taker", symbol, at.timestamp()) % 2 else "S"
+        return {"t": wire.ts(at), "p": price, "s": wire.volume(size), "i": trade_id, "tks": taker}
     return {
         "t": wire.ts(at),
         "x": EXCHANGE,
         "p": price,
-        "s": size,
+        "s": wire.volume(size),
         "c": ["@"],
-        "i": _digest("trade", symbol, at.timestamp()) % 2**52,
+        "i": trade_id,
         "z": "C",
     }
 
 
-def quote(symbol: str, at: datetime, price: float) -> dict[str, Any]:
+def quote(symbol: str, at: datetime, price: float, *, crypto: bool = False) -> dict[str, Any]:
     """The top of book around a trade at `price`; bid < price < ask for every positive price."""
     half = half_spread(price)
     sizes = _digest("size", symbol, at.timestamp())
+    if crypto:
+        return {
+            "t": wire.ts(at),
+            "bp": round(price - half, 4),
+            "bs": round(0.05 * (1 + sizes // 5 % 5), 4),
+            "ap": round(price + half, 4),
+            "as": round(0.05 * (1 + sizes % 5), 4),
+        }
     return {
         "t": wire.ts(at),
         "ax": EXCHANGE,
@@ -69,18 +86,21 @@ def quote(symbol: str, at: datetime, price: float) -> dict[str, Any]:
     }
 
 
-def prints(symbol: str, bar: dict[str, Any]) -> list[Print]:
-    """The prints a minute bar stands for: open first, close last, high and low between."""
-    start = datetime.fromisoformat(bar["t"].replace("Z", "+00:00"))
-    seed = _digest("prints", symbol, bar["t"])
-    middle = [bar["h"], bar["l"]] if seed % 2 else [bar["l"], bar["h"]]
-    prices = [bar["o"], *middle, bar["c"]]
-    volume = int(bar["v"])
-    share, rest = divmod(volume, 4)
+def prints(symbol: str, bar: Bar, seconds: float = 60.0) -> list[Print]:
+    """The prints a bar of `seconds` stands for: open first, close last, high and low between."""
+    seed = _digest("prints", symbol, wire.bar_time(bar.t))
+    middle = [bar.h, bar.l] if seed % 2 else [bar.l, bar.h]
+    prices = [float(p) for p in (bar.o, *middle, bar.c)]
+    if bar.v == bar.v.to_integral_value():
+        share, rest = divmod(bar.v, 4)
+    else:  # fractions of a coin: four equal parts to the nano, the rest on the close
+        share = (bar.v / 4).quantize(Decimal("1e-9"), rounding=ROUND_DOWN)
+        rest = bar.v - 4 * share
     sizes = [share, share, share, share + rest]
     offsets = (0.2, 15 + seed % 15, 30 + seed // 16 % 15, 59.5)
+    scale = seconds / 60
     return [
-        (start + timedelta(seconds=offset, microseconds=seed % 997), price, size)
+        (bar.t + timedelta(seconds=offset * scale, microseconds=seed % 997 * scale), price, size)
         for offset, price, size in zip(offsets, prices, sizes, strict=True)
         if size > 0
     ]
@@ -94,8 +114,13 @@ def history(
     end: datetime,
     limit: int,
     page_token: str | None,
+    *,
+    seconds: float = 60.0,
+    crypto: bool = False,
 ) -> dict[str, Any]:
     """`/v2/stocks/trades` or `/v2/stocks/quotes` (`kind` "trades"/"quotes"), paged like bars.
+
+    `seconds`: how long a minute bar lasts (the sandbox's bar interval); `crypto`: crypto shapes.
 
     Items come sorted by symbol, then time; `limit` counts them across all
     symbols of the page and `next_page_token` resumes at the first one left out.
@@ -113,20 +138,25 @@ def history(
         first = start
         if resume is not None and symbol == resume[0]:
             first = max(start, resume[1].replace(second=0, microsecond=0))
-        for at, price, size in _prints_between(symbol, minute_bars, first, end):
+        for at, price, size in _prints_between(symbol, minute_bars, first, end, seconds):
             if resume is not None and symbol == resume[0] and at < resume[1]:
                 continue
             if count >= limit:
                 return {kind: out, "next_page_token": _encode(symbol, at)}
-            made = trade(symbol, at, price, size) if kind == "trades" else quote(symbol, at, price)
+            if kind == "trades":
+                made = trade(symbol, at, price, size, crypto=crypto)
+            else:
+                made = quote(symbol, at, price, crypto=crypto)
             out.setdefault(symbol, []).append(made)
             count += 1
     return {kind: out, "next_page_token": None}
 
 
-def _prints_between(symbol: str, minute_bars: MinuteBars, start: datetime, end: datetime) -> Iterator[Print]:
+def _prints_between(
+    symbol: str, minute_bars: MinuteBars, start: datetime, end: datetime, seconds: float
+) -> Iterator[Print]:
     for bar in minute_bars(symbol, start, end):
-        for found in prints(symbol, bar):
+        for found in prints(symbol, bar, seconds):
             if start <= found[0] <= end:
                 yield found
 

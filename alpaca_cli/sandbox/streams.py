@@ -41,23 +41,18 @@ from aiohttp import WSMsgType, web
 
 from alpaca_cli.sandbox import marketdata as md
 from alpaca_cli.sandbox import tradestream as ts
+from alpaca_cli.sandbox.datarest import CRYPTO_LOCATIONS
+from alpaca_cli.sandbox.model import Bar
 
 log = logging.getLogger(__name__)
 
 # Messages a connection may have queued before it counts as a slow client (407).
 SLOW_CLIENT_LIMIT = 250_000
+# At most this many finished intervals are sent at once (a clock moved far ahead sends the last ones).
+_MAX_CATCH_UP = 1000
 # How often the drop-every timers look at the faults.
 _DROP_POLL = 0.05
 _HUB_KEY = web.AppKey("alpaca_cli.stream_hub", object)
-
-
-def _json_default(value: Any) -> Any:
-    """Engine payloads may carry Decimals and datetimes; send them as Alpaca would."""
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    raise TypeError(f"cannot encode {type(value).__name__}")
 
 
 @dataclass(eq=False)
@@ -122,15 +117,16 @@ class StreamHub:
         self.sandbox = sandbox
         self.trading: list[_Conn] = []
         self.data: list[_Conn] = []
-        self.aggregator = md.BarAggregator()
+        self.bursts = md.BurstBars()
         self._trading_owner: _Conn | None = None
         self._ids = itertools.count(1)
         self._trade_ids = itertools.count(1)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._window: datetime | None = None
+        self._window: int | None = None  # the recorded bar under way at the last roll
         self.bars_sent = 0
+        self.corrections_sent = 0  # updatedBars messages (the `correct_bars_after` fault)
         self.trade_updates_discarded = 0
         self.trading_refused = 0  # upgrades refused by the `refuse_trading` outage
 
@@ -139,9 +135,8 @@ class StreamHub:
     async def start(self, _app: web.Application) -> None:
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
-        broker = self.sandbox.broker
-        broker.listeners.append(self._on_order_event)
-        broker.trade_listeners.append(self._on_print)
+        self.sandbox.broker.listeners.append(self._on_order_event)
+        self.sandbox.engine.trade_listeners.append(self._on_print)
         self._tasks = [
             asyncio.create_task(self._bar_clock(), name="sandbox-bar-clock"),
             asyncio.create_task(self._drop_timer(), name="sandbox-drop-timer"),
@@ -149,11 +144,10 @@ class StreamHub:
 
     async def stop(self, _app: web.Application) -> None:
         """Stop timers and cut every connection so the server shuts down at once."""
-        broker = self.sandbox.broker
         with contextlib.suppress(ValueError):
-            broker.listeners.remove(self._on_order_event)
+            self.sandbox.broker.listeners.remove(self._on_order_event)
         with contextlib.suppress(ValueError):
-            broker.trade_listeners.remove(self._on_print)
+            self.sandbox.engine.trade_listeners.remove(self._on_print)
         for task in self._tasks:
             task.cancel()
         for conn in [*self.trading, *self.data]:
@@ -295,7 +289,7 @@ class StreamHub:
         return owner
 
     def _on_order_event(self, payload: dict[str, Any]) -> None:
-        frame = json.dumps(ts.trade_update(payload), default=_json_default, separators=(",", ":"))
+        frame = json.dumps(ts.trade_update(payload), separators=(",", ":"))
         self._call_in_loop(self._deliver_trade_update, frame.encode())
 
     def _deliver_trade_update(self, frame: bytes) -> None:
@@ -312,7 +306,7 @@ class StreamHub:
     # -------------------------------------------------------- market-data stream
 
     async def data_handler(self, request: web.Request) -> web.StreamResponse:
-        feed = request.match_info["feed"]
+        feed = request.match_info.get("feed", md.CRYPTO_FEED)
         ws = web.WebSocketResponse(compress=False, timeout=1.0, max_msg_size=md.MAX_FRAME_BYTES)
         await ws.prepare(request)
         binary = "msgpack" in request.headers.get("Content-Type", "")
@@ -378,64 +372,119 @@ class StreamHub:
         """Make the engine walk every newly subscribed symbol, so it prints and has bars."""
         assert conn.data is not None
         subs = conn.data.subscriptions
-        for channel in ("trades", "quotes", "bars"):
+        for channel in ("trades", "quotes", "bars", "updatedBars"):
             for symbol in subs.symbols(channel):
                 if symbol != "*":
-                    self.sandbox.broker.price(symbol)
+                    self.sandbox.engine.price(symbol)
 
     def _price(self, symbol: str) -> float:
-        return float(self.sandbox.broker.price(symbol))
+        return float(self.sandbox.engine.price(symbol))
+
+    def _crypto(self, symbol: str) -> bool:
+        """Is `symbol` a crypto pair (for the crypto stream) rather than a stock (for the feeds)?"""
+        ticker = self.sandbox.engine.market.tickers.get(symbol)
+        return ticker is not None and ticker.crypto
 
     def _subscribers(self) -> list[_Conn]:
         return [
             c for c in self.data if c.data is not None and c.data.authenticated and not c.closing and not c.ws.closed
         ]
 
-    def _on_print(self, symbol: str, price: float, size: int, when: datetime) -> None:
+    def _wants(self, conn: _Conn, channel: str, symbol: str) -> bool:
+        """Does `conn` subscribe `symbol` on `channel` (a wildcard covers its own asset class only)?"""
+        assert conn.data is not None
+        return conn.data.subscriptions.wants(channel, symbol) and (conn.feed == md.CRYPTO_FEED) == self._crypto(symbol)
+
+    def _on_print(self, symbol: str, price: Decimal, size: Decimal, when: datetime) -> None:
         self._call_in_loop(self._deliver_print, symbol, float(price), size, when)
 
-    def _deliver_print(self, symbol: str, price: float, size: int, when: datetime) -> None:
-        self.aggregator.add_trade(symbol, price, size)
+    def _deliver_print(self, symbol: str, price: float, size: Decimal, when: datetime) -> None:
+        """One print of the walk: a trade message, and a quote straddling it, to whoever subscribes."""
         trade: dict[str, Any] | None = None
         quote: dict[str, Any] | None = None
+        crypto = self._crypto(symbol)
         for conn in self._subscribers():
-            subs = conn.data.subscriptions  # type: ignore[union-attr]
-            if subs.wants("quotes", symbol):
-                quote = quote or md.quote_message(symbol, price, when)
+            if self._wants(conn, "quotes", symbol):
+                if quote is None:
+                    quote = (
+                        md.crypto_quote_message(symbol, price, when)
+                        if crypto
+                        else md.quote_message(symbol, price, when)
+                    )
                 self._enqueue_data(conn, quote)
-            if subs.wants("trades", symbol):
-                trade = trade or md.trade_message(symbol, price, size, when, next(self._trade_ids))
+            if self._wants(conn, "trades", symbol):
+                if trade is None:
+                    trade_id = next(self._trade_ids)
+                    if crypto:
+                        taker = "B" if trade_id % 2 else "S"
+                        trade = md.crypto_trade_message(symbol, price, float(size), when, trade_id, taker)
+                    else:
+                        trade = md.trade_message(symbol, price, int(size), when, trade_id)
                 self._enqueue_data(conn, trade)
 
-    def _bar_symbols(self) -> set[str]:
+    def _bar_symbols(self, conn: _Conn | None = None) -> set[str]:
+        """The symbols `conn` (or any subscriber) takes bars of, the wildcard expanded to the walking ones."""
         symbols: set[str] = set()
-        for conn in self._subscribers():
-            symbols |= conn.data.subscriptions.symbols("bars")  # type: ignore[union-attr]
+        for sub in [conn] if conn is not None else self._subscribers():
+            symbols |= sub.data.subscriptions.symbols("bars")  # type: ignore[union-attr]
         if "*" in symbols:
             symbols.discard("*")
-            symbols |= set(self.sandbox.broker.symbols())
+            symbols |= set(self.sandbox.engine.symbols())
         return symbols
 
     def roll(self, now: datetime) -> int:
-        """Close the bar interval if `now` is past it; returns how many bars went out."""
-        start = md.interval_start(now, self.sandbox.bar_interval)
-        if self._window is None:
-            self._window = start
+        """Send the bars of every interval that ended since the last roll; returns how many went out.
+
+        The bars are the engine's recorded ones (the series the bars API serves);
+        an interval without prints has no bar, and a stock has none outside the session.
+        """
+        index = self.sandbox.engine.market.bar_index(now)
+        if self._window is None or index < self._window:  # the first roll, or the clock moved back
+            self._window = index
             return 0
-        if start <= self._window:
-            return 0
-        bars = self.aggregator.close(self._window, self._bar_symbols(), self._price)
-        in_session = self.sandbox.broker.is_open_at(self._window)
-        self._window = start
-        if not in_session:
-            return 0  # no bars for an interval that began outside the session: nothing traded
-        return self._deliver_bars(bars)
+        first = max(self._window, index - _MAX_CATCH_UP)
+        self._window = index
+        return sum(self._send_bars(past) for past in range(first, index))
+
+    def _send_bars(self, index: int) -> int:
+        engine = self.sandbox.engine
+        stocks_trade = engine.is_open_at(engine.market.bar_start(index))
+        made: dict[str, Bar | None] = {}
+        delivered = 0
+        for conn in self._subscribers():
+            for symbol in sorted(self._bar_symbols(conn)):
+                if not self._wants(conn, "bars", symbol) or not (stocks_trade or self._crypto(symbol)):
+                    continue
+                if symbol not in made:
+                    made[symbol] = engine.recorded_bar(symbol, index)
+                bar = made[symbol]
+                if bar is not None:
+                    self._enqueue_data(conn, md.bar_of(symbol, bar))
+                    self.bursts.sent(symbol, bar.t)
+                    delivered += 1
+        self.bars_sent += delivered
+        corrected = [s for s, bar in made.items() if bar is not None]
+        delay = self.sandbox.faults.correct_bars_after
+        if delay is not None and corrected and self._loop is not None:
+            self._loop.call_later(delay, self._correct, index, corrected)
+        return delivered
+
+    def _correct(self, index: int, symbols: list[str]) -> None:
+        """The `correct_bars_after` fault: a late print lands in bar `index`; `updatedBars` says so."""
+        for symbol in symbols:
+            bar = self.sandbox.engine.report_late(symbol, index)
+            if bar is None:
+                continue
+            message = md.bar_of(symbol, bar, "u")
+            for conn in self._subscribers():
+                if self._wants(conn, "updatedBars", symbol):
+                    self._enqueue_data(conn, message)
+                    self.corrections_sent += 1
 
     def _deliver_bars(self, bars: list[dict[str, Any]]) -> int:
         delivered = 0
         for conn in self._subscribers():
-            subs = conn.data.subscriptions  # type: ignore[union-attr]
-            mine = [b for b in bars if subs.wants("bars", b["S"])]
+            mine = [b for b in bars if self._wants(conn, "bars", b["S"])]
             for bar in mine:
                 self._enqueue_data(conn, bar)
             delivered += len(mine)
@@ -443,7 +492,7 @@ class StreamHub:
         return delivered
 
     async def _bar_clock(self) -> None:
-        """Emit bars at every bar-interval boundary of the wall clock."""
+        """Send bars at every bar-interval boundary of the sandbox's clock."""
         while True:
             interval = self.sandbox.bar_interval
             now = self.sandbox.now()
@@ -452,12 +501,12 @@ class StreamHub:
             await asyncio.sleep(max(0.0, (boundary - self.sandbox.now()).total_seconds()))
 
     def burst(self, count: int, symbols: list[str] | None) -> dict[str, int]:
-        """Send `count` synthetic bars now to the data subscribers (see `BarAggregator.burst`)."""
+        """Send `count` synthetic bars now to the data subscribers (see `BurstBars.burst`)."""
         now = self.sandbox.now()
-        self.roll(now)  # close a finished interval first so burst times stay ordered
+        self.roll(now)  # send a finished interval first so burst times stay ordered
         if not symbols:
             symbols = sorted(self._bar_symbols())
-        bars = self.aggregator.burst(symbols, count, self.sandbox.bar_interval, now, self._price)
+        bars = self.bursts.burst(symbols, count, self.sandbox.bar_interval, now, self._price)
         return {"bars": len(bars), "delivered": self._deliver_bars(bars)}
 
     # -------------------------------------------------------------------- faults
@@ -515,6 +564,7 @@ class StreamHub:
             "trading": [c.describe() for c in self.trading],
             "data": [c.describe() for c in self.data],
             "bars_sent": self.bars_sent,
+            "corrections_sent": self.corrections_sent,
             "trade_updates_discarded": self.trade_updates_discarded,
             "trading_refused": self.trading_refused,
         }
@@ -534,6 +584,7 @@ def setup(app: web.Application, sandbox: Any) -> StreamHub:
     app.router.add_get("/stream", hub.trading_handler)
     app.router.add_get("/stream/", hub.trading_handler)  # where alpaca-trade-api connects
     app.router.add_get("/v2/{feed:iex|sip}", hub.data_handler)
+    app.router.add_get("/v1beta3/crypto/{loc:" + "|".join(CRYPTO_LOCATIONS) + "}", hub.data_handler)
 
     async def admin_drop(request: web.Request) -> web.Response:
         body = await _json_body(request)

@@ -11,13 +11,21 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from alpaca_cli.sandbox import assets
 from alpaca_cli.sandbox.calendar import NEW_YORK, Session, settlement_date
-
-if TYPE_CHECKING:
-    from alpaca_cli.sandbox.engine import SimOrder
+from alpaca_cli.sandbox.model import (
+    AccountView,
+    Bar,
+    BrokerError,
+    ClockView,
+    Outcome,
+    PositionView,
+    SimOrder,
+    TradeEvent,
+    plain,
+)
 
 # The paper account's fixed identity; deterministic so tests can assert on it.
 ACCOUNT_ID = "8f7a2b6e-3c1d-4e5f-9a0b-1c2d3e4f5a6b"
@@ -34,13 +42,7 @@ def ts(value: datetime | None) -> str | None:
 
 def num(value: Decimal | int | None) -> str | None:
     """A decimal as Alpaca's JSON strings write it: plain notation, no trailing zeros."""
-    if value is None:
-        return None
-    d = Decimal(value)
-    if d == 0:
-        return "0"
-    text = format(d.normalize(), "f")
-    return text
+    return None if value is None else plain(value)
 
 
 def asset_id(symbol: str) -> str:
@@ -48,8 +50,46 @@ def asset_id(symbol: str) -> str:
     return assets.asset_id(symbol)
 
 
+def asset_class(symbol: str) -> str:
+    """`us_equity`, or `crypto` for a listed crypto pair."""
+    listed = assets.find(symbol)
+    return "us_equity" if listed is None else listed.asset_class
+
+
 def error(code: int, message: str, **extra: Any) -> dict[str, Any]:
-    return {"code": code, "message": message, **extra}
+    """Alpaca's error body; decimal extras (`buying_power`, ...) as its strings."""
+    return {"code": code, "message": message, **{k: num(v) if isinstance(v, Decimal) else v for k, v in extra.items()}}
+
+
+def refusal(exc: BrokerError) -> dict[str, Any]:
+    """The body of the engine's refusal."""
+    return error(exc.code, exc.message, **exc.extra)
+
+
+def trade_event(e: TradeEvent) -> dict[str, Any]:
+    """A trade update's `data`: the event, the order as it was, and a fill's own price and size."""
+    payload: dict[str, Any] = {"event": e.event, "order": order(e.order), "timestamp": ts(e.timestamp)}
+    if e.execution_id is not None:
+        payload.update(
+            execution_id=e.execution_id, price=num(e.price), qty=num(e.qty), position_qty=num(e.position_qty)
+        )
+    return payload
+
+
+def cancel_outcome(o: Outcome) -> dict[str, Any]:
+    """One entry of `DELETE /v2/orders`' 207 body."""
+    if o.error is not None:
+        return {"id": o.key, "status": o.error.status, "body": refusal(o.error)}
+    assert o.order is not None
+    return {"id": o.key, "status": 200, "body": order(o.order)}
+
+
+def close_outcome(o: Outcome) -> dict[str, Any]:
+    """One entry of `DELETE /v2/positions`' 207 body."""
+    if o.error is not None:
+        return {"symbol": o.key, "status": o.error.status, "body": refusal(o.error)}
+    assert o.order is not None
+    return {"symbol": o.key, "status": 200, "order_id": o.order.id, "body": order(o.order)}
 
 
 def order(o: SimOrder, *, nested: bool = False) -> dict[str, Any]:
@@ -72,7 +112,7 @@ def order(o: SimOrder, *, nested: bool = False) -> dict[str, Any]:
         "replaces": o.replaces,
         "asset_id": asset_id(o.symbol),
         "symbol": o.symbol,
-        "asset_class": "us_equity",
+        "asset_class": asset_class(o.symbol),
         "notional": num(o.notional),
         "qty": num(o.qty),
         "filled_qty": num(o.filled_qty),
@@ -98,22 +138,14 @@ def order(o: SimOrder, *, nested: bool = False) -> dict[str, Any]:
     }
 
 
-def position(
-    *,
-    symbol: str,
-    exchange: str,
-    qty: Decimal,
-    avg_entry_price: Decimal,
-    current_price: Decimal,
-    lastday_price: Decimal,
-    qty_available: Decimal,
-) -> dict[str, Any]:
+def position(p: PositionView) -> dict[str, Any]:
     """One position; shorts carry negative qty, market value and cost basis, like Alpaca.
 
     The cost basis is computed from the average entry price as published
     (8 places), so `qty * avg_entry_price` of the answer gives it back.
     """
-    avg_entry_price = _q(avg_entry_price, 8)
+    symbol, qty, current_price, lastday_price = p.symbol, p.qty, p.current_price, p.lastday_price
+    avg_entry_price = _q(p.avg_entry_price, 8)
     cost_basis = qty * avg_entry_price
     market_value = qty * current_price
     unrealized = market_value - cost_basis
@@ -135,8 +167,8 @@ def position(
     return {
         "asset_id": asset_id(symbol),
         "symbol": symbol,
-        "exchange": exchange,
-        "asset_class": "us_equity",
+        "exchange": p.exchange,
+        "asset_class": asset_class(symbol),
         "asset_marginable": True,
         "qty": num(qty),
         "side": "long" if qty > 0 else "short",
@@ -144,25 +176,15 @@ def position(
         "swap_rate": "1",
         "avg_entry_swap_rate": "1",
         "usd": values,
-        "qty_available": num(qty_available),
+        "qty_available": num(p.qty_available),
     }
 
 
-def account(
-    *,
-    cash: Decimal,
-    long_market_value: Decimal,
-    short_market_value: Decimal,
-    buying_power: Decimal,
-    multiplier: int,
-    last_equity: Decimal,
-    daytrade_count: int,
-    initial_margin: Decimal,
-    maintenance_margin: Decimal,
-    today: str,
-) -> dict[str, Any]:
+def account(a: AccountView) -> dict[str, Any]:
     """The account object of `GET /v2/account` with the real API's field set."""
-    equity = cash + long_market_value + short_market_value
+    cash, buying_power, equity, last_equity = a.cash, a.buying_power, a.equity, a.last_equity
+    long_market_value, short_market_value = a.long_market_value, a.short_market_value
+    daytrade_count = a.daytrade_count
     return {
         "id": ACCOUNT_ID,
         "admin_configurations": {},
@@ -191,36 +213,36 @@ def account(
         "account_blocked": False,
         "created_at": ACCOUNT_CREATED_AT,
         "trade_suspended_by_user": False,
-        "multiplier": str(multiplier),
+        "multiplier": str(a.multiplier),
         "shorting_enabled": True,
         "equity": num(_q(equity, 2)),
         "last_equity": num(_q(last_equity, 2)),
         "long_market_value": num(_q(long_market_value, 2)),
         "short_market_value": num(_q(short_market_value, 2)),
         "position_market_value": num(_q(long_market_value - short_market_value, 2)),
-        "initial_margin": num(_q(initial_margin, 2)),
-        "maintenance_margin": num(_q(maintenance_margin, 2)),
+        "initial_margin": num(_q(a.initial_margin, 2)),
+        "maintenance_margin": num(_q(a.maintenance_margin, 2)),
         "last_maintenance_margin": "0",
         "sma": num(_q(last_equity, 2)),
         "daytrade_count": daytrade_count,
-        "balance_asof": today,
+        "balance_asof": a.today.isoformat(),
         "crypto_tier": 1,
         "intraday_adjustments": "0",
         "pending_reg_taf_fees": "0",
     }
 
 
-def clock(now: datetime, is_open: bool, next_open: datetime, next_close: datetime) -> dict:
+def clock(c: ClockView) -> dict[str, Any]:
     """Alpaca writes clock times in New York local time with an offset."""
 
     def local(t: datetime) -> str:
         return t.astimezone(NEW_YORK).isoformat(timespec="microseconds")
 
     return {
-        "timestamp": local(now),
-        "is_open": is_open,
-        "next_open": local(next_open).replace(".000000", ""),
-        "next_close": local(next_close).replace(".000000", ""),
+        "timestamp": local(c.now),
+        "is_open": c.is_open,
+        "next_open": local(c.next_open).replace(".000000", ""),
+        "next_close": local(c.next_close).replace(".000000", ""),
     }
 
 
@@ -236,18 +258,30 @@ def calendar_day(session: Session) -> dict[str, str]:
     }
 
 
-def bar(t: datetime, o: float, h: float, lo: float, c: float, v: int, n: int, vw: float) -> dict:
-    """A historical bar; `n` and `vw` are always present (the SDK requires the keys)."""
+def bar(b: Bar) -> dict[str, Any]:
+    """A historical bar: prices as JSON numbers; `n` and `vw` always present (the SDK requires the keys)."""
     return {
-        "t": t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "o": o,
-        "h": h,
-        "l": lo,
-        "c": c,
-        "v": v,
-        "n": n,
-        "vw": vw,
+        "t": bar_time(b.t),
+        "o": float(b.o),
+        "h": float(b.h),
+        "l": float(b.l),
+        "c": float(b.c),
+        "v": volume(b.v),
+        "n": b.n,
+        "vw": float(b.vw),
     }
+
+
+def volume(v: Decimal) -> int | float:
+    """A volume as a JSON number: whole shares as an integer, fractions of a coin as a float."""
+    return int(v) if v == v.to_integral_value() else float(v)
+
+
+def bar_time(t: datetime) -> str:
+    """A bar's start as the data API writes it: whole seconds, unless the bar is shorter."""
+    if t.microsecond:
+        return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _q(value: Decimal, places: int) -> Decimal:
