@@ -94,7 +94,8 @@ def run() -> list[dict[str, Any]]:
                 if tool.stop() != 0:
                     raise RuntimeError("stream quotes did not exit 0 on SIGTERM")
                 bare.stop()
-            health = json.loads((Path(home) / "state" / "health-paper-market-data.json").read_text())
+            (written,) = (Path(home) / "state").glob("health-paper-market-data-*.json")  # the one process's
+            health = json.loads(written.read_text())
         finally:
             stop_process(feed)
 

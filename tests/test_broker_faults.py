@@ -63,7 +63,9 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "submit": ("submit", "AAPL", "buy", "--qty", "1", "--yes"),
     # tail's --duration counts from its start, start-up included: it must outlast one 4 s deadline.
     "tail": ("tail", "trade-updates", "--duration", "8"),
-    "stream_bars": ("stream", "bars", "AAPL", "--duration", "5"),
+    # So does stream's (since the runner), and the connection attempt must fail first even when a
+    # loaded machine takes 3-4 s to start the command.
+    "stream_bars": ("stream", "bars", "AAPL", "--duration", "12"),
     "bars": ("bars", "AAPL", "--start", "2026-11-27"),
     "quote": ("quote", "AAPL"),
 }

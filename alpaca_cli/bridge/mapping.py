@@ -301,13 +301,20 @@ _NUMBERS = (float, int)  # `type(x) in _NUMBERS`: a JSON/msgpack number, never a
 
 
 def _moment(stamp: Any) -> datetime | None:
-    """`t` of a streamed item as msgpack gives it (a Timestamp), else None (read the strict way)."""
+    """`t` of a market-data item as msgpack (a Timestamp) or REST (RFC 3339 with an offset) gives it;
+    None for anything else, which is then read the strict way (and its error told)."""
+    if type(stamp) is str:
+        try:
+            moment = datetime.fromisoformat(stamp)
+        except ValueError:
+            return None
+        return moment if moment.tzinfo is not None else None
     return stamp.to_datetime() if type(stamp).__name__ == "Timestamp" else None  # type: ignore[no-any-return]
 
 
 def bar(raw: Any, symbol: str | None = None, *, updated: bool = False) -> Bar:
     """A bar from either the market-data stream (`S`, `t` Timestamp) or historical REST."""
-    if type(raw) is dict:  # the stream's hot path: the same checks, inline
+    if type(raw) is dict:  # the hot path (a stream, a page of 10,000): the same checks, inline
         o, h, low, c, v = raw.get("o"), raw.get("h"), raw.get("l"), raw.get("c"), raw.get("v")
         n, vw = raw.get("n"), raw.get("vw")
         name = symbol or raw.get("S")
@@ -366,7 +373,7 @@ def _page_token(raw: Mapping[str, Any]) -> str | None:
 
 def quote(raw: Any, symbol: str | None = None) -> Quote:
     """A quote from the stream (`T: "q"`, `S`) or REST: `bp`/`bs` bid, `ap`/`as` ask."""
-    if type(raw) is dict:  # the stream's hot path: the same checks, inline
+    if type(raw) is dict:  # the hot path (a stream, a page of 10,000): the same checks, inline
         bid, bid_size, ask, ask_size = raw.get("bp"), raw.get("bs"), raw.get("ap"), raw.get("as")
         name = symbol or raw.get("S")
         if (
@@ -395,7 +402,7 @@ def trade(raw: Any, symbol: str | None = None) -> Trade:
     """A trade from the stream (`T: "t"`, `S`) or REST: `p` price, `s` size, `i` its id."""
     ident = raw.get("i") if isinstance(raw, Mapping) else None
     ident = ident if type(ident) is int or type(ident) is str else None
-    if type(raw) is dict:  # the stream's hot path: the same checks, inline
+    if type(raw) is dict:  # the hot path (a stream, a page of 10,000): the same checks, inline
         price, size, name = raw.get("p"), raw.get("s"), symbol or raw.get("S")
         if (
             type(price) in _NUMBERS
