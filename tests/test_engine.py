@@ -863,3 +863,21 @@ def test_crypto_walks_around_the_clock_in_fractions_of_a_coin() -> None:
     assert broker.price("BTC/USD") != coin and any(size < 1 for _, size in prints)
     recorded = broker.market.ticker("BTC/USD").minutes.values()
     assert sum(m.v for m in recorded) == sum(size for _, size in prints)  # every print is in a bar
+
+
+def test_crypto_orders_are_gtc_or_ioc_fractional_and_never_short() -> None:
+    broker, _ = make_broker()
+    broker.set_price("BTC/USD", D("95000"))
+    placed = submit(broker, order("BTC/USD", qty="0.015", time_in_force="gtc"))
+    broker.step()
+    assert broker.get_order(placed.id).status == "filled" and broker.position_qty("BTC/USD") == D("0.015")
+    for fields, message in (
+        ({"qty": "0.01", "time_in_force": "day"}, "invalid crypto time_in_force"),
+        ({"qty": "0.01", "time_in_force": "gtc", "type": "stop", "stop_price": "90000"}, "invalid order type"),
+    ):
+        err = refused(broker, order("BTC/USD", **fields))
+        assert err.status == 422 and message in err.message
+    err = refused(broker, order("ETH/USD", qty="1", side="sell", time_in_force="gtc"))
+    assert err.status == 403 and "sold short" in err.message
+    closing = broker.close_position("BTC/USD")
+    assert (closing.time_in_force, closing.qty) == ("gtc", D("0.015"))

@@ -193,40 +193,47 @@ def test_a_late_trade_corrects_a_sent_bar_with_updated_bars(market: SandboxThrea
     assert fields(served) == fields(last)  # the bars API serves the corrected bar from then on
 
 
-def test_historical_bars_by_timeframe_merge_the_minutes_and_page(market: SandboxThread) -> None:
-    client = StockHistoricalDataClient(KEY, SECRET, url_override=market.url)
-    now = datetime.now(UTC)
-    market.call(lambda: market.sandbox.engine.price("SPY"))  # walking: its bars from now on are recorded ones
-    wait_until(lambda: len(bars_api(market, "SPY", now, now + 30 * STEP)) >= 12, timeout=15)
-    # Whole 5-"minute" buckets, all past: the seeded history before the sandbox started, then recorded bars.
-    end = EPOCH + (datetime.now(UTC) - EPOCH) // (5 * STEP) * (5 * STEP) - 5 * STEP
-    start = end - 40 * STEP
-
-    def get(frame: TimeFrame, **extra: Any) -> list[Bar]:
-        request = StockBarsRequest(symbol_or_symbols="SPY", timeframe=frame, start=start, end=end, **extra)
-        return client.get_stock_bars(request).data["SPY"]
-
-    minutes = [b for b in get(TimeFrame.Minute) if b.timestamp < end]
-    fives = [b for b in get(TimeFrame(5, TimeFrameUnit.Minute)) if b.timestamp < end]
-    # A symbol that never printed since the start has no bars from then until it walks.
-    assert len(minutes) >= 12 and len(fives) >= 3
-    assert [f.timestamp for f in fives] == sorted(
-        {EPOCH + (m.timestamp - EPOCH) // (5 * STEP) * (5 * STEP) for m in minutes}
-    )
+def check_fives(minutes: list[Bar], fives: list[Bar], width: timedelta) -> None:
+    """Each 5Min bar is made of the 1Min bars inside it."""
+    assert fives
     for five in fives:
-        part = [m for m in minutes if five.timestamp <= m.timestamp < five.timestamp + 5 * STEP]
+        part = [m for m in minutes if five.timestamp <= m.timestamp < five.timestamp + width]
+        assert part and part[0].timestamp == five.timestamp
         assert (five.open, five.close) == (part[0].open, part[-1].close)
         assert (five.high, five.low) == (max(m.high for m in part), min(m.low for m in part))
-        assert five.volume == sum(m.volume for m in part)
-    hours = client.get_stock_bars(
-        StockBarsRequest(symbol_or_symbols="SPY", timeframe=TimeFrame.Hour, start=start - 240 * STEP, end=end)
-    ).data["SPY"]
-    assert len(hours) >= 3 and all((b.timestamp - EPOCH) % (60 * STEP) == timedelta(0) for b in hours)
+        assert (five.volume, five.trade_count) == (sum(m.volume for m in part), sum(m.trade_count for m in part))
+
+
+def test_historical_bars_by_timeframe_merge_the_minutes_and_page(market: SandboxThread) -> None:
+    client = StockHistoricalDataClient(KEY, SECRET, url_override=market.url)
+
+    def get(frame: TimeFrame, start: datetime, end: datetime) -> list[Bar]:
+        request = StockBarsRequest(symbol_or_symbols="SPY", timeframe=frame, start=start, end=end)
+        return [b for b in client.get_stock_bars(request).data.get("SPY", []) if b.timestamp < end]
+
+    five_minutes = TimeFrame(5, TimeFrameUnit.Minute)
+    # Before the sandbox started, minutes are real minutes (the seeded history).
+    cut = market.call(lambda: market.sandbox.engine.history.cut)
+    end = EPOCH + (cut - EPOCH) // timedelta(minutes=5) * timedelta(minutes=5)
+    start = end - timedelta(minutes=40)
+    minutes = get(TimeFrame.Minute, start, end)
+    assert [m.timestamp for m in minutes] == [start + timedelta(minutes=i) for i in range(40)]
+    check_fives(minutes, get(five_minutes, start, end), timedelta(minutes=5))
+    hours = get(TimeFrame.Hour, end - timedelta(hours=6), end)
+    assert [h.timestamp.minute for h in hours] == [0] * len(hours) and len(hours) >= 5
+    # Since then a minute lasts the bar interval: recorded bars, merged the same way.
+    market.call(lambda: market.sandbox.engine.price("SPY"))  # walking: it prints, so it has bars
+    now = datetime.now(UTC)
+    first = EPOCH + ((now - EPOCH) // (5 * STEP) + 1) * (5 * STEP)
+    wait_until(lambda: len(bars_api(market, "SPY", first, first + 20 * STEP)) >= 11, timeout=15)
+    recorded = get(TimeFrame.Minute, first, first + 10 * STEP)
+    assert [m.timestamp for m in recorded] == [first + i * STEP for i in range(10)]
+    check_fives(recorded, get(five_minutes, first, first + 10 * STEP), 5 * STEP)
     days = client.get_stock_bars(
         StockBarsRequest(symbol_or_symbols="SPY", timeframe=TimeFrame.Day, start=now - timedelta(days=5))
     ).data["SPY"]
     assert 4 <= len(days) <= 6  # always open: every calendar day
-    # Paged by hand, 7 at a time: the same minutes.
+    # Paged by hand, 7 at a time: the same minutes, none twice.
     paged: list[str] = []
     token = ""
     window = f"start={start.isoformat().replace('+00:00', 'Z')}&end={end.isoformat().replace('+00:00', 'Z')}"
@@ -236,7 +243,7 @@ def test_historical_bars_by_timeframe_merge_the_minutes_and_page(market: Sandbox
         if page["next_page_token"] is None:
             break
         token = "&page_token=" + page["next_page_token"]
-    assert len(paged) - len(minutes) in (0, 1) and len(set(paged)) == len(paged)  # `end` is inclusive
+    assert len(paged) == len(minutes) + 1 and len(set(paged)) == len(paged)  # `end` is inclusive
 
 
 def raw(sb: SandboxThread, path: str) -> Any:
@@ -290,7 +297,7 @@ def test_crypto_streams_and_serves_history_around_the_clock() -> None:
         ).data
         assert {len(past[s]) for s in both} == {7}  # every day of the week, the weekend included
         history = data.get_crypto_trades(
-            CryptoTradesRequest(symbol_or_symbols="ETH/USD", start=saturday - 20 * STEP, end=saturday)
+            CryptoTradesRequest(symbol_or_symbols="ETH/USD", start=saturday - timedelta(minutes=20), end=saturday)
         ).data["ETH/USD"]
         assert history and all(t.price > 0 for t in history)
         assets = raw(sb, "/v2/assets?asset_class=crypto")

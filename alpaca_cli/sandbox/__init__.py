@@ -17,8 +17,9 @@ The engine (pure, synchronous, its own objects; no JSON):
 The server (aiohttp, on demand):
 - `server`: `Sandbox` (state, request guard, tick loop) and `SandboxThread`.
 - `restapi`: the engine behind Alpaca's JSON (`BrokerApi`); `wire` holds the shapes.
-- `tradingrest`, `datarest`, `accountrest`, `adminrest`: the REST routes.
-- `streams`, `tradestream`, `marketdata`: the WebSockets and their protocols.
+- `tradingrest`, `datarest` (stocks and crypto), `accountrest`, `adminrest`: the REST routes.
+- `streams`, `wsconn`, `datafeed`, `tradestream`, `marketdata`: the WebSockets (the hub,
+  one connection, the market-data feed) and their protocols.
 - `faults`, `ratelimit`, `params`, `respond`: fault switches, the request budget,
   query parsing, JSON answers.
 

@@ -118,7 +118,7 @@ class _Routes:
             price, size, at = recorded
             return at, float(price), size
         bar = self._latest_bar(symbol)
-        return None if bar is None else quotes.prints(symbol, bar, engine.market.bar_seconds)[-1]
+        return None if bar is None else quotes.prints(symbol, bar, engine.history.span(bar.t))[-1]
 
     def _latest_trade(self, symbol: str) -> dict[str, Any] | None:
         found = self._latest_print(symbol)
@@ -215,7 +215,7 @@ class _Routes:
             end,
             params.integer(q.get("limit"), "limit", 1000),
             q.get("page_token") or None,
-            seconds=self._sandbox.engine.market.bar_seconds,
+            span=self._sandbox.engine.history.span,
             crypto=self._crypto,
         )
         result[kind] = {s: items[::step] for s, items in result[kind].items()}

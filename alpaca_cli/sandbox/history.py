@@ -2,10 +2,12 @@
 
 History before the market started is a deterministic curve ending at each
 symbol's start price, so it joins the live walk without a jump; from then on
-bars are made of the recorded prints (see `market`). A "minute" lasts the
-market's `bar_seconds`: with a shortened bar interval, `1Min` bars are those
-short bars and `1Hour` sixty of them, so the stream and this history serve one
-series. Days, weeks and months follow New York's calendar.
+bars are made of the recorded prints (see `market`). A recorded "minute"
+lasts the market's `bar_seconds`: with a shortened bar interval, `1Min` bars
+since the start are those short bars and `1Hour` sixty of them, so the stream
+and this history serve one series (and a gap test runs in seconds); before
+the start, minutes are real minutes. Days, weeks and months follow New York's
+calendar.
 """
 
 from __future__ import annotations
@@ -59,6 +61,9 @@ class History:
         self.market = market
         self.created = created
         self.now = now
+        # Where the recorded "minutes" (bars of the market's `bar_seconds`) begin: the
+        # recorded bar holding `created`. Before it, minutes are real minutes.
+        self.cut = market.bar_start(market.bar_index(created))
 
     def bars(
         self,
@@ -205,7 +210,7 @@ class History:
         seed, symbol = self.market.seed, ticker.symbol
         o = self._curve(ticker, begin)
         c = self._curve(ticker, finish)
-        minutes = max(1.0, (finish - begin).total_seconds() / self.market.bar_seconds)
+        minutes = max(1.0, (finish - begin).total_seconds() / 60)
         noise = (digest("bar", seed, symbol, begin.timestamp()) % 1000) / 1000
         spread = 0.0004 * math.sqrt(minutes) * (0.5 + noise)
         h = round(max(o, c) * (1 + spread), 2)
@@ -243,15 +248,30 @@ class History:
         finish = self._bucket_end(bucket, width, unit)
         return day is not None and bucket < day.extended_close and finish > day.extended_open
 
-    def _micros(self, width: int, unit: str) -> int:
-        """A minute or hour bucket's length in microseconds: "minutes" last the market's `bar_seconds`."""
-        return max(1, round(width * self.market.bar_seconds * (1 if unit == "Min" else 60) * 1_000_000))
+    def span(self, t: datetime) -> float:
+        """How long the `1Min` bar starting at `t` lasts, in seconds (see `cut`)."""
+        if t >= self.cut:
+            return self.market.bar_seconds
+        return min(60.0, (self.cut - t).total_seconds())
+
+    def _micros(self, width: int, unit: str, recorded: bool) -> int:
+        """A minute or hour bucket's length in microseconds: recorded "minutes" last `bar_seconds`."""
+        minute = self.market.bar_seconds if recorded else 60.0
+        return max(1, round(width * minute * (1 if unit == "Min" else 60) * 1_000_000))
+
+    def _grid(self, at: datetime, width: int, unit: str) -> tuple[datetime, datetime]:
+        """The minute or hour bucket holding `at` on its grid (real minutes before `cut`, recorded after)."""
+        recorded = at >= self.cut
+        step = self._micros(width, unit, recorded)
+        micros = (at - _EPOCH) // timedelta(microseconds=1)
+        begin = _EPOCH + timedelta(microseconds=micros - micros % step)
+        finish = begin + timedelta(microseconds=step)
+        # A bucket never straddles `cut`: the one before ends there, the one after starts there.
+        return (max(begin, self.cut), finish) if recorded else (begin, min(finish, self.cut))
 
     def _floor(self, at: datetime, width: int, unit: str) -> datetime:
         if unit in ("Min", "Hour"):
-            step = self._micros(width, unit)
-            micros = (at - _EPOCH) // timedelta(microseconds=1)
-            return _EPOCH + timedelta(microseconds=micros - micros % step)
+            return self._grid(at, width, unit)[0]
         local = at.astimezone(NEW_YORK)
         if unit == "Day":
             day = local.date()
@@ -264,7 +284,7 @@ class History:
 
     def _bucket_end(self, begin: datetime, width: int, unit: str) -> datetime:
         if unit in ("Min", "Hour"):
-            return begin + timedelta(microseconds=self._micros(width, unit))
+            return self._grid(begin, width, unit)[1]
         local = begin.astimezone(NEW_YORK)
         if unit == "Day":
             day = local.date() + timedelta(days=1)

@@ -115,12 +115,13 @@ def history(
     limit: int,
     page_token: str | None,
     *,
-    seconds: float = 60.0,
+    span: Callable[[datetime], float] = lambda t: 60.0,
     crypto: bool = False,
 ) -> dict[str, Any]:
     """`/v2/stocks/trades` or `/v2/stocks/quotes` (`kind` "trades"/"quotes"), paged like bars.
 
-    `seconds`: how long a minute bar lasts (the sandbox's bar interval); `crypto`: crypto shapes.
+    `span`: how long the minute bar starting at a time lasts (the sandbox's bar interval since
+    it started); `crypto`: crypto shapes.
 
     Items come sorted by symbol, then time; `limit` counts them across all
     symbols of the page and `next_page_token` resumes at the first one left out.
@@ -138,7 +139,7 @@ def history(
         first = start
         if resume is not None and symbol == resume[0]:
             first = max(start, resume[1].replace(second=0, microsecond=0))
-        for at, price, size in _prints_between(symbol, minute_bars, first, end, seconds):
+        for at, price, size in _prints_between(symbol, minute_bars, first, end, span):
             if resume is not None and symbol == resume[0] and at < resume[1]:
                 continue
             if count >= limit:
@@ -153,10 +154,10 @@ def history(
 
 
 def _prints_between(
-    symbol: str, minute_bars: MinuteBars, start: datetime, end: datetime, seconds: float
+    symbol: str, minute_bars: MinuteBars, start: datetime, end: datetime, span: Callable[[datetime], float]
 ) -> Iterator[Print]:
     for bar in minute_bars(symbol, start, end):
-        for found in prints(symbol, bar, seconds):
+        for found in prints(symbol, bar, span(bar.t)):
             if start <= found[0] <= end:
                 yield found
 

@@ -102,6 +102,20 @@ class BrokerApi:
     def clock(self) -> dict[str, Any]:
         return wire.clock(self.engine.clock())
 
+    def bars(
+        self,
+        symbols: Iterable[str],
+        timeframe: str = "1Min",
+        start: datetime | None = None,
+        end: datetime | None = None,
+        limit: int = 1000,
+        page_token: str | None = None,
+    ) -> dict[str, Any]:
+        """`GET /v2/stocks/bars`' body: one page of the bar series."""
+        page = self.engine.bars(symbols, timeframe, start, end, limit, page_token)
+        bars = {s: [wire.bar(b) for b in found] for s, found in page.bars.items()}
+        return {"bars": bars, "next_page_token": page.next_page_token}
+
     # ---------------------------------------------------------- the market
 
     def set_price(self, symbol: str, price: Any) -> None:

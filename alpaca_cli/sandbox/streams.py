@@ -4,14 +4,16 @@
 
 - `GET /stream`: Alpaca's trading stream (`trade_updates`), one per account.
 - `GET /v2/iex`, `GET /v2/sip`: Alpaca's stock market-data streams, one per feed.
+- `GET /v1beta3/crypto/{loc}`: Alpaca's crypto market-data stream.
 - `POST /admin/drop {"stream": "trading"|"data"}`: cut those connections now.
 - `GET /admin/streams`: open connections, their subscriptions, messages sent.
 - `POST /admin/burst {"count": N, "symbols"?: [...]}`: send N bars at once.
 
 The protocol rules live in `tradestream` and `marketdata` (pure, tested
-without sockets); this module moves their messages over sockets, applies the
-stream faults of `sandbox.faults` (read at every use, so they can change while
-connections are open), and turns the engine's callbacks into messages.
+without sockets) and what market data goes where in `datafeed`; this module
+moves their messages over sockets, applies the stream faults of
+`sandbox.faults` (read at every use, so they can change while connections are
+open), and hands the engine's callbacks to the loop.
 
 The engine calls its listeners synchronously, possibly from another thread;
 every callback hops onto the server's event loop before touching a socket.
@@ -30,10 +32,8 @@ import json
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -41,73 +41,17 @@ from aiohttp import WSMsgType, web
 
 from alpaca_cli.sandbox import marketdata as md
 from alpaca_cli.sandbox import tradestream as ts
+from alpaca_cli.sandbox.datafeed import DataFeed
 from alpaca_cli.sandbox.datarest import CRYPTO_LOCATIONS
-from alpaca_cli.sandbox.model import Bar
+from alpaca_cli.sandbox.wsconn import Conn
 
 log = logging.getLogger(__name__)
 
 # Messages a connection may have queued before it counts as a slow client (407).
 SLOW_CLIENT_LIMIT = 250_000
-# At most this many finished intervals are sent at once (a clock moved far ahead sends the last ones).
-_MAX_CATCH_UP = 1000
 # How often the drop-every timers look at the faults.
 _DROP_POLL = 0.05
 _HUB_KEY = web.AppKey("alpaca_cli.stream_hub", object)
-
-
-@dataclass(eq=False)
-class _Conn:
-    """One open WebSocket and what the writer task still has to send on it."""
-
-    kind: str  # "trading" | "data"
-    ws: web.WebSocketResponse
-    request: web.Request
-    feed: str | None = None
-    id: int = 0
-    connected_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-    # Entries: ("frame", bytes|str, count) sent as is, or ("data", message) batched.
-    outbox: deque[tuple[Any, ...]] = field(default_factory=deque)
-    queued: int = 0
-    sent: int = 0
-    frames: int = 0
-    dropped: int = 0
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
-    writer: asyncio.Task[None] | None = None
-    closing: bool = False
-    close_code: int = 1000
-    close_reason: bytes = b""
-    trade: ts.TradeSession | None = None
-    data: md.DataSession | None = None
-    codec: md.Codec | None = None
-
-    def abort(self) -> None:
-        """Cut the TCP connection without a closing handshake, like a network failure."""
-        self.closing = True
-        transport = self.request.transport
-        if transport is not None:
-            transport.abort()
-        self.wake.set()
-
-    def describe(self) -> dict[str, Any]:
-        info: dict[str, Any] = {
-            "id": self.id,
-            "remote": self.request.remote,
-            "connected_at": self.connected_at.isoformat().replace("+00:00", "Z"),
-            "messages_sent": self.sent,
-            "frames_sent": self.frames,
-            "messages_discarded": self.dropped,
-            "queued": self.queued,
-        }
-        if self.trade is not None:
-            info["authenticated"] = self.trade.authenticated
-            info["streams"] = list(self.trade.streams)
-        if self.data is not None:
-            info["feed"] = self.feed
-            info["authenticated"] = self.data.authenticated
-            subs = self.data.subscriptions.ack()
-            del subs["T"]
-            info["subscriptions"] = subs
-        return info
 
 
 class StreamHub:
@@ -115,18 +59,14 @@ class StreamHub:
 
     def __init__(self, sandbox: Any) -> None:
         self.sandbox = sandbox
-        self.trading: list[_Conn] = []
-        self.data: list[_Conn] = []
-        self.bursts = md.BurstBars()
-        self._trading_owner: _Conn | None = None
+        self.trading: list[Conn] = []
+        self.data: list[Conn] = []
+        self._trading_owner: Conn | None = None
         self._ids = itertools.count(1)
-        self._trade_ids = itertools.count(1)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._window: int | None = None  # the recorded bar under way at the last roll
-        self.bars_sent = 0
-        self.corrections_sent = 0  # updatedBars messages (the `correct_bars_after` fault)
+        self.feed = DataFeed(sandbox, self._subscribers, self._enqueue_data)
         self.trade_updates_discarded = 0
         self.trading_refused = 0  # upgrades refused by the `refuse_trading` outage
 
@@ -138,7 +78,7 @@ class StreamHub:
         self.sandbox.broker.listeners.append(self._on_order_event)
         self.sandbox.engine.trade_listeners.append(self._on_print)
         self._tasks = [
-            asyncio.create_task(self._bar_clock(), name="sandbox-bar-clock"),
+            asyncio.create_task(self.feed.bar_clock(), name="sandbox-bar-clock"),
             asyncio.create_task(self._drop_timer(), name="sandbox-drop-timer"),
         ]
 
@@ -166,19 +106,19 @@ class StreamHub:
 
     # ------------------------------------------------------------------- sending
 
-    def _enqueue_frame(self, conn: _Conn, frame: bytes | str, count: int = 1) -> None:
+    def _enqueue_frame(self, conn: Conn, frame: bytes | str, count: int = 1) -> None:
         if conn.closing:
             return
         conn.outbox.append(("frame", frame, count))
         self._queued(conn, count)
 
-    def _enqueue_data(self, conn: _Conn, message: dict[str, Any]) -> None:
+    def _enqueue_data(self, conn: Conn, message: dict[str, Any]) -> None:
         if conn.closing:
             return
         conn.outbox.append(("data", message))
         self._queued(conn, 1)
 
-    def _queued(self, conn: _Conn, count: int) -> None:
+    def _queued(self, conn: Conn, count: int) -> None:
         conn.queued += count
         conn.wake.set()
         if conn.queued > SLOW_CLIENT_LIMIT and not conn.closing:
@@ -189,11 +129,11 @@ class StreamHub:
                 conn.outbox.append(("frame", next(conn.codec.frames([md.error(407)])), 1))
             conn.closing = True
 
-    def _muted(self, conn: _Conn) -> bool:
+    def _muted(self, conn: Conn) -> bool:
         faults = self.sandbox.faults
         return faults.mute_trading if conn.kind == "trading" else faults.mute_data
 
-    async def _writer(self, conn: _Conn) -> None:
+    async def _writer(self, conn: Conn) -> None:
         """Drain the outbox; whatever is queued at wake-up is sent together."""
         ws = conn.ws
         try:
@@ -215,7 +155,7 @@ class StreamHub:
                 with contextlib.suppress(Exception):
                     await ws.close(code=conn.close_code, message=conn.close_reason)
 
-    async def _send_entries(self, conn: _Conn, entries: list[tuple[Any, ...]]) -> None:
+    async def _send_entries(self, conn: Conn, entries: list[tuple[Any, ...]]) -> None:
         ws = conn.ws
         if self._muted(conn):
             conn.dropped += sum(e[2] if e[0] == "frame" else 1 for e in entries)
@@ -252,7 +192,7 @@ class StreamHub:
             return web.json_response(ts.LIMIT_BODY, status=429)
         ws = web.WebSocketResponse(compress=False, timeout=1.0)
         await ws.prepare(request)
-        conn = _Conn("trading", ws, request, id=next(self._ids))
+        conn = Conn("trading", ws, request, id=next(self._ids))
         conn.trade = ts.TradeSession(self.sandbox.key_id, self.sandbox.secret_key)
         conn.writer = asyncio.create_task(self._writer(conn))
         self.trading.append(conn)
@@ -281,7 +221,7 @@ class StreamHub:
             await self._finish(conn)
         return ws
 
-    def _slot_holder(self) -> _Conn | None:
+    def _slot_holder(self) -> Conn | None:
         """The authenticated trading connection that holds the account's one slot, if any."""
         owner = self._trading_owner
         if owner is None or owner.closing or owner.ws.closed:
@@ -310,7 +250,7 @@ class StreamHub:
         ws = web.WebSocketResponse(compress=False, timeout=1.0, max_msg_size=md.MAX_FRAME_BYTES)
         await ws.prepare(request)
         binary = "msgpack" in request.headers.get("Content-Type", "")
-        conn = _Conn("data", ws, request, feed=feed, id=next(self._ids), codec=md.Codec(binary))
+        conn = Conn("data", ws, request, feed=feed, id=next(self._ids), codec=md.Codec(binary))
         assert conn.codec is not None
         if any(c.feed == feed and not c.ws.closed and not c.closing for c in self.data):
             # Alpaca allows one connection per feed; the second hears 406 instead of hello.
@@ -356,7 +296,7 @@ class StreamHub:
                     "subscribe",
                     "unsubscribe",
                 ):
-                    self._register_symbols(conn)
+                    self.feed.register_symbols(conn)
                 if reply.close:
                     conn.closing = True
         finally:
@@ -364,150 +304,17 @@ class StreamHub:
             await self._finish(conn)
         return ws
 
-    def _control(self, conn: _Conn, message: dict[str, Any]) -> None:
+    def _control(self, conn: Conn, message: dict[str, Any]) -> None:
         assert conn.codec is not None
         self._enqueue_frame(conn, next(conn.codec.frames([message])))
 
-    def _register_symbols(self, conn: _Conn) -> None:
-        """Make the engine walk every newly subscribed symbol, so it prints and has bars."""
-        assert conn.data is not None
-        subs = conn.data.subscriptions
-        for channel in ("trades", "quotes", "bars", "updatedBars"):
-            for symbol in subs.symbols(channel):
-                if symbol != "*":
-                    self.sandbox.engine.price(symbol)
-
-    def _price(self, symbol: str) -> float:
-        return float(self.sandbox.engine.price(symbol))
-
-    def _crypto(self, symbol: str) -> bool:
-        """Is `symbol` a crypto pair (for the crypto stream) rather than a stock (for the feeds)?"""
-        ticker = self.sandbox.engine.market.tickers.get(symbol)
-        return ticker is not None and ticker.crypto
-
-    def _subscribers(self) -> list[_Conn]:
+    def _subscribers(self) -> list[Conn]:
         return [
             c for c in self.data if c.data is not None and c.data.authenticated and not c.closing and not c.ws.closed
         ]
 
-    def _wants(self, conn: _Conn, channel: str, symbol: str) -> bool:
-        """Does `conn` subscribe `symbol` on `channel` (a wildcard covers its own asset class only)?"""
-        assert conn.data is not None
-        return conn.data.subscriptions.wants(channel, symbol) and (conn.feed == md.CRYPTO_FEED) == self._crypto(symbol)
-
     def _on_print(self, symbol: str, price: Decimal, size: Decimal, when: datetime) -> None:
-        self._call_in_loop(self._deliver_print, symbol, float(price), size, when)
-
-    def _deliver_print(self, symbol: str, price: float, size: Decimal, when: datetime) -> None:
-        """One print of the walk: a trade message, and a quote straddling it, to whoever subscribes."""
-        trade: dict[str, Any] | None = None
-        quote: dict[str, Any] | None = None
-        crypto = self._crypto(symbol)
-        for conn in self._subscribers():
-            if self._wants(conn, "quotes", symbol):
-                if quote is None:
-                    quote = (
-                        md.crypto_quote_message(symbol, price, when)
-                        if crypto
-                        else md.quote_message(symbol, price, when)
-                    )
-                self._enqueue_data(conn, quote)
-            if self._wants(conn, "trades", symbol):
-                if trade is None:
-                    trade_id = next(self._trade_ids)
-                    if crypto:
-                        taker = "B" if trade_id % 2 else "S"
-                        trade = md.crypto_trade_message(symbol, price, float(size), when, trade_id, taker)
-                    else:
-                        trade = md.trade_message(symbol, price, int(size), when, trade_id)
-                self._enqueue_data(conn, trade)
-
-    def _bar_symbols(self, conn: _Conn | None = None) -> set[str]:
-        """The symbols `conn` (or any subscriber) takes bars of, the wildcard expanded to the walking ones."""
-        symbols: set[str] = set()
-        for sub in [conn] if conn is not None else self._subscribers():
-            symbols |= sub.data.subscriptions.symbols("bars")  # type: ignore[union-attr]
-        if "*" in symbols:
-            symbols.discard("*")
-            symbols |= set(self.sandbox.engine.symbols())
-        return symbols
-
-    def roll(self, now: datetime) -> int:
-        """Send the bars of every interval that ended since the last roll; returns how many went out.
-
-        The bars are the engine's recorded ones (the series the bars API serves);
-        an interval without prints has no bar, and a stock has none outside the session.
-        """
-        index = self.sandbox.engine.market.bar_index(now)
-        if self._window is None or index < self._window:  # the first roll, or the clock moved back
-            self._window = index
-            return 0
-        first = max(self._window, index - _MAX_CATCH_UP)
-        self._window = index
-        return sum(self._send_bars(past) for past in range(first, index))
-
-    def _send_bars(self, index: int) -> int:
-        engine = self.sandbox.engine
-        stocks_trade = engine.is_open_at(engine.market.bar_start(index))
-        made: dict[str, Bar | None] = {}
-        delivered = 0
-        for conn in self._subscribers():
-            for symbol in sorted(self._bar_symbols(conn)):
-                if not self._wants(conn, "bars", symbol) or not (stocks_trade or self._crypto(symbol)):
-                    continue
-                if symbol not in made:
-                    made[symbol] = engine.recorded_bar(symbol, index)
-                bar = made[symbol]
-                if bar is not None:
-                    self._enqueue_data(conn, md.bar_of(symbol, bar))
-                    self.bursts.sent(symbol, bar.t)
-                    delivered += 1
-        self.bars_sent += delivered
-        corrected = [s for s, bar in made.items() if bar is not None]
-        delay = self.sandbox.faults.correct_bars_after
-        if delay is not None and corrected and self._loop is not None:
-            self._loop.call_later(delay, self._correct, index, corrected)
-        return delivered
-
-    def _correct(self, index: int, symbols: list[str]) -> None:
-        """The `correct_bars_after` fault: a late print lands in bar `index`; `updatedBars` says so."""
-        for symbol in symbols:
-            bar = self.sandbox.engine.report_late(symbol, index)
-            if bar is None:
-                continue
-            message = md.bar_of(symbol, bar, "u")
-            for conn in self._subscribers():
-                if self._wants(conn, "updatedBars", symbol):
-                    self._enqueue_data(conn, message)
-                    self.corrections_sent += 1
-
-    def _deliver_bars(self, bars: list[dict[str, Any]]) -> int:
-        delivered = 0
-        for conn in self._subscribers():
-            mine = [b for b in bars if self._wants(conn, "bars", b["S"])]
-            for bar in mine:
-                self._enqueue_data(conn, bar)
-            delivered += len(mine)
-        self.bars_sent += delivered
-        return delivered
-
-    async def _bar_clock(self) -> None:
-        """Send bars at every bar-interval boundary of the sandbox's clock."""
-        while True:
-            interval = self.sandbox.bar_interval
-            now = self.sandbox.now()
-            self.roll(now)
-            boundary = md.interval_start(now, interval) + timedelta(seconds=interval)
-            await asyncio.sleep(max(0.0, (boundary - self.sandbox.now()).total_seconds()))
-
-    def burst(self, count: int, symbols: list[str] | None) -> dict[str, int]:
-        """Send `count` synthetic bars now to the data subscribers (see `BurstBars.burst`)."""
-        now = self.sandbox.now()
-        self.roll(now)  # send a finished interval first so burst times stay ordered
-        if not symbols:
-            symbols = sorted(self._bar_symbols())
-        bars = self.bursts.burst(symbols, count, self.sandbox.bar_interval, now, self._price)
-        return {"bars": len(bars), "delivered": self._deliver_bars(bars)}
+        self._call_in_loop(self.feed.deliver_print, symbol, float(price), size, when)
 
     # -------------------------------------------------------------------- faults
 
@@ -540,7 +347,7 @@ class StreamHub:
             conn.abort()
         return len(victims)
 
-    async def _finish(self, conn: _Conn) -> None:
+    async def _finish(self, conn: Conn) -> None:
         conns = self.trading if conn.kind == "trading" else self.data
         if conn in conns:
             conns.remove(conn)
@@ -563,8 +370,8 @@ class StreamHub:
         return {
             "trading": [c.describe() for c in self.trading],
             "data": [c.describe() for c in self.data],
-            "bars_sent": self.bars_sent,
-            "corrections_sent": self.corrections_sent,
+            "bars_sent": self.feed.bars_sent,
+            "corrections_sent": self.feed.corrections_sent,
             "trade_updates_discarded": self.trade_updates_discarded,
             "trading_refused": self.trading_refused,
         }
@@ -606,7 +413,7 @@ def setup(app: web.Application, sandbox: Any) -> StreamHub:
             not isinstance(symbols, list) or not all(isinstance(s, str) and s for s in symbols)
         ):
             return web.json_response({"code": 40010000, "message": "symbols must be a list of symbols"}, status=400)
-        return web.json_response(hub.burst(count, symbols))
+        return web.json_response(hub.feed.burst(count, symbols))
 
     app.router.add_post("/admin/drop", admin_drop)
     app.router.add_get("/admin/streams", admin_streams)
