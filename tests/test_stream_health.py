@@ -149,3 +149,35 @@ def test_a_refused_second_tail_leaves_the_running_tails_health_file_alone(sandbo
     assert last is not None and last["stopped"] is True  # its own last word
     after = run_cli("status", "--sandbox", "--check", "--expect", "trade-updates", "-o", "json", env=env)
     assert after.returncode == 1 and "trade-updates stream is stopped" in after.stderr
+
+
+@pytest.mark.timeout(90)
+def test_two_market_data_commands_keep_a_health_file_each_and_status_shows_both(sandbox: Any, tmp_path: Path) -> None:
+    """One `stream bars` per feed may run at once (an account has one data connection per feed):
+    neither overwrites the other's health, and `status` shows both, then both stopped."""
+    env = cli_env(tmp_path, sandbox.url)
+    feeds = {
+        feed: spawn_cli("stream", "bars", "SPY", "--feed", feed, "--sandbox", "-o", "json", env=env)
+        for feed in ("iex", "sip")
+    }
+    try:
+        deadline = time.monotonic() + 30
+        while not all((health_record(env, "market-data", p.pid) or {}).get("connected") for p in feeds.values()):
+            assert time.monotonic() < deadline, "both streams never connected"
+            time.sleep(0.1)
+        shown = run_cli("status", "--sandbox", "--check", "--expect", "market-data", "-o", "json", env=env)
+        assert shown.returncode == 0, shown.stderr
+        processes = json.loads(shown.stdout)["processes"]
+        running = {p["pid"]: p["feed"] for p in processes if p["stream"] == "market-data" and p["state"] == "running"}
+        assert running == {p.pid: feed for feed, p in feeds.items()}
+    finally:
+        for process in feeds.values():
+            process.terminate()
+        codes = [process.wait(30) for process in feeds.values()]
+        for process in feeds.values():
+            process.communicate(timeout=10)
+    assert codes == [0, 0]
+    after = json.loads(run_cli("status", "--sandbox", "-o", "json", env=env).stdout)
+    stopped = {p["pid"] for p in after["processes"] if p["stream"] == "market-data" and p["state"] == "stopped"}
+    assert stopped == {p.pid for p in feeds.values()}
+    assert after["streams"]["market-data"]["state"] == "stopped"
