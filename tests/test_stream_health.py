@@ -181,3 +181,35 @@ def test_two_market_data_commands_keep_a_health_file_each_and_status_shows_both(
     stopped = {p["pid"] for p in after["processes"] if p["stream"] == "market-data" and p["state"] == "stopped"}
     assert stopped == {p.pid for p in feeds.values()}
     assert after["streams"]["market-data"]["state"] == "stopped"
+
+
+def test_the_publisher_writes_on_change_at_most_once_a_second_and_at_least_every_five(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The one cadence of every stream's health, in virtual time (`virtual_time.VirtualTimeLoop`)."""
+    from virtual_time import VirtualTimeLoop
+
+    written: list[tuple[float, bool]] = []
+
+    async def inline(function: Any, *args: Any) -> Any:  # the write on the loop: its time is virtual
+        return function(*args)
+
+    def record_write(environment: str, stream: health.StreamName, record: dict[str, Any]) -> None:
+        written.append((round(asyncio.get_running_loop().time(), 3), record["stopped"]))
+
+    monkeypatch.setattr(asyncio, "to_thread", inline)
+    monkeypatch.setattr(health, "write", record_write)
+    monkeypatch.setattr(health, "_remove_dead", lambda environment, stream: None)
+
+    async def scenario() -> None:
+        publisher = health.Publisher("sandbox", health.StreamName.trade_updates, dict, lambda text: None)
+        async with publisher:
+            await asyncio.sleep(12)  # quiet: a write at 0, 5, 10
+            for _ in range(50):  # a burst of changes within 0.5 s: one write for all of them
+                publisher.changed()
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(3)
+
+    with asyncio.Runner(loop_factory=VirtualTimeLoop) as runner:
+        runner.run(scenario())
+    assert written == [(0, False), (5, False), (10, False), (12, False), (13, False), (15.5, True)]
