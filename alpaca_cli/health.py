@@ -199,15 +199,16 @@ class Publisher:
         import asyncio
 
         assert self._wake is not None
+        loop = asyncio.get_running_loop()  # the loop's clock: the one its timeouts run on
         while True:
             self._wake.clear()
             await self._write({**self._record(), "stopped": False})
-            written = time.monotonic()
+            written = loop.time()
             try:
                 await asyncio.wait_for(self._wake.wait(), REFRESH_EVERY)
             except TimeoutError:
                 continue
-            gap = MIN_GAP - (time.monotonic() - written)
+            gap = MIN_GAP - (loop.time() - written)
             if gap > 0:
                 await asyncio.sleep(gap)
 

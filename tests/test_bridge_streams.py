@@ -146,11 +146,18 @@ def test_a_10000_bar_burst_passes_with_zero_drops(sandbox: Any) -> None:
                     got.append(await bars.items.get())
 
             consumer = asyncio.create_task(consume())
-            before = bars.health.received
-            reply = await in_thread(lambda: sandbox.admin("POST", "/admin/burst", {"count": 10_000}))
-            assert reply["delivered"] == 10_000
-            await until(lambda: bars.health.received >= before + 10_000, timeout=30)
+            # The market closed: no regular bar (one every 0.5 s) joins the burst, which fills the
+            # 10,000-bar queue exactly when the consumer lags (a loaded machine) and would drop them.
+            await in_thread(lambda: sandbox.admin("POST", "/admin/market", {"open": False}))
+            try:
+                before = bars.health.received
+                reply = await in_thread(lambda: sandbox.admin("POST", "/admin/burst", {"count": 10_000}))
+                assert reply["delivered"] == 10_000
+                await until(lambda: bars.health.received >= before + 10_000, timeout=30)
+            finally:
+                await in_thread(lambda: sandbox.admin("POST", "/admin/market", {"open": True}))
             consumer.cancel()
+            assert bars.health.received == before + 10_000
             assert bars.health.dropped == 0
             assert len(got) + bars.items.qsize() == bars.health.received
 

@@ -329,9 +329,10 @@ def test_ten_thousand_orders_reconcile_in_well_under_a_second() -> None:
     )
     held = tuple(long(f"S{i}", str(i + 1)) for i in range(2000))
     truth = snapshot(held, orders)
-    began = time.perf_counter()
+    # CPU time, not wall time: the cost of the work, whatever else the machine runs at once.
+    began = time.process_time()
     local = State.from_snapshot(truth)
     reloaded = State.model_validate_json(local.model_dump_json())
     assert diff(reloaded, truth) == []
     assert missed_events(reloaded, truth) == []
-    assert time.perf_counter() - began < 1.0
+    assert time.process_time() - began < 1.0

@@ -149,3 +149,67 @@ def test_a_refused_second_tail_leaves_the_running_tails_health_file_alone(sandbo
     assert last is not None and last["stopped"] is True  # its own last word
     after = run_cli("status", "--sandbox", "--check", "--expect", "trade-updates", "-o", "json", env=env)
     assert after.returncode == 1 and "trade-updates stream is stopped" in after.stderr
+
+
+@pytest.mark.timeout(90)
+def test_two_market_data_commands_keep_a_health_file_each_and_status_shows_both(sandbox: Any, tmp_path: Path) -> None:
+    """One `stream bars` per feed may run at once (an account has one data connection per feed):
+    neither overwrites the other's health, and `status` shows both, then both stopped."""
+    env = cli_env(tmp_path, sandbox.url)
+    feeds = {
+        feed: spawn_cli("stream", "bars", "SPY", "--feed", feed, "--sandbox", "-o", "json", env=env)
+        for feed in ("iex", "sip")
+    }
+    try:
+        deadline = time.monotonic() + 30
+        while not all((health_record(env, "market-data", p.pid) or {}).get("connected") for p in feeds.values()):
+            assert time.monotonic() < deadline, "both streams never connected"
+            time.sleep(0.1)
+        shown = run_cli("status", "--sandbox", "--check", "--expect", "market-data", "-o", "json", env=env)
+        assert shown.returncode == 0, shown.stderr
+        processes = json.loads(shown.stdout)["processes"]
+        running = {p["pid"]: p["feed"] for p in processes if p["stream"] == "market-data" and p["state"] == "running"}
+        assert running == {p.pid: feed for feed, p in feeds.items()}
+    finally:
+        for process in feeds.values():
+            process.terminate()
+        codes = [process.wait(30) for process in feeds.values()]
+        for process in feeds.values():
+            process.communicate(timeout=10)
+    assert codes == [0, 0]
+    after = json.loads(run_cli("status", "--sandbox", "-o", "json", env=env).stdout)
+    stopped = {p["pid"] for p in after["processes"] if p["stream"] == "market-data" and p["state"] == "stopped"}
+    assert stopped == {p.pid for p in feeds.values()}
+    assert after["streams"]["market-data"]["state"] == "stopped"
+
+
+def test_the_publisher_writes_on_change_at_most_once_a_second_and_at_least_every_five(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The one cadence of every stream's health, in virtual time (`virtual_time.VirtualTimeLoop`)."""
+    from virtual_time import VirtualTimeLoop
+
+    written: list[tuple[float, bool]] = []
+
+    async def inline(function: Any, *args: Any) -> Any:  # the write on the loop: its time is virtual
+        return function(*args)
+
+    def record_write(environment: str, stream: health.StreamName, record: dict[str, Any]) -> None:
+        written.append((round(asyncio.get_running_loop().time(), 3), record["stopped"]))
+
+    monkeypatch.setattr(asyncio, "to_thread", inline)
+    monkeypatch.setattr(health, "write", record_write)
+    monkeypatch.setattr(health, "_remove_dead", lambda environment, stream: None)
+
+    async def scenario() -> None:
+        publisher = health.Publisher("sandbox", health.StreamName.trade_updates, dict, lambda text: None)
+        async with publisher:
+            await asyncio.sleep(12)  # quiet: a write at 0, 5, 10
+            for _ in range(50):  # a burst of changes within 0.5 s: one write for all of them
+                publisher.changed()
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(3)
+
+    with asyncio.Runner(loop_factory=VirtualTimeLoop) as runner:
+        runner.run(scenario())
+    assert written == [(0, False), (5, False), (10, False), (12, False), (13, False), (15.5, True)]
