@@ -18,8 +18,8 @@ pytestmark = pytest.mark.timeout(120)
 
 BARS = "GET /v2/stocks/bars"
 SNAPSHOTS = "GET /v2/stocks/snapshots"
-# Ten minutes of the sandbox's 0.5 s bars (its "minutes"): 1,201 bars a symbol, more than a page for twelve.
-DAY = ("--start", "2026-11-24T15:00:00Z", "--end", "2026-11-24T15:10:00Z")
+# A day before the sandbox started (real minutes there): more than a page of bars for twelve symbols.
+DAY = ("--start", "2026-11-24T00:00:00Z", "--end", "2026-11-24T23:59:00Z")
 TWELVE = ("SPY", "QQQ", "IWM", "DIA", "AAPL", "MSFT", "NVDA", "AMZN", "GOOG", "META", "TSLA", "AMD")
 
 
