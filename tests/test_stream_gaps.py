@@ -133,6 +133,7 @@ def assert_complete(sandbox: Any, bars: list[tuple[str, datetime, str]]) -> None
 def test_bars_missed_while_the_stream_was_cut_are_backfilled_once_in_order(
     sandbox: Any, env: dict[str, str], spawned: list[Running]
 ) -> None:
+    requests_before = dict(sandbox.counts).get("GET /v2/stocks/bars", 0)
     running = stream(spawned, env)
     running.bars(4, source="stream")
     for _ in range(2):
@@ -141,12 +142,15 @@ def test_bars_missed_while_the_stream_was_cut_are_backfilled_once_in_order(
         running.bars(len(SYMBOLS), source="backfill")
         running.bars(4, source="stream")
     assert running.stop() == 0
+    fetched = dict(sandbox.counts).get("GET /v2/stocks/bars", 0) - requests_before
     bars = bars_of(running.lines)
     assert_complete(sandbox, bars)
     assert sum(1 for *_, source in bars if source == "backfill") >= 2 * len(SYMBOLS)
     record = health_record(env, "market-data")
     assert record is not None and record["backfills"] >= 2 and record["backfill_failures"] == 0
     assert record["backfilled_bars"] == sum(1 for *_, source in bars if source == "backfill")
+    # One request per gap for both symbols (a gap of a few bars is one page), never one per symbol.
+    assert fetched == record["backfills"]
 
 
 def test_a_mute_socket_is_replaced_and_its_silence_backfilled(
