@@ -80,3 +80,12 @@ def test_bad_input_is_exit_2_with_one_line(env: dict[str, str], argv: list[str])
     result = run_cli(*argv, "--sandbox", env=env)
     assert result.returncode == 2, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and result.stdout == ""
+
+
+def test_the_command_knows_the_kinds_the_bridge_streams() -> None:
+    """`stream`'s KINDS are repeated (its --help must not load the SDK): they must be the bridge's."""
+    from alpaca_cli.bridge.marketdata import KINDS as BRIDGE_KINDS
+    from alpaca_cli.commands.stream import KINDS, app
+
+    assert KINDS == BRIDGE_KINDS
+    assert sorted(command.name for command in app.registered_commands) == sorted(KINDS)  # one command each
