@@ -147,3 +147,24 @@ def _read_all(fd: int) -> bytes:
         chunks.append(chunk)
     os.close(fd)
     return b"".join(chunks)
+
+
+def test_market_data_lines_are_the_readme_examples() -> None:
+    """The README shows one line of each market-data type; the builders print exactly those."""
+    import re
+    from datetime import UTC, datetime
+    from pathlib import Path
+
+    from alpaca_cli.domain import Bar, MarketSnapshot, Quote, Trade
+    from alpaca_cli.output import BarLines, QuoteLines, TradeLines, dumps, snapshot_record
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    examples = dict(re.findall(r"<!-- line:(\w+) -->\n```json\n([^\n]+)\n```", readme))
+    t0, t1 = datetime(2026, 3, 2, 14, 30, tzinfo=UTC), datetime(2026, 3, 2, 14, 30, 1, 250000, tzinfo=UTC)
+    bar = Bar("AAPL", t0, 229.1, 229.42, 228.97, 229.3, 18250.0, 212.0, 229.2113)
+    quote = Quote("AAPL", t1, 229.28, 3.0, 229.31, 5.0)
+    trade = Trade("AAPL", t1, 229.3, 100.0, 52983525029461)
+    assert BarLines()(bar) == examples["bar"] + "\n"
+    assert QuoteLines()(quote) == examples["quote"] + "\n"
+    assert TradeLines()(trade) == examples["trade"] + "\n"
+    assert dumps(snapshot_record(MarketSnapshot("AAPL", trade, quote, bar))) == examples["snapshot"]
