@@ -71,6 +71,7 @@ def test_table_of_quotes_shows_bid_ask_and_spread(env: dict[str, str]) -> None:
     "argv",
     [
         ["stream", "quotes", "AAPL", "--since", "2026-11-24"],  # --since fills in bars only
+        ["stream", "bars", "AAPL", "--since", "2100-01-01"],
         ["stream", "bars,ticks", "AAPL"],
         ["stream", "quotes", "AA PL"],
         ["stream", "trades", "BTC/"],

@@ -186,6 +186,8 @@ def _options(
     stale_after: float,
 ) -> _Options:
     """The command's options, checked before anything is sent."""
+    from datetime import UTC, datetime
+
     from alpaca_cli.orders import parse_time
     from alpaca_cli.runner import Limits
     from alpaca_cli.symbols import data_symbols
@@ -194,11 +196,14 @@ def _options(
     kinds = click.get_current_context().meta.get(_KINDS_KEY, (kind,))
     if since is not None and "bars" not in kinds:
         raise UsageError("--since fills in bars only: use it with stream bars (or bars,quotes ...)")
+    start = None if since is None else parse_time(since, "--since")
+    if start is not None and start > datetime.now(UTC):
+        raise UsageError(f"--since {since} is in the future: give the time of the last bar you have")
     return _Options(
         kinds=kinds,
         symbols=data_symbols(symbols, f"alpaca-cli stream {','.join(kinds)} AAPL MSFT"),
         feed=feed.value,
-        since=None if since is None else parse_time(since, "--since"),
+        since=start,
         limits=limits,
         events=events,
         stale_after=stale_after or None,
@@ -499,7 +504,9 @@ class _Session:
 
         for bar, source in step.lines:
             self._emit(self._bar_line(bar, source) if self.out.json else bar)
-        if step.fetch is not None:
+        if step.fetch is not None and step.fetch.start > step.fetch.end:  # nothing can be missing: no request
+            self._take(gaps.fetched([]), gaps)
+        elif step.fetch is not None:
             task = asyncio.create_task(self._backfill(step.fetch, gaps))
             self._fetches.add(task)
             task.add_done_callback(self._fetches.discard)
