@@ -7,6 +7,7 @@ export of many days and symbols never waits for (or holds) the whole range.
 
 from __future__ import annotations
 
+from collections import deque
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from alpaca_cli.invocation import Invocation
 
 COLUMNS = ("symbol", "t", "o", "h", "l", "c", "v", "n", "vw")
+TABLE_ROWS = 50
 SOURCE = "history"  # the `source` of a bar line that no stream delivered
 
 
@@ -84,7 +86,8 @@ async def _export(invocation: Invocation, request: tuple[Any, ...], *, csv: bool
 
     symbols, begin, end, timeframe, feed = request
     out = invocation.out
-    kept: list[Bar] = []
+    kept: deque[Bar] = deque(maxlen=TABLE_ROWS)  # a terminal shows the newest rows, not a whole export
+    total = 0
     header = True
     line = BarLines()
     async with Broker(invocation.connection) as broker:
@@ -97,9 +100,12 @@ async def _export(invocation: Invocation, request: tuple[Any, ...], *, csv: bool
             elif out.json:
                 out.write_lines(line(bar, SOURCE) for bar in page)
             else:
-                kept += page
+                kept.extend(page)
+                total += len(page)
     if not csv and not out.json:
-        _table(out, kept, timeframe)
+        _table(out, list(kept), timeframe)
+        if total > len(kept):
+            out.message(f"the last {len(kept)} of {total} bars; -o json or -o csv for all of them")
     return 0
 
 
@@ -127,4 +133,5 @@ def _table(out: Any, found: list[Bar], timeframe: str) -> None:
 
 
 def _when(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M")
+    """Minutes as such; seconds only where a bar starts inside a minute (the sandbox's short bars)."""
+    return moment.strftime("%Y-%m-%d %H:%M" if moment.second == moment.microsecond == 0 else "%Y-%m-%d %H:%M:%S")
