@@ -115,13 +115,13 @@ def history(
     limit: int,
     page_token: str | None,
     *,
-    span: Callable[[datetime], float] = lambda t: 60.0,
+    span: Callable[[datetime], float] | None = None,
     crypto: bool = False,
 ) -> dict[str, Any]:
     """`/v2/stocks/trades` or `/v2/stocks/quotes` (`kind` "trades"/"quotes"), paged like bars.
 
     `span`: how long the minute bar starting at a time lasts (the sandbox's bar interval since
-    it started); `crypto`: crypto shapes.
+    it started; None: a real minute); `crypto`: crypto shapes.
 
     Items come sorted by symbol, then time; `limit` counts them across all
     symbols of the page and `next_page_token` resumes at the first one left out.
@@ -139,7 +139,7 @@ def history(
         first = start
         if resume is not None and symbol == resume[0]:
             first = max(start, resume[1].replace(second=0, microsecond=0))
-        for at, price, size in _prints_between(symbol, minute_bars, first, end, span):
+        for at, price, size in _prints_between(symbol, minute_bars, first, end, span or _real_minute):
             if resume is not None and symbol == resume[0] and at < resume[1]:
                 continue
             if count >= limit:
@@ -151,6 +151,10 @@ def history(
             out.setdefault(symbol, []).append(made)
             count += 1
     return {kind: out, "next_page_token": None}
+
+
+def _real_minute(t: datetime) -> float:
+    return 60.0
 
 
 def _prints_between(
