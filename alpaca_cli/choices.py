@@ -1,4 +1,4 @@
-"""The fixed choices of order flags, shared by `submit`, `replace` and `orders`.
+"""The fixed choices of order and market-data flags, shared by the commands that take them.
 
 Declared once so that `--help` lists them, TAB offers them, and every command
 accepts the same words. They must equal `orders.SIDES`, `ORDER_TYPES`,
@@ -39,3 +39,19 @@ class OrderClass(StrEnum):
     bracket = "bracket"
     oco = "oco"
     oto = "oto"
+
+
+class Feed(StrEnum):
+    """The stock data feed: IEX (every plan) or SIP (all exchanges, paid plans)."""
+
+    iex = "iex"
+    sip = "sip"
+
+
+class Timeframe(StrEnum):
+    """The bar widths `alpaca-cli bars` exports (Alpaca's spelling)."""
+
+    minute = "1Min"
+    five_minutes = "5Min"
+    hour = "1Hour"
+    day = "1Day"

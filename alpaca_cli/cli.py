@@ -48,6 +48,12 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "clock": ("clock", "clock", "The market clock: open or closed now, and the next open and close."),
     "calendar": ("clock", "calendar", "Trading days and their hours (New York time) from --start to --end."),
     "assets": ("assets", "assets", "Every active US equity, or one symbol (unknown: exit 1), with what it allows."),
+    "bars": ("bars", "bars", "Historical bars, oldest first per symbol, paged through the whole range."),
+    "quote": (
+        "quote",
+        "quote",
+        "Latest trade, bid/ask and minute bar per symbol; exit 1 when the broker has nothing for one of them.",
+    ),
     "reconcile": (
         "reconcile",
         "reconcile",
@@ -61,7 +67,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "demo": ("demo", "demo", "Watch fills live, lose some, recover them: against a local sandbox, no account needed."),
     "orders": ("orders", "app", "List orders, or show one."),
     "sandbox": ("sandbox", "app", "A local paper broker speaking Alpaca's protocols (no account, no network)."),
-    "stream": ("stream", "app", "Live market data from the market-data stream."),
+    "stream": (
+        "stream",
+        "app",
+        "Live market data: bars, quotes, trades, or several at once (stream bars,quotes AAPL).",
+    ),
     "tail": ("tail", "app", "Follow account events as they happen."),
 }
 

@@ -192,7 +192,7 @@ class Story:
             "The sandbox cuts the trade stream. The supervisor asks the broker at once (and again on "
             'reconnecting, before it trusts the stream) and emits what was missed, marked `"source":"reconcile"`.',
         )
-        reconnects = supervisor.reconnects
+        reconnects = supervisor.figures.reconnects
         await self._call(lambda: self.sandbox.sandbox.faults.update(hold_trade_updates=False))
         await asyncio.to_thread(self.sandbox.admin, "POST", "/admin/drop", {"stream": "trading"})
         await self._until("the recovered AAPL fill", lambda: self._event(lost.id, "fill", source="reconcile"), running)
@@ -209,6 +209,7 @@ class Story:
         seconds = round(time.monotonic() - self.started, 1)
         verdict = "in sync" if in_sync else "DRIFT"
         orders = len(self.placed) + self.refused
+        reconnects = supervisor.figures.reconnects
         if self.out.json:
             from alpaca_cli.output import records
 
@@ -220,7 +221,7 @@ class Story:
                     events=len(self.updates),
                     fills_live=live,
                     fills_recovered=recovered,
-                    reconnects=supervisor.reconnects,
+                    reconnects=reconnects,
                     in_sync=in_sync,
                     seconds=seconds,
                 )
@@ -230,7 +231,7 @@ class Story:
             self.out.err.print(
                 f"{orders} orders ({self.refused} refused), {len(self.updates)} trade updates: "
                 f"{live} fills live, {recovered} recovered by reconciliation; "
-                f"{supervisor.reconnects} reconnect(s); verdict [bold {'green' if in_sync else 'red'}]{verdict}[/] "
+                f"{reconnects} reconnect(s); verdict [bold {'green' if in_sync else 'red'}]{verdict}[/] "
                 f"in {seconds:g} s.",
                 highlight=False,
             )

@@ -175,6 +175,40 @@ class Bar:
     volume: float
     trade_count: float | None = None
     vwap: float | None = None
+    updated: bool = False  # a correction of a bar already sent (the stream's `updatedBars`)
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    """The top of the book at one moment (bid and ask; sizes in round lots for stocks)."""
+
+    symbol: str
+    timestamp: datetime
+    bid: float
+    bid_size: float
+    ask: float
+    ask_size: float
+
+
+@dataclass(frozen=True, slots=True)
+class Trade:
+    """One print on the tape."""
+
+    symbol: str
+    timestamp: datetime
+    price: float
+    size: float
+    id: int | str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MarketSnapshot:
+    """Alpaca's snapshot of one symbol: its latest trade, quote and minute bar (any may be missing)."""
+
+    symbol: str
+    trade: Trade | None
+    quote: Quote | None
+    bar: Bar | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,15 @@ class OutputChoice(StrEnum):
     json = "json"
 
 
+class ExportChoice(StrEnum):
+    """The outputs of a command that exports rows: the common three, and CSV (a header, one row each)."""
+
+    auto = "auto"
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
 OutputOption = Annotated[
     OutputChoice | None,
     typer.Option(

@@ -12,13 +12,16 @@ never trusts delivery alone:
   heard of, orders that opened and closed unheard; `source="reconcile"`, in
   order) through the same path as live events; adopts whatever no event
   explains (reported as drift; positions only from a snapshot that fills did
-  not tear, see `Supervisor._snapshot`); and only then declares the stream
+  not tear, see `_Reconciler.snapshot`); and only then declares the stream
   healthy and drains the queued live updates, whose duplicates are dropped.
-- Exactly once: an event is printed iff the core's memory (`core.Ledger`,
-  the same one `submit --wait` uses) finds it new; recovery (`core.recover`)
-  rebuilds what a gap swallowed, and a live fill that jumps over a lost one
-  is preceded by the missing part, so the printed fill quantities of an
-  order always add up to its cumulative fill.
+- Exactly once: an event is printed iff it is new to the state (`is_new`),
+  keyed on what `core.apply` already makes idempotent: the order's cumulative
+  filled quantity, the closed-order and execution-id memories, and for
+  status-only events (`order_cancel_rejected`, `pending_cancel`, ...) their
+  `core.identity.event_id` (order id, event, timestamp). A live fill that
+  jumps over a lost one is preceded by the missing part (`missed_part`), so
+  the printed fill quantities of an order always add up to its cumulative
+  fill.
 - Exactly once across restarts (with a state file): write-ahead. The events
   of a batch are applied to the state file *and* kept in its `outbox` in one
   atomic save before any of them is printed; a restarted supervisor prints
@@ -29,9 +32,8 @@ never trusts delivery alone:
 - Backoff with jitter around the whole connection lifecycle (`Backoff`:
   1 s doubling to 30 s, reset once a connection stayed up `HEALTHY_AFTER`
   seconds); refused keys and another holder of the stream (exit 3 and 5)
-  fail at once; a connection-limit refusal right after our own socket
-  dropped is retried for `LIMIT_GRACE` seconds (the broker may not have
-  reaped it yet).
+  fail at once (a connection-limit refusal right after our own socket
+  dropped is retried by the bridge first: the broker may not have reaped it).
 - REST is the safety net: while the stream is down the broker is polled
   every `poll_interval` seconds and changes are emitted as `reconcile`
   events; while it is up, a slow poll every `slow_poll` seconds compares
@@ -48,7 +50,9 @@ API (on the tool's event loop)::
         await supervisor.run(stop_event)   # returns when stop_event is set;
                                            # raises CliError on a permanent failure
 
-`on_update(TradeUpdate)` receives every event exactly once, in order;
+`on_update(TradeUpdate)` receives every event exactly once, in order (it
+may answer False to take no more, `tail --count`: with a state file, what it
+did not take stays in the file's outbox and the next run prints it first);
 `on_notice(Notice)` every lifecycle change; `warn(str)` a health file that
 cannot be written (once). With `state_path`, every applied event reaches the
 state file (`statefile.update`, under its lock, batched while a burst
@@ -59,6 +63,7 @@ first snapshot.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -67,44 +72,33 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from alpaca_cli import health
-from alpaca_cli.core import (
-    POSITION_KINDS,
-    Ledger,
-    State,
-    adopt,
-    diff,
-    initial_state,
-    keep_positions,
-    recover,
-)
+from alpaca_cli.core import POSITION_KINDS, Ledger, State, diff, initial_state, keep_positions, recover
 from alpaca_cli.domain import Position, Snapshot, TradeUpdate
-from alpaca_cli.errors import AuthError, CliError, ConnectionLimitError, UnreachableError
+from alpaca_cli.errors import AuthError, CliError, UnreachableError
+from alpaca_cli.health import StreamName
+from alpaca_cli.writeahead import WriteAhead
 
 if TYPE_CHECKING:
-    from alpaca_cli.bridge import Broker, TradeUpdateStream
+    from alpaca_cli.bridge import StreamEvent
     from alpaca_cli.core import Difference, OrderRecord
+    from alpaca_cli.domain import Account
 
 log = logging.getLogger(__name__)
 
-STREAM = "trade-updates"
+STREAM = StreamName.trade_updates
 POLL_INTERVAL = 10.0  # seconds between REST reconciliations while the stream is down
 SLOW_POLL = 60.0  # seconds between mute checks while it is up
 BACKOFF_BASE = 1.0
 BACKOFF_CAP = 30.0
 HEALTHY_AFTER = 30.0  # seconds a connection must last before the backoff starts over
-LIMIT_GRACE = 60.0  # seconds a connection-limit refusal is retried after our own socket dropped
 CONNECT_WINDOW = 10.0  # seconds one connection attempt may take (the SDK may retry inside it)
 IN_FLIGHT_GRACE = 1.0  # seconds the slow poll lets in-flight events land before judging the stream
 CLOSED_LOOKBACK = timedelta(seconds=30)  # closed orders are listed from this long before the last look
-TORN_RETRIES = 2  # fresh snapshots taken when fills tear one (see `Supervisor._snapshot`)
+TORN_RETRIES = 2  # fresh snapshots taken when fills tear one (see `_Reconciler.snapshot`)
 TORN_RETRY_DELAY = 0.1
-OUTBOX_IDLE = 1.0  # seconds without events after which the state file's printed outbox is emptied
-CLOSE_FLUSH = 2.0  # seconds a stop waits for printed lines to leave the process before emptying the outbox
-HEALTH_MIN_GAP = 1.0  # seconds between two health writes
-HEALTH_EVERY = 5.0  # seconds between health writes when nothing changes
 
 
 # =========================================================================== pure parts
@@ -143,13 +137,10 @@ class Backoff:
             self.failures = 0
 
 
-def permanent(error: CliError, *, ever_connected: bool, since_disconnect: float) -> bool:
-    """Whether a failed connection attempt ends the supervisor instead of being retried."""
-    if isinstance(error, AuthError):
-        return True
-    if isinstance(error, ConnectionLimitError):
-        # Right after our own socket dropped, the broker may still count it.
-        return not ever_connected or since_disconnect >= LIMIT_GRACE
+def permanent(error: CliError) -> bool:
+    """Whether a failed connection attempt ends the supervisor instead of being retried: all but
+    an unreachable broker (refused keys, another holder of the stream, a wrong URL). A connection
+    limit that may be our own dropped socket was already retried by the bridge (`LIMIT_GRACE`)."""
     return not isinstance(error, UnreachableError)
 
 
@@ -203,165 +194,6 @@ class Notice:
         return f"{STREAM} stream {what}"
 
 
-# ============================================================================ state file
-
-
-class _StateFile:
-    """Saves events (and adoptions) to the state file in order, batched, off the event loop,
-    and hands each batch's events to `on_saved` only once the save that holds them is done.
-
-    One write at a time, in the order the operations came: what arrives while
-    a write is under way goes into the next one, so a burst costs one fsync per
-    batch and a lone event waits for one save. Each save also replaces the
-    file's outbox with the batch's events to print (write-ahead, see the
-    module doc); after `OUTBOX_IDLE` seconds without news one more save empties
-    it, so a kill after a quiet spell repeats nothing. A write that fails (the
-    file became unwritable, another process held the lock too long) is
-    reported through `on_failure` and ends the writer; what it held is never
-    printed, and the command fails with it.
-
-    "Printed" must mean "left the process": a reader that falls behind leaves
-    lines in the output's buffer, and replacing the outbox then would let a kill
-    lose them. With `printed` (an awaitable that returns once everything written
-    so far has left), no save replaces an outbox whose lines are still buffered,
-    and a stop that cannot get them out in `CLOSE_FLUSH` seconds leaves the outbox
-    as it is: the next run prints them again rather than never.
-    """
-
-    def __init__(
-        self,
-        path: Path,
-        on_saved: Callable[[list[TradeUpdate]], None],
-        on_failure: Callable[[Exception], None],
-        printed: Callable[[], Awaitable[None]] | None = None,
-    ) -> None:
-        self.path = path
-        self._on_saved = on_saved
-        self._on_failure = on_failure
-        self._printed = printed
-        self._ops: list[tuple[str, Any]] = []
-        self._to_print: list[TradeUpdate] = []
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._writing: asyncio.Future[None] | None = None
-        self._saving: list[TradeUpdate] | None = None  # to print once the write under way is done
-        self._outbox_printed = False  # the file's outbox holds events printed since it was saved
-        self._failed = False
-        self._account_id: str | None = None
-
-    def check(self) -> State | None:
-        """The file's state (None when missing); a corrupt file raises `UsageError` (exit 2)."""
-        from alpaca_cli import statefile
-
-        try:
-            return statefile.load(self.path)
-        except statefile.StateFileMissing:
-            return None
-
-    async def start(self, snapshot: Snapshot) -> State:
-        """The file's state, created from `snapshot` when missing; then start the writer."""
-        from alpaca_cli import statefile
-
-        self._account_id = snapshot.account.id
-        state = await asyncio.to_thread(
-            statefile.update,
-            self.path,
-            lambda current: current,
-            account_id=self._account_id,
-            create=lambda: initial_state(snapshot),
-        )
-        self._outbox_printed = bool(state.outbox)  # the caller prints a killed run's outbox first
-        self._task = asyncio.create_task(self._writer(), name="state-file-writer")
-        return state
-
-    def events(self, applied: list[TradeUpdate], to_print: list[TradeUpdate]) -> None:
-        """Queue events to apply, and those of them to print once saved."""
-        if self._ops and self._ops[-1][0] == "events":
-            self._ops[-1][1].extend(applied)
-        else:
-            self._ops.append(("events", list(applied)))
-        self._to_print.extend(to_print)
-        self._wake.set()
-
-    def adopt(self, snapshot: Snapshot) -> None:
-        self._ops.append(("adopt", snapshot))
-        self._wake.set()
-
-    async def _writer(self) -> None:
-        while True:
-            idle = False
-            if self._outbox_printed:
-                try:
-                    await asyncio.wait_for(self._wake.wait(), OUTBOX_IDLE)
-                except TimeoutError:
-                    idle = True  # a quiet spell: empty the outbox, so a kill now repeats nothing
-            else:
-                await self._wake.wait()
-            self._wake.clear()
-            ops, self._ops = self._ops, []
-            to_print, self._to_print = self._to_print, []
-            if not ops and not idle:
-                continue
-            if self._outbox_printed and self._printed is not None:
-                await self._printed()  # the outbox's lines are out before the outbox is replaced
-            # Shielded: a stop lets the write under way finish, so the next one cannot overtake it.
-            self._writing = asyncio.ensure_future(asyncio.to_thread(self._write, ops, to_print))
-            self._saving = to_print
-            try:
-                await asyncio.shield(self._writing)
-            except Exception as error:  # any failure ends the run: never go on unsaved
-                self._failed = True
-                self._on_failure(error)
-                return
-            self._saving = None
-            self._on_saved(to_print)
-            self._outbox_printed = bool(to_print)
-
-    def _write(self, ops: list[tuple[str, Any]], to_print: list[TradeUpdate]) -> None:
-        from alpaca_cli import statefile
-        from alpaca_cli.core import apply_all
-
-        def change(state: State) -> State:
-            for kind, payload in ops:
-                state = apply_all(state, payload) if kind == "events" else adopt(state, payload, payload.taken_at)
-            return state.with_outbox(to_print)
-
-        statefile.update(self.path, change, account_id=self._account_id)
-
-    async def close(self) -> None:
-        """Stop the writer, let a write under way finish, save and print what is still pending,
-        then empty the outbox: after a clean stop a restart repeats nothing."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
-        if self._failed or self._account_id is None:
-            return
-        if self._saving is not None and self._writing is not None:
-            await self._writing  # its failure is the command's error
-            self._on_saved(self._saving)
-            self._saving = None
-        ops, self._ops = self._ops, []
-        to_print, self._to_print = self._to_print, []
-        if ops:
-            if not await self._all_printed():
-                return
-            await asyncio.to_thread(self._write, ops, to_print)
-            self._on_saved(to_print)
-        if await self._all_printed():
-            await asyncio.to_thread(self._write, [], [])
-
-    async def _all_printed(self) -> bool:
-        """Whether the printed lines left the process within `CLOSE_FLUSH` (a stuck reader: no)."""
-        if self._printed is None:
-            return True
-        try:
-            await asyncio.wait_for(self._printed(), CLOSE_FLUSH)
-        except TimeoutError:
-            return False
-        return True
-
-
 # ============================================================================ supervisor
 
 
@@ -373,14 +205,241 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-class Supervisor:
-    """Runs the trade-update stream with reconciliation, polling, backoff and health (module doc)."""
+@dataclass(frozen=True, slots=True)
+class Clock:
+    """Where the supervisor gets its time. Injectable, so that its timing (backoff, polls, the
+    slow check, torn-snapshot retries) is tested in virtual time instead of waited out."""
+
+    now: Callable[[], datetime] = _now  # wall time: the figures, the closed-orders window
+    monotonic: Callable[[], float] = time.monotonic  # durations and deadlines
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # every wait, timeouts included
+
+
+class TradeStream(Protocol):
+    """What the supervisor uses of a trade-update stream (`bridge.TradeUpdateStream`)."""
+
+    updates: asyncio.Queue[TradeUpdate]
+    lifecycle: asyncio.Queue[StreamEvent]
+
+    async def stop(self) -> None: ...
+
+
+class SupervisedBroker(Protocol):
+    """What the supervisor calls on the broker (`bridge.Broker`)."""
+
+    async def account(self) -> Account: ...
+
+    async def positions(self) -> list[Position]: ...
+
+    async def snapshot(
+        self, believed_open: Mapping[str, OrderRecord] | None = None, *, closed_since: datetime | None = None
+    ) -> Snapshot: ...
+
+    async def trade_updates_connect(self, *, connect_timeout: float | None = None) -> TradeStream: ...
+
+
+@dataclass
+class Figures:
+    """What the supervisor has been through: the health file's figures and tail's footer."""
+
+    mode: str = "starting"  # starting, connecting, live, polling, stopped
+    connected: bool = False
+    connected_since: datetime | None = None
+    connections: int = 0
+    reconnects: int = 0
+    attempts: int = 0
+    mute_reconnects: int = 0
+    drift_adoptions: int = 0
+    emitted: int = 0
+    sources: dict[str, int] = field(default_factory=lambda: {"stream": 0, "reconcile": 0})
+    last_update_at: datetime | None = None
+    last_reconnect_at: datetime | None = None
+    last_disconnect_at: datetime | None = None
+    last_disconnect_reason: str | None = None
+    last_reconciled_at: datetime | None = None
+    reconciliations: int = 0
+    last_error: str | None = None
+
+
+class _Delivery:
+    """Admits events, live or recovered, exactly once (`Ledger`) and hands the new ones to the
+    reader: at once, or with a state file once the save that holds them is done."""
+
+    def __init__(self, on_update: Callable[[TradeUpdate], bool | None], figures: Figures) -> None:
+        self.on_update = on_update
+        self.figures = figures
+        self.ledger: Ledger | None = None
+        self.file: WriteAhead | None = None
+
+    def deliver(self, *updates: TradeUpdate) -> int:
+        """Admit events (one live, or a catch-up's recovered ones, on one working copy of the
+        state): print what is new, apply everything; returns how many are new."""
+        assert self.ledger is not None
+        printed, applied = self.ledger.admit_all(updates, self.emit if self.file is None else None)
+        if self.file is not None and applied:
+            self.file.events(applied, printed)
+        return len(printed)
+
+    def saved(self, events: list[TradeUpdate]) -> list[TradeUpdate]:
+        """Hand saved events over in order; returns those the reader did not take."""
+        for at, event in enumerate(events):
+            if not self.emit(event):
+                return events[at:]
+        return []
+
+    def emit(self, event: TradeUpdate) -> bool:
+        """Hand one event to `on_update`; False when it did not take it (it takes no more)."""
+        if self.on_update(event) is False:
+            return False
+        self.figures.emitted += 1
+        self.figures.sources[event.source] = self.figures.sources.get(event.source, 0) + 1
+        return True
+
+    def drain(self, handle: TradeStream) -> None:
+        """Admit what the stream has queued."""
+        while not handle.updates.empty():
+            self.deliver(handle.updates.get_nowait())
+
+
+class _Reconciler:
+    """Compares what was heard with a broker snapshot and makes up the difference: missed
+    events are delivered as recovered ones, what no event explains is adopted (module doc)."""
 
     def __init__(
         self,
-        broker: Broker,
+        broker: SupervisedBroker,
+        delivery: _Delivery,
+        clock: Clock,
+        figures: Figures,
+        notice: Callable[..., None],
+    ) -> None:
+        self.broker = broker
+        self.delivery = delivery
+        self.clock = clock
+        self.figures = figures
+        self._notice = notice
+        self._since: datetime | None = None  # closed orders are listed from here
+        self._next_since: datetime | None = None
+        self._first: tuple[Snapshot, bool] | None = None  # taken at start, reused once
+
+    async def initialise(self, existing: State | None) -> None:
+        """The starting state: the state file's (created from the snapshot when missing), or
+        the snapshot itself (in memory: history is not printed, only what happens from now)."""
+        started = self.clock.now()
+        if existing is not None:
+            since = min(t for t in (existing.last_reconciled_at, _last_event_at(existing), started) if t is not None)
+        else:
+            since = started
+        self._since = since - CLOSED_LOOKBACK
+        believed = existing.open_orders if existing is not None else {}
+        for attempt in range(TORN_RETRIES + 1):
+            snapshot, consistent = await self.snapshot(believed)
+            if consistent or existing is not None or attempt == TORN_RETRIES:
+                break
+            await self.clock.sleep(TORN_RETRY_DELAY)
+        file = self.delivery.file
+        if file is not None:
+            state = await file.start(snapshot)  # the file is this account's: checked there
+            # Saved by a run that stopped before it could tell it had printed them (or before its
+            # reader took them): first in line, and kept if this run's reader does not take them.
+            file.hold(self.delivery.saved(list(state.pending())))
+        else:
+            state = initial_state(snapshot)
+        self.delivery.ledger = Ledger(state)
+        self._first = (snapshot, consistent)
+
+    async def snapshot(self, believed: Mapping[str, OrderRecord] | None = None) -> tuple[Snapshot, bool]:
+        """The broker snapshot plus the orders closed since the last look; and whether it is
+        consistent.
+
+        Positions and orders come from separate requests, so a fill landing
+        between them tears the snapshot: positions would then disagree with
+        the orders' fills, and adopting them would count that fill twice once
+        its event arrives. Positions are therefore read before and after the
+        rest; the snapshot is consistent when all three reads agree.
+        """
+        started = self.clock.now()
+        if believed is None:
+            ledger = self.delivery.ledger
+            believed = ledger.state.open_orders if ledger is not None else {}
+        before = await self.broker.positions()
+        snapshot = await self.broker.snapshot(believed, closed_since=self._since)
+        after = await self.broker.positions()
+        consistent = _signed(before) == _signed(snapshot.positions) == _signed(after)
+        self._next_since = started - CLOSED_LOOKBACK
+        return snapshot, consistent
+
+    def _reconciled(self) -> None:
+        self._since = self._next_since
+        self.figures.last_reconciled_at = self.clock.now()
+        self.figures.reconciliations += 1
+
+    async def paused(self) -> int:
+        """Reconcile while no live update is consumed: recover, then adopt what is left;
+        returns how many missed events were delivered.
+
+        Drift (what no event explains) is adopted and reported only from a
+        consistent snapshot; from a torn one (a busy market) only the orders
+        and account are adopted and positions stay as the events made them.
+        """
+        ledger = self.delivery.ledger
+        assert ledger is not None
+        recovered = 0
+        for attempt in range(TORN_RETRIES + 1):
+            if self._first is not None:
+                (snapshot, consistent), self._first = self._first, None
+            else:
+                snapshot, consistent = await self.snapshot()
+            recovered += self.delivery.deliver(*recover(ledger.state, snapshot))
+            if consistent or attempt == TORN_RETRIES:
+                break
+            await self.clock.sleep(TORN_RETRY_DELAY)
+        differences = diff(ledger.state, snapshot)
+        if not consistent:
+            log.debug("torn snapshot (fills during it): positions left to the events")
+            snapshot = keep_positions(snapshot, ledger.state)
+            differences = [d for d in differences if d.kind not in POSITION_KINDS]
+        ledger.adopt(snapshot)
+        if self.delivery.file is not None:
+            self.delivery.file.adopt(snapshot)
+        self._reconciled()
+        if differences:
+            self.figures.drift_adoptions += 1
+            self._notice("drift", differences=tuple(differences))
+        return recovered
+
+    async def missed(self) -> int:
+        """The slow poll while connected: what the broker shows that the stream never delivered
+        (delivered now, as recovered events); a failed poll is a notice, not an end."""
+        ledger = self.delivery.ledger
+        assert ledger is not None
+        try:
+            snapshot, _ = await self.snapshot()
+        except CliError as error:
+            if isinstance(error, AuthError):
+                raise
+            self._notice("poll_failed", reason=error.line())
+            return 0
+        await self.clock.sleep(IN_FLIGHT_GRACE)  # events already on their way are not missed
+        missed = self.delivery.deliver(*recover(ledger.state, snapshot))
+        self._reconciled()
+        return missed
+
+
+class Supervisor:
+    """Runs the trade-update stream with reconciliation, polling, backoff and health (module doc).
+
+    Its jobs are apart: `_Delivery` (exactly once, to the reader), `_Reconciler`
+    (snapshots, recovery, adoption), `WriteAhead` (the state file), `health.Publisher`
+    (the health file); this class runs the connection's lifecycle around them, on a
+    `Clock` and a `SupervisedBroker`, both injectable.
+    """
+
+    def __init__(
+        self,
+        broker: SupervisedBroker,
         *,
-        on_update: Callable[[TradeUpdate], None],
+        on_update: Callable[[TradeUpdate], bool | None],
         on_notice: Callable[[Notice], None],
         state_path: Path | None = None,
         environment: str | None = None,
@@ -390,57 +449,43 @@ class Supervisor:
         connect_window: float = CONNECT_WINDOW,
         backoff: Backoff | None = None,
         printed: Callable[[], Awaitable[None]] | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.broker = broker
-        self.on_update = on_update
         self.on_notice = on_notice
-        self.environment = environment
         self.poll_interval = poll_interval
         self.slow_poll = slow_poll
         self.connect_window = connect_window
         self.backoff = backoff or Backoff()
-        self.ledger: Ledger | None = None
-        self._file = _StateFile(state_path, self._saved, self._fail, printed) if state_path is not None else None
-        loop = asyncio.get_running_loop()
-        tell = warn or log.warning
-        # Health is written on a worker thread (it fsyncs); its one warning is told on this loop.
+        self.clock = clock or Clock()
+        self.figures = Figures()
+        self._delivery = _Delivery(on_update, self.figures)
+        if state_path is not None:
+            self._delivery.file = WriteAhead(state_path, self._delivery.saved, self._fail, printed)
+        self._reconciler = _Reconciler(broker, self._delivery, self.clock, self.figures, self._notice)
         self._health = (
-            health.Publisher(environment, STREAM, lambda text: loop.call_soon_threadsafe(tell, text))
+            health.Publisher(environment, StreamName.trade_updates, self.health_record, warn or log.warning)
             if environment
             else None
         )
         self._fatal: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._stop = asyncio.Event()
-        self._since: datetime | None = None
-        self._next_since: datetime | None = None
-        self._first_snapshot: tuple[Snapshot, bool] | None = None  # taken at start, reused once
         self._pending_recovered = 0  # recovered while reconnecting, told with "connected"
-        self._health_wake = asyncio.Event()
-        # Health figures.
-        self.connected = False
-        self.connected_since: datetime | None = None
-        self.connections = 0
-        self.reconnects = 0
-        self.attempts = 0
-        self.mute_reconnects = 0
-        self.drift_adoptions = 0
-        self.emitted = 0
-        self.sources: dict[str, int] = {"stream": 0, "reconcile": 0}
-        self.last_update_at: datetime | None = None
-        self.last_reconnect_at: datetime | None = None
-        self.last_disconnect_at: datetime | None = None
-        self.last_disconnect_reason: str | None = None
-        self.last_reconciled_at: datetime | None = None
-        self.reconciliations = 0
-        self.last_error: str | None = None
-        self.mode = "starting"
+
+    @property
+    def ledger(self) -> Ledger | None:
+        """What this run has seen (None until the first snapshot)."""
+        return self._delivery.ledger
 
     # ------------------------------------------------------------------ running
 
     async def run(self, stop: asyncio.Event) -> None:
         """Supervise until `stop` is set (returns) or a permanent failure (raises its CliError)."""
         self._stop = stop
-        health = asyncio.create_task(self._keep_health(), name="trade-updates-health")
+        async with self._health or contextlib.nullcontext():
+            await self._supervise_until(stop)
+
+    async def _supervise_until(self, stop: asyncio.Event) -> None:
         stopper = asyncio.create_task(stop.wait())
         main = asyncio.create_task(self._supervise(), name="trade-updates-supervisor")
         try:
@@ -456,15 +501,10 @@ class Supervisor:
             for task in (main, stopper):
                 task.cancel()
             await asyncio.gather(main, stopper, return_exceptions=True)
-            self.connected = False
-            self.mode = "stopped"
-            health.cancel()
-            await asyncio.gather(health, return_exceptions=True)
-            try:
-                if self._file is not None:
-                    await self._file.close()
-            finally:
-                self._write_health(stopped=True)
+            self.figures.connected = False
+            self.figures.mode = "stopped"
+            if self._delivery.file is not None:
+                await self._delivery.file.close()
 
     def _fail(self, error: Exception) -> None:
         """A failure outside the main task (the state file writer): end the run with it."""
@@ -472,8 +512,9 @@ class Supervisor:
             self._fatal.set_exception(error)
 
     async def _supervise(self) -> None:
-        existing = self._file.check() if self._file is not None else None
-        handle: TradeUpdateStream | None
+        file = self._delivery.file
+        existing = file.check() if file is not None else None
+        handle: TradeStream | None
         opening = asyncio.create_task(self._open())
         try:
             # While the stream connects, ask the broker's REST side once: a broker that
@@ -487,172 +528,73 @@ class Supervisor:
         try:
             handle = await opening
         except CliError as error:
-            if permanent(error, ever_connected=False, since_disconnect=0.0):
+            if permanent(error):
                 raise
             handle = None
-            self.last_error = error.line()
-        await self._initialise(existing)
+            self.figures.last_error = error.line()
+        await self._reconciler.initialise(existing)
         if handle is None:
-            handle = await self._reconnect(f"not connected at start ({self.last_error})")
+            handle = await self._reconnect(f"not connected at start ({self.figures.last_error})")
         else:
-            self._pending_recovered = await self._reconcile_paused()
+            self._pending_recovered = await self._reconcile()
         while True:
             reason = await self._live(handle)
             handle = await self._reconnect(reason)
 
-    async def _open(self) -> TradeUpdateStream:
-        self.attempts += 1
-        self.mode = "connecting"
+    async def _open(self) -> TradeStream:
+        self.figures.attempts += 1
+        self.figures.mode = "connecting"
         return await self.broker.trade_updates_connect(connect_timeout=self.connect_window)
 
-    async def _initialise(self, existing: State | None) -> None:
-        """The starting state: the state file's (created from the snapshot when missing), or
-        the snapshot itself (in memory: history is not printed, only what happens from now)."""
-        started = _now()
-        if existing is not None:
-            since = min(t for t in (existing.last_reconciled_at, _last_event_at(existing), started) if t is not None)
-        else:
-            since = started
-        self._since = since - CLOSED_LOOKBACK
-        believed = existing.open_orders if existing is not None else {}
-        for attempt in range(TORN_RETRIES + 1):
-            snapshot, consistent = await self._snapshot(believed)
-            if consistent or existing is not None or attempt == TORN_RETRIES:
-                break
-            await asyncio.sleep(TORN_RETRY_DELAY)
-        if self._file is not None:
-            state = await self._file.start(snapshot)  # the file is this account's: checked there
-            # Saved by a run that stopped before it could tell it had printed them: first in line.
-            for event in state.pending():
-                self._emit(event)
-        else:
-            state = initial_state(snapshot)
-        self.ledger = Ledger(state)
-        self._first_snapshot = (snapshot, consistent)
-
-    async def _snapshot(self, believed: Mapping[str, OrderRecord] | None = None) -> tuple[Snapshot, bool]:
-        """The broker snapshot plus the orders closed since the last look; and whether it is
-        consistent.
-
-        Positions and orders come from separate requests, so a fill landing
-        between them tears the snapshot: positions would then disagree with
-        the orders' fills, and adopting them would count that fill twice once
-        its event arrives. Positions are therefore read before and after the
-        rest; the snapshot is consistent when all three reads agree.
-        """
-        started = _now()
-        if believed is None:
-            believed = self.ledger.state.open_orders if self.ledger is not None else {}
-        before = await self.broker.positions()
-        snapshot = await self.broker.snapshot(believed, closed_since=self._since)
-        after = await self.broker.positions()
-        consistent = _signed(before) == _signed(snapshot.positions) == _signed(after)
-        self._next_since = started - CLOSED_LOOKBACK
-        return snapshot, consistent
-
-    def _reconciled(self) -> None:
-        self._since = self._next_since
-        self.last_reconciled_at = _now()
-        self.reconciliations += 1
-        self._health_wake.set()
-
-    async def _reconcile_paused(self) -> int:
-        """Reconcile while no live update is consumed: recover, then adopt what is left.
-
-        Drift (what no event explains) is adopted and reported only from a
-        consistent snapshot; from a torn one (a busy market) only the orders
-        and account are adopted and positions stay as the events made them.
-        """
-        assert self.ledger is not None
-        recovered = 0
-        for attempt in range(TORN_RETRIES + 1):
-            if self._first_snapshot is not None:
-                (snapshot, consistent), self._first_snapshot = self._first_snapshot, None
-            else:
-                snapshot, consistent = await self._snapshot()
-            recovered += self._deliver(*recover(self.ledger.state, snapshot))
-            if consistent or attempt == TORN_RETRIES:
-                break
-            await asyncio.sleep(TORN_RETRY_DELAY)
-        differences = diff(self.ledger.state, snapshot)
-        if not consistent:
-            log.debug("torn snapshot (fills during it): positions left to the events")
-            snapshot = keep_positions(snapshot, self.ledger.state)
-            differences = [d for d in differences if d.kind not in POSITION_KINDS]
-        self.ledger.adopt(snapshot)
-        if self._file is not None:
-            self._file.adopt(snapshot)
-        if differences:
-            self.drift_adoptions += 1
-            self._notice("drift", differences=tuple(differences))
-        self._reconciled()
+    async def _reconcile(self) -> int:
+        recovered = await self._reconciler.paused()
+        self._health_changed()
         return recovered
 
-    # ---------------------------------------------------------------- delivery
-
-    def _deliver(self, *updates: TradeUpdate) -> int:
-        """Admit events (one live, or a catch-up's recovered ones): print what is new, apply everything.
-
-        Without a state file what is new is printed at once; with one, it is
-        printed once the save that holds it is done (`_saved`).
-        """
-        assert self.ledger is not None
-        printed, applied = self.ledger.admit_all(updates, self._emit if self._file is None else None)
-        if self._file is not None and applied:
-            self._file.events(applied, printed)
-        return len(printed)
-
-    def _saved(self, events: list[TradeUpdate]) -> None:
-        for event in events:
-            self._emit(event)
-
-    def _emit(self, event: TradeUpdate) -> None:
-        self.on_update(event)
-        self.emitted += 1
-        self.sources[event.source] = self.sources.get(event.source, 0) + 1
-
-    async def _consume(self, handle: TradeUpdateStream) -> None:
+    async def _consume(self, handle: TradeStream) -> None:
         updates = handle.updates
         while True:
             update = await updates.get()
-            self.last_update_at = _now()
-            self._deliver(update)
-            self._health_wake.set()
-
-    def _drain(self, handle: TradeUpdateStream) -> None:
-        while not handle.updates.empty():
-            self._deliver(handle.updates.get_nowait())
+            self.figures.last_update_at = self.clock.now()
+            self._delivery.deliver(update)
+            self._health_changed()
 
     # -------------------------------------------------------------------- live
 
-    async def _live(self, handle: TradeUpdateStream) -> str:
+    async def _live(self, handle: TradeStream) -> str:
         """Healthy: consume live updates until the connection ends; returns why it ended."""
-        now = _now()
-        self.connected = True
-        self.connected_since = now
-        if self.connections:
-            self.reconnects += 1
-            self.last_reconnect_at = now
-        self.connections += 1
-        self.mode = "live"
-        self.last_error = None
+        figures = self.figures
+        now = self.clock.now()
+        figures.connected = True
+        figures.connected_since = now
+        if figures.connections:
+            figures.reconnects += 1
+            figures.last_reconnect_at = now
+        figures.connections += 1
+        figures.mode = "live"
+        figures.last_error = None
         recovered = self._pending_recovered
         self._pending_recovered = 0
         self._notice("connected", recovered=recovered)
-        started = time.monotonic()
+        started = self.clock.monotonic()
         consumer = asyncio.create_task(self._consume(handle), name="trade-updates-consumer")
         ended = asyncio.create_task(self._connection_end(handle))
         try:
             while True:
-                done, _ = await asyncio.wait({consumer, ended}, timeout=self.slow_poll, return_when="FIRST_COMPLETED")
+                tick = asyncio.ensure_future(self.clock.sleep(self.slow_poll))
+                try:
+                    done, _ = await asyncio.wait({consumer, ended, tick}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    tick.cancel()
                 if consumer in done:
                     consumer.result()
                 if ended in done:
                     reason = ended.result()
                     break
-                missed = await self._slow_check()
+                missed = await self._reconciler.missed()
+                self._health_changed()
                 if missed:
-                    self.mute_reconnects += 1
+                    figures.mute_reconnects += 1
                     self._notice("mute", recovered=missed)
                     reason = f"mute: {missed} event(s) never delivered"
                     break
@@ -660,59 +602,44 @@ class Supervisor:
             consumer.cancel()
             ended.cancel()
             await asyncio.gather(consumer, ended, return_exceptions=True)
-            self._drain(handle)  # what arrived before the end is real: take it
-            self.connected = False
-            self.backoff.connection_ended(time.monotonic() - started)
+            self._delivery.drain(handle)  # what arrived before the end is real: take it
+            figures.connected = False
+            self.backoff.connection_ended(self.clock.monotonic() - started)
         await handle.stop()
-        self._drain(handle)
+        self._delivery.drain(handle)
         return reason
 
-    async def _connection_end(self, handle: TradeUpdateStream) -> str:
+    async def _connection_end(self, handle: TradeStream) -> str:
         while True:
             event = await handle.lifecycle.get()
             if event.event == "failed" and event.error is not None:
-                if permanent(event.error, ever_connected=True, since_disconnect=0.0):
+                if permanent(event.error):
                     raise event.error
                 return event.error.line()
             if event.event in ("disconnected", "stale"):
                 return event.reason or event.event
 
-    async def _slow_check(self) -> int:
-        """The slow poll: what the broker shows that the stream never delivered (emitted now)."""
-        assert self.ledger is not None
-        try:
-            snapshot, _ = await self._snapshot()
-        except CliError as error:
-            if isinstance(error, AuthError):
-                raise
-            self._notice("poll_failed", reason=error.line())
-            return 0
-        await asyncio.sleep(IN_FLIGHT_GRACE)  # events already on their way are not missed
-        missed = self._deliver(*recover(self.ledger.state, snapshot))
-        self._reconciled()
-        return missed
-
     # ---------------------------------------------------------------- reconnect
 
-    async def _reconnect(self, reason: str) -> TradeUpdateStream:
+    async def _reconnect(self, reason: str) -> TradeStream:
         """Poll the broker while down and retry with backoff; returns a reconciled connection."""
-        self.connected = False
-        self.mode = "polling"
-        self.last_disconnect_at = _now()
-        self.last_disconnect_reason = reason
+        figures = self.figures
+        figures.connected = False
+        figures.mode = "polling"
+        figures.last_disconnect_at = self.clock.now()
+        figures.last_disconnect_reason = reason
         self._notice("disconnected", reason=reason)
-        down_since = time.monotonic()
-        loop = asyncio.get_running_loop()
-        next_attempt = loop.time() + self.backoff.next_delay()
-        next_poll = loop.time()
-        attempt: asyncio.Task[TradeUpdateStream] | None = None
+        clock = self.clock
+        next_attempt = clock.monotonic() + self.backoff.next_delay()
+        next_poll = clock.monotonic()
+        attempt: asyncio.Task[TradeStream] | None = None
         stopper = asyncio.create_task(self._stop.wait())
         try:
             while True:
-                now = loop.time()
+                now = clock.monotonic()
                 if now >= next_poll:
                     await self._poll_down()
-                    next_poll = loop.time() + self.poll_interval
+                    next_poll = clock.monotonic() + self.poll_interval
                     continue
                 if attempt is None and now >= next_attempt:
                     attempt = asyncio.create_task(self._open())
@@ -722,7 +649,11 @@ class Supervisor:
                     waiters.add(attempt)
                 else:
                     deadline = min(deadline, next_attempt)
-                done, _ = await asyncio.wait(waiters, timeout=max(0.0, deadline - now), return_when="FIRST_COMPLETED")
+                tick = asyncio.ensure_future(clock.sleep(max(0.0, deadline - now)))
+                try:
+                    done, _ = await asyncio.wait({*waiters, tick}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    tick.cancel()
                 if stopper in done:
                     raise _Stopped
                 if attempt is not None and attempt in done:
@@ -730,16 +661,16 @@ class Supervisor:
                         handle = attempt.result()
                     except CliError as error:
                         attempt = None
-                        if permanent(error, ever_connected=True, since_disconnect=time.monotonic() - down_since):
+                        if permanent(error):
                             raise
-                        self.last_error = error.line()
+                        figures.last_error = error.line()
                         delay = self.backoff.next_delay()
-                        next_attempt = loop.time() + delay
-                        self.mode = "polling"
+                        next_attempt = clock.monotonic() + delay
+                        figures.mode = "polling"
                         self._notice("retrying", reason=error.line(), retry_in=delay)
                         continue
                     attempt = None
-                    self._pending_recovered = await self._reconcile_paused()
+                    self._pending_recovered = await self._reconcile()
                     return handle
         finally:
             stopper.cancel()
@@ -750,7 +681,7 @@ class Supervisor:
     async def _poll_down(self) -> None:
         """One reconciliation while the stream is down: its changes are the only news there is."""
         try:
-            recovered = await self._reconcile_paused()
+            recovered = await self._reconcile()
         except CliError as error:
             if isinstance(error, AuthError):
                 raise
@@ -762,56 +693,39 @@ class Supervisor:
     # ------------------------------------------------------------------ health
 
     def _notice(self, event: str, **fields: Any) -> None:
-        self.on_notice(Notice(event, _now(), self.reconnects, **fields))
-        self._health_wake.set()
+        self.on_notice(Notice(event, self.clock.now(), self.figures.reconnects, **fields))
+        self._health_changed()
 
     def health_record(self) -> dict[str, Any]:
         """The trade-updates health, as `alpaca_cli.health.write` stores it."""
-        age = (_now() - self.last_reconciled_at).total_seconds() if self.last_reconciled_at else None
+        f = self.figures
+        age = (self.clock.now() - f.last_reconciled_at).total_seconds() if f.last_reconciled_at else None
         return {
-            "connected": self.connected,
-            "mode": self.mode,
-            "connected_since": self.connected_since,
-            "last_message_at": self.last_update_at,
-            "last_trade_update_at": self.last_update_at,
-            "reconnects": self.reconnects,
-            "last_reconnect_at": self.last_reconnect_at,
-            "last_disconnect_at": self.last_disconnect_at,
-            "last_disconnect_reason": self.last_disconnect_reason,
-            "connection_attempts": self.attempts,
-            "mute_reconnects": self.mute_reconnects,
-            "last_reconciled_at": self.last_reconciled_at,
+            "connected": f.connected,
+            "mode": f.mode,
+            "connected_since": f.connected_since,
+            "last_message_at": f.last_update_at,
+            "last_trade_update_at": f.last_update_at,
+            "reconnects": f.reconnects,
+            "last_reconnect_at": f.last_reconnect_at,
+            "last_disconnect_at": f.last_disconnect_at,
+            "last_disconnect_reason": f.last_disconnect_reason,
+            "connection_attempts": f.attempts,
+            "mute_reconnects": f.mute_reconnects,
+            "last_reconciled_at": f.last_reconciled_at,
             "reconcile_age_s": round(age, 1) if age is not None else None,
-            "reconciliations": self.reconciliations,
-            "drift_adoptions": self.drift_adoptions,
-            "events_emitted": self.emitted,
-            "sources": dict(self.sources),
+            "reconciliations": f.reconciliations,
+            "drift_adoptions": f.drift_adoptions,
+            "events_emitted": f.emitted,
+            "sources": dict(f.sources),
             "poll_interval": self.poll_interval,
             "slow_poll": self.slow_poll,
-            "last_error": self.last_error,
+            "last_error": f.last_error,
         }
 
-    def _write_health(self, *, stopped: bool = False, record: dict[str, Any] | None = None) -> None:
-        if self._health is None:
-            return
-        record = record or self.health_record()
-        record["stopped"] = stopped
-        self._health.write(record)
-
-    async def _keep_health(self) -> None:
-        """Rewrite health on change (at most once a second) and at least every 5 s, off the loop
-        (each write fsyncs: the event loop must not wait for the disk between two fills)."""
-        while True:
-            self._health_wake.clear()
-            await asyncio.to_thread(self._write_health, record=self.health_record())
-            written = time.monotonic()
-            try:
-                await asyncio.wait_for(self._health_wake.wait(), HEALTH_EVERY)
-            except TimeoutError:
-                continue
-            wait = HEALTH_MIN_GAP - (time.monotonic() - written)
-            if wait > 0:
-                await asyncio.sleep(wait)
+    def _health_changed(self) -> None:
+        if self._health is not None:
+            self._health.changed()
 
 
 def _last_event_at(state: State) -> datetime | None:

@@ -1,4 +1,4 @@
-"""The two spellings every written value shares: RFC 3339 times and plain decimals.
+"""The spellings every written value shares: RFC 3339 times, plain decimals, wire floats.
 
 Output lines, state files and event ids all write times and decimals, and the
 same value must give the same text everywhere (an event's `id` is compared,
@@ -7,6 +7,7 @@ not parsed). Standard library only: the pure core imports it.
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -39,3 +40,12 @@ def utc(moment: datetime) -> datetime:
     if moment.tzinfo is None:
         return moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC)
+
+
+def json_number(value: float | None) -> str:
+    """A float as a JSON number: integral values without `.0`, non-finite as null."""
+    if value is None or not math.isfinite(value):
+        return "null"
+    if value.is_integer():
+        return str(int(value))
+    return repr(value)

@@ -47,7 +47,8 @@ async def main(url: str, key: str, secret: str, symbols: list[str]) -> None:
                 out.write(
                     f'{{"type":"bar","symbol":{json.dumps(bar["S"])},"t":"{moment}","o":{_number(bar["o"])},'
                     f'"h":{_number(bar["h"])},"l":{_number(bar["l"])},"c":{_number(bar["c"])},'
-                    f'"v":{_number(bar["v"])},"n":{_number(bar.get("n"))},"vw":{_number(bar.get("vw"))}}}\n'
+                    f'"v":{_number(bar["v"])},"n":{_number(bar.get("n"))},"vw":{_number(bar.get("vw"))},'
+                    '"source":"stream","updated":false}\n'
                 )
                 out.flush()
 

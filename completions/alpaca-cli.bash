@@ -9,7 +9,7 @@
 _alpaca_cli_spec() {
     case "$1" in
         '')
-            _ac_subs='status submit cancel positions close replace activities clock calendar assets reconcile config demo orders sandbox stream tail'
+            _ac_subs='status submit cancel positions close replace activities clock calendar assets bars quote reconcile config demo orders sandbox stream tail'
             _ac_valued='--output -o --profile'
             _ac_options='--version --output -o --debug --profile --sandbox --quiet -q --help' ;;
         'status')
@@ -52,6 +52,14 @@ _alpaca_cli_spec() {
             _ac_subs=''
             _ac_valued='--output -o --profile'
             _ac_options='--output -o --debug --profile --sandbox --quiet -q --help' ;;
+        'bars')
+            _ac_subs=''
+            _ac_valued='--start --end --timeframe --feed --output -o --profile'
+            _ac_options='--start --end --timeframe --feed --output -o --debug --profile --sandbox --quiet -q --help' ;;
+        'quote')
+            _ac_subs=''
+            _ac_valued='--feed --output -o --profile'
+            _ac_options='--feed --output -o --debug --profile --sandbox --quiet -q --help' ;;
         'reconcile')
             _ac_subs=''
             _ac_valued='--state --output -o --profile'
@@ -81,13 +89,21 @@ _alpaca_cli_spec() {
             _ac_valued='--host --port --seed --key-id --secret-key --tick-interval --bar-interval --rate-limit --now --rest-status --rest-count --drop-after-accept --drop-trading-every --drop-data-every --correct-bars-after'
             _ac_options='--host --port --seed --key-id --secret-key --tick-interval --bar-interval --rate-limit --always-open --market-closed --now --no-sip --refuse-auth --rest-status --rest-count --drop-after-accept --hold-trade-updates --refuse-trading --mute-trading --mute-data --drop-trading-every --drop-data-every --correct-bars-after --help' ;;
         'stream')
-            _ac_subs='bars'
+            _ac_subs='bars quotes trades'
             _ac_valued=''
             _ac_options='--help' ;;
         'stream bars')
             _ac_subs=''
-            _ac_valued='--feed --count --duration --stale-after --output -o --profile'
-            _ac_options='--feed --count --duration --events --stale-after --output -o --debug --profile --sandbox --quiet -q --help' ;;
+            _ac_valued='--feed --since --count --duration --stale-after --output -o --profile'
+            _ac_options='--feed --since --count --duration --events --stale-after --output -o --debug --profile --sandbox --quiet -q --help' ;;
+        'stream quotes')
+            _ac_subs=''
+            _ac_valued='--feed --since --count --duration --stale-after --output -o --profile'
+            _ac_options='--feed --since --count --duration --events --stale-after --output -o --debug --profile --sandbox --quiet -q --help' ;;
+        'stream trades')
+            _ac_subs=''
+            _ac_valued='--feed --since --count --duration --stale-after --output -o --profile'
+            _ac_options='--feed --since --count --duration --events --stale-after --output -o --debug --profile --sandbox --quiet -q --help' ;;
         'tail')
             _ac_subs='trade-updates'
             _ac_valued=''
@@ -104,9 +120,9 @@ _alpaca_cli_spec() {
 # _ac_kind is choice or list (comma-separated) of _ac_words, profile, file, dir, or empty.
 _alpaca_cli_values() {
     case "$1 $2" in
-        ' --output'|' -o'|'status --output'|'status -o'|'submit --output'|'submit -o'|'cancel --output'|'cancel -o'|'positions --output'|'positions -o'|'close --output'|'close -o'|'replace --output'|'replace -o'|'clock --output'|'clock -o'|'calendar --output'|'calendar -o'|'assets --output'|'assets -o'|'reconcile --output'|'reconcile -o'|'config --output'|'config -o'|'demo --output'|'demo -o'|'orders --output'|'orders -o'|'orders get --output'|'orders get -o'|'stream bars --output'|'stream bars -o'|'tail trade-updates --output'|'tail trade-updates -o')
+        ' --output'|' -o'|'status --output'|'status -o'|'submit --output'|'submit -o'|'cancel --output'|'cancel -o'|'positions --output'|'positions -o'|'close --output'|'close -o'|'replace --output'|'replace -o'|'clock --output'|'clock -o'|'calendar --output'|'calendar -o'|'assets --output'|'assets -o'|'quote --output'|'quote -o'|'reconcile --output'|'reconcile -o'|'config --output'|'config -o'|'demo --output'|'demo -o'|'orders --output'|'orders -o'|'orders get --output'|'orders get -o'|'stream bars --output'|'stream bars -o'|'stream quotes --output'|'stream quotes -o'|'stream trades --output'|'stream trades -o'|'tail trade-updates --output'|'tail trade-updates -o')
             _ac_kind=choice _ac_words='auto table json' ;;
-        ' --profile'|'status --profile'|'submit --profile'|'cancel --profile'|'positions --profile'|'close --profile'|'replace --profile'|'activities --profile'|'clock --profile'|'calendar --profile'|'assets --profile'|'reconcile --profile'|'config --profile'|'orders --profile'|'orders get --profile'|'stream bars --profile'|'tail trade-updates --profile')
+        ' --profile'|'status --profile'|'submit --profile'|'cancel --profile'|'positions --profile'|'close --profile'|'replace --profile'|'activities --profile'|'clock --profile'|'calendar --profile'|'assets --profile'|'bars --profile'|'quote --profile'|'reconcile --profile'|'config --profile'|'orders --profile'|'orders get --profile'|'stream bars --profile'|'stream quotes --profile'|'stream trades --profile'|'tail trade-updates --profile')
             _ac_kind=profile _ac_words='' ;;
         'status --expect')
             _ac_kind=choice _ac_words='market-data trade-updates' ;;
@@ -122,12 +138,14 @@ _alpaca_cli_values() {
             _ac_kind=file _ac_words='' ;;
         'activities --type')
             _ac_kind=list _ac_words='ACATC ACATS CFEE CSD CSW DIV DIVCGL DIVCGS DIVFEE DIVFT DIVNRA DIVROC DIVTW DIVTXEX FEE FILL INT INTNRA INTTW JNL JNLC JNLS MA MISC NC OPASN OPCA OPCSH OPEXC OPEXP OPTRD PTC PTR REORG SPIN SPLIT SWP TRANS VOF WH' ;;
-        'activities --output'|'activities -o')
+        'activities --output'|'activities -o'|'bars --output'|'bars -o')
             _ac_kind=choice _ac_words='auto table json csv' ;;
+        'bars --timeframe')
+            _ac_kind=choice _ac_words='1Min 5Min 1Hour 1Day' ;;
+        'bars --feed'|'quote --feed'|'stream bars --feed'|'stream quotes --feed'|'stream trades --feed')
+            _ac_kind=choice _ac_words='iex sip' ;;
         'orders --status')
             _ac_kind=choice _ac_words='open closed all' ;;
-        'stream bars --feed')
-            _ac_kind=choice _ac_words='iex sip' ;;
         'tail trade-updates --events')
             _ac_kind=list _ac_words='fill partial_fill new accepted pending_new canceled pending_cancel expired rejected replaced pending_replace done_for_day stopped suspended calculated restated order_cancel_rejected order_replace_rejected stream' ;;
         *) _ac_kind='' _ac_words='' ;;

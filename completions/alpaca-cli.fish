@@ -8,8 +8,8 @@
 function __alpaca_cli_spec
     switch $argv[1]
         case ''
-            set -g __alpaca_cli_subs 'status' 'submit' 'cancel' 'positions' 'close' 'replace' 'activities' 'clock' 'calendar' 'assets' 'reconcile' 'config' 'demo' 'orders' 'sandbox' 'stream' 'tail'
-            set -g __alpaca_cli_subs_help 'Account, market clock, positions and open orders, and the...' 'Place one order: validated locally, never sent twice,...' 'Cancel an order by id, by client order id, or all open...' 'List open positions, or show one.' 'Close a position at market (all or part of it), or every...' 'Replace a working order with a changed one; never twice.' 'Account activities (fills, dividends, transfers, fees),...' 'The market clock: open or closed now, and the next open...' 'Trading days and their hours (New York time) from --start...' 'Every active US equity, or one symbol (unknown: exit 1),...' 'Compare the state file with the broker: exit 0 in sync, 1...' 'Show the resolved environment, profile, URLs and key id,...' 'Watch fills live, lose some, recover them: against a...' 'List orders, or show one.' 'A local paper broker speaking Alpaca\'s protocols (no...' 'Live market data from the market-data stream.' 'Follow account events as they happen.'
+            set -g __alpaca_cli_subs 'status' 'submit' 'cancel' 'positions' 'close' 'replace' 'activities' 'clock' 'calendar' 'assets' 'bars' 'quote' 'reconcile' 'config' 'demo' 'orders' 'sandbox' 'stream' 'tail'
+            set -g __alpaca_cli_subs_help 'Account, market clock, positions and open orders, and the...' 'Place one order: validated locally, never sent twice,...' 'Cancel an order by id, by client order id, or all open...' 'List open positions, or show one.' 'Close a position at market (all or part of it), or every...' 'Replace a working order with a changed one; never twice.' 'Account activities (fills, dividends, transfers, fees),...' 'The market clock: open or closed now, and the next open...' 'Trading days and their hours (New York time) from --start...' 'Every active US equity, or one symbol (unknown: exit 1),...' 'Historical bars, oldest first per symbol, paged through...' 'Latest trade, bid/ask and minute bar per symbol; exit 1...' 'Compare the state file with the broker: exit 0 in sync, 1...' 'Show the resolved environment, profile, URLs and key id,...' 'Watch fills live, lose some, recover them: against a...' 'List orders, or show one.' 'A local paper broker speaking Alpaca\'s protocols (no...' 'Live market data: bars, quotes, trades, or several at...' 'Follow account events as they happen.'
             set -g __alpaca_cli_valued '--output' '-o' '--profile'
             set -g __alpaca_cli_options '--version' '--output' '-o' '--debug' '--profile' '--sandbox' '--quiet' '-q' '--help'
             set -g __alpaca_cli_options_help 'Print the version and exit.' 'auto (table on a terminal, JSON Lines when piped), table...' 'auto (table on a terminal, JSON Lines when piped), table...' 'Tracebacks and the tool\'s own debug logs on stderr.' 'Named table of the config file.' 'Talk to the local sandbox (ALPACA_CLI_SANDBOX_URL,...' 'No banners, spinners or notices on stderr (errors still...' 'No banners, spinners or notices on stderr (errors still...' 'Show this message and exit.'
@@ -73,6 +73,18 @@ function __alpaca_cli_spec
             set -g __alpaca_cli_valued '--output' '-o' '--profile'
             set -g __alpaca_cli_options '--output' '-o' '--debug' '--profile' '--sandbox' '--quiet' '-q' '--help'
             set -g __alpaca_cli_options_help 'auto (table on a terminal, JSON Lines when piped), table...' 'auto (table on a terminal, JSON Lines when piped), table...' 'Tracebacks and the tool\'s own debug logs on stderr.' 'Named table of the config file.' 'Talk to the local sandbox (ALPACA_CLI_SANDBOX_URL,...' 'No banners, spinners or notices on stderr (errors still...' 'No banners, spinners or notices on stderr (errors still...' 'Show this message and exit.'
+        case 'bars'
+            set -g __alpaca_cli_subs 
+            set -g __alpaca_cli_subs_help 
+            set -g __alpaca_cli_valued '--start' '--end' '--timeframe' '--feed' '--output' '-o' '--profile'
+            set -g __alpaca_cli_options '--start' '--end' '--timeframe' '--feed' '--output' '-o' '--debug' '--profile' '--sandbox' '--quiet' '-q' '--help'
+            set -g __alpaca_cli_options_help 'From this time (RFC 3339 or a date, UTC), inclusive.' 'Until this time (RFC 3339 or a date, UTC), inclusive;...' 'The width of each bar.' 'Stock feed: iex (free plan) or sip (paid plan).' 'auto, table, json or csv (a header and one row each).' 'auto, table, json or csv (a header and one row each).' 'Tracebacks and the tool\'s own debug logs on stderr.' 'Named table of the config file.' 'Talk to the local sandbox (ALPACA_CLI_SANDBOX_URL,...' 'No banners, spinners or notices on stderr (errors still...' 'No banners, spinners or notices on stderr (errors still...' 'Show this message and exit.'
+        case 'quote'
+            set -g __alpaca_cli_subs 
+            set -g __alpaca_cli_subs_help 
+            set -g __alpaca_cli_valued '--feed' '--output' '-o' '--profile'
+            set -g __alpaca_cli_options '--feed' '--output' '-o' '--debug' '--profile' '--sandbox' '--quiet' '-q' '--help'
+            set -g __alpaca_cli_options_help 'Stock feed: iex (free plan) or sip (paid plan).' 'auto (table on a terminal, JSON Lines when piped), table...' 'auto (table on a terminal, JSON Lines when piped), table...' 'Tracebacks and the tool\'s own debug logs on stderr.' 'Named table of the config file.' 'Talk to the local sandbox (ALPACA_CLI_SANDBOX_URL,...' 'No banners, spinners or notices on stderr (errors still...' 'No banners, spinners or notices on stderr (errors still...' 'Show this message and exit.'
         case 'reconcile'
             set -g __alpaca_cli_subs 
             set -g __alpaca_cli_subs_help 
@@ -116,17 +128,29 @@ function __alpaca_cli_spec
             set -g __alpaca_cli_options '--host' '--port' '--seed' '--key-id' '--secret-key' '--tick-interval' '--bar-interval' '--rate-limit' '--always-open' '--market-closed' '--now' '--no-sip' '--refuse-auth' '--rest-status' '--rest-count' '--drop-after-accept' '--hold-trade-updates' '--refuse-trading' '--mute-trading' '--mute-data' '--drop-trading-every' '--drop-data-every' '--correct-bars-after' '--help'
             set -g __alpaca_cli_options_help 'Address to bind; loopback unless you mean otherwise.' 'Port to bind (0: any free port).' 'Seed of the simulated market (same seed, same prices).' 'API key id the sandbox accepts.' 'API secret the sandbox accepts (a throwaway, not yours).' 'Seconds between market ticks (price moves and fills).' 'Seconds per streamed bar.' 'REST requests per minute per key, as Alpaca allows (0: no...' 'Trade around the clock instead of NYSE hours (demos, tests).' 'Report the market closed whatever the calendar: nothing...' 'Start the sandbox\'s clock at this RFC 3339 time (e.g.' 'Refuse the sip feed (409 insufficient subscription), as a...' 'Refuse every key: REST 401, streams unauthorized.' 'Answer HTTP N to REST requests (with `rest_count`), until...' '...to the next M REST requests only (0: to every one,...' 'Record the next N orders (placed, replaced or closing a...' 'Keep filling but send no trade updates: a gap (the events...' 'Answer HTTP 503 to every trade-stream upgrade: an outage.' 'The trade stream stays connected but never speaks.' 'The market-data streams stay connected but never speak.' 'Cut trade-stream connections every S seconds.' 'Cut market-data connections every S seconds.' 'S seconds after each streamed bar, a late trade lands in...' 'Show this message and exit.'
         case 'stream'
-            set -g __alpaca_cli_subs 'bars'
-            set -g __alpaca_cli_subs_help 'Stream minute bars: a live table on a terminal, JSON...'
+            set -g __alpaca_cli_subs 'bars' 'quotes' 'trades'
+            set -g __alpaca_cli_subs_help 'Minute bars, gap-free across reconnects (missed ones...' 'Top-of-book quotes (bid, ask, sizes); a live table shows...' 'Trades as they print (price, size, id).'
             set -g __alpaca_cli_valued 
             set -g __alpaca_cli_options '--help'
             set -g __alpaca_cli_options_help 'Show this message and exit.'
         case 'stream bars'
             set -g __alpaca_cli_subs 
             set -g __alpaca_cli_subs_help 
-            set -g __alpaca_cli_valued '--feed' '--count' '--duration' '--stale-after' '--output' '-o' '--profile'
-            set -g __alpaca_cli_options '--feed' '--count' '--duration' '--events' '--stale-after' '--output' '-o' '--debug' '--profile' '--sandbox' '--quiet' '-q' '--help'
-            set -g __alpaca_cli_options_help 'iex (free plan) or sip (all exchanges, paid plan).' 'Stop after N bars (exit 0).' 'Stop after S seconds (exit 0).' 'Also write connection changes as {"type":"stream",...}...' 'While the market is open, reconnect after S seconds...' 'auto (table on a terminal, JSON Lines when piped), table...' 'auto (table on a terminal, JSON Lines when piped), table...' 'Tracebacks and the tool\'s own debug logs on stderr.' 'Named table of the config file.' 'Talk to the local sandbox (ALPACA_CLI_SANDBOX_URL,...' 'No banners, spinners or notices on stderr (errors still...' 'No banners, spinners or notices on stderr (errors still...' 'Show this message and exit.'
+            set -g __alpaca_cli_valued '--feed' '--since' '--count' '--duration' '--stale-after' '--output' '-o' '--profile'
+            set -g __alpaca_cli_options '--feed' '--since' '--count' '--duration' '--events' '--stale-after' '--output' '-o' '--debug' '--profile' '--sandbox' '--quiet' '-q' '--help'
+            set -g __alpaca_cli_options_help 'Stock feed: iex (free plan) or sip (all exchanges, paid...' 'Bars: start with the history from this time (RFC 3339 or...' 'Stop after N lines (exit 0).' 'Stop after S seconds (exit 0).' 'Also write connection changes as {"type":"stream",...}...' 'While the market is open, reconnect after S seconds...' 'auto (table on a terminal, JSON Lines when piped), table...' 'auto (table on a terminal, JSON Lines when piped), table...' 'Tracebacks and the tool\'s own debug logs on stderr.' 'Named table of the config file.' 'Talk to the local sandbox (ALPACA_CLI_SANDBOX_URL,...' 'No banners, spinners or notices on stderr (errors still...' 'No banners, spinners or notices on stderr (errors still...' 'Show this message and exit.'
+        case 'stream quotes'
+            set -g __alpaca_cli_subs 
+            set -g __alpaca_cli_subs_help 
+            set -g __alpaca_cli_valued '--feed' '--since' '--count' '--duration' '--stale-after' '--output' '-o' '--profile'
+            set -g __alpaca_cli_options '--feed' '--since' '--count' '--duration' '--events' '--stale-after' '--output' '-o' '--debug' '--profile' '--sandbox' '--quiet' '-q' '--help'
+            set -g __alpaca_cli_options_help 'Stock feed: iex (free plan) or sip (all exchanges, paid...' 'Bars: start with the history from this time (RFC 3339 or...' 'Stop after N lines (exit 0).' 'Stop after S seconds (exit 0).' 'Also write connection changes as {"type":"stream",...}...' 'While the market is open, reconnect after S seconds...' 'auto (table on a terminal, JSON Lines when piped), table...' 'auto (table on a terminal, JSON Lines when piped), table...' 'Tracebacks and the tool\'s own debug logs on stderr.' 'Named table of the config file.' 'Talk to the local sandbox (ALPACA_CLI_SANDBOX_URL,...' 'No banners, spinners or notices on stderr (errors still...' 'No banners, spinners or notices on stderr (errors still...' 'Show this message and exit.'
+        case 'stream trades'
+            set -g __alpaca_cli_subs 
+            set -g __alpaca_cli_subs_help 
+            set -g __alpaca_cli_valued '--feed' '--since' '--count' '--duration' '--stale-after' '--output' '-o' '--profile'
+            set -g __alpaca_cli_options '--feed' '--since' '--count' '--duration' '--events' '--stale-after' '--output' '-o' '--debug' '--profile' '--sandbox' '--quiet' '-q' '--help'
+            set -g __alpaca_cli_options_help 'Stock feed: iex (free plan) or sip (all exchanges, paid...' 'Bars: start with the history from this time (RFC 3339 or...' 'Stop after N lines (exit 0).' 'Stop after S seconds (exit 0).' 'Also write connection changes as {"type":"stream",...}...' 'While the market is open, reconnect after S seconds...' 'auto (table on a terminal, JSON Lines when piped), table...' 'auto (table on a terminal, JSON Lines when piped), table...' 'Tracebacks and the tool\'s own debug logs on stderr.' 'Named table of the config file.' 'Talk to the local sandbox (ALPACA_CLI_SANDBOX_URL,...' 'No banners, spinners or notices on stderr (errors still...' 'No banners, spinners or notices on stderr (errors still...' 'Show this message and exit.'
         case 'tail'
             set -g __alpaca_cli_subs 'trade-updates'
             set -g __alpaca_cli_subs_help 'Stream order events (fills, partial fills, cancels,...'
@@ -153,10 +177,10 @@ function __alpaca_cli_values
     set -g __alpaca_cli_kind
     set -g __alpaca_cli_words
     switch "$argv[1] $argv[2]"
-        case ' --output' ' -o' 'status --output' 'status -o' 'submit --output' 'submit -o' 'cancel --output' 'cancel -o' 'positions --output' 'positions -o' 'close --output' 'close -o' 'replace --output' 'replace -o' 'clock --output' 'clock -o' 'calendar --output' 'calendar -o' 'assets --output' 'assets -o' 'reconcile --output' 'reconcile -o' 'config --output' 'config -o' 'demo --output' 'demo -o' 'orders --output' 'orders -o' 'orders get --output' 'orders get -o' 'stream bars --output' 'stream bars -o' 'tail trade-updates --output' 'tail trade-updates -o'
+        case ' --output' ' -o' 'status --output' 'status -o' 'submit --output' 'submit -o' 'cancel --output' 'cancel -o' 'positions --output' 'positions -o' 'close --output' 'close -o' 'replace --output' 'replace -o' 'clock --output' 'clock -o' 'calendar --output' 'calendar -o' 'assets --output' 'assets -o' 'quote --output' 'quote -o' 'reconcile --output' 'reconcile -o' 'config --output' 'config -o' 'demo --output' 'demo -o' 'orders --output' 'orders -o' 'orders get --output' 'orders get -o' 'stream bars --output' 'stream bars -o' 'stream quotes --output' 'stream quotes -o' 'stream trades --output' 'stream trades -o' 'tail trade-updates --output' 'tail trade-updates -o'
             set -g __alpaca_cli_kind choice
             set -g __alpaca_cli_words 'auto' 'table' 'json'
-        case ' --profile' 'status --profile' 'submit --profile' 'cancel --profile' 'positions --profile' 'close --profile' 'replace --profile' 'activities --profile' 'clock --profile' 'calendar --profile' 'assets --profile' 'reconcile --profile' 'config --profile' 'orders --profile' 'orders get --profile' 'stream bars --profile' 'tail trade-updates --profile'
+        case ' --profile' 'status --profile' 'submit --profile' 'cancel --profile' 'positions --profile' 'close --profile' 'replace --profile' 'activities --profile' 'clock --profile' 'calendar --profile' 'assets --profile' 'bars --profile' 'quote --profile' 'reconcile --profile' 'config --profile' 'orders --profile' 'orders get --profile' 'stream bars --profile' 'stream quotes --profile' 'stream trades --profile' 'tail trade-updates --profile'
             set -g __alpaca_cli_kind profile
             set -g __alpaca_cli_words 
         case 'status --expect'
@@ -180,15 +204,18 @@ function __alpaca_cli_values
         case 'activities --type'
             set -g __alpaca_cli_kind list
             set -g __alpaca_cli_words 'ACATC' 'ACATS' 'CFEE' 'CSD' 'CSW' 'DIV' 'DIVCGL' 'DIVCGS' 'DIVFEE' 'DIVFT' 'DIVNRA' 'DIVROC' 'DIVTW' 'DIVTXEX' 'FEE' 'FILL' 'INT' 'INTNRA' 'INTTW' 'JNL' 'JNLC' 'JNLS' 'MA' 'MISC' 'NC' 'OPASN' 'OPCA' 'OPCSH' 'OPEXC' 'OPEXP' 'OPTRD' 'PTC' 'PTR' 'REORG' 'SPIN' 'SPLIT' 'SWP' 'TRANS' 'VOF' 'WH'
-        case 'activities --output' 'activities -o'
+        case 'activities --output' 'activities -o' 'bars --output' 'bars -o'
             set -g __alpaca_cli_kind choice
             set -g __alpaca_cli_words 'auto' 'table' 'json' 'csv'
+        case 'bars --timeframe'
+            set -g __alpaca_cli_kind choice
+            set -g __alpaca_cli_words '1Min' '5Min' '1Hour' '1Day'
+        case 'bars --feed' 'quote --feed' 'stream bars --feed' 'stream quotes --feed' 'stream trades --feed'
+            set -g __alpaca_cli_kind choice
+            set -g __alpaca_cli_words 'iex' 'sip'
         case 'orders --status'
             set -g __alpaca_cli_kind choice
             set -g __alpaca_cli_words 'open' 'closed' 'all'
-        case 'stream bars --feed'
-            set -g __alpaca_cli_kind choice
-            set -g __alpaca_cli_words 'iex' 'sip'
         case 'tail trade-updates --events'
             set -g __alpaca_cli_kind list
             set -g __alpaca_cli_words 'fill' 'partial_fill' 'new' 'accepted' 'pending_new' 'canceled' 'pending_cancel' 'expired' 'rejected' 'replaced' 'pending_replace' 'done_for_day' 'stopped' 'suspended' 'calculated' 'restated' 'order_cancel_rejected' 'order_replace_rejected' 'stream'

@@ -16,6 +16,14 @@ a test that injects 503s cannot poison the next one. Broker state (orders,
 positions, cash) is shared by the tests of a module: assert on what your test
 created (its own client_order_id, symbol), not on totals, or start the test
 with `sandbox.reset()` for an empty account.
+
+The suite runs in parallel (pytest-xdist, `-n 2 --dist loadfile`: a module's
+tests, which share its sandbox, stay on one worker). Nothing is shared between
+workers: each sandbox listens on a free port, every CLI run gets its own
+config and state dirs (`helpers.cli_env`), and `_own_dirs` points each
+worker's platform dirs (XDG) at a directory of its own, so a test that reaches
+the default config or state dir touches neither the user's nor another
+worker's.
 """
 
 from __future__ import annotations
@@ -76,6 +84,19 @@ class SandboxHandle(SandboxThread):
     def reset(self, cash: float | str = "100000") -> dict[str, Any]:
         """A fresh account (no orders or positions) and no faults; streams stay connected."""
         return self.admin("POST", "/admin/reset", {"cash": cash})
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _own_dirs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """This worker's own XDG config, state, cache and data dirs (see the module docstring)."""
+    home = tmp_path_factory.mktemp("xdg")
+    patch = pytest.MonkeyPatch()
+    for name in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME"):
+        path = home / name.lower()
+        path.mkdir()
+        patch.setenv(name, str(path))
+    yield
+    patch.undo()
 
 
 @pytest.fixture(scope="module")

@@ -67,3 +67,16 @@ def spawn_cli(*args: str, env: Mapping[str, str], cwd: Path | None = None) -> su
 def json_lines(text: str) -> list[dict[str, Any]]:
     """Parse JSON Lines output; every non-empty line must be one JSON object."""
     return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def health_record(env: Mapping[str, str], stream: str, pid: int | None = None) -> dict[str, Any] | None:
+    """The health file of `stream` written by process `pid` (by default the one most recently
+    written) in the run's state dir; None when there is none yet."""
+    state = Path(env["ALPACA_CLI_STATE_DIR"])
+    paths = sorted(state.glob(f"health-sandbox-{stream}-{pid or '*'}.json"), key=lambda p: p.stat().st_mtime)
+    for path in reversed(paths):
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):  # replaced or half-read between the listing and the read
+            continue
+    return None

@@ -64,6 +64,7 @@ ROUTES = (
     "order_by_client_id",
     "submit",
     "bars",
+    "snapshots",
     "trade_stream",
     "data_stream",
     "unknown",
@@ -267,6 +268,21 @@ def bars_json() -> dict[str, Any]:
     return {"bars": {"AAPL": bars}, "next_page_token": None}
 
 
+def snapshots_json() -> dict[str, Any]:
+    """`GET /v2/stocks/snapshots`: AAPL's latest trade, quote and minute bar."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    minute = bars_json()["bars"]["AAPL"][-1]
+    return {
+        "AAPL": {
+            "latestTrade": {"t": _ts(now), "x": "V", "p": 200.55, "s": 100, "c": ["@"], "i": 52983525029461, "z": "C"},
+            "latestQuote": {"t": _ts(now), "ax": "V", "ap": 200.6, "as": 2, "bx": "V", "bp": 200.5, "bs": 3},
+            "minuteBar": minute,
+            "dailyBar": minute,
+            "prevDailyBar": minute,
+        }
+    }
+
+
 # What each JSON-body fault makes of a route's valid answer. Keys are routes;
 # a function takes the valid answer and returns the faulty one.
 _Mangle = Callable[[Any], Any]
@@ -294,6 +310,11 @@ def _bars(mangle: _Mangle) -> _Mangle:
     return lambda page: {**page, "bars": {s: [mangle(b) for b in items] for s, items in page["bars"].items()}}
 
 
+def _trades(mangle: _Mangle) -> _Mangle:
+    """Spoil the latest trade of every symbol of a snapshots answer."""
+    return lambda table: {s: {**snap, "latestTrade": mangle(snap["latestTrade"])} for s, snap in table.items()}
+
+
 _STREAM_HELLO = [{"T": "success", "msg": "connected"}]
 _MISSING: dict[str, _Mangle] = {
     "account": _without("id", "status"),
@@ -302,6 +323,7 @@ _MISSING: dict[str, _Mangle] = {
     "orders": _each(_without("id", "status")),
     "order": _without("id", "status"),
     "bars": _bars(_without("t", "c")),
+    "snapshots": _trades(_without("t", "p")),
     "stream": _each(_without("msg")),
 }
 _WRONG: dict[str, _Mangle] = {
@@ -311,6 +333,7 @@ _WRONG: dict[str, _Mangle] = {
     "orders": _each(_with(id=42, qty="abc", submitted_at=True)),
     "order": _with(id=["not", "an", "id"], qty="abc", submitted_at=5),
     "bars": _bars(_with(t=5, o="abc")),
+    "snapshots": _trades(_with(t=5, p="abc")),
     "stream": lambda hello: {"T": 1, "msg": ["connected"]},
 }
 _NULLS: dict[str, _Mangle] = {
@@ -320,6 +343,7 @@ _NULLS: dict[str, _Mangle] = {
     "orders": _each(_with(id=None, status=None, submitted_at=None)),
     "order": _with(id=None, status=None),
     "bars": _bars(_with(t=None, c=None)),
+    "snapshots": _trades(_with(t=None, p=None)),
     "stream": _each(_with(T=None, msg=None)),
 }
 _FIELD_FAULTS = {"missing_fields": _MISSING, "wrong_types": _WRONG, "nulls": _NULLS}
@@ -484,6 +508,8 @@ def route_of(method: str, path: str) -> str:
         return "order"
     if path.startswith("/v2/stocks/") and path.endswith("/bars"):
         return "bars"
+    if path == "/v2/stocks/snapshots":
+        return "snapshots"
     return {"/v2/account": "account", "/v2/clock": "clock", "/v2/positions": "positions"}.get(path, "unknown")
 
 
@@ -606,6 +632,7 @@ class _Handler(BaseHTTPRequestHandler):
             "positions": lambda: [position_json()],
             "orders": lambda: [order_json()],
             "bars": bars_json,
+            "snapshots": snapshots_json,
         }
         return _json_answer(payloads[route]())
 

@@ -23,10 +23,8 @@ from websockets.frames import Close
 from websockets.legacy.exceptions import InvalidStatusCode
 
 from alpaca_cli.bridge import Broker
-from alpaca_cli.bridge.bars import BarStream, data_refusal
+from alpaca_cli.bridge.marketdata import MarketDataStream, data_refusal
 from alpaca_cli.bridge.streams import (
-    MARKET_DATA,
-    TRADE_UPDATES,
     StreamEvent,
     StreamHandle,
     describe,
@@ -35,6 +33,7 @@ from alpaca_cli.bridge.streams import (
 from alpaca_cli.config import load_settings, resolve
 from alpaca_cli.domain import Bar, OrderRequest, TradeUpdate
 from alpaca_cli.errors import AuthError, ConnectionLimitError, UnreachableError, UsageError
+from alpaca_cli.health import StreamName
 from alpaca_cli.output import records
 
 T = TypeVar("T")
@@ -102,18 +101,18 @@ def test_trade_updates_and_bars_arrive_as_domain_objects(sandbox: Any) -> None:
         await no_data_connections(sandbox)
         await no_trading_connections(sandbox)
         async with Broker(connection(sandbox)) as broker:
-            bars = await broker.bars_connect(["AAPL", "MSFT"])
+            bars = await broker.market_data_connect(["AAPL", "MSFT"])
             trades = await broker.trade_updates_connect()
             assert bars.connected.is_set() and trades.connected.is_set()
             names = {t.name for t in stream_threads()}
             assert {"alpaca-stream-market-data", "alpaca-stream-trade-updates"} <= names
             assert all(t.daemon for t in stream_threads())
             first = await asyncio.wait_for(bars.lifecycle.get(), 5)
-            assert (first.stream, first.event, first.reconnects) == (MARKET_DATA, "connected", 0)
+            assert (first.stream, first.event, first.reconnects) == (StreamName.market_data, "connected", 0)
 
             seen: set[str] = set()
             while seen != {"AAPL", "MSFT"}:
-                bar = await asyncio.wait_for(bars.bars.get(), 5)
+                bar = await asyncio.wait_for(bars.items.get(), 5)
                 assert isinstance(bar, Bar)
                 assert bar.timestamp.tzinfo is not None and bar.low <= bar.close <= bar.high
                 seen.add(bar.symbol)
@@ -140,21 +139,28 @@ def test_a_10000_bar_burst_passes_with_zero_drops(sandbox: Any) -> None:
     async def scenario() -> None:
         await no_data_connections(sandbox)
         async with Broker(connection(sandbox)) as broker:
-            bars = await broker.bars_connect(["SPY", "QQQ", "IWM", "DIA"])
+            bars = await broker.market_data_connect(["SPY", "QQQ", "IWM", "DIA"])
             got: list[Bar] = []
 
             async def consume() -> None:
                 while True:
-                    got.append(await bars.bars.get())
+                    got.append(await bars.items.get())
 
             consumer = asyncio.create_task(consume())
-            before = bars.health.received
-            reply = await in_thread(lambda: sandbox.admin("POST", "/admin/burst", {"count": 10_000}))
-            assert reply["delivered"] == 10_000
-            await until(lambda: bars.health.received >= before + 10_000, timeout=30)
+            # The market closed: no regular bar (one every 0.5 s) joins the burst, which fills the
+            # 10,000-bar queue exactly when the consumer lags (a loaded machine) and would drop them.
+            await in_thread(lambda: sandbox.admin("POST", "/admin/market", {"open": False}))
+            try:
+                before = bars.health.received
+                reply = await in_thread(lambda: sandbox.admin("POST", "/admin/burst", {"count": 10_000}))
+                assert reply["delivered"] == 10_000
+                await until(lambda: bars.health.received >= before + 10_000, timeout=30)
+            finally:
+                await in_thread(lambda: sandbox.admin("POST", "/admin/market", {"open": True}))
             consumer.cancel()
+            assert bars.health.received == before + 10_000
             assert bars.health.dropped == 0
-            assert len(got) + bars.bars.qsize() == bars.health.received
+            assert len(got) + bars.items.qsize() == bars.health.received
 
     run(scenario())
 
@@ -168,21 +174,21 @@ def test_slow_consumer_is_bounded_and_the_newest_bars_are_dropped_and_counted(
     async def scenario() -> None:
         await no_data_connections(sandbox)
         async with Broker(connection(sandbox)) as broker:
-            bars = await broker.bars_connect(["SPY"], queue_size=300)
+            bars = await broker.market_data_connect(["SPY"], queue_size=300)
             await in_thread(lambda: sandbox.admin("POST", "/admin/burst", {"count": 2_000, "symbols": ["SPY"]}))
             await until(lambda: bars.health.received >= 2_000)
             received = bars.health.received
-            assert bars.bars.qsize() == 300  # never past the bound, however much arrives
+            assert bars.items.qsize() == 300  # never past the bound, however much arrives
             assert bars.health.dropped == received - 300
             record = bars.health_record()
             assert record["dropped_bars"] == received - 300 and record["queue_depth"] == 300
             # The oldest bars were kept, in order: what was dropped is the newest.
-            kept = [bars.bars.get_nowait() for _ in range(300)]
+            kept = [bars.items.get_nowait() for _ in range(300)]
             assert [b.timestamp for b in kept] == sorted(b.timestamp for b in kept)
 
     with caplog.at_level(logging.WARNING, logger="alpaca_cli"):
         run(scenario())
-    warnings = [r for r in caplog.records if "bar queue full" in r.getMessage()]
+    warnings = [r for r in caplog.records if "queue full" in r.getMessage()]
     assert 1 <= len(warnings) <= 2  # rate-limited: not one line per dropped bar
 
 
@@ -192,7 +198,7 @@ def test_trade_updates_lose_nothing_while_bars_overflow(sandbox: Any) -> None:
         await no_trading_connections(sandbox)
         async with Broker(connection(sandbox)) as broker:
             trades = await broker.trade_updates_connect()
-            bars = await broker.bars_connect(["TSLA"], queue_size=100)
+            bars = await broker.market_data_connect(["TSLA"], queue_size=100)
             requests = [market_order("TSLA") for _ in range(60)]
             burst = in_thread(lambda: sandbox.admin("POST", "/admin/burst", {"count": 3_000, "symbols": ["TSLA"]}))
             await asyncio.gather(burst, *(broker.submit_order(r) for r in requests))
@@ -216,7 +222,7 @@ def test_dropped_connections_reconnect_and_resubscribe(sandbox: Any) -> None:
         await no_data_connections(sandbox)
         await no_trading_connections(sandbox)
         async with Broker(connection(sandbox)) as broker:
-            bars = await broker.bars_connect(["AAPL"])
+            bars = await broker.market_data_connect(["AAPL"])
             trades = await broker.trade_updates_connect()
             await next_event(bars, "connected")
             await next_event(trades, "connected")
@@ -227,9 +233,9 @@ def test_dropped_connections_reconnect_and_resubscribe(sandbox: Any) -> None:
             back = await next_event(bars, "connected")
             assert back.reconnects == 1 and bars.health.reconnects == 1 and bars.connected.is_set()
             assert bars.health_record()["last_reconnect_at"] == back.at
-            while not bars.bars.empty():
-                bars.bars.get_nowait()
-            fresh = await asyncio.wait_for(bars.bars.get(), 5)  # re-subscribed: bars flow again
+            while not bars.items.empty():
+                bars.items.get_nowait()
+            fresh = await asyncio.wait_for(bars.items.get(), 5)  # re-subscribed: bars flow again
             assert fresh.symbol == "AAPL"
 
             await in_thread(lambda: sandbox.admin("POST", "/admin/drop", {"stream": "trading"}))
@@ -250,11 +256,11 @@ def test_a_mute_data_socket_is_noticed_and_replaced(sandbox: Any) -> None:
     async def scenario() -> None:
         await no_data_connections(sandbox)
         async with Broker(connection(sandbox)) as broker:
-            bars = await broker.bars_connect(["AAPL"], stale_after=1.5)
+            bars = await broker.market_data_connect(["AAPL"], stale_after=1.5)
             await next_event(bars, "connected")
             sandbox.set_faults(mute_data=True)
             stale = await next_event(bars, "stale", timeout=5)
-            assert stale.reason and "no bar" in stale.reason
+            assert stale.reason and "no data" in stale.reason
             lost = await next_event(bars, "disconnected")
             assert lost.reason and lost.reason.startswith("stale")
             sandbox.set_faults(mute_data=False)
@@ -272,7 +278,7 @@ def test_stop_returns_within_the_timeout_when_the_sdk_thread_is_stuck(
 
     async def scenario() -> float:
         await no_data_connections(sandbox)
-        handle = BarStream(connection(sandbox), ["AAPL"], join_timeout=1.0)
+        handle = MarketDataStream(connection(sandbox), ["AAPL"], join_timeout=1.0)
         await handle.connect()
         assert handle.sdk_loop is not None
         handle.sdk_loop.call_soon_threadsafe(release.wait)  # the SDK's loop now hangs in a callback
@@ -296,7 +302,7 @@ def test_async_with_stops_the_stream_even_when_the_body_fails(sandbox: Any) -> N
     async def scenario() -> None:
         await no_data_connections(sandbox)
         with pytest.raises(RuntimeError, match="body failed"):
-            async with BarStream(connection(sandbox), ["AAPL"]) as handle:
+            async with MarketDataStream(connection(sandbox), ["AAPL"]) as handle:
                 assert handle.connected.is_set()
                 raise RuntimeError("body failed")
         assert not handle.connected.is_set()
@@ -314,7 +320,7 @@ def test_refused_keys_fail_fast_on_both_streams(sandbox: Any) -> None:
             started = time.monotonic()
             with pytest.raises(AuthError) as caught:
                 if kind == "bars":
-                    await broker.bars_connect(["AAPL"])
+                    await broker.market_data_connect(["AAPL"])
                 else:
                     await broker.trade_updates_connect()
             assert time.monotonic() - started < 5
@@ -334,12 +340,12 @@ def test_connection_limit_fails_fast_with_a_hint(sandbox: Any) -> None:
         await no_data_connections(sandbox)
         await no_trading_connections(sandbox)
         async with Broker(connection(sandbox)) as holder:
-            await holder.bars_connect(["AAPL"])
+            await holder.market_data_connect(["AAPL"])
             await holder.trade_updates_connect()
             async with Broker(connection(sandbox)) as second:
                 started = time.monotonic()
                 with pytest.raises(ConnectionLimitError) as data:
-                    await second.bars_connect(["AAPL"])
+                    await second.market_data_connect(["AAPL"])
                 with pytest.raises(ConnectionLimitError) as trading:
                     await second.trade_updates_connect()
                 assert time.monotonic() - started < 5
@@ -350,11 +356,47 @@ def test_connection_limit_fails_fast_with_a_hint(sandbox: Any) -> None:
     run(scenario())
 
 
+def test_a_limit_refusal_soon_after_our_own_connection_ended_is_retried_and_later_final(
+    sandbox: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The broker may still count our own socket that just dropped: a connection-limit refusal
+    within `LIMIT_GRACE` of the end of our last connection (of an earlier handle of the same
+    `Broker`, as the supervisor's reconnections are) is retried; once the grace is over it is exit 5."""
+    from alpaca_cli.bridge import streams
+
+    def refused(broker: Broker) -> bool:
+        return any("429" in (h.health.last_error or "") for h in broker._streams)
+
+    async def scenario() -> None:
+        await no_trading_connections(sandbox)
+        async with Broker(connection(sandbox)) as ours, Broker(connection(sandbox)) as theirs:
+            first = await ours.trade_updates_connect()
+            await first.stop()
+            holder = await theirs.trade_updates_connect()  # takes the slot, as our unreaped socket would
+            again = asyncio.create_task(ours.trade_updates_connect(connect_timeout=20))
+            await until(lambda: refused(ours))
+            assert not again.done()  # refused, and retrying
+            await holder.stop()
+            handle = await again
+            assert handle.connected.is_set()
+
+            monkeypatch.setattr(streams, "LIMIT_GRACE", 0.5)
+            await handle.stop()
+            holder = await theirs.trade_updates_connect()
+            started = time.monotonic()
+            with pytest.raises(ConnectionLimitError):
+                await ours.trade_updates_connect(connect_timeout=20)
+            assert time.monotonic() - started < 10  # the first refusal after the grace is final
+            await holder.stop()
+
+    run(scenario())
+
+
 def test_insufficient_subscription_suggests_iex(sandbox: Any) -> None:
     async def scenario() -> None:
         with pytest.raises(AuthError) as caught:
             async with Broker(connection(sandbox)) as broker:
-                await broker.bars_connect(["AAPL"], feed="sip")
+                await broker.market_data_connect(["AAPL"], feed="sip")
         assert caught.value.hint == "use --feed iex"
 
     sandbox.call(lambda: setattr(sandbox.sandbox, "sip_allowed", False))
@@ -369,7 +411,7 @@ def test_nothing_listening_is_unreachable_after_the_connect_timeout() -> None:
         dead = resolve(load_settings(sandbox=True, sandbox_url="http://127.0.0.1:9"))
         async with Broker(dead) as broker:
             with pytest.raises(UnreachableError, match="cannot connect"):
-                await broker.bars_connect(["AAPL"], connect_timeout=1.5)
+                await broker.market_data_connect(["AAPL"], connect_timeout=1.5)
 
     run(scenario())
     assert not stream_threads()
@@ -416,7 +458,7 @@ def test_reasons_are_one_short_line() -> None:
 
 def test_stream_event_lines_follow_the_contract() -> None:
     at = datetime(2026, 1, 2, 15, 30, tzinfo=UTC)
-    line = records.stream(StreamEvent(TRADE_UPDATES, "disconnected", at, 2, reason="connection lost"))
+    line = records.stream(StreamEvent(StreamName.trade_updates, "disconnected", at, 2, reason="connection lost"))
     assert line == {
         "type": "stream",
         "stream": "trade-updates",
@@ -425,5 +467,40 @@ def test_stream_event_lines_follow_the_contract() -> None:
         "reconnects": 2,
         "reason": "connection lost",
     }
-    failed = records.stream(StreamEvent(MARKET_DATA, "failed", at, error=AuthError("refused")))
+    failed = records.stream(StreamEvent(StreamName.market_data, "failed", at, error=AuthError("refused")))
     assert failed["error"] == "refused" and failed["exit_code"] == 3
+
+
+# ------------------------------------------------------------ quotes and trades
+
+
+def test_quotes_and_trades_share_the_bars_connection_and_overflow_without_blocking_the_loop(sandbox: Any) -> None:
+    """Unread quotes fill the queue: the newest are dropped and counted by kind, and the loop stays responsive."""
+
+    async def scenario() -> None:
+        await no_data_connections(sandbox)
+        async with Broker(connection(sandbox)) as broker:
+            data = await broker.market_data_connect(["AAPL", "MSFT"], kinds=("quotes", "trades", "bars"), queue_size=50)
+            (described,) = sandbox.admin("GET", "/admin/streams")["data"]  # one socket for all three
+            subscribed = described["subscriptions"]
+            assert all(sorted(subscribed[channel]) == ["AAPL", "MSFT"] for channel in ("quotes", "trades", "bars"))
+            assert sorted(subscribed["updatedBars"]) == ["AAPL", "MSFT"]
+            lag = 0.0
+            loop = asyncio.get_running_loop()
+            while data.health.dropped < 200:  # nobody reads: the queue overflows
+                before = loop.time()
+                await asyncio.sleep(0.01)
+                lag = max(lag, loop.time() - before - 0.01)
+            assert lag < 0.25, f"the loop stalled for {lag:.2f} s"
+            assert data.items.qsize() == 50
+            record = data.health_record()
+            assert record["dropped_quotes"] > 0 and record["dropped_trades"] > 0
+            assert sum(record[f"dropped_{kind}"] for kind in ("bars", "quotes", "trades")) == data.health.dropped
+            assert data.health.received == data.put_count + data.health.dropped
+            kept = [data.items.get_nowait() for _ in range(50)]
+            assert {type(item).__name__ for item in kept} >= {"Quote", "Trade"}
+            quotes = [item for item in kept if type(item).__name__ == "Quote"]
+            assert all(q.bid < q.ask and q.symbol in ("AAPL", "MSFT") for q in quotes)
+            assert data.marks[0].event == "connected" and data.marks[0].after == 0
+
+    run(scenario())

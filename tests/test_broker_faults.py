@@ -28,6 +28,7 @@ from __future__ import annotations
 import re
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -61,10 +62,12 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "status_check": ("status", "--check"),
     "reconcile": ("reconcile", "--state", "{state}"),
     "submit": ("submit", "AAPL", "buy", "--qty", "1", "--yes"),
-    # tail's --duration counts from its start, start-up included: it must outlast one 4 s deadline
-    # even when a loaded machine takes seconds to start the command (8 s was not enough there).
-    "tail": ("tail", "trade-updates", "--duration", "14"),
-    "stream_bars": ("stream", "bars", "AAPL", "--duration", "5"),
+    # The streaming ones run until the broker's fault ends them (exit 4); a case that expects
+    # them to work is stopped with SIGTERM once they say they are connected (exit 0).
+    "tail": ("tail", "trade-updates"),
+    "stream_bars": ("stream", "bars", "AAPL"),
+    "bars": ("bars", "AAPL", "--start", "2026-11-27"),
+    "quote": ("quote", "AAPL"),
 }
 FAULTS = (
     "html502",
@@ -286,20 +289,39 @@ def _env(home: Path, broker: MisbehavingBroker) -> dict[str, str]:
     )
 
 
-def _execute(args: list[str], env: dict[str, str]) -> tuple[int | None, str, str, float, float]:
-    """Run the CLI; its exit code (None: killed), output, and when it started and ended (monotonic)."""
+def _execute(
+    args: list[str], env: dict[str, str], stop_on: str | None = None
+) -> tuple[int | None, str, str, float, float]:
+    """Run the CLI; its exit code (None: killed), output, and when it started and ended (monotonic).
+    With `stop_on`, SIGTERM it once a line of its stderr says that (a streaming command that works)."""
     started = time.monotonic()
+    out: list[str] = []
+    err: list[str] = []
     with subprocess.Popen(
         [*CLI, *args], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     ) as process:
+
+        def read_stderr() -> None:
+            for line in process.stderr:  # type: ignore[union-attr]
+                err.append(line)
+                if stop_on is not None and stop_on in line and process.poll() is None:
+                    process.terminate()
+
+        readers = [
+            threading.Thread(target=lambda: out.extend(process.stdout), daemon=True),  # type: ignore[arg-type]
+            threading.Thread(target=read_stderr, daemon=True),
+        ]
+        for reader in readers:
+            reader.start()
         try:
-            stdout, stderr = process.communicate(timeout=KILL_AFTER)
-            code: int | None = process.returncode
+            code: int | None = process.wait(timeout=KILL_AFTER)
         except subprocess.TimeoutExpired:
             process.kill()
-            stdout, stderr = process.communicate()
+            process.wait()
             code = None
-    return code, stdout, stderr, started, time.monotonic()
+        for reader in readers:
+            reader.join(10)
+    return code, "".join(out), "".join(err), started, time.monotonic()
 
 
 def _run_case(case: Case, home: Path) -> Run:
@@ -324,7 +346,9 @@ def _run_case(case: Case, home: Path) -> Run:
         )
         before = broker.count()
         args = [arg.replace("{state}", str(state)) for arg in COMMANDS[case.command]]
-        code, stdout, stderr, started, ended = _execute(args, env)
+        working = case.command in STREAMING and case.expect == 0
+        stop_on = f"{STREAMING[case.command]} stream connected" if working else None
+        code, stdout, stderr, started, ended = _execute(args, env, stop_on)
         seen = broker.log()[before:]
         seconds = ended - (seen[0].at if seen else started)
     leaked = tuple(str(p) for p in home.rglob("*") if p.is_file() and SECRET.encode() in p.read_bytes())
@@ -421,7 +445,7 @@ def _judge(run: Run) -> None:
     if case.behaviour == "not_found":
         address = run.url.removeprefix("http://")
         assert address in line, f"{run}: a 404 everywhere should name the URL ({address})"
-        hint = r"url" if case.command in STREAMING else r"base[ _]url"
+        hint = r"url" if case.command in STREAMING else r"(base|data)[ _]url"  # data commands: APCA_API_DATA_URL
         assert re.search(hint, line.replace(address, ""), re.IGNORECASE), f"{run}: no hint that the URL may be wrong"
     if case.command == "submit" and _may_have_created(run):
         (client_order_id,) = {r.json()["client_order_id"] for r in run.routed("submit")}

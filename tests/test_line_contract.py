@@ -27,11 +27,14 @@ from alpaca_cli.domain import (
     Bar,
     CalendarDay,
     Clock,
+    MarketSnapshot,
     Order,
     OrderChanges,
     OrderRequest,
     Position,
+    Quote,
     Snapshot,
+    Trade,
     TradeUpdate,
 )
 from alpaca_cli.errors import ConnectionLimitError
@@ -109,6 +112,11 @@ class _Change:
     error = ConnectionLimitError("another process holds this account's trade-update stream")
 
 
+BAR = Bar("AAPL", T0, 229.1, 229.42, 228.97, 229.3, 18250.0, trade_count=212.0, vwap=229.2113)
+QUOTE = Quote("AAPL", T1, 229.28, 3.0, 229.31, 5.0)
+TRADE = Trade("AAPL", T1, 229.3, 100.0, 52983525029461)
+
+
 def _recovered_fill() -> TradeUpdate:
     return TradeUpdate("fill", ORDER, T1, price=Decimal("229.21"), qty=Decimal(60), source="reconcile")
 
@@ -138,16 +146,17 @@ CASES: dict[str, Callable[[], object]] = {
     "summary": lambda: records.summary(SNAPSHOT, [DRIFT], written=False, created=False),
     "stream": lambda: records.stream(_notice()),  # type: ignore[arg-type]
     "stream-failed": lambda: records.stream(_Change()),
-    "bar": lambda: records.BarLines()(
-        Bar("AAPL", T0, 229.1, 229.42, 228.97, 229.3, 18250.0, trade_count=212.0, vwap=229.2113)
-    ).rstrip("\n"),
+    "bar": lambda: records.BarLines()(BAR).rstrip("\n"),
+    "quote": lambda: records.QuoteLines()(QUOTE).rstrip("\n"),
+    "trade": lambda: records.TradeLines()(TRADE).rstrip("\n"),
+    "snapshot": lambda: records.snapshot(MarketSnapshot("AAPL", TRADE, QUOTE, BAR)),
     "status": lambda: records.status(
         "paper",
         ACCOUNT,
         Clock(T1, True, datetime(2026, 3, 3, 14, 30, tzinfo=UTC), datetime(2026, 3, 2, 21, 0, tzinfo=UTC)),
         [POSITION],
         [WORKING],
-        {"trade-updates": {"state": "running", "connected": True}},
+        {"trade-updates": [{"stream": "trade-updates", "state": "running", "connected": True, "pid": 4242}]},
         with_positions=False,
         with_orders=False,
     ),

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import os
 import shutil
 import subprocess
@@ -357,20 +356,6 @@ def test_an_unwritable_health_file_is_one_warning_on_one_line_never_a_failure(
     bars = run_cli("stream", "bars", "KO", "--count", "1", "--sandbox", "-o", "json", env=env)
     assert bars.returncode == 0, bars.stderr
     assert sum("health file" in line for line in bars.stderr.splitlines()) == 1, bars.stderr
-
-
-def test_a_health_file_behind_a_symlink_is_written_through_it(sandbox: Any, tmp_path: Path) -> None:
-    env = cli_env(tmp_path, sandbox.url)
-    state_dir = Path(env["ALPACA_CLI_STATE_DIR"])
-    state_dir.mkdir()
-    elsewhere = tmp_path / "elsewhere.json"
-    elsewhere.write_text("{}")
-    link = state_dir / "health-sandbox-trade-updates.json"
-    link.symlink_to(elsewhere)
-    result = run_cli("tail", "trade-updates", "--duration", "1", "--sandbox", "-o", "json", env=env)
-    assert result.returncode == 0, result.stderr
-    assert link.is_symlink()
-    assert json.loads(elsewhere.read_text())["stopped"] is True
 
 
 def test_the_atomic_writer_refuses_a_dangling_link_with_errno_enoent(tmp_path: Path) -> None:

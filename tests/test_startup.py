@@ -107,15 +107,18 @@ DATA_ONLY = ("pandas", "numpy")
         ["clock", "-o", "json"],
         ["calendar", "-o", "json"],
         ["assets", "AAPL", "-o", "json"],
+        ["bars", "AAPL", "BTC/USD", "--start", "2026-11-24", "--end", "2026-11-24T10:00:00Z", "-o", "json"],
+        ["quote", "AAPL", "-o", "json"],
     ],
     ids=[
         *("status", "reconcile", "submit", "cancel", "tail", "bracket", "orders", "positions", "close", "replace"),
-        *("activities", "clock", "calendar", "assets"),
+        *("activities", "clock", "calendar", "assets", "bars", "quote"),
     ],
 )
-def test_trading_commands_never_load_pandas(sandbox: Any, tmp_path: Path, args: list[str]) -> None:
-    """alpaca-py's trading package imports pandas for one validator; the bridge keeps it out
-    (`bridge/deferred.py`), so a command that trades or reads the account loads no pandas or numpy."""
+def test_one_shot_commands_never_load_pandas(sandbox: Any, tmp_path: Path, args: list[str]) -> None:
+    """alpaca-py's trading package imports pandas for one validator, its data models import it
+    outright; the bridge keeps it out (`bridge/deferred.py`, the data routes through the base REST
+    client), so a one-shot command -- trading, account or market data -- loads no pandas or numpy."""
     args = [arg.replace("{state}", str(tmp_path / "state.json")) for arg in args]
     env = cli_env(tmp_path, sandbox.url)
     loaded = imported_modules([*args, "--sandbox"], env)

@@ -32,7 +32,7 @@ from alpaca_cli.domain import Bar
 from alpaca_cli.output.records import BarLines
 
 pytestmark = pytest.mark.timeout(60)
-BAR_KEYS = ["type", "symbol", "t", "o", "h", "l", "c", "v", "n", "vw"]
+BAR_KEYS = ["type", "symbol", "t", "o", "h", "l", "c", "v", "n", "vw", "source", "updated"]
 
 
 class Running:
@@ -306,4 +306,5 @@ def test_bar_lines_are_the_contract_json(
     assert [line[k] for k in ("o", "h", "l", "c", "v")] == [*prices, volume]
     assert line["n"] == count
     assert line["vw"] == (vwap if vwap is None or math.isfinite(vwap) else None)
+    assert (line["source"], line["updated"]) == ("stream", False)
     assert format_line(bar) == text  # the cached symbol and time give the same line

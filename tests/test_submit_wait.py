@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import cli_env, run_cli, spawn_cli
+from helpers import cli_env, health_record, run_cli, spawn_cli
 
 ROW = re.compile(r"^\d\d:\d\d:\d\d +ON +buy +(\S+)( [\d.]+ @ [\d.]+)? +[\d.]+/5 +\S+ +reconcile$")
 
@@ -17,11 +17,10 @@ ROW = re.compile(r"^\d\d:\d\d:\d\d +ON +buy +(\S+)( [\d.]+ @ [\d.]+)? +[\d.]+/5 
 @pytest.mark.timeout(90)
 def test_wait_beside_a_running_tail_polls_quietly_and_prints_tail_rows(sandbox: Any, tmp_path: Path) -> None:
     env = cli_env(tmp_path, sandbox.url, COLUMNS="80")
-    health = Path(env["ALPACA_CLI_STATE_DIR"]) / "health-sandbox-trade-updates.json"
     tail = spawn_cli("tail", "trade-updates", "--sandbox", "-o", "json", env=env)
     try:
         deadline = time.monotonic() + 20
-        while not (health.exists() and '"mode":"live"' in health.read_text()):
+        while (health_record(env, "trade-updates", tail.pid) or {}).get("mode") != "live":
             assert time.monotonic() < deadline, "tail never went live"
             time.sleep(0.2)
         sandbox.set_price("ON", 30)

@@ -33,9 +33,9 @@ from alpaca_cli.core import (
     unseen_closed_events,
 )
 from alpaca_cli.domain import FILL_EVENTS, Account, Order, Position, Snapshot, TradeUpdate
-from alpaca_cli.errors import AuthError, ConnectionLimitError, UnreachableError, UsageError
+from alpaca_cli.errors import AuthError, CliError, ConnectionLimitError, UnreachableError, UsageError
 from alpaca_cli.output import records
-from alpaca_cli.supervisor import LIMIT_GRACE, Backoff, Notice, backoff_delay, permanent
+from alpaca_cli.supervisor import Backoff, Notice, backoff_delay, permanent
 
 T0 = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 ACCOUNT = Account(id=ACCOUNT_ID, account_number="PA1234567", status="ACTIVE")
@@ -66,19 +66,16 @@ def test_backoff_grows_to_the_cap_and_starts_over_only_after_a_healthy_connectio
 
 
 @pytest.mark.parametrize(
-    ("error", "ever_connected", "since", "expected"),
+    ("error", "expected"),
     [
-        (AuthError("refused"), False, 0.0, True),
-        (AuthError("refused"), True, 1.0, True),
-        (ConnectionLimitError("limit"), False, 0.0, True),  # a second tail: fail fast
-        (ConnectionLimitError("limit"), True, 1.0, False),  # our own socket not reaped yet
-        (ConnectionLimitError("limit"), True, LIMIT_GRACE + 1, True),
-        (UnreachableError("down"), False, 0.0, False),
-        (UsageError("bad"), False, 0.0, True),
+        (AuthError("refused"), True),
+        (ConnectionLimitError("limit"), True),  # the bridge already gave our own dropped socket its grace
+        (UnreachableError("down"), False),
+        (UsageError("bad"), True),
     ],
 )
-def test_permanent_errors(error: Exception, ever_connected: bool, since: float, expected: bool) -> None:
-    assert permanent(error, ever_connected=ever_connected, since_disconnect=since) is expected  # type: ignore[arg-type]
+def test_permanent_errors(error: CliError, expected: bool) -> None:
+    assert permanent(error) is expected
 
 
 # ------------------------------------------------------------------------ helpers (truth)

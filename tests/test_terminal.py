@@ -157,9 +157,9 @@ def test_the_footer_of_a_dropped_stream_says_since_when_it_is_down() -> None:
             reconnects=1,
         )
 
-        class bars:  # stands in for the asyncio queue
-            maxsize = 10
+        queue_size = 10
 
+        class items:  # stands in for the asyncio queue
             @staticmethod
             def qsize() -> int:
                 return 0
@@ -167,5 +167,5 @@ def test_the_footer_of_a_dropped_stream_says_since_when_it_is_down() -> None:
     from rich.console import Console
 
     console = Console(width=80, record=True, file=open(os.devnull, "w"))  # noqa: SIM115
-    console.print(_Board(["AAPL"]).render(Handle(), datetime.now(UTC)))
+    console.print(_Board(["AAPL"]).render([Handle()], datetime.now(UTC)))  # type: ignore[list-item]
     assert "disconnected since 14:45:07" in console.export_text()

@@ -22,8 +22,9 @@ from alpaca_cli.bridge.rest import RestBridge  # noqa: E402
 from alpaca_cli.config import Connection  # noqa: E402
 
 if TYPE_CHECKING:
-    from alpaca_cli.bridge.bars import BarStream
+    from alpaca_cli.bridge.marketdata import MarketDataStream
     from alpaca_cli.bridge.streams import StreamEvent, StreamHandle, TradeUpdateStream
+    from alpaca_cli.health import StreamName
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,19 @@ class Broker(RestBridge):
     def __init__(self, connection: Connection) -> None:
         super().__init__(connection)
         self._streams: list[StreamHandle] = []
+        self._held_until: dict[StreamName, float] = {}  # when our last connection of each stream ended
+
+    def _adopt(self, stream: StreamHandle) -> StreamHandle:
+        """Track a new handle (stopped at exit), telling it when our own previous connection of
+        its stream ended: a connection-limit refusal soon after may be that socket, not yet
+        reaped by the broker (`LIMIT_GRACE`). Stopped handles are forgotten, their time kept."""
+        for old in self._streams:
+            if old.held_until is not None:
+                self._held_until[old.name] = max(old.held_until, self._held_until.get(old.name, old.held_until))
+        self._streams = [old for old in self._streams if not old.stopped]
+        stream.held_until = self._held_until.get(stream.name)
+        self._streams.append(stream)
+        return stream
 
     def _connect_timeout(self, asked: float | None) -> float:
         """A stream's connection is a broker call too: no longer than the call deadline."""
@@ -45,27 +59,33 @@ class Broker(RestBridge):
         """Open the account's trade-update stream; returns once it listens (or raises)."""
         from alpaca_cli.bridge.streams import TradeUpdateStream
 
-        stream = TradeUpdateStream(self.connection)
-        self._streams.append(stream)
+        stream = self._adopt(TradeUpdateStream(self.connection))
         await stream.connect(self._connect_timeout(connect_timeout))
         return stream
 
-    async def bars_connect(
+    async def market_data_connect(
         self,
         symbols: Iterable[str],
         *,
+        kinds: Iterable[str] = ("bars",),
         feed: str = "iex",
         stale_after: float | None = None,
         connect_timeout: float | None = None,
         queue_size: int | None = None,
-    ) -> BarStream:
-        """Open the market-data stream for minute bars; returns once subscribed (or raises)."""
-        from alpaca_cli.bridge.bars import BAR_QUEUE_SIZE, BarStream
+    ) -> MarketDataStream:
+        """Open one market-data connection for `kinds` (bars, quotes, trades) of `symbols` -- all
+        stocks (on `feed`) or all crypto pairs; returns once subscribed (or raises)."""
+        from alpaca_cli.bridge.marketdata import QUEUE_SIZE, MarketDataStream
 
-        stream = BarStream(
-            self.connection, symbols, feed=feed, stale_after=stale_after, queue_size=queue_size or BAR_QUEUE_SIZE
+        stream = MarketDataStream(
+            self.connection,
+            symbols,
+            kinds=kinds,
+            feed=feed,
+            stale_after=stale_after,
+            queue_size=queue_size or QUEUE_SIZE,
         )
-        self._streams.append(stream)
+        self._adopt(stream)
         await stream.connect(self._connect_timeout(connect_timeout))
         return stream
 
@@ -92,12 +112,12 @@ class Broker(RestBridge):
 
 
 def __getattr__(name: str) -> Any:
-    """The streams load only when asked for: `BarStream` the market-data half (and pandas), the
+    """The streams load only when asked for: `MarketDataStream` the market-data half, the
     trade-update stream alpaca-py's whole `alpaca.trading` package, which a REST-only command never needs."""
-    if name == "BarStream":
-        from alpaca_cli.bridge.bars import BarStream
+    if name == "MarketDataStream":
+        from alpaca_cli.bridge.marketdata import MarketDataStream
 
-        return BarStream
+        return MarketDataStream
     if name in ("StreamEvent", "TradeUpdateStream"):
         from alpaca_cli.bridge import streams
 
@@ -105,4 +125,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["BarStream", "Broker", "StreamEvent", "TradeUpdateStream"]
+__all__ = ["Broker", "MarketDataStream", "StreamEvent", "TradeUpdateStream"]

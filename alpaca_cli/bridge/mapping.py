@@ -27,8 +27,11 @@ from alpaca_cli.domain import (
     CalendarDay,
     Clock,
     Closing,
+    MarketSnapshot,
     Order,
     Position,
+    Quote,
+    Trade,
     TradeUpdate,
 )
 
@@ -280,20 +283,56 @@ def trade_update(raw: Any, *, source: str = "stream") -> TradeUpdate:
     )
 
 
-def bar(raw: Any, symbol: str | None = None) -> Bar:
-    """A bar from either the market-data stream (`S`, `t` Timestamp) or historical REST."""
-    raw = _object(raw, "bar")
-    what = "bar"
+def _stamp(raw: Mapping[str, Any], what: str) -> datetime:
+    """`t` of a market-data item: a msgpack Timestamp on the stream, RFC 3339 over REST."""
     stamp = raw.get("t")
     if hasattr(stamp, "to_datetime"):  # msgpack.Timestamp
-        moment = stamp.to_datetime()
-    elif isinstance(stamp, int | float) and not isinstance(stamp, bool):
-        moment = datetime.fromtimestamp(stamp / 1e9 if stamp > 1e12 else stamp, UTC)
-    else:
-        moment = _time(raw, "t", what, required=True)
+        return stamp.to_datetime()  # type: ignore[no-any-return]
+    if isinstance(stamp, int | float) and not isinstance(stamp, bool):
+        return datetime.fromtimestamp(stamp / 1e9 if stamp > 1e12 else stamp, UTC)
+    return _time(raw, "t", what, required=True)  # type: ignore[return-value]
+
+
+_NUMBERS = (float, int)  # `type(x) in _NUMBERS`: a JSON/msgpack number, never a bool
+
+
+def _moment(stamp: Any) -> datetime | None:
+    """`t` of a market-data item as msgpack (a Timestamp) or REST (RFC 3339 with an offset) gives it;
+    None for anything else, which is then read the strict way (and its error told)."""
+    if type(stamp) is str:
+        try:
+            moment = datetime.fromisoformat(stamp)
+        except ValueError:
+            return None
+        return moment if moment.tzinfo is not None else None
+    return stamp.to_datetime() if type(stamp).__name__ == "Timestamp" else None  # type: ignore[no-any-return]
+
+
+def bar(raw: Any, symbol: str | None = None, *, updated: bool = False) -> Bar:
+    """A bar from either the market-data stream (`S`, `t` Timestamp) or historical REST."""
+    if type(raw) is dict:  # the hot path (a stream, a page of 10,000): the same checks, inline
+        o, h, low, c, v = raw.get("o"), raw.get("h"), raw.get("l"), raw.get("c"), raw.get("v")
+        n, vw = raw.get("n"), raw.get("vw")
+        name = symbol or raw.get("S")
+        if (
+            type(o) in _NUMBERS
+            and type(h) in _NUMBERS
+            and type(low) in _NUMBERS
+            and type(c) in _NUMBERS
+            and type(v) in _NUMBERS
+            and (n is None or type(n) in _NUMBERS)
+            and (vw is None or type(vw) in _NUMBERS)
+            and type(name) is str
+            and name
+            and (moment := _moment(raw.get("t"))) is not None
+        ):
+            trades, average = None if n is None else float(n), None if vw is None else float(vw)
+            return Bar(name, moment, float(o), float(h), float(low), float(c), float(v), trades, average, updated)
+    raw = _object(raw, "bar")
+    what = "bar"
     return Bar(
         symbol=symbol or _text(raw, "S", what),
-        timestamp=moment,  # type: ignore[arg-type]
+        timestamp=_stamp(raw, what),
         open=_number(raw, "o", what),  # type: ignore[arg-type]
         high=_number(raw, "h", what),  # type: ignore[arg-type]
         low=_number(raw, "l", what),  # type: ignore[arg-type]
@@ -301,6 +340,7 @@ def bar(raw: Any, symbol: str | None = None) -> Bar:
         volume=_number(raw, "v", what),  # type: ignore[arg-type]
         trade_count=_number(raw, "n", what, required=False),
         vwap=_number(raw, "vw", what, required=False),
+        updated=updated,
     )
 
 
@@ -310,6 +350,99 @@ def bars(raw: Any) -> list[Bar]:
         return []
     table = _object(raw, "bars")
     return [bar(item, str(symbol)) for symbol, items in table.items() for item in objects(items, "bar")]
+
+
+def bar_page(raw: Any) -> tuple[list[Bar], str | None]:
+    """One page of `GET .../bars`: its bars (by symbol, oldest first) and the next page's token."""
+    raw = _object(raw, "bars answer")
+    if "bars" not in raw:
+        raise MalformedAnswer("bars answer has no 'bars' field")
+    return bars(raw["bars"]), _page_token(raw)
+
+
+def _page_token(raw: Mapping[str, Any]) -> str | None:
+    token = raw.get("next_page_token")
+    if token is not None and not isinstance(token, str):
+        raise MalformedAnswer(f"field 'next_page_token' is {_kind(token)}, not a string")
+    return token or None
+
+
+def quote(raw: Any, symbol: str | None = None) -> Quote:
+    """A quote from the stream (`T: "q"`, `S`) or REST: `bp`/`bs` bid, `ap`/`as` ask."""
+    if type(raw) is dict:  # the hot path (a stream, a page of 10,000): the same checks, inline
+        bid, bid_size, ask, ask_size = raw.get("bp"), raw.get("bs"), raw.get("ap"), raw.get("as")
+        name = symbol or raw.get("S")
+        if (
+            type(bid) in _NUMBERS
+            and type(bid_size) in _NUMBERS
+            and type(ask) in _NUMBERS
+            and type(ask_size) in _NUMBERS
+            and type(name) is str
+            and name
+            and (moment := _moment(raw.get("t"))) is not None
+        ):
+            return Quote(name, moment, float(bid), float(bid_size), float(ask), float(ask_size))
+    raw = _object(raw, "quote")
+    what = "quote"
+    return Quote(
+        symbol=symbol or _text(raw, "S", what),
+        timestamp=_stamp(raw, what),
+        bid=_number(raw, "bp", what),  # type: ignore[arg-type]
+        bid_size=_number(raw, "bs", what),  # type: ignore[arg-type]
+        ask=_number(raw, "ap", what),  # type: ignore[arg-type]
+        ask_size=_number(raw, "as", what),  # type: ignore[arg-type]
+    )
+
+
+def trade(raw: Any, symbol: str | None = None) -> Trade:
+    """A trade from the stream (`T: "t"`, `S`) or REST: `p` price, `s` size, `i` its id."""
+    ident = raw.get("i") if isinstance(raw, Mapping) else None
+    ident = ident if type(ident) is int or type(ident) is str else None
+    if type(raw) is dict:  # the hot path (a stream, a page of 10,000): the same checks, inline
+        price, size, name = raw.get("p"), raw.get("s"), symbol or raw.get("S")
+        if (
+            type(price) in _NUMBERS
+            and type(size) in _NUMBERS
+            and type(name) is str
+            and name
+            and (moment := _moment(raw.get("t"))) is not None
+        ):
+            return Trade(name, moment, float(price), float(size), ident)
+    raw = _object(raw, "trade")
+    what = "trade"
+    return Trade(
+        symbol=symbol or _text(raw, "S", what),
+        timestamp=_stamp(raw, what),
+        price=_number(raw, "p", what),  # type: ignore[arg-type]
+        size=_number(raw, "s", what),  # type: ignore[arg-type]
+        id=ident,
+    )
+
+
+def snapshots(raw: Any) -> list[MarketSnapshot]:
+    """`GET .../snapshots`: symbol -> latest trade, quote and minute bar (each may be null).
+
+    Stocks answer `{"AAPL": {...}}`, crypto `{"snapshots": {"BTC/USD": {...}}}`;
+    a symbol the broker does not know is absent (or null).
+    """
+    table = _object(raw, "snapshots answer")
+    if set(table) == {"snapshots"} and isinstance(table["snapshots"], Mapping):
+        table = table["snapshots"]
+    found = []
+    for symbol, item in table.items():
+        if item is None:
+            continue
+        item = _object(item, f"snapshot of {symbol}")
+        parts = (item.get("latestTrade"), item.get("latestQuote"), item.get("minuteBar"))
+        found.append(
+            MarketSnapshot(
+                symbol=str(symbol),
+                trade=None if parts[0] is None else trade(parts[0], str(symbol)),
+                quote=None if parts[1] is None else quote(parts[1], str(symbol)),
+                bar=None if parts[2] is None else bar(parts[2], str(symbol)),
+            )
+        )
+    return found
 
 
 def _day(raw: Mapping[str, Any], key: str, what: str, *, required: bool = False) -> date | None:

@@ -23,7 +23,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -43,6 +43,7 @@ from alpaca_cli.domain import (
     CalendarDay,
     Clock,
     Closing,
+    MarketSnapshot,
     Order,
     OrderChanges,
     OrderRequest,
@@ -50,6 +51,7 @@ from alpaca_cli.domain import (
     Snapshot,
 )
 from alpaca_cli.errors import BrokerRejected
+from alpaca_cli.symbols import is_crypto
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -58,6 +60,7 @@ REST_WORKERS = 4
 PAGE_LIMIT = 500  # Alpaca's cap per GET /v2/orders
 ACTIVITY_PAGE = 100  # Alpaca's cap per GET /v2/account/activities (without a date)
 FEW_LOOKUPS = 3  # vanished orders looked up one by one; more are found in the closed listing
+DATA_PAGE = 10_000  # Alpaca's cap per page of historical market data
 ABORT_GRACE = 2.0  # seconds an aborted call's worker gets to notice before the bridge moves on
 
 
@@ -138,7 +141,7 @@ class RestBridge:
             ),
             self.budget,
         )
-        self._data: Any = None  # made on first use: alpaca-py's market-data package loads pandas
+        self._data: dict[str, Any] = {}  # the historical-data clients, by API version, made on first use
 
     @functools.cached_property
     def _trading(self) -> Any:
@@ -454,27 +457,99 @@ class RestBridge:
 
     # -- market data ----------------------------------------------------------------------
 
-    async def bars(
-        self, symbols: list[str], start: datetime, end: datetime | None = None, *, feed: str = "iex"
-    ) -> list[Bar]:
-        from alpaca.data.historical import StockHistoricalDataClient
-        from alpaca.data.requests import StockBarsRequest
-        from alpaca.data.timeframe import TimeFrame, TimeFrameUnit
+    def _data_client(self, crypto: bool) -> Any:
+        """The historical-data client of stocks (`/v2`) or crypto (`/v1beta3`), made on first use.
 
-        if self._data is None:
+        alpaca-py's own data clients import its market-data models, and those
+        import pandas; the bridge's base REST client sends the same requests
+        (same headers, same session mount) without it, so `bars` and `quote`
+        start as light as the trading commands.
+        """
+        from alpaca.common.rest import RESTClient
+
+        version = "v1beta3" if crypto else "v2"
+        client = self._data.get(version)
+        if client is None:
             c = self.connection
-            client = StockHistoricalDataClient(
-                c.key_id, c.secret.get_secret_value(), raw_data=True, url_override=c.data_url
-            )
-            self._data = transport.mount(client, self.budget)
-        request = StockBarsRequest(
-            symbol_or_symbols=symbols,
-            timeframe=TimeFrame(1, TimeFrameUnit.Minute),
-            start=start,
-            end=end,
-            feed=feed,
-        )
-        return await self._run("get bars", self._data.get_stock_bars, request, parse=mapping.bars, data=True)
+            client = RESTClient(c.data_url, c.key_id, c.secret.get_secret_value(), api_version=version, raw_data=True)
+            self._data[version] = transport.mount(client, self.budget)
+        return client
+
+    async def bar_pages(
+        self,
+        symbols: Iterable[str],
+        start: datetime,
+        end: datetime | None = None,
+        *,
+        timeframe: str = "1Min",
+        feed: str = "iex",
+    ) -> AsyncIterator[list[Bar]]:
+        """Historical bars of the symbols from `start` to `end` (both inclusive, as at Alpaca), a page at a time.
+
+        One paged request covers all the stock symbols, one all the crypto
+        pairs: the cost grows with pages, not with symbols (a gap of 100
+        symbols is one request per 10,000 bars). Within a page the bars come
+        by symbol, oldest first, as the broker sends them.
+        """
+        wanted = list(dict.fromkeys(symbols))
+        for crypto in (False, True):
+            group = [s for s in wanted if is_crypto(s) == crypto]
+            if not group:
+                continue
+            params: dict[str, Any] = {
+                "symbols": ",".join(group),
+                "timeframe": timeframe,
+                "start": _wire_time(start),
+                "limit": DATA_PAGE,
+            }
+            if end is not None:
+                params["end"] = _wire_time(end)
+            if not crypto:
+                params["feed"] = feed
+            path = "/crypto/us/bars" if crypto else "/stocks/bars"
+            client = self._data_client(crypto)
+            seen: set[str] = set()
+            while True:
+                page, token = await self._run(
+                    "get bars", client.get, path, dict(params), parse=mapping.bar_page, data=True
+                )
+                yield page
+                if token is None or token in seen:  # a token seen before would page forever
+                    break
+                seen.add(token)
+                params["page_token"] = token
+
+    async def bars(
+        self,
+        symbols: Iterable[str],
+        start: datetime,
+        end: datetime | None = None,
+        *,
+        timeframe: str = "1Min",
+        feed: str = "iex",
+    ) -> list[Bar]:
+        """Every bar of `bar_pages`, all pages read."""
+        found: list[Bar] = []
+        async for page in self.bar_pages(symbols, start, end, timeframe=timeframe, feed=feed):
+            found += page
+        return found
+
+    async def market_snapshots(self, symbols: Iterable[str], *, feed: str = "iex") -> list[MarketSnapshot]:
+        """The latest trade, quote and minute bar of each symbol (one request for the stocks, one for crypto)."""
+        wanted = list(dict.fromkeys(symbols))
+        found: list[MarketSnapshot] = []
+        for crypto in (False, True):
+            group = [s for s in wanted if is_crypto(s) == crypto]
+            if not group:
+                continue
+            params: dict[str, Any] = {"symbols": ",".join(group)}
+            if not crypto:
+                params["feed"] = feed
+            path = "/crypto/us/snapshots" if crypto else "/stocks/snapshots"
+            client = self._data_client(crypto)
+            found += await self._run("get snapshots", client.get, path, params, parse=mapping.snapshots, data=True)
+        order = {symbol: i for i, symbol in enumerate(wanted)}
+        return sorted(found, key=lambda snap: order.get(snap.symbol, len(order)))
 
     # -- the snapshot ---------------------------------------------------------------------
 
@@ -517,8 +592,9 @@ class RestBridge:
 
 
 def _wire_time(moment: datetime) -> str:
-    """RFC 3339 as alpaca-py's request models send a time: a naive one is UTC."""
-    return (moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)).isoformat()
+    """A time as Alpaca's trading and data APIs take it: RFC 3339 in UTC with `Z` (naive is UTC)."""
+    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:

@@ -10,8 +10,8 @@ API (every call on the tool's event loop)::
 
     async with Broker(connection) as broker:
         trades = await broker.trade_updates_connect()            # TradeUpdateStream
-        bars = await broker.bars_connect(["AAPL"], feed="iex",   # BarStream
-                                         stale_after=150.0)
+        data = await broker.market_data_connect(["AAPL"], kinds=("bars", "quotes"),
+                                                feed="iex", stale_after=150.0)  # MarketDataStream
         update = await trades.updates.get()                      # domain.TradeUpdate
         event = await trades.lifecycle.get()                     # StreamEvent
 
@@ -19,9 +19,10 @@ Both handles share `StreamHandle`:
 
 - `updates` (`TradeUpdateStream`): unbounded `asyncio.Queue[TradeUpdate]`;
   a fill is never dropped.
-- `bars` (`BarStream`): `asyncio.Queue[Bar]` bounded at 10,000; when full the
-  *newest* bar is dropped, counted in `health.dropped` and logged (at most
-  one warning per 5 s).
+- `items` (`MarketDataStream`): `asyncio.Queue` of `Bar`, `Quote` and `Trade`
+  bounded at 10,000; when full the *newest* item is dropped, counted in
+  `health.dropped` (and per kind) and logged (at most one warning per 5 s);
+  `marks` says where in the queue a (re)connection or a dropped bar happened.
 - `lifecycle`: `asyncio.Queue[StreamEvent]`, one event per change:
   `connected` (authenticated and listening/subscribed; `reconnects` > 0 on a
   reconnection), `disconnected` (with `reason`; the SDK reconnects and
@@ -40,11 +41,11 @@ Both handles share `StreamHandle`:
 - `force_reconnect(reason)`: close the socket on the SDK's loop; the SDK
   reconnects with its backoff and re-subscribes.
 
-The market-data half (`BarStream`, `_BridgeDataStream`) is in `bridge/bars.py`, so
+The market-data half (`MarketDataStream`, `_BridgeDataStream`) is in `bridge/marketdata.py`, so
 that following trade updates never imports alpaca-py's market-data package (pandas).
 
 Where alpaca-py 0.44 is blind, one pair of small subclasses (`_BridgeTradingStream`
-here, `_BridgeDataStream` in `bars.py`, sharing `Lifecycle`) overrides its private hooks
+here, `_BridgeDataStream` in `marketdata.py`, sharing `Lifecycle`) overrides its private hooks
 `_run_forever`, `_start_ws`, `_connect` (data), `_dispatch`, `_consume` and uses
 `stop_ws`/`close`:
 
@@ -53,8 +54,10 @@ here, `_BridgeDataStream` in `bars.py`, sharing `Lifecycle`) overrides its priva
 - it fails fast where the SDK retries forever: refused keys, the connection
   limit (trading: HTTP 429 at the upgrade or close 1008; data: error 406 in
   place of "connected"), an insufficient subscription (409), a symbol limit (405);
-  after a first success a connection-limit refusal is retried for
-  `LIMIT_GRACE` seconds first, since it may be our own dropped socket not yet reaped;
+  within `LIMIT_GRACE` seconds of the end of our own last connection to the same
+  stream (of this handle, or of an earlier handle of the same `Broker`), a
+  connection-limit refusal is retried instead, since it may be that socket, not
+  yet reaped by the broker. This is the only place that grace is given;
 - a handshake that gets no answer times out (`HANDSHAKE_TIMEOUT`) instead of hanging;
 - a connection that reached the acknowledgement resets the SDK's backoff, so
   a long session's occasional drops are each retried after about a second.
@@ -81,15 +84,14 @@ from alpaca_cli.bridge import mapping
 from alpaca_cli.config import Connection
 from alpaca_cli.domain import TradeUpdate
 from alpaca_cli.errors import AuthError, CliError, ConnectionLimitError, RouteNotFound, UnreachableError
+from alpaca_cli.health import StreamName
 
 log = logging.getLogger(__name__)
 
-TRADE_UPDATES = "trade-updates"
-MARKET_DATA = "market-data"
 JOIN_TIMEOUT = 5.0  # seconds `stop()` waits for an SDK thread
 CONNECT_TIMEOUT = 30.0  # seconds `connect()` waits for the first subscription
 HANDSHAKE_TIMEOUT = 10.0  # seconds for connect + auth before an attempt counts as failed
-LIMIT_GRACE = 60.0  # seconds a connection-limit refusal is retried after a first success
+LIMIT_GRACE = 60.0  # seconds a connection-limit refusal is retried after our own connection ended
 # The SDK's own values, plus a shorter ping timeout (a dead peer is noticed in
 # about 30 s instead of 190 s) and a short close timeout (stop stays quick).
 WEBSOCKET_PARAMS: dict[str, Any] = {"ping_interval": 10, "ping_timeout": 20, "max_queue": 1024, "close_timeout": 2}
@@ -102,7 +104,7 @@ class StreamEvent:
     """One change of a stream's connection, as the tool's loop sees it (printed by
     `output.records.stream`)."""
 
-    stream: str  # MARKET_DATA | TRADE_UPDATES
+    stream: StreamName
     event: str  # "connected" | "disconnected" | "stale" | "failed"
     at: datetime
     reconnects: int = 0  # connections made after the first, as of this event
@@ -156,7 +158,7 @@ def http_status(error: BaseException) -> int | None:
     return int(status) if isinstance(status, int) else None
 
 
-def limit_error(stream: str, detail: str) -> ConnectionLimitError:
+def limit_error(stream: StreamName, detail: str) -> ConnectionLimitError:
     return ConnectionLimitError(
         f"{stream} stream: connection limit reached ({detail})",
         hint=f"another process already holds this account's {stream} stream; stop it or use other keys",
@@ -166,14 +168,16 @@ def limit_error(stream: str, detail: str) -> ConnectionLimitError:
 def trading_refusal(error: BaseException) -> CliError | None:
     """The permanent error behind a failed trading-stream attempt, or None if worth retrying."""
     if isinstance(error, ValueError) and "authenticate" in str(error):
-        return AuthError(f"{TRADE_UPDATES} stream: the broker refused the credentials", hint=AUTH_HINT)
+        return AuthError(f"{StreamName.trade_updates} stream: the broker refused the credentials", hint=AUTH_HINT)
     status = http_status(error)
     if status in (401, 403):
-        return AuthError(f"{TRADE_UPDATES} stream: the broker refused the credentials (HTTP {status})", hint=AUTH_HINT)
+        return AuthError(
+            f"{StreamName.trade_updates} stream: the broker refused the credentials (HTTP {status})", hint=AUTH_HINT
+        )
     if status == 429:
-        return limit_error(TRADE_UPDATES, "HTTP 429")
+        return limit_error(StreamName.trade_updates, "HTTP 429")
     if isinstance(error, ConnectionClosed) and error.rcvd is not None and error.rcvd.code == 1008:
-        return limit_error(TRADE_UPDATES, f"closed 1008 {error.rcvd.reason}".strip())
+        return limit_error(StreamName.trade_updates, f"closed 1008 {error.rcvd.reason}".strip())
     return None
 
 
@@ -197,8 +201,6 @@ class Lifecycle:
     def _bridge_init(self, handle: StreamHandle) -> None:
         self._handle = handle
         self._live = False  # acknowledged on the current socket
-        self._ever_connected = False
-        self._limit_since: float | None = None
         self._close_reason: str | None = None
         self._gave_up = False
         self._handshake: asyncio.Future[None] | None = None
@@ -241,8 +243,6 @@ class Lifecycle:
         if self._live:
             return
         self._live = True
-        self._ever_connected = True
-        self._limit_since = None
         # A connection that got this far counts as healthy: the SDK then
         # retries the next drop after about a second instead of its grown backoff.
         self._data_received = True
@@ -255,12 +255,8 @@ class Lifecycle:
 
     async def _attempt_failed(self, error: BaseException) -> None:
         refusal = self._refusal(error) or self._no_such_route(error)
-        if isinstance(refusal, ConnectionLimitError) and self._ever_connected:
-            now = time.monotonic()
-            if self._limit_since is None:
-                self._limit_since = now
-            if now - self._limit_since < LIMIT_GRACE:
-                refusal = None
+        if isinstance(refusal, ConnectionLimitError) and self._handle.in_limit_grace():
+            refusal = None  # perhaps our own socket that just dropped, not yet reaped: retried
         if refusal is not None:
             await self._give_up(refusal)
         else:
@@ -332,7 +328,7 @@ class _BridgeTradingStream(Lifecycle, _QuickTradingStream):
             if "trade_updates" in (data.get("streams") or []):
                 self._acknowledged()
             elif data.get("error"):
-                log.warning("%s stream: the broker did not accept listen: %s", TRADE_UPDATES, data["error"])
+                log.warning("%s stream: the broker did not accept listen: %s", StreamName.trade_updates, data["error"])
         elif stream == "authorization" and (msg.get("data") or {}).get("status") == "unauthorized":
             await self._give_up(trading_refusal(ValueError("failed to authenticate")))  # type: ignore[arg-type]
             return
@@ -349,7 +345,7 @@ def _now() -> datetime:
 class StreamHandle:
     """One SDK stream in its thread, seen from the tool's loop (see the module docstring)."""
 
-    name = ""
+    name: StreamName
     url_setting = ""  # where the stream's URL comes from, for the hint of a 404
     received_key = "messages_received"
 
@@ -369,8 +365,21 @@ class StreamHandle:
         self._sdk_ready = threading.Event()
         self._stopping = False
         self._stopped = False
+        # Monotonic time our own last connection of this stream ended (None: none ended yet);
+        # set from the SDK's thread and read there too, a float either way.
+        self.held_until: float | None = None
 
     # ----------------------------------------------------- the tool's loop: API
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped
+
+    def in_limit_grace(self, now: float | None = None) -> bool:
+        """Whether a connection-limit refusal now may still be our own last socket (thread-safe)."""
+        held = self.held_until
+        moment = time.monotonic() if now is None else now
+        return held is not None and moment - held < LIMIT_GRACE
 
     async def connect(self, timeout: float = CONNECT_TIMEOUT) -> None:
         async with self._lock:
@@ -549,6 +558,7 @@ class StreamHandle:
         self._from_sdk(self._on_connected, _now())
 
     def _sdk_disconnected(self, reason: str) -> None:
+        self.held_until = time.monotonic()
         self.connected.clear()
         self._from_sdk(self._on_disconnected, _now(), reason)
 
@@ -563,7 +573,7 @@ class StreamHandle:
 class TradeUpdateStream(StreamHandle):
     """The account's `trade_updates`; every event reaches `updates`, none is ever dropped."""
 
-    name = TRADE_UPDATES
+    name = StreamName.trade_updates
     url_setting = "APCA_API_STREAM_URL (or APCA_API_BASE_URL, which it is derived from)"
     received_key = "updates_received"
 

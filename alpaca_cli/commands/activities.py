@@ -6,7 +6,6 @@ with fixed columns, for spreadsheets and accounting (`fills.csv`).
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -14,6 +13,7 @@ import typer
 from alpaca_cli.errors import UsageError
 from alpaca_cli.invocation import (
     DebugOption,
+    ExportChoice,
     OutputChoice,
     ProfileOption,
     QuietOption,
@@ -36,13 +36,6 @@ ACTIVITY_TYPES = frozenset(
 )
 
 
-class ActivitiesOutput(StrEnum):
-    auto = "auto"
-    table = "table"
-    json = "json"
-    csv = "csv"
-
-
 def activities(
     types: Annotated[
         str | None,
@@ -61,7 +54,7 @@ def activities(
     ] = None,
     on: Annotated[str | None, typer.Option("--date", help="Only this day (YYYY-MM-DD).", show_default=False)] = None,
     output: Annotated[
-        ActivitiesOutput | None,
+        ExportChoice | None,
         typer.Option(
             "--output", "-o", help="auto, table, json or csv (a header and one row each).", show_default=False
         ),
@@ -95,7 +88,7 @@ def activities(
             raise UsageError(f"--date {on!r} is not a date: use YYYY-MM-DD") from None
     if since is not None and before is not None and since >= before:
         raise UsageError(f"--after {after} is not before --until {until}: the range is empty")
-    csv = output is ActivitiesOutput.csv
+    csv = output is ExportChoice.csv
     invocation = start(
         None if output is None or csv else OutputChoice(output.value), debug, profile, sandbox, quiet=quiet
     )

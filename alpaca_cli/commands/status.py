@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from alpaca_cli.health import StreamName
 from alpaca_cli.invocation import (
     DebugOption,
     OutputOption,
@@ -17,11 +17,6 @@ from alpaca_cli.invocation import (
 )
 
 TABLE_ROWS = 50  # newest open orders drawn on a terminal; JSON lists every one
-
-
-class StreamName(StrEnum):
-    market_data = "market-data"
-    trade_updates = "trade-updates"
 
 
 if TYPE_CHECKING:
@@ -64,8 +59,8 @@ def status(
     report = asyncio.run(_gather(invocation.connection))
     from alpaca_cli import health
 
-    streams = {name: health.read(invocation.connection.environment, name) for name in health.STREAMS}
-    problems = _problems(report["account"], streams, {name.value for name in expect or ()})
+    processes = health.read_all(invocation.connection.environment)
+    problems = _problems(report["account"], processes, set(expect or ()))
     if invocation.out.json:
         from alpaca_cli.output import records
 
@@ -75,13 +70,13 @@ def status(
             report["clock"],
             report["positions"],
             report["orders"],
-            streams,
+            processes,
             with_positions=positions,
             with_orders=orders,
         )
         invocation.out.emit(line)
     else:
-        _render(invocation.out, invocation.connection.environment, report, streams, positions, orders, problems)
+        _render(invocation.out, invocation.connection.environment, report, processes, positions, orders, problems)
     if check and problems:
         for problem in problems:
             invocation.out.message(f"check failed: {problem}", style="red", essential=True)
@@ -101,24 +96,27 @@ async def _gather(connection: Any) -> dict[str, Any]:
     return {"account": account, "clock": clock, "positions": positions, "orders": orders}
 
 
-def _problems(account: Account, streams: dict[str, dict[str, Any] | None], expected: set[str]) -> list[str]:
-    """What `--check` fails on. A stale stream should be running (it never said it stopped);
-    a stopped or missing one is a problem only when `--expect` names it."""
+def _problems(
+    account: Account, processes: dict[StreamName, list[dict[str, Any]]], expected: set[StreamName]
+) -> list[str]:
+    """What `--check` fails on: any process of a stream that is stale (it never said it stopped)
+    or running disconnected; a stream `--expect` names that no process runs."""
     problems = []
     if account.status != "ACTIVE":
         problems.append(f"account status is {account.status}")
     for flag in ("trading_blocked", "account_blocked", "trade_suspended_by_user"):
         if getattr(account, flag):
             problems.append(f"account has {flag}")
-    for name, found in streams.items():
-        stream = found or {}
-        state = stream.get("state")
-        if state == "stale":
-            problems.append(f"{name} stream is stale: its process is gone or silent without having stopped")
-        elif state == "running" and not stream.get("connected"):
-            problems.append(f"{name} stream is running but disconnected")
-        elif name in expected and state != "running":
-            problems.append(f"{name} stream is {state or 'not running'}, but --expect says it should run")
+    for name, records in processes.items():
+        for record in records:
+            pid = f" (pid {record['pid']})" if record.get("pid") else ""
+            if record["state"] == "stale":
+                problems.append(f"{name} stream is stale{pid}: its process is gone or silent without having stopped")
+            elif record["state"] == "running" and not record.get("connected"):
+                problems.append(f"{name} stream is running but disconnected{pid}")
+        if name in expected and not any(r["state"] == "running" for r in records):
+            state = records[0]["state"] if records else "not running"
+            problems.append(f"{name} stream is {state}, but --expect says it should run")
     return problems
 
 
@@ -126,11 +124,16 @@ def _money(value: Any) -> str:
     return f"{value:,.2f}" if value is not None else "-"
 
 
+def _pid(record: dict[str, Any], healths: list[dict[str, Any]]) -> str:
+    """` (pid N)` when more than one process speaks for a stream, to tell their rows apart."""
+    return f" (pid {record.get('pid')})" if len(healths) > 1 else ""
+
+
 def _render(
     out: Output,
     environment: str,
     report: dict[str, Any],
-    streams: dict[str, Any],
+    processes: dict[StreamName, list[dict[str, Any]]],
     with_positions: bool,
     with_orders: bool,
     problems: list[str],
@@ -165,8 +168,9 @@ def _render(
     market.add_row(
         "next close" if clock.is_open else "next open", str(clock.next_close if clock.is_open else clock.next_open)
     )
-    for name, stream in streams.items():
-        market.add_row(name, _stream_text(stream))
+    for name, records in processes.items():
+        for record in records or [None]:
+            market.add_row(name + (_pid(record, records) if record else ""), _stream_text(record))
 
     out.console.print(
         Columns(

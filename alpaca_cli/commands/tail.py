@@ -10,6 +10,7 @@ with `--events stream` as `{"type":"stream",...}` lines), and stops on
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -22,16 +23,14 @@ from alpaca_cli.invocation import (
     ProfileOption,
     QuietOption,
     SandboxOption,
-    StopSignal,
     complete_list,
     start,
 )
 
 if TYPE_CHECKING:
-    import asyncio
-
     from alpaca_cli.domain import TradeUpdate
     from alpaca_cli.invocation import Invocation
+    from alpaca_cli.runner import Limits, Runner
     from alpaca_cli.supervisor import Notice, Supervisor
 
 # What `--events` takes, offered by TAB: core.apply's KNOWN_EVENTS (which loads pydantic,
@@ -110,34 +109,30 @@ def trade_updates(
 ) -> int:
     """Stream order events (fills, partial fills, cancels, rejects) exactly once, reconciled with the broker."""
     import asyncio
-    import time
 
-    started = time.monotonic()  # --duration is wall time from here, connecting and catch-up included
+    from alpaca_cli.runner import Limits
 
+    limits = Limits(count=count, duration=duration)  # --duration counts from here: connecting and catch-up included
     options = _Options(
         state=state,
         symbols=_symbols(symbols),
         events=_events(events),
-        count=count,
-        duration=duration,
+        limits=limits,
         poll_interval=poll_interval,
         slow_poll=slow_poll,
-        started=started,
     )
     invocation = start(output, debug, profile, sandbox, quiet=quiet)
     return asyncio.run(_run(invocation, options))
 
 
+@dataclass(frozen=True, slots=True)
 class _Options:
-    def __init__(self, **values: Any) -> None:
-        self.state: Path | None = values["state"]
-        self.symbols: frozenset[str] | None = values["symbols"]
-        self.events: frozenset[str] | None = values["events"]
-        self.count: int | None = values["count"]
-        self.duration: float | None = values["duration"]
-        self.poll_interval: float = values["poll_interval"]
-        self.slow_poll: float = values["slow_poll"]
-        self.started: float = values["started"]
+    state: Path | None
+    symbols: frozenset[str] | None
+    events: frozenset[str] | None
+    limits: Limits
+    poll_interval: float
+    slow_poll: float
 
     @property
     def stream_lines(self) -> bool:
@@ -176,12 +171,11 @@ def _events(text: str | None) -> frozenset[str] | None:
 class _View:
     """Where events and notices go: JSON Lines on a pipe, colored lines and a status line on a terminal."""
 
-    def __init__(self, invocation: Invocation, options: _Options, end: asyncio.Event) -> None:
+    def __init__(self, invocation: Invocation, options: _Options, run: Runner) -> None:
         self.out = invocation.out
         self.options = options
-        self.end = end
+        self.run = run
         self.sink = self.out.line_sink()
-        self.written = 0
         self.supervisor: Supervisor | None = None
         self._live: Any = None
 
@@ -204,15 +198,17 @@ class _View:
             o.symbols is None or update.order.symbol in o.symbols
         )
 
-    def update(self, update: TradeUpdate) -> None:
-        """Print one update; past `--count` nothing more, unless the state file already holds it as printed.
+    def update(self, update: TradeUpdate) -> bool:
+        """Print one update; False once `--count` lines were printed (it takes no more).
 
-        The supervisor hands a catch-up burst over in one go: without a state
-        file, lines past N are simply not printed. With `--state` the burst was
-        saved as one printed batch, so it is printed whole (none is lost).
+        The supervisor hands a catch-up burst over in one go; past N nothing
+        is printed. With `--state` the lines it did not take stay in the state
+        file's outbox, and the next run prints them first: none is lost.
         """
-        if not self._wanted(update) or (self.done and self.options.state is None):
-            return
+        if not self._wanted(update):
+            return True
+        if self.run.done:
+            return False
         if self.out.json:
             from alpaca_cli.output import dumps, records
 
@@ -222,13 +218,8 @@ class _View:
 
             console = self.out.console
             console.print(trade_update_text(update, console.width), no_wrap=True, crop=True)
-        self.written += 1
-        if self.done:
-            self.end.set()
-
-    @property
-    def done(self) -> bool:
-        return self.options.count is not None and self.written >= self.options.count
+        self.run.counted()
+        return True
 
     def notice(self, notice: Notice) -> None:
         if notice.event != "failed":  # a failure is the command's error line, printed once by main
@@ -245,17 +236,18 @@ class _View:
         sup = self.supervisor
         if sup is None:
             return Text("connecting…", style="dim")
+        figures = sup.figures
         health = sup.health_record()
-        state = Text("● live", style="green") if sup.connected else Text(f"● {sup.mode}", style="red")
+        state = Text("● live", style="green") if figures.connected else Text(f"● {figures.mode}", style="red")
         age = health["reconcile_age_s"]
         sources = health["sources"]
-        mute = f" ({sup.mute_reconnects} mute)" if sup.mute_reconnects else ""
+        mute = f" ({figures.mute_reconnects} mute)" if figures.mute_reconnects else ""
         return Text.assemble(
             state,
             (
-                f" · reconnects {sup.reconnects}{mute}"
+                f" · reconnects {figures.reconnects}{mute}"
                 f" · reconciled {'never' if age is None else f'{age:.0f} s ago'}"
-                f" · events {sup.emitted} · recovered {sources.get('reconcile', 0)}",
+                f" · events {figures.emitted} · recovered {sources.get('reconcile', 0)}",
                 "dim",
             ),
             no_wrap=True,
@@ -267,53 +259,29 @@ class _View:
 
 
 async def _run(invocation: Invocation, options: _Options) -> int:
-    import asyncio
-    import time
-
     from alpaca_cli.bridge import Broker
+    from alpaca_cli.runner import Runner
     from alpaca_cli.supervisor import Supervisor
 
-    stop = StopSignal()
-    stop.install()
-    end = asyncio.Event()
-    view = _View(invocation, options, end)
-    watchers = [asyncio.create_task(_set_when(stop.event, end))]
-    try:
-        await view.open()
-        watchers.append(asyncio.create_task(_set_when(view.sink.gone, end)))
-        if options.duration is not None:
-            left = options.duration - (time.monotonic() - options.started)
-            watchers.append(asyncio.create_task(_set_after(left, end)))
-        async with Broker(invocation.connection) as broker:
-            supervisor = Supervisor(
-                broker,
-                on_update=view.update,
-                on_notice=view.notice,
-                state_path=options.state,
-                environment=invocation.connection.environment,
-                warn=invocation.out.warn,
-                poll_interval=options.poll_interval,
-                slow_poll=options.slow_poll,
-                printed=view.sink.flushed,
-            )
-            view.supervisor = supervisor
-            await supervisor.run(end)
-        return stop.exit_code if stop.event.is_set() else 0
-    finally:
-        for task in watchers:
-            task.cancel()
-        await asyncio.gather(*watchers, return_exceptions=True)
-        await view.close()
-        stop.uninstall()
-
-
-async def _set_when(event: asyncio.Event, target: asyncio.Event) -> None:
-    await event.wait()
-    target.set()
-
-
-async def _set_after(seconds: float, target: asyncio.Event) -> None:
-    import asyncio
-
-    await asyncio.sleep(seconds)
-    target.set()
+    async with Runner(options.limits) as run:
+        view = _View(invocation, options, run)
+        try:
+            await view.open()
+            run.watch(view.sink.gone)
+            async with Broker(invocation.connection) as broker:
+                supervisor = Supervisor(
+                    broker,
+                    on_update=view.update,
+                    on_notice=view.notice,
+                    state_path=options.state,
+                    environment=invocation.connection.environment,
+                    warn=invocation.out.warn,
+                    poll_interval=options.poll_interval,
+                    slow_poll=options.slow_poll,
+                    printed=view.sink.flushed,
+                )
+                view.supervisor = supervisor
+                await supervisor.run(run.end)
+        finally:
+            await view.close()
+    return run.exit_code

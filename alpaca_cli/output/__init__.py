@@ -32,7 +32,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import IO, TYPE_CHECKING, Any, Literal
 
-from alpaca_cli.text import decimal_text, rfc3339
+from alpaca_cli.text import decimal_text, json_number, rfc3339
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
@@ -165,8 +165,21 @@ class Output:
         except BrokenPipeError:
             raise ReaderGone from None
 
+    def write_lines(self, lines: Iterable[str]) -> None:
+        """Write ready-made JSON lines (each ending in a newline) and flush once: a page of an export."""
+        try:
+            self.stdout.writelines(lines)
+            self.stdout.flush()
+        except BrokenPipeError:
+            raise ReaderGone from None
+
     def csv(self, columns: Iterable[str], rows: Iterable[Iterable[Any]]) -> None:
         """A header and rows as CSV on stdout (`-o csv`, for spreadsheets): exact decimals, RFC 3339 times."""
+        self.csv_rows([columns])
+        self.csv_rows(rows)
+
+    def csv_rows(self, rows: Iterable[Iterable[Any]]) -> None:
+        """More CSV rows (a paged export writes its header, then each page as it arrives)."""
         import csv
 
         def cell(value: Any) -> Any:
@@ -176,11 +189,12 @@ class Output:
                 return decimal_text(value)
             if isinstance(value, datetime):
                 return rfc3339(value)
+            if isinstance(value, float):
+                return json_number(value)  # as in JSON: 1668, not 1668.0
             return value
 
         try:
             writer = csv.writer(self.stdout, lineterminator="\n")
-            writer.writerow(columns)
             for row in rows:
                 writer.writerow([cell(value) for value in row])
             self.stdout.flush()
@@ -317,6 +331,7 @@ def trade_update_text(update: TradeUpdate, width: int | None = None) -> Text:
     return line
 
 
+# ------------------------------------------------------------------ market-data lines
 class _Paced:
     """Flow control of the stdout pipe transport, and news of the reader leaving.
 

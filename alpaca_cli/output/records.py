@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from alpaca_cli.text import rfc3339
+from alpaca_cli.text import json_number, rfc3339
 
 if TYPE_CHECKING:
     from decimal import Decimal
@@ -34,11 +34,14 @@ if TYPE_CHECKING:
         Bar,
         CalendarDay,
         Clock,
+        MarketSnapshot,
         Order,
         OrderChanges,
         OrderRequest,
         Position,
+        Quote,
         Snapshot,
+        Trade,
         TradeUpdate,
     )
     from alpaca_cli.errors import CliError
@@ -307,41 +310,108 @@ def stream(change: StreamChange) -> Line:
     return line
 
 
-class BarLines:
-    """`bar` lines, written straight to text: this is the hot path of `stream bars | ...`.
+# Streamed market data is the hot path of a pipe: these lines are built as text
+# directly (no dict, no `dumps`), with the symbol's JSON form and the last
+# timestamp's text cached, since one burst repeats both.
 
-    Prices and sizes arrive as floats (the market-data wire's numbers): an
-    integral value is written without `.0`, any other as Python's shortest
-    repr (no float noise added), a non-finite one as null.
-    """
+
+def _plain(value: float | None) -> float | int | None:
+    """A wire float as `json_number` writes it: integral values as integers (a size of 383, not 383.0)."""
+    return int(value) if value is not None and math.isfinite(value) and value.is_integer() else value
+
+
+def _json_string(text: str) -> str:
+    from alpaca_cli.output import dumps
+
+    return dumps(text)
+
+
+class _Stamps:
+    """JSON text of symbols and of the last few timestamps (the items of one minute share theirs)."""
 
     def __init__(self) -> None:
         self._symbols: dict[str, str] = {}
         self._last_time: datetime | None = None
         self._last_text = ""
+        self._second: datetime | None = None
+        self._second_text = ""
 
-    def __call__(self, bar: Bar) -> str:
-        symbol = self._symbols.get(bar.symbol)
-        if symbol is None:
+    def symbol(self, symbol: str) -> str:
+        text = self._symbols.get(symbol)
+        if text is None:
             from alpaca_cli.output import dumps
 
-            symbol = self._symbols[bar.symbol] = dumps(bar.symbol)
-        if bar.timestamp != self._last_time:  # the bars of one minute share their time
-            self._last_time = bar.timestamp
-            self._last_text = rfc3339(bar.timestamp)
+            text = self._symbols[symbol] = dumps(symbol)
+        return text
+
+    def time(self, moment: datetime) -> str:
+        """`rfc3339(moment)`; the text up to the second is made once per second (quotes come many a second)."""
+        if moment == self._last_time:
+            return self._last_text
+        second = moment.replace(microsecond=0)
+        if second != self._second:
+            self._second, self._second_text = second, rfc3339(second).removesuffix("Z")
+        micro = moment.microsecond
+        self._last_time = moment
+        self._last_text = f"{self._second_text}.{micro:06d}Z" if micro else self._second_text + "Z"
+        return self._last_text
+
+
+class BarLines(_Stamps):
+    """`{"type":"bar",...}`: the bar's fields, where it came from, and whether it corrects one sent before.
+
+    `source` is `stream` (live), `backfill` (fetched after a gap of the stream)
+    or `history` (`alpaca-cli bars`); `updated` is true for the stream's
+    corrections of a bar already printed (Alpaca's `updatedBars`).
+    """
+
+    def __call__(self, bar: Bar, source: str = "stream") -> str:
         return (
-            f'{{"type":"bar","symbol":{symbol},"t":"{self._last_text}","o":{_number(bar.open)},'
-            f'"h":{_number(bar.high)},"l":{_number(bar.low)},"c":{_number(bar.close)},'
-            f'"v":{_number(bar.volume)},"n":{_number(bar.trade_count)},"vw":{_number(bar.vwap)}}}\n'
+            f'{{"type":"bar","symbol":{self.symbol(bar.symbol)},"t":"{self.time(bar.timestamp)}",'
+            f'"o":{json_number(bar.open)},"h":{json_number(bar.high)},"l":{json_number(bar.low)},'
+            f'"c":{json_number(bar.close)},"v":{json_number(bar.volume)},"n":{json_number(bar.trade_count)},'
+            f'"vw":{json_number(bar.vwap)},"source":"{source}","updated":{"true" if bar.updated else "false"}}}\n'
         )
 
 
-def _number(value: float | None) -> str:
-    if value is None or not math.isfinite(value):
-        return "null"
-    if value.is_integer():
-        return str(int(value))
-    return repr(value)
+class QuoteLines(_Stamps):
+    """`{"type":"quote",...}`: bid and ask with their sizes."""
+
+    def __call__(self, quote: Quote) -> str:
+        return (
+            f'{{"type":"quote","symbol":{self.symbol(quote.symbol)},"t":"{self.time(quote.timestamp)}",'
+            f'"bid":{json_number(quote.bid)},"bid_size":{json_number(quote.bid_size)},'
+            f'"ask":{json_number(quote.ask)},"ask_size":{json_number(quote.ask_size)}}}\n'
+        )
+
+
+class TradeLines(_Stamps):
+    """`{"type":"trade",...}`: one print's price and size, and its id on the tape."""
+
+    def __call__(self, trade: Trade) -> str:
+        ident = trade.id if isinstance(trade.id, int) else "null" if trade.id is None else _json_string(trade.id)
+        return (
+            f'{{"type":"trade","symbol":{self.symbol(trade.symbol)},"t":"{self.time(trade.timestamp)}",'
+            f'"price":{json_number(trade.price)},"size":{json_number(trade.size)},"id":{ident}}}\n'
+        )
+
+
+def snapshot(snap: MarketSnapshot) -> Line:
+    """`{"type":"snapshot",...}` (`alpaca-cli quote`): the latest trade, quote and minute bar, each
+    with the field names of its own line (`trade.price`, `quote.bid`, `bar.c`), null when unknown."""
+    trade = quote = bar = None
+    if snap.trade is not None:
+        t = snap.trade
+        trade = {"t": t.timestamp, "price": _plain(t.price), "size": _plain(t.size)}
+    if snap.quote is not None:
+        q = snap.quote
+        quote = {"t": q.timestamp, "bid": _plain(q.bid), "bid_size": _plain(q.bid_size)}
+        quote.update(ask=_plain(q.ask), ask_size=_plain(q.ask_size))
+    if snap.bar is not None:
+        b = snap.bar
+        prices = (b.open, b.high, b.low, b.close, b.volume, b.trade_count, b.vwap)
+        bar = {"t": b.timestamp, **dict(zip(("o", "h", "l", "c", "v", "n", "vw"), map(_plain, prices), strict=True))}
+    return {"type": "snapshot", "symbol": snap.symbol, "trade": trade, "quote": quote, "bar": bar}
 
 
 # ---------------------------------------------------------------------- account views
@@ -353,12 +423,14 @@ def status(
     clock: Clock,
     positions: list[Position],
     orders: list[Order],
-    streams: Mapping[str, Any],
+    processes: Mapping[str, list[dict[str, Any]]],
     *,
     with_positions: bool,
     with_orders: bool,
 ) -> Line:
-    """`status`: the account, the clock, counts (and rows when asked) and the streams' health."""
+    """`status`: the account, the clock, counts (and rows when asked) and the streams' health:
+    `streams` names, per stream, the health that speaks for it (a running process's if any),
+    `processes` lists every process's."""
     line: Line = {
         "type": "status",
         "environment": environment,
@@ -366,7 +438,8 @@ def status(
         "clock": clock,
         "positions": {"count": len(positions)},
         "orders": {"count": len(orders)},
-        "streams": streams,
+        "streams": {str(name): healths[0] if healths else None for name, healths in processes.items()},
+        "processes": [health for healths in processes.values() for health in healths],
     }
     if with_positions:
         line["positions"]["rows"] = positions
