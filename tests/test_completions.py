@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = ROOT / "completions"
 COMMANDS = [
     *("status", "submit", "cancel", "positions", "close", "replace", "activities", "clock", "calendar"),
-    *("assets", "reconcile", "config", "demo", "orders", "sandbox", "stream", "tail"),
+    *("assets", "bars", "quote", "reconcile", "config", "demo", "orders", "sandbox", "stream", "tail"),
 ]
 TIF = ["day", "gtc", "ioc", "fok", "opg", "cls"]
 
@@ -121,7 +121,7 @@ def test_bash_offers_every_command_and_subcommand(env: dict[str, str]) -> None:
     )
     assert commands == COMMANDS
     assert prefix == ["status", "stream"]
-    assert (tail, stream, sandbox, orders) == (["trade-updates"], ["bars"], ["serve"], ["get"])
+    assert (tail, stream, sandbox, orders) == (["trade-updates"], ["bars", "quotes", "trades"], ["serve"], ["get"])
 
 
 @needs_bash
@@ -272,7 +272,7 @@ def test_zsh_completes_commands_options_values_and_profiles(env: dict[str, str])
     )
     commands, stream, tail, status, side, tif, profiles, files, order_id = answers
     assert commands == COMMANDS
-    assert (stream, tail) == (["bars"], ["trade-updates"])
+    assert (stream, tail) == (["bars", "quotes", "trades"], ["trade-updates"])
     assert {"--check", "--output", "--sandbox", "--help"} <= set(status)
     assert (side, tif, profiles) == (["buy", "sell"], TIF, ["paper", "live-main"])
     assert files == ["FILES"]
