@@ -249,22 +249,27 @@ def test_trade_stream_on_the_trailing_slash_path(sandbox: Any, client: TradingCl
 def test_leg_updates_reach_the_sdk_trade_stream(sandbox: Any, client: TradingClient) -> None:
     filled_order(client, sandbox, "UNH", qty=2)
     sandbox.set_price("UNH", 500)
-    halt(sandbox, "UNH")  # nothing fills: the OCO only opens and is canceled
-    with sdk_trade_stream(sandbox, "/stream") as updates:
-        oco = client.submit_order(
-            LimitOrderRequest(
-                symbol="UNH",
-                qty=2,
-                side=OrderSide.SELL,
-                limit_price=550,
-                time_in_force=TimeInForce.GTC,
-                order_class=OrderClass.OCO,
-                take_profit=TakeProfitRequest(limit_price=550),
-                stop_loss=StopLossRequest(stop_price=450),
+    # Nothing fills: the OCO only opens and is canceled. The market is closed for that (a halt
+    # would reject the fresh OCO at the next 0.02 s tick, before the cancel on a loaded machine).
+    sandbox.admin("POST", "/admin/market", {"open": False})
+    try:
+        with sdk_trade_stream(sandbox, "/stream") as updates:
+            oco = client.submit_order(
+                LimitOrderRequest(
+                    symbol="UNH",
+                    qty=2,
+                    side=OrderSide.SELL,
+                    limit_price=550,
+                    time_in_force=TimeInForce.GTC,
+                    order_class=OrderClass.OCO,
+                    take_profit=TakeProfitRequest(limit_price=550),
+                    stop_loss=StopLossRequest(stop_price=450),
+                )
             )
-        )
-        client.cancel_order_by_id(oco.legs[0].id)
-        seen = [updates.get(timeout=10) for _ in range(4)]
+            client.cancel_order_by_id(oco.legs[0].id)
+            seen = [updates.get(timeout=10) for _ in range(4)]
+    finally:
+        sandbox.admin("POST", "/admin/market", {"open": True})
     assert [(u.event, u.order.id, u.order.order_class) for u in seen] == [
         ("new", oco.id, OrderClass.OCO),
         ("new", oco.legs[0].id, OrderClass.OCO),
