@@ -17,8 +17,10 @@ positions, cash) is shared by the tests of a module: assert on what your test
 created (its own client_order_id, symbol), not on totals, or start the test
 with `sandbox.reset()` for an empty account.
 
-The suite runs in parallel (pytest-xdist, `-n 2 --dist loadfile`: a module's
-tests, which share its sandbox, stay on one worker). Nothing is shared between
+The suite runs in parallel (pytest-xdist, `-n 4 --dist loadfile`: a module's
+tests, which share its sandbox, stay on one worker; four workers on two cores,
+because the end-to-end tests spend about half their time waiting on the CLI
+processes they start). Nothing is shared between
 workers: each sandbox listens on a free port, every CLI run gets its own
 config and state dirs (`helpers.cli_env`), and `_own_dirs` points each
 worker's platform dirs (XDG) at a directory of its own, so a test that reaches
