@@ -89,12 +89,9 @@ class FakeBroker:
     async def positions(self) -> list[Position]:
         return []
 
-    async def snapshot(self, believed_open: Any = None) -> Snapshot:
+    async def snapshot(self, believed_open: Any = None, *, closed_since: datetime | None = None) -> Snapshot:
         self.snapshots.append(self._now())
         return Snapshot(ACCOUNT, (), self.open_orders, T0 + timedelta(seconds=self._now()))
-
-    async def orders(self, status: str = "open", *, after: datetime | None = None) -> list[Order]:
-        return []
 
     async def trade_updates_connect(self, *, connect_timeout: float | None = None) -> FakeStream:
         self.attempts.append(self._now())

@@ -558,7 +558,7 @@ class _Session:
 
     async def _watch_lifecycle(self, handle: MarketDataStream) -> None:
         """Report each connection change; a permanent failure ends the command with its error."""
-        from alpaca_cli.output import dumps
+        from alpaca_cli.output import dumps, records
 
         while True:
             event = await handle.lifecycle.get()
@@ -568,7 +568,7 @@ class _Session:
             text = _describe(event, handle)
             if text:
                 self.out.message(text, style="yellow" if event.event != "connected" else "dim")
-            if self.options.events and self.out.json and self.sink.write(dumps(event.record()) + "\n"):
+            if self.options.events and self.out.json and self.sink.write(dumps(records.stream(event)) + "\n"):
                 await self.sink.drain()
 
     def _health_record(self) -> dict[str, Any]:
