@@ -146,7 +146,9 @@ def filled_order(client: TradingClient, sandbox: Any, symbol: str, qty: int = 3)
 
 def test_rest_objects_parse_into_the_sdk_models(sandbox: Any, client: TradingClient) -> None:
     order = filled_order(client, sandbox, "XOM")
-    account = complete(TradeAccount, raw(sandbox, "/v2/account")[1])
+    # Alpaca removed the pattern-day-trading fields from the account on 2026-07-06.
+    pdt = frozenset({"daytrade_count", "daytrading_buying_power", "pattern_day_trader"})
+    account = complete(TradeAccount, raw(sandbox, "/v2/account")[1], removed=pdt)
     assert account.status == "ACTIVE" and account.pending_transfer_out == "0"
     got = complete(Order, raw(sandbox, f"/v2/orders/{order.id}")[1])
     assert got.status == "filled" and got.ratio_qty is None
