@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -37,17 +38,32 @@ def run_cli(
     input: str | None = None,
     cwd: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run `alpaca-cli ARGS` to completion; stdout and stderr captured as text."""
-    return subprocess.run(
+    """Run `alpaca-cli ARGS` to completion; stdout and stderr captured as text.
+
+    A run still going after `timeout` is sent SIGABRT with Python's fault handler on, so the
+    failure shows where every one of its threads was stuck (then it is killed).
+    """
+    process = subprocess.Popen(
         [*CLI, *args],
-        env=dict(env),
-        input=input,
-        capture_output=True,
+        env={**env, "PYTHONFAULTHANDLER": "1"},
+        stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=timeout,
         cwd=cwd,
-        stdin=None if input is not None else subprocess.DEVNULL,
     )
+    try:
+        out, err = process.communicate(input, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGABRT)
+        try:
+            out, err = process.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            out, err = process.communicate()
+        command = " ".join(args)
+        raise AssertionError(f"alpaca-cli {command} still running after {timeout} s; its threads:\n{err}") from None
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
 
 
 def spawn_cli(*args: str, env: Mapping[str, str], cwd: Path | None = None) -> subprocess.Popen[str]:
