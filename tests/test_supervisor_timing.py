@@ -25,7 +25,8 @@ from alpaca_cli.bridge.streams import StreamEvent
 from alpaca_cli.domain import Account, Order, Position, Snapshot, TradeUpdate
 from alpaca_cli.errors import AuthError, CliError, ConnectionLimitError, UnreachableError
 from alpaca_cli.health import StreamName
-from alpaca_cli.supervisor import IN_FLIGHT_GRACE, Backoff, Clock, Notice, Supervisor
+from alpaca_cli.reconciling import IN_FLIGHT_GRACE, Clock
+from alpaca_cli.supervisor import Backoff, Notice, Supervisor
 
 T = TypeVar("T")
 T0 = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
