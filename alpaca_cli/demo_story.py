@@ -349,7 +349,8 @@ class Story:
                 raise DemoFailed(f"waited {STEP_TIMEOUT:g} s for {what}")
             self._changed.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), min(remaining, 0.5))
+                async with asyncio.timeout(min(remaining, 0.5)):
+                    await self._changed.wait()
         return result
 
     # --------------------------------------------------------------- narrating

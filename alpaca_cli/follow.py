@@ -229,7 +229,8 @@ class Follower:
             delay = POLL_DELAYS[n] if n < len(POLL_DELAYS) else POLL_INTERVAL
             n += 1
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=min(delay, remaining))
+                async with asyncio.timeout(min(delay, remaining)):
+                    await stop.wait()
                 return
             await self.catch_up()
 

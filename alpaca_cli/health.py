@@ -205,7 +205,10 @@ class Publisher:
             await self._write({**self._record(), "stopped": False})
             written = loop.time()
             try:
-                await asyncio.wait_for(self._wake.wait(), REFRESH_EVERY)
+                # `timeout`, not `wait_for`: 3.11's wait_for drops a cancel that lands as the wake does,
+                # and this task would then outlive the `__aexit__` that awaits it.
+                async with asyncio.timeout(REFRESH_EVERY):
+                    await self._wake.wait()
             except TimeoutError:
                 continue
             gap = MIN_GAP - (loop.time() - written)

@@ -118,7 +118,8 @@ class WriteAhead:
             idle = False
             if self._outbox_printed:
                 try:
-                    await asyncio.wait_for(self._wake.wait(), OUTBOX_IDLE)
+                    async with asyncio.timeout(OUTBOX_IDLE):  # not wait_for: it can drop a cancel (3.11)
+                        await self._wake.wait()
                 except TimeoutError:
                     idle = True  # a quiet spell: empty the outbox, so a kill now repeats nothing
             else:
@@ -183,7 +184,8 @@ class WriteAhead:
         if self._printed is None:
             return True
         try:
-            await asyncio.wait_for(self._printed(), CLOSE_FLUSH)
+            async with asyncio.timeout(CLOSE_FLUSH):
+                await self._printed()
         except TimeoutError:
             return False
         return True

@@ -86,6 +86,27 @@ def test_a_starting_publisher_removes_the_files_of_dead_processes_of_its_stream_
     assert last["stopped"] is True and last["connected"] is False and last["mode"] == "live"
 
 
+@pytest.mark.timeout(30)
+def test_a_change_told_as_the_run_ends_does_not_keep_the_publisher_alive(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The wake and the cancel land in the same turn of the loop: Python 3.11's `wait_for` then
+    # drops the cancel, and a publisher waiting with it never ended (nor the command).
+    monkeypatch.setenv("ALPACA_CLI_STATE_DIR", str(tmp_path))
+
+    async def publish_and_stop() -> None:
+        publisher = health.Publisher("sandbox", health.StreamName.market_data, dict, lambda text: None)
+        await publisher.__aenter__()
+        await asyncio.sleep(0.3)  # its first write done: it waits for a change
+        publisher.changed()
+        async with asyncio.timeout(5):
+            await publisher.__aexit__(None, None, None)
+
+    for _ in range(3):
+        asyncio.run(publish_and_stop())
+    assert json.loads(health.health_path("sandbox", health.StreamName.market_data).read_text())["stopped"] is True
+
+
 def test_a_health_file_behind_a_symlink_is_written_through_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ALPACA_CLI_STATE_DIR", str(tmp_path / "state"))
     (tmp_path / "state").mkdir()
