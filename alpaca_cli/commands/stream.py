@@ -428,6 +428,7 @@ class _Session:
         self.gaps = {id(h): BarGaps(h.symbols, since=options.since) for h in handles if "bars" in h.kinds}
         self.failed_fetches = 0
         self._fetches: set[Any] = set()
+        self._fetch_error: Any = None  # a future the run waits on: a backfill's unexpected error ends it
         self._pending: list[str] = []  # JSON lines emitted, not written yet
         self._bar_line, self._quote_line, self._trade_line = BarLines(), QuoteLines(), TradeLines()
 
@@ -440,10 +441,12 @@ class _Session:
         live = None
         if not self.out.json:
             live = self.out.start_live(self.board.render(self.handles, _now()), auto_refresh=False)
+        self._fetch_error = asyncio.get_running_loop().create_future()
         try:
             async with self.health:
                 # The watchers start first, so "connected" is reported before any item already queued.
-                tasks = [asyncio.create_task(self._watch_lifecycle(handle)) for handle in self.handles]
+                tasks = [self._fetch_error]
+                tasks += [asyncio.create_task(self._watch_lifecycle(handle)) for handle in self.handles]
                 tasks += [asyncio.create_task(self._pump(handle)) for handle in self.handles]
                 if live is not None:
                     tasks.append(asyncio.create_task(self._redraw(live)))
@@ -509,7 +512,14 @@ class _Session:
         elif step.fetch is not None:
             task = asyncio.create_task(self._backfill(step.fetch, gaps))
             self._fetches.add(task)
-            task.add_done_callback(self._fetches.discard)
+            task.add_done_callback(self._fetch_done)
+
+    def _fetch_done(self, task: Any) -> None:
+        """A backfill ended: an error it did not handle (a bug, a malformed page) ends the run with
+        it, rather than leave the gap ledger waiting for a fetch that never answers (no more bars)."""
+        self._fetches.discard(task)
+        if not task.cancelled() and task.exception() is not None and not self._fetch_error.done():
+            self._fetch_error.set_exception(task.exception())
 
     async def _backfill(self, fetch: Any, gaps: BarGaps) -> None:
         """One paged historical request for every symbol of the gap; a failure leaves a hole, told once."""
@@ -572,14 +582,23 @@ class _Session:
                 await self.sink.drain()
 
     def _health_record(self) -> dict[str, Any]:
-        """One health file for the command: the first connection's record, the others' state folded in."""
+        """One health file for the command: the first connection's record, the others' figures folded in
+        (counts summed, drops per kind over every connection)."""
         records = [handle.health_record() for handle in self.handles]
         record = records[0]
         record["connected"] = all(r["connected"] for r in records)
         record["feeds"] = [r["feed"] for r in records]
         record["symbols"] = [symbol for r in records for symbol in r["symbols"]]
-        record["items_received"] = sum(r["items_received"] for r in records)
-        record["reconnects"] = sum(r["reconnects"] for r in records)
+        for count in ("items_received", "reconnects", "stale_reconnects", "queue_depth"):
+            record[count] = sum(r[count] for r in records)
+        for name in {key for r in records for key in r if key.startswith("dropped_")}:
+            record[name] = sum(r.get(name, 0) for r in records)  # per kind, over both connections
+        record["kinds"] = sorted({kind for r in records for kind in r["kinds"]})
+        heard = [r["last_message_at"] for r in records if r.get("last_message_at") is not None]
+        if len(heard) == len(records):  # the staler connection speaks for the command
+            record["last_message_at"] = min(heard)
+        elif len(records) > 1:
+            record.pop("last_message_at", None)
         if self.gaps:
             record["backfilled_bars"] = sum(g.backfilled for g in self.gaps.values())
             record["backfills"] = sum(g.fetches for g in self.gaps.values())
