@@ -7,7 +7,7 @@ export of many days and symbols never waits for (or holds) the whole range.
 
 from __future__ import annotations
 
-from collections import deque
+import heapq
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -86,7 +86,8 @@ async def _export(invocation: Invocation, request: tuple[Any, ...], *, csv: bool
 
     symbols, begin, end, timeframe, feed = request
     out = invocation.out
-    kept: deque[Bar] = deque(maxlen=TABLE_ROWS)  # a terminal shows the newest rows, not a whole export
+    # A terminal shows the newest rows over all symbols (pages come grouped by symbol), not a whole export.
+    kept: list[tuple[datetime, int, Bar]] = []
     total = 0
     header = True
     line = BarLines()
@@ -100,10 +101,13 @@ async def _export(invocation: Invocation, request: tuple[Any, ...], *, csv: bool
             elif out.json:
                 out.write_lines(line(bar, SOURCE) for bar in page)
             else:
-                kept.extend(page)
-                total += len(page)
+                for bar in page:
+                    total += 1
+                    heapq.heappush(kept, (bar.timestamp, total, bar))
+                    if len(kept) > TABLE_ROWS:
+                        heapq.heappop(kept)
     if not csv and not out.json:
-        _table(out, list(kept), timeframe)
+        _table(out, [bar for _, _, bar in sorted(kept)], timeframe)
         if total > len(kept):
             out.message(f"the last {len(kept)} of {total} bars; -o json or -o csv for all of them")
     return 0
@@ -119,6 +123,8 @@ def _table(out: Any, found: list[Bar], timeframe: str) -> None:
         return
     from rich.table import Table
 
+    from alpaca_cli.output import price_text
+
     table = Table(title=f"{timeframe} bars · times in UTC")
     for column in ("symbol", "time", "open", "high", "low", "close", "volume"):
         table.add_column(column, justify="left" if column in ("symbol", "time") else "right", no_wrap=True)
@@ -126,7 +132,7 @@ def _table(out: Any, found: list[Bar], timeframe: str) -> None:
         table.add_row(
             bar.symbol,
             _when(bar.timestamp),
-            *(f"{value:.2f}" for value in (bar.open, bar.high, bar.low, bar.close)),
+            *(price_text(value) for value in (bar.open, bar.high, bar.low, bar.close)),
             f"{bar.volume:,.0f}",
         )
     out.console.print(table)

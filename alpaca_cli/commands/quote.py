@@ -63,6 +63,8 @@ def _table(out: Any, found: list[MarketSnapshot]) -> None:
     from rich import box
     from rich.table import Table
 
+    from alpaca_cli.output import price_text
+
     # No vertical rules, no edge padding: the eight columns fit 80 columns.
     table = Table(title="latest · times in UTC", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     for column in ("symbol", "last", "size", "bid", "ask", "spread", "volume", "time"):
@@ -70,18 +72,13 @@ def _table(out: Any, found: list[MarketSnapshot]) -> None:
     for snap in found:
         trade, book, bar = snap.trade, snap.quote, snap.bar
         cells = [
-            _price(trade.price) if trade else "",
+            price_text(trade.price) if trade else "",
             f"{trade.size:,g}" if trade else "",
-            _price(book.bid) if book else "",
-            _price(book.ask) if book else "",
-            _price(book.ask - book.bid) if book else "",
+            price_text(book.bid) if book else "",
+            price_text(book.ask) if book else "",
+            price_text(book.ask - book.bid) if book else "",
             f"{bar.volume:,.0f}" if bar else "",
             trade.timestamp.strftime("%H:%M:%S") if trade else "",
         ]
         table.add_row(snap.symbol, *cells)
     out.console.print(table)
-
-
-def _price(value: float) -> str:
-    """Two decimals for stocks; more where a price needs them (a cheap coin, a sub-cent spread)."""
-    return f"{value:,.2f}" if abs(value) >= 1 else f"{value:.6g}"

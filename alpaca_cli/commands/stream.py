@@ -285,6 +285,8 @@ class _Board:
     def _row(self, symbol: str, now: datetime, width: int) -> list[Any]:
         from rich.text import Text
 
+        from alpaca_cli.output import price_text
+
         bar, trade, quote = self.last.get(symbol), self.trade.get(symbol), self.quote.get(symbol)
         moments = [item.timestamp for item in (bar, trade, quote) if item is not None]
         if not moments:
@@ -293,10 +295,10 @@ class _Board:
         cells: dict[str, Any] = {"symbol": symbol, "time": newest.strftime("%H:%M:%S")}
         if bar is not None:
             cells.update(
-                open=_price(bar.open),
-                high=_price(bar.high),
-                low=_price(bar.low),
-                close=_price(bar.close),
+                open=price_text(bar.open),
+                high=price_text(bar.high),
+                low=price_text(bar.low),
+                close=price_text(bar.close),
                 volume=f"{bar.volume:,.0f}",
             )
             before = self.previous_close.get(symbol)
@@ -305,16 +307,11 @@ class _Board:
                 style = "green" if delta >= 0 else "red"
                 cells["change"] = Text(f"{delta:+.2f} {delta / before:+.2%}", style=style)
         if trade is not None:
-            cells.update(last=_price(trade.price), size=f"{trade.size:,g}")
+            cells.update(last=price_text(trade.price), size=f"{trade.size:,g}")
         if quote is not None:
-            cells.update(bid=_price(quote.bid), ask=_price(quote.ask), spread=_price(quote.ask - quote.bid))
+            cells.update(bid=price_text(quote.bid), ask=price_text(quote.ask), spread=price_text(quote.ask - quote.bid))
         cells["age"] = f"{(now - newest).total_seconds():.0f}s"
         return [cells.get(column, "") for column in self._columns()]
-
-
-def _price(value: float) -> str:
-    """Two decimals for stock prices; significant digits where a price is below a dollar (a coin, a spread)."""
-    return f"{value:,.2f}" if abs(value) >= 1 else f"{value:.4g}"
 
 
 def _footer(handle: MarketDataStream, stopped: bool) -> Any:

@@ -332,6 +332,12 @@ def trade_update_text(update: TradeUpdate, width: int | None = None) -> Text:
 
 
 # ------------------------------------------------------------------ market-data lines
+def price_text(value: float) -> str:
+    """A price in a table: two decimals for stocks; six significant digits below a dollar (a
+    cheap coin, a sub-cent spread), where two decimals would show 0.00."""
+    return f"{value:,.2f}" if abs(value) >= 1 else f"{value:.6g}"
+
+
 class _Paced:
     """Flow control of the stdout pipe transport, and news of the reader leaving.
 
