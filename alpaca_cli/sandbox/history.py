@@ -12,14 +12,13 @@ calendar.
 
 from __future__ import annotations
 
-import base64
 import math
 import re
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
-from alpaca_cli.sandbox import calendar
+from alpaca_cli.sandbox import calendar, pagetoken
 from alpaca_cli.sandbox.calendar import NEW_YORK
 from alpaca_cli.sandbox.market import Market, Minute, Ticker
 from alpaca_cli.sandbox.model import Bar, BarPage, digest, invalid
@@ -92,7 +91,7 @@ class History:
         names = sorted({s.strip().upper() for s in symbols if s.strip()})
         if not names:
             raise invalid("symbols is required")
-        resume = _decode(page_token) if page_token else None
+        resume = _resume(page_token) if page_token else None
         out: dict[str, list[Bar]] = {}
         count = 0
         for symbol in names:
@@ -103,7 +102,7 @@ class History:
             around_the_clock = always_open or ticker.crypto
             for bucket in self._buckets(first, end, width, unit):
                 if count >= limit:
-                    return BarPage(out, _encode(symbol, bucket))
+                    return BarPage(out, pagetoken.encode(symbol, bucket))
                 if not around_the_clock and not self._trades_during(bucket, width, unit):
                     continue
                 finish = self._bucket_end(bucket, width, unit)
@@ -325,13 +324,8 @@ def _dec(value: float) -> Decimal:
     return Decimal(repr(value))
 
 
-def _encode(symbol: str, at: datetime) -> str:
-    return base64.urlsafe_b64encode(f"{symbol}|{at.isoformat()}".encode()).decode()
-
-
-def _decode(token: str) -> tuple[str, datetime]:
+def _resume(token: str) -> tuple[str, datetime]:
     try:
-        symbol, stamp = base64.urlsafe_b64decode(token.encode()).decode().split("|")
-        return symbol, datetime.fromisoformat(stamp)
-    except (ValueError, UnicodeDecodeError):
+        return pagetoken.decode(token)
+    except ValueError:
         raise invalid("invalid page_token") from None

@@ -12,14 +12,13 @@ trades and quotes do too.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
-from alpaca_cli.sandbox import wire
+from alpaca_cli.sandbox import pagetoken, wire
 from alpaca_cli.sandbox.model import Bar
 from alpaca_cli.sandbox.params import BadRequest
 
@@ -130,7 +129,7 @@ def history(
         raise BadRequest(f"invalid limit: must be between 1 and {MAX_LIMIT}")
     if end < start:
         raise BadRequest("end should not be before start")
-    resume = _decode(page_token) if page_token else None
+    resume = _resume(page_token) if page_token else None
     out: dict[str, list[dict[str, Any]]] = {}
     count = 0
     for symbol in sorted(set(symbols)):
@@ -143,7 +142,7 @@ def history(
             if resume is not None and symbol == resume[0] and at < resume[1]:
                 continue
             if count >= limit:
-                return {kind: out, "next_page_token": _encode(symbol, at)}
+                return {kind: out, "next_page_token": pagetoken.encode(symbol, at)}
             if kind == "trades":
                 made = trade(symbol, at, price, size, crypto=crypto)
             else:
@@ -166,13 +165,8 @@ def _prints_between(
                 yield found
 
 
-def _encode(symbol: str, at: datetime) -> str:
-    return base64.urlsafe_b64encode(f"{symbol}|{at.isoformat()}".encode()).decode()
-
-
-def _decode(token: str) -> tuple[str, datetime]:
+def _resume(token: str) -> tuple[str, datetime]:
     try:
-        symbol, stamp = base64.urlsafe_b64decode(token.encode()).decode().split("|")
-        return symbol, datetime.fromisoformat(stamp)
-    except (ValueError, UnicodeDecodeError):
+        return pagetoken.decode(token)
+    except ValueError:
         raise BadRequest("invalid page_token") from None
