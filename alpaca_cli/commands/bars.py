@@ -123,7 +123,7 @@ def _table(out: Any, found: list[Bar], timeframe: str) -> None:
         return
     from rich.table import Table
 
-    from alpaca_cli.output import price_text
+    from alpaca_cli.output import price_text, quantity_text
 
     table = Table(title=f"{timeframe} bars · times in UTC")
     for column in ("symbol", "time", "open", "high", "low", "close", "volume"):
@@ -133,7 +133,7 @@ def _table(out: Any, found: list[Bar], timeframe: str) -> None:
             bar.symbol,
             _when(bar.timestamp),
             *(price_text(value) for value in (bar.open, bar.high, bar.low, bar.close)),
-            f"{bar.volume:,.0f}",
+            quantity_text(bar.volume),
         )
     out.console.print(table)
 

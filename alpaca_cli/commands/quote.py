@@ -63,7 +63,7 @@ def _table(out: Any, found: list[MarketSnapshot]) -> None:
     from rich import box
     from rich.table import Table
 
-    from alpaca_cli.output import price_text
+    from alpaca_cli.output import price_text, quantity_text
 
     # No vertical rules, no edge padding: the eight columns fit 80 columns.
     table = Table(title="latest · times in UTC", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
@@ -73,11 +73,11 @@ def _table(out: Any, found: list[MarketSnapshot]) -> None:
         trade, book, bar = snap.trade, snap.quote, snap.bar
         cells = [
             price_text(trade.price) if trade else "",
-            f"{trade.size:,g}" if trade else "",
+            quantity_text(trade.size) if trade else "",
             price_text(book.bid) if book else "",
             price_text(book.ask) if book else "",
-            price_text(book.ask - book.bid) if book else "",
-            f"{bar.volume:,.0f}" if bar else "",
+            price_text(book.ask - book.bid, like=book.bid) if book else "",
+            quantity_text(bar.volume) if bar else "",
             trade.timestamp.strftime("%H:%M:%S") if trade else "",
         ]
         table.add_row(snap.symbol, *cells)

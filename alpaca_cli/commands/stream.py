@@ -268,7 +268,7 @@ class _Board:
             table.add_column(column, justify="left" if column in ("symbol", "time") else "right", no_wrap=True)
         for symbol in self.symbols:
             table.add_row(*self._row(symbol, now, len(columns)))
-        return Group(table, *(_footer(handle, stopped) for handle in handles))
+        return Group(table, *(_footer(handle, stopped, len(handles) > 1) for handle in handles))
 
     def _columns(self) -> tuple[str, ...]:
         if self.kinds == ("bars",):
@@ -285,7 +285,7 @@ class _Board:
     def _row(self, symbol: str, now: datetime, width: int) -> list[Any]:
         from rich.text import Text
 
-        from alpaca_cli.output import price_text
+        from alpaca_cli.output import price_text, quantity_text
 
         bar, trade, quote = self.last.get(symbol), self.trade.get(symbol), self.quote.get(symbol)
         moments = [item.timestamp for item in (bar, trade, quote) if item is not None]
@@ -299,22 +299,27 @@ class _Board:
                 high=price_text(bar.high),
                 low=price_text(bar.low),
                 close=price_text(bar.close),
-                volume=f"{bar.volume:,.0f}",
+                volume=quantity_text(bar.volume),
             )
             before = self.previous_close.get(symbol)
             if before:
                 delta = bar.close - before
                 style = "green" if delta >= 0 else "red"
-                cells["change"] = Text(f"{delta:+.2f} {delta / before:+.2%}", style=style)
+                cells["change"] = Text(f"{delta / before:+.2%}", style=style)  # 80 columns hold a coin's row
         if trade is not None:
-            cells.update(last=price_text(trade.price), size=f"{trade.size:,g}")
+            cells.update(last=price_text(trade.price), size=quantity_text(trade.size))
         if quote is not None:
-            cells.update(bid=price_text(quote.bid), ask=price_text(quote.ask), spread=price_text(quote.ask - quote.bid))
+            cells.update(
+                bid=price_text(quote.bid),
+                ask=price_text(quote.ask),
+                spread=price_text(quote.ask - quote.bid, like=quote.bid),
+            )
         cells["age"] = f"{(now - newest).total_seconds():.0f}s"
         return [cells.get(column, "") for column in self._columns()]
 
 
-def _footer(handle: MarketDataStream, stopped: bool) -> Any:
+def _footer(handle: MarketDataStream, stopped: bool, labelled: bool) -> Any:
+    """One connection's line under the table; `labelled` names its feed (stocks and crypto: two lines)."""
     from rich.text import Text
 
     h = handle.health
@@ -324,10 +329,12 @@ def _footer(handle: MarketDataStream, stopped: bool) -> Any:
         state = Text("connected", style="green") if h.connected else Text("disconnected", style="red")
     moment = h.connected_since if h.connected else h.last_disconnect_at
     since = f" since {moment:%H:%M:%S}" if moment and not stopped else ""
+    queued = handle.items.qsize()
     return Text.assemble(
+        f"{handle.feed} " if labelled else "",
         state,
-        f"{since} · reconnects {h.reconnects} · received {h.received} · dropped {h.dropped}"
-        f" · queue {handle.items.qsize()}/{handle.queue_size}",
+        f"{since} · reconnects {h.reconnects} · received {h.received} · dropped {h.dropped}",
+        f" · queue {queued}/{handle.queue_size}" if queued else "",  # 80 columns: only when it matters
         style="dim",
         no_wrap=True,
         overflow="ellipsis",

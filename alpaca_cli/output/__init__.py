@@ -332,10 +332,20 @@ def trade_update_text(update: TradeUpdate, width: int | None = None) -> Text:
 
 
 # ------------------------------------------------------------------ market-data lines
-def price_text(value: float) -> str:
-    """A price in a table: two decimals for stocks; six significant digits below a dollar (a
-    cheap coin, a sub-cent spread), where two decimals would show 0.00."""
-    return f"{value:,.2f}" if abs(value) >= 1 else f"{value:.6g}"
+def price_text(value: float, like: float | None = None) -> str:
+    """A price in a table: two decimals (no thousands separator: a coin's 94283.12 keeps a row
+    within 80 columns); six significant digits below a dollar (a cheap coin, a sub-cent
+    spread), where two decimals would show 0.00.
+
+    `like`: the price whose decimals a difference takes (a spread is written as its bid is).
+    """
+    return f"{value:.2f}" if abs(value if like is None else like) >= 1 else f"{value:.6g}"
+
+
+def quantity_text(value: float) -> str:
+    """A size or volume in a table: whole shares as such, fractions (a crypto pair's 2.496
+    coins) with their digits, never rounded to a whole number."""
+    return f"{value:,.0f}" if value.is_integer() else f"{value:,.6g}"
 
 
 class _Paced:
