@@ -303,3 +303,15 @@ def test_crypto_streams_and_serves_history_around_the_clock() -> None:
         assets = raw(sb, "/v2/assets?asset_class=crypto")
         assert {"BTC/USD", "ETH/USD"} <= {a["symbol"] for a in assets} and {a["class"] for a in assets} == {"crypto"}
         assert raw(sb, "/v2/assets/BTC/USD")["exchange"] == "CRYPTO"
+
+
+@pytest.mark.timeout(30)
+def test_a_symbol_asked_for_starts_trading_so_a_second_look_sees_it_move(market: SandboxThread) -> None:
+    # NFLX: no other test streams or trades it, so nothing but this look starts its walk.
+    first = raw(market, "/v2/stocks/trades/latest?symbols=NFLX&feed=iex")["trades"]["NFLX"]
+    deadline = time.monotonic() + 10
+    later = first
+    while later["t"] == first["t"] and time.monotonic() < deadline:
+        time.sleep(INTERVAL)
+        later = raw(market, "/v2/stocks/trades/latest?symbols=NFLX&feed=iex")["trades"]["NFLX"]
+    assert later["t"] > first["t"]

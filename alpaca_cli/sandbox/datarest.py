@@ -94,9 +94,14 @@ class _Routes:
             params.check_feed(request.query.get("feed"))
 
     def _known(self, symbol: str) -> bool:
+        """Whether these routes serve `symbol`; a listed one asked for starts trading from now on
+        (its walk), so a second look sees it move."""
         listed = assets.find(symbol)
         if listed is not None:
-            return (listed.asset_class == "crypto") == self._crypto
+            if (listed.asset_class == "crypto") != self._crypto:
+                return False
+            self._sandbox.engine.price(symbol)
+            return True
         return not self._crypto and symbol in self._sandbox.engine.symbols()
 
     def _minute_bars(self, symbol: str, start: datetime, end: datetime) -> Iterator[Bar]:
