@@ -96,3 +96,31 @@ def health_record(env: Mapping[str, str], stream: str, pid: int | None = None) -
         except (OSError, ValueError):  # replaced or half-read between the listing and the read
             continue
     return None
+
+
+def served(sandbox: Any, route: str | None = None) -> int:
+    """Requests the sandbox has answered: on `route` ("GET /v2/orders"), or on any."""
+    counts = dict(sandbox.counts)
+    return counts.get(route, 0) if route else sum(counts.values())
+
+
+def assert_refused_before_sending(sandbox: Any, home: Path, monkeypatch: Any, capfd: Any, argv: list[str]) -> None:
+    """`alpaca-cli ARGV --sandbox`, run in-process through the real entry point: exit 2, one
+    error line, nothing on stdout, and not one request reached the broker."""
+    from alpaca_cli.cli import main
+
+    for name, value in cli_env(home, sandbox.url).items():
+        monkeypatch.setenv(name, value)
+    before = served(sandbox)
+    try:
+        main([*argv, "--sandbox"])
+    except SystemExit as exited:
+        code = exited.code
+    else:
+        code = 0
+    out, err = capfd.readouterr()
+    assert code == 2, err
+    assert out == ""
+    assert len(err.strip().splitlines()) == 1, err
+    assert err.startswith("alpaca-cli: error:")
+    assert served(sandbox) == before

@@ -8,9 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import cli_env, json_lines, run_cli
-
-from alpaca_cli.cli import main
+from helpers import assert_refused_before_sending, cli_env, json_lines, run_cli, served
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -19,11 +17,6 @@ ACTIVITIES = "GET /v2/account/activities"
 
 def cli(sandbox: Any, tmp_path: Path, *args: str) -> Any:
     return run_cli(*args, "--sandbox", env=cli_env(tmp_path, sandbox.url))
-
-
-def served(sandbox: Any, route: str | None = None) -> int:
-    counts = dict(sandbox.counts)
-    return counts.get(route, 0) if route else sum(counts.values())
 
 
 BAD_INPUTS: list[list[str]] = [
@@ -45,17 +38,7 @@ BAD_INPUTS: list[list[str]] = [
 def test_bad_input_exits_2_with_one_line_and_sends_nothing(
     sandbox: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str], argv: list[str]
 ) -> None:
-    for name, value in cli_env(tmp_path, sandbox.url).items():
-        monkeypatch.setenv(name, value)
-    before = served(sandbox)
-    with pytest.raises(SystemExit) as exited:
-        main([*argv, "--sandbox"])
-    out, err = capfd.readouterr()
-    assert exited.value.code == 2, err
-    assert out == ""
-    assert len(err.strip().splitlines()) == 1, err
-    assert err.startswith("alpaca-cli: error:")
-    assert served(sandbox) == before
+    assert_refused_before_sending(sandbox, tmp_path, monkeypatch, capfd, argv)
 
 
 def test_activities_page_through_every_fill_and_write_csv(sandbox: Any, tmp_path: Path) -> None:

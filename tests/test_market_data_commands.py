@@ -10,9 +10,7 @@ from typing import Any
 
 import pytest
 import requests
-from helpers import cli_env, json_lines, run_cli
-
-from alpaca_cli.cli import main
+from helpers import assert_refused_before_sending, cli_env, json_lines, run_cli, served
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -25,11 +23,6 @@ TWELVE = ("SPY", "QQQ", "IWM", "DIA", "AAPL", "MSFT", "NVDA", "AMZN", "GOOG", "M
 
 def cli(sandbox: Any, tmp_path: Path, *args: str) -> Any:
     return run_cli(*args, "--sandbox", env=cli_env(tmp_path, sandbox.url))
-
-
-def served(sandbox: Any, route: str | None = None) -> int:
-    counts = dict(sandbox.counts)
-    return counts.get(route, 0) if route else sum(counts.values())
 
 
 def sandbox_bars(
@@ -125,14 +118,4 @@ BAD_INPUTS: list[list[str]] = [
 def test_bad_input_exits_2_with_one_line_and_sends_nothing(
     sandbox: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str], argv: list[str]
 ) -> None:
-    for name, value in cli_env(tmp_path, sandbox.url).items():
-        monkeypatch.setenv(name, value)
-    before = served(sandbox)
-    with pytest.raises(SystemExit) as exited:
-        main([*argv, "--sandbox"])
-    out, err = capfd.readouterr()
-    assert exited.value.code == 2, err
-    assert out == ""
-    assert len(err.strip().splitlines()) == 1, err
-    assert err.startswith("alpaca-cli: error:")
-    assert served(sandbox) == before
+    assert_refused_before_sending(sandbox, tmp_path, monkeypatch, capfd, argv)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import cli_env, json_lines, run_cli
+from helpers import assert_refused_before_sending, cli_env, json_lines, run_cli, served
 
 from alpaca_cli.cli import main
 
@@ -25,11 +25,6 @@ SOME_ID = "6f1f2a52-1f0e-4b8e-9a51-3c2d0f3b9e11"
 
 def cli(sandbox: Any, tmp_path: Path, *args: str) -> Any:
     return run_cli(*args, "--sandbox", env=cli_env(tmp_path, sandbox.url))
-
-
-def served(sandbox: Any, route: str | None = None) -> int:
-    counts = dict(sandbox.counts)
-    return counts.get(route, 0) if route else sum(counts.values())
 
 
 def resting(sandbox: Any, symbol: str, kind: str = "limit") -> dict[str, Any]:
@@ -61,17 +56,7 @@ BAD_INPUTS: list[list[str]] = [
 def test_bad_input_exits_2_with_one_line_and_sends_nothing(
     sandbox: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str], argv: list[str]
 ) -> None:
-    for name, value in cli_env(tmp_path, sandbox.url).items():
-        monkeypatch.setenv(name, value)
-    before = served(sandbox)
-    with pytest.raises(SystemExit) as exited:
-        main([*argv, "--sandbox"])
-    out, err = capfd.readouterr()
-    assert exited.value.code == 2, err
-    assert out == ""
-    assert len(err.strip().splitlines()) == 1, err
-    assert err.startswith("alpaca-cli: error:")
-    assert served(sandbox) == before
+    assert_refused_before_sending(sandbox, tmp_path, monkeypatch, capfd, argv)
 
 
 def test_a_flag_that_does_not_fit_the_order_exits_2_without_a_patch(sandbox: Any, tmp_path: Path) -> None:
