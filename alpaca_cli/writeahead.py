@@ -125,12 +125,13 @@ class WriteAhead:
             else:
                 await self._wake.wait()
             self._wake.clear()
-            ops, self._ops = self._ops, []
-            to_print, self._to_print = self._to_print, []
-            if not ops and not idle:
+            if not self._ops and not idle:
                 continue
             if self._outbox_printed and self._printed is not None:
                 await self._printed()  # the outbox's lines are out before the outbox is replaced
+            # Taken only now: a stop while waiting above finds them still queued, for `close`.
+            ops, self._ops = self._ops, []
+            to_print, self._to_print = self._to_print, []
             # Shielded: a stop lets the write under way finish, so the next one cannot overtake it.
             self._writing = asyncio.ensure_future(asyncio.to_thread(self._write, ops, self._held + to_print))
             self._saving = to_print
