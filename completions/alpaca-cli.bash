@@ -191,6 +191,9 @@ _alpaca_cli() {
                 if [[ " $_ac_subs " == *" $word "* ]]; then
                     cmd=${cmd:+$cmd }$word npos=0
                     _alpaca_cli_spec "$cmd"
+                elif [[ $word == *,* && " $_ac_subs " == *" ${word%%,*} "* ]]; then
+                    cmd=${cmd:+$cmd }${word%%,*} npos=0  # `stream bars,quotes`: the first one's options
+                    _alpaca_cli_spec "$cmd"
                 else
                     ((npos++))
                 fi ;;

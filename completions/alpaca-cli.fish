@@ -260,8 +260,14 @@ function __alpaca_cli_complete
                     set opt $word
                 end
             case '*'
+                set -l head (string split -m1 , -- $word)[1]
                 if contains -- $word $__alpaca_cli_subs
                     set cmd (string trim -- "$cmd $word")
+                    set npos 0
+                    __alpaca_cli_spec $cmd
+                else if string match -q -- '*,*' $word; and contains -- $head $__alpaca_cli_subs
+                    # `stream bars,quotes`: the first one's options
+                    set cmd (string trim -- "$cmd $head")
                     set npos 0
                     __alpaca_cli_spec $cmd
                 else

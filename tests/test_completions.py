@@ -127,19 +127,21 @@ def test_bash_offers_every_command_and_subcommand(env: dict[str, str]) -> None:
 @needs_bash
 @pytest.mark.timeout(60)
 def test_bash_offers_options_with_the_common_ones_before_or_after_the_subcommand(env: dict[str, str]) -> None:
-    root, status, after_globals, tail, serve = bash_complete(
+    root, status, after_globals, tail, serve, kinds = bash_complete(
         env,
         ["--"],
         ["status", "--"],
         ["--sandbox", "-o", "json", "--profile", "paper", "st"],
         ["--sandbox", "tail", "trade-updates", "--sandbox", "--c"],
         ["sandbox", "serve", "--al"],
+        ["stream", "bars,quotes", "AAPL", "--f"],  # several kinds at once: the first one's options
     )
     assert {"--output", "--profile", "--sandbox", "--quiet", "--debug", "--version", "--help"} <= set(root)
     assert {"--check", "--orders", "--output", "--sandbox", "--profile", "--quiet", "--help"} <= set(status)
     assert after_globals == ["status", "stream"]  # -o's and --profile's values are not taken for commands
     assert tail == ["--count"]
     assert serve == ["--always-open"]
+    assert kinds == ["--feed"]
 
 
 @needs_bash
@@ -269,14 +271,16 @@ def test_zsh_completes_commands_options_values_and_profiles(env: dict[str, str])
         ["--profile", ""],
         ["reconcile", "--state", ""],
         ["cancel", ""],
+        ["stream", "trades,quotes", "AAPL", "--feed", ""],
     )
-    commands, stream, tail, status, side, tif, profiles, files, order_id = answers
+    commands, stream, tail, status, side, tif, profiles, files, order_id, feeds = answers
     assert commands == COMMANDS
     assert (stream, tail) == (["bars", "quotes", "trades"], ["trade-updates"])
     assert {"--check", "--output", "--sandbox", "--help"} <= set(status)
     assert (side, tif, profiles) == (["buy", "sell"], TIF, ["paper", "live-main"])
     assert files == ["FILES"]
     assert order_id == []
+    assert feeds == ["iex", "sip"]
 
 
 @needs_zsh
@@ -337,8 +341,9 @@ def test_fish_completes_commands_options_values_and_profiles(env: dict[str, str]
         "alpaca-cli tail trade-updates --events fill,pa",
         f"alpaca-cli tail trade-updates --state {tmp_path}/state-",
         "alpaca-cli cancel ",
+        "alpaca-cli stream bars,trades AAPL --fe",
     )
-    commands, sandbox, prefix, check, side, tif, tif_eq, profiles, events, files, order_id = answers
+    commands, sandbox, prefix, check, side, tif, tif_eq, profiles, events, files, order_id, kinds = answers
     assert sorted(commands) == sorted(COMMANDS)
     assert (sandbox, prefix, check) == (["serve"], ["status", "stream"], ["--check"])
     assert (side, sorted(tif), tif_eq) == (["buy", "sell"], sorted(TIF), ["--tif=gtc"])
@@ -346,3 +351,4 @@ def test_fish_completes_commands_options_values_and_profiles(env: dict[str, str]
     assert events == ["fill,partial_fill"]
     assert files == [f"{tmp_path}/state-a.json", f"{tmp_path}/state-b.json"]
     assert order_id == []
+    assert kinds == ["--feed"]
