@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -283,6 +283,33 @@ def start(
     if connection.is_live:
         out.banner("live", connection.key_id)
     return Invocation(out=out, settings=settings, connection=connection)
+
+
+def every_or_one(
+    invocation: Invocation,
+    ticker: str | None,
+    every: Callable[[Broker], Awaitable[list[Any]]],
+    one: Callable[[Broker, str], Awaitable[Any | None]],
+    missing: str,
+) -> list[Any]:
+    """The one broker read of a `COMMAND [SYMBOL]` command (`positions`, `assets`): every item,
+    or only `ticker`'s, whose absence is `missing` (a clean "no": exit 1)."""
+    import asyncio
+
+    from alpaca_cli.errors import BrokerRejected
+
+    async def read() -> list[Any]:
+        from alpaca_cli.bridge import Broker
+
+        async with Broker(invocation.connection) as broker:
+            if ticker is None:
+                return await every(broker)
+            found = await one(broker, ticker)
+            if found is None:
+                raise BrokerRejected(missing, status=404)
+            return [found]
+
+    return asyncio.run(read())
 
 
 class StopSignal:

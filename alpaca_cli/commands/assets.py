@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
-from alpaca_cli.errors import BrokerRejected
-from alpaca_cli.invocation import DebugOption, OutputOption, ProfileOption, QuietOption, SandboxOption, start
-
-if TYPE_CHECKING:
-    from alpaca_cli.domain import Asset
+from alpaca_cli.invocation import (
+    DebugOption,
+    OutputOption,
+    ProfileOption,
+    QuietOption,
+    SandboxOption,
+    every_or_one,
+    start,
+)
 
 
 def assets(
@@ -22,25 +26,17 @@ def assets(
     quiet: QuietOption = False,
 ) -> int:
     """Every active US equity, or one symbol (unknown: exit 1), with what it allows."""
-    import asyncio
-
     from alpaca_cli import orders
 
     ticker = orders.check_symbol(symbol) if symbol is not None else None
     invocation = start(output, debug, profile, sandbox, quiet=quiet)
-
-    async def run() -> list[Asset]:
-        from alpaca_cli.bridge import Broker
-
-        async with Broker(invocation.connection) as broker:
-            if ticker is None:
-                return await broker.assets()
-            found = await broker.asset(ticker)
-            if found is None:
-                raise BrokerRejected(f"no asset {ticker} at the broker", status=404)
-            return [found]
-
-    listed = asyncio.run(run())
+    listed = every_or_one(
+        invocation,
+        ticker,
+        lambda broker: broker.assets(),
+        lambda broker, s: broker.asset(s),
+        f"no asset {ticker} at the broker",
+    )
     out = invocation.out
     if out.json:
         from alpaca_cli.output import records

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
-from alpaca_cli.errors import BrokerRejected
-from alpaca_cli.invocation import DebugOption, OutputOption, ProfileOption, QuietOption, SandboxOption, start
-
-if TYPE_CHECKING:
-    from alpaca_cli.domain import Position
+from alpaca_cli.invocation import (
+    DebugOption,
+    OutputOption,
+    ProfileOption,
+    QuietOption,
+    SandboxOption,
+    every_or_one,
+    start,
+)
 
 
 def positions(
@@ -22,25 +26,17 @@ def positions(
     quiet: QuietOption = False,
 ) -> int:
     """List open positions, or show one."""
-    import asyncio
-
     from alpaca_cli import orders
 
     ticker = orders.check_symbol(symbol) if symbol is not None else None
     invocation = start(output, debug, profile, sandbox, quiet=quiet)
-
-    async def run() -> list[Position]:
-        from alpaca_cli.bridge import Broker
-
-        async with Broker(invocation.connection) as broker:
-            if ticker is None:
-                return await broker.positions()
-            found = await broker.position(ticker)
-            if found is None:
-                raise BrokerRejected(f"no open position in {ticker}", status=404)
-            return [found]
-
-    held = asyncio.run(run())
+    held = every_or_one(
+        invocation,
+        ticker,
+        lambda broker: broker.positions(),
+        lambda broker, s: broker.position(s),
+        f"no open position in {ticker}",
+    )
     out = invocation.out
     if out.json:
         from alpaca_cli.output import records
