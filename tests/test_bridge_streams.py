@@ -18,9 +18,10 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 import pytest
-from websockets.exceptions import ConnectionClosedError
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosedError, InvalidStatus
 from websockets.frames import Close
-from websockets.legacy.exceptions import InvalidStatusCode
+from websockets.http11 import Response
 
 from alpaca_cli.bridge import Broker
 from alpaca_cli.bridge.marketdata import MarketDataStream, data_refusal
@@ -420,15 +421,20 @@ def test_nothing_listening_is_unreachable_after_the_connect_timeout() -> None:
 # -------------------------------------------------------------- pure helpers
 
 
+def _refused(status: int) -> InvalidStatus:
+    """An upgrade refused with `status`, as `bridge.websocket.connect` raises it."""
+    return InvalidStatus(Response(status, "", Headers()))
+
+
 def test_trading_refusals_are_classified() -> None:
     assert isinstance(trading_refusal(ValueError("failed to authenticate")), AuthError)
-    assert isinstance(trading_refusal(InvalidStatusCode(429, {})), ConnectionLimitError)  # type: ignore[arg-type]
-    assert isinstance(trading_refusal(InvalidStatusCode(401, {})), AuthError)  # type: ignore[arg-type]
+    assert isinstance(trading_refusal(_refused(429)), ConnectionLimitError)
+    assert isinstance(trading_refusal(_refused(401)), AuthError)
     limit = ConnectionClosedError(Close(1008, "connection limit exceeded"), None)
     assert isinstance(trading_refusal(limit), ConnectionLimitError)
     assert trading_refusal(ConnectionClosedError(None, None)) is None
     assert trading_refusal(ConnectionRefusedError(111, "Connection refused")) is None
-    assert trading_refusal(InvalidStatusCode(503, {})) is None  # type: ignore[arg-type]
+    assert trading_refusal(_refused(503)) is None
 
 
 @pytest.mark.parametrize(
@@ -452,7 +458,7 @@ def test_data_refusals_follow_alpacas_codes(code: int | None, message: str, kind
 def test_reasons_are_one_short_line() -> None:
     assert describe(ConnectionClosedError(None, None)) == "connection lost (no close frame)"
     assert describe(ConnectionClosedError(Close(1011, "boom"), None)) == "connection closed (1011 boom)"
-    assert describe(InvalidStatusCode(429, {})) == "HTTP 429 at the WebSocket upgrade"  # type: ignore[arg-type]
+    assert describe(_refused(429)) == "HTTP 429 at the WebSocket upgrade"
     assert describe(ConnectionRefusedError(111, "Connection refused")) == "cannot connect: Connection refused"
 
 

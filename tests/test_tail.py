@@ -231,10 +231,16 @@ def test_chaos_every_fill_exactly_once_and_the_state_file_equals_the_broker(
         assert time.monotonic() < deadline, "sandbox orders did not all end"
         time.sleep(0.2)
     orders = _broker_orders(client)
+    canceled = {o for o in ids if orders[o].status.value == "canceled"}
+    # Every fill and every cancel, before the stop: the state file is compared with the broker
+    # below, and a cancel still on its way would be drift of the test's making.
     tail.wait_for(
-        lambda t: all(_printed_fills(t.lines).get(o, Decimal(0)) == Decimal(str(orders[o].filled_qty)) for o in ids),
+        lambda t: (
+            all(_printed_fills(t.lines).get(o, Decimal(0)) == Decimal(str(orders[o].filled_qty)) for o in ids)
+            and canceled <= {u["order_id"] for u in t.updates() if u["event"] == "canceled"}
+        ),
         timeout=25,
-        what="every fill printed",
+        what="every fill and cancel printed",
     )
     code, _ = tail.stop()
     assert code == 0

@@ -36,7 +36,6 @@ from alpaca_cli.bridge import mapping
 from alpaca_cli.bridge.streams import (
     AUTH_HINT,
     JOIN_TIMEOUT,
-    WEBSOCKET_PARAMS,
     Lifecycle,
     StreamHandle,
     limit_error,
@@ -48,6 +47,12 @@ from alpaca_cli.health import StreamName
 from alpaca_cli.symbols import is_crypto
 
 log = logging.getLogger(__name__)
+
+# The SDK's own values, plus a shorter ping timeout (a dead peer is noticed in
+# about 30 s instead of 190 s) and a short close timeout (stop stays quick).
+# This stream keeps `websockets.legacy` (the trading stream is on `bridge.websocket`):
+# the SDK sends a long subscription as a fragmented message, which aiohttp's client cannot.
+WEBSOCKET_PARAMS: dict[str, Any] = {"ping_interval": 10, "ping_timeout": 20, "max_queue": 1024, "close_timeout": 2}
 
 QUEUE_SIZE = 10_000
 DROP_LOG_EVERY = 5.0  # seconds between "queue full" warnings

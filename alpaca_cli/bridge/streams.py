@@ -46,8 +46,12 @@ that following trade updates never imports alpaca-py's market-data package (pand
 
 Where alpaca-py 0.44 is blind, one pair of small subclasses (`_BridgeTradingStream`
 here, `_BridgeDataStream` in `marketdata.py`, sharing `Lifecycle`) overrides its private hooks
-`_run_forever`, `_start_ws`, `_connect` (data), `_dispatch`, `_consume` and uses
+`_run_forever`, `_start_ws`, `_connect`, `_dispatch`, `_consume` and uses
 `stop_ws`/`close`:
+
+- the trading stream's socket is `bridge.websocket`'s (aiohttp's client,
+  raising `websockets`' errors), not `websockets.legacy`: the same calls, a
+  shorter way per fill;
 
 - it learns "connected" from the `listening` / `subscription` acknowledgement
   and "disconnected" (with the reason) when `_consume` ends;
@@ -77,10 +81,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from alpaca.common.utils import get_default_user_agent
 from alpaca.trading.stream import TradingStream
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
-from alpaca_cli.bridge import mapping
+from alpaca_cli.bridge import mapping, websocket
 from alpaca_cli.config import Connection
 from alpaca_cli.domain import TradeUpdate
 from alpaca_cli.errors import AuthError, CliError, ConnectionLimitError, RouteNotFound, UnreachableError
@@ -92,9 +97,6 @@ JOIN_TIMEOUT = 5.0  # seconds `stop()` waits for an SDK thread
 CONNECT_TIMEOUT = 30.0  # seconds `connect()` waits for the first subscription
 HANDSHAKE_TIMEOUT = 10.0  # seconds for connect + auth before an attempt counts as failed
 LIMIT_GRACE = 60.0  # seconds a connection-limit refusal is retried after our own connection ended
-# The SDK's own values, plus a shorter ping timeout (a dead peer is noticed in
-# about 30 s instead of 190 s) and a short close timeout (stop stays quick).
-WEBSOCKET_PARAMS: dict[str, Any] = {"ping_interval": 10, "ping_timeout": 20, "max_queue": 1024, "close_timeout": 2}
 
 AUTH_HINT = "check APCA_API_KEY_ID / APCA_API_SECRET_KEY and paper vs live"
 
@@ -151,11 +153,12 @@ def describe(error: BaseException) -> str:
 
 
 def http_status(error: BaseException) -> int | None:
-    """The HTTP status of a refused WebSocket upgrade (legacy or new websockets API)."""
+    """The HTTP status of a refused WebSocket upgrade: `InvalidStatus` (the trading stream's
+    `bridge.websocket`) or `InvalidStatusCode` (the data stream's `websockets.legacy`)."""
     status = getattr(error, "status_code", None)
     if status is None:
         status = getattr(getattr(error, "response", None), "status_code", None)
-    return int(status) if isinstance(status, int) else None
+    return status if isinstance(status, int) else None
 
 
 def limit_error(stream: StreamName, detail: str) -> ConnectionLimitError:
@@ -318,6 +321,9 @@ class _QuickTradingStream(TradingStream):
 
 
 class _BridgeTradingStream(Lifecycle, _QuickTradingStream):
+    async def _connect(self) -> None:
+        self._ws = await websocket.connect(self._endpoint, {"User-Agent": get_default_user_agent()})
+
     def _refusal(self, error: BaseException) -> CliError | None:
         return trading_refusal(error)
 
@@ -589,7 +595,6 @@ class TradeUpdateStream(StreamHandle):
             paper=not c.is_live,
             raw_data=True,
             url_override=c.stream_url,
-            websocket_params=dict(WEBSOCKET_PARAMS),
         )
         stream._bridge_init(self)
 
