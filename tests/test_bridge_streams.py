@@ -28,6 +28,7 @@ from alpaca_cli.bridge.marketdata import MarketDataStream, data_refusal
 from alpaca_cli.bridge.streams import (
     StreamEvent,
     StreamHandle,
+    TradeUpdateStream,
     describe,
     trading_refusal,
 )
@@ -416,6 +417,41 @@ def test_nothing_listening_is_unreachable_after_the_connect_timeout() -> None:
 
     run(scenario())
     assert not stream_threads()
+
+
+def test_updates_heard_before_a_disconnect_reach_the_loop_before_it() -> None:
+    """The SDK's thread hands updates over once its loop gets round to its callbacks; a disconnect
+    noticed in the same turn must not overtake them (the supervisor drains the queue on it)."""
+    fill = {
+        "event": "fill",
+        "timestamp": "2026-11-30T15:00:00Z",
+        "order": {
+            "id": "o-1",
+            "symbol": "AAPL",
+            "side": "buy",
+            "status": "filled",
+            "qty": "1",
+            "filled_qty": "1",
+            "submitted_at": "2026-11-30T15:00:00Z",
+        },
+    }
+
+    async def scenario() -> list[tuple[str, Any]]:
+        handle = TradeUpdateStream(resolve(load_settings(sandbox=True, sandbox_url="http://127.0.0.1:9")))
+        sdk = handle._make_sdk_stream()
+        seen: list[tuple[str, Any]] = []
+        handle._put_updates = lambda updates: seen.append(("updates", [u.order.id for u in updates]))  # type: ignore[method-assign]
+        handle._on_disconnected = lambda at, reason: seen.append(("disconnected", reason))  # type: ignore[method-assign]
+
+        async def sdk_turn() -> None:  # one turn of the SDK's loop: a fill, then the socket ends
+            await sdk._trade_updates_handler({"stream": "trade_updates", "data": fill})  # type: ignore[attr-defined]
+            handle._sdk_disconnected("connection lost")
+
+        await in_thread(lambda: asyncio.run(sdk_turn()))
+        await until(lambda: len(seen) == 2)
+        return seen
+
+    assert run(scenario()) == [("updates", ["o-1"]), ("disconnected", "connection lost")]
 
 
 # -------------------------------------------------------------- pure helpers

@@ -586,6 +586,7 @@ class TradeUpdateStream(StreamHandle):
     def __init__(self, connection: Connection, *, join_timeout: float = JOIN_TIMEOUT) -> None:
         super().__init__(connection, join_timeout=join_timeout)
         self.updates: asyncio.Queue[TradeUpdate] = asyncio.Queue()
+        self._heard: list[TradeUpdate] = []  # mapped, not yet handed over (the SDK's thread only)
 
     def _make_sdk_stream(self) -> Lifecycle:
         c = self._connection
@@ -604,12 +605,31 @@ class TradeUpdateStream(StreamHandle):
             except (KeyError, TypeError, ValueError, ArithmeticError):
                 log.error("%s stream: unreadable trade update skipped: %.300r", self.name, message)
                 return
-            self._from_sdk(self._put_update, update)
+            if not self._heard:
+                # Handed over when the SDK's loop gets round to its callbacks, i.e. once its
+                # task waits on the socket again: the tool's loop then takes the update
+                # without waiting for the GIL, and a burst crosses in one wake-up.
+                asyncio.get_running_loop().call_soon(self._hand_over)
+            self._heard.append(update)
 
         stream.subscribe_trade_updates(on_update)
         return stream
 
-    def _put_update(self, update: TradeUpdate) -> None:
-        self.health.received += 1
+    def _hand_over(self) -> None:
+        if self._heard:
+            heard, self._heard = self._heard, []
+            self._from_sdk(self._put_updates, heard)
+
+    def _sdk_disconnected(self, reason: str) -> None:
+        self._hand_over()  # what the socket said comes before the news that it ended
+        super()._sdk_disconnected(reason)
+
+    def _sdk_failed(self, error: CliError) -> None:
+        self._hand_over()
+        super()._sdk_failed(error)
+
+    def _put_updates(self, updates: list[TradeUpdate]) -> None:
+        self.health.received += len(updates)
         self.health.last_message_at = _now()
-        self.updates.put_nowait(update)
+        for update in updates:
+            self.updates.put_nowait(update)
