@@ -8,6 +8,8 @@ fast (see bench/startup.py).
 
 from __future__ import annotations
 
+import atexit
+import gc
 import os
 import sys
 from difflib import get_close_matches
@@ -29,6 +31,13 @@ from alpaca_cli.invocation import (
     flags,
     given,
 )
+
+# At exit the interpreter would free every object one by one, walking the reference cycles that
+# pydantic's and alpaca-py's classes form: about 40 ms of a `status` whose work is done (more than
+# its four requests). Frozen, they go back to the OS with the process. Nothing is lost: atexit
+# handlers still run and stdio is still flushed; only a collection of cycles is skipped, and no
+# file, state or socket of ours waits for one to be closed.
+atexit.register(gc.freeze)
 
 # name: (module, attribute, the one-line help the top-level `--help` shows). A module
 # is imported only when its command runs, completes or shows its own help;
