@@ -153,3 +153,12 @@ def test_reading_commands_never_load_the_trading_package(sandbox: Any, tmp_path:
     loaded = imported_modules([*args, "--sandbox"], cli_env(tmp_path, sandbox.url))
     assert "alpaca.common.rest" in loaded  # it did talk to the broker through the SDK
     assert not [name for name in loaded if name.startswith("alpaca.trading")]
+
+
+@pytest.mark.timeout(120)
+def test_status_as_json_loads_neither_rich_nor_html(sandbox: Any, tmp_path: Path) -> None:
+    """Rich draws tables only (~30 ms of imports), and `html` reads the title of an HTML error
+    page only (bridge/translate.py): a `status -o json` that went well needs neither."""
+    loaded = imported_modules(["status", "--sandbox", "-o", "json"], cli_env(tmp_path, sandbox.url))
+    assert "alpaca_cli.bridge.rest" in loaded  # it did talk to the broker
+    assert not {name.split(".")[0] for name in loaded} & {"rich", "html"}

@@ -15,7 +15,6 @@ the URL is wrong.
 
 from __future__ import annotations
 
-import html
 import json
 import re
 from urllib.parse import urlsplit
@@ -58,11 +57,16 @@ def one_line(text: str) -> str:
 
 
 def summarize(body: str) -> str:
-    """A body that is not Alpaca's JSON error, as a few words: an HTML page by its title."""
+    """A body that is not Alpaca's JSON error, as a few words: an HTML page by its title.
+
+    `html` (its table of entities) is imported only for such a page: every broker call imports
+    this module, and a call that goes well never needs it."""
     text = body.strip()
     if not text:
         return "an empty body"
     if _HTML.search(text[:2000]):
+        import html
+
         found = _TITLE.search(text)
         title = one_line(html.unescape(_TAG.sub(" ", next(g for g in found.groups() if g)))) if found else ""
         return f"an HTML page ({title})" if title else "an HTML page"
