@@ -60,6 +60,9 @@ class TradeStream(Protocol):
     updates: asyncio.Queue[TradeUpdate]
     lifecycle: asyncio.Queue[StreamEvent]
 
+    def follow(self, take: Callable[[list[TradeUpdate]], None] | None) -> None:
+        """Hand updates to `take` as they arrive, the queued ones first (None: queue them again)."""
+
     async def stop(self) -> None: ...
 
 

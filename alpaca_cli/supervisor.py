@@ -314,13 +314,10 @@ class Supervisor:
         self._health_changed()
         return recovered
 
-    async def _consume(self, handle: TradeStream) -> None:
-        updates = handle.updates
-        while True:
-            update = await updates.get()
-            self.figures.last_update_at = self.clock.now()
-            self._delivery.deliver(update)
-            self._health_changed()
+    def _take(self, updates: list[TradeUpdate]) -> None:
+        self.figures.last_update_at = self.clock.now()
+        self._delivery.deliver(*updates)
+        self._health_changed()
 
     # -------------------------------------------------------------------- live
 
@@ -340,17 +337,30 @@ class Supervisor:
         self._pending_recovered = 0
         self._notice("connected", recovered=recovered)
         started = self.clock.monotonic()
-        consumer = asyncio.create_task(self._consume(handle), name="trade-updates-consumer")
+        # Live updates are taken as the bridge hands them over, in the same callback (a task
+        # reading the queue would cost every fill one more turn of the loop); an error in
+        # taking them ends the connection here, not in the loop's exception handler.
+        failure: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def take(updates: list[TradeUpdate]) -> None:
+            try:
+                self._take(updates)
+            except Exception as error:
+                handle.follow(None)
+                if not failure.done():
+                    failure.set_exception(error)
+
+        handle.follow(take)
         ended = asyncio.create_task(self._connection_end(handle))
         try:
             while True:
                 tick = asyncio.ensure_future(self.clock.sleep(self.slow_poll))
                 try:
-                    done, _ = await asyncio.wait({consumer, ended, tick}, return_when=asyncio.FIRST_COMPLETED)
+                    done, _ = await asyncio.wait({failure, ended, tick}, return_when=asyncio.FIRST_COMPLETED)
                 finally:
                     tick.cancel()
-                if consumer in done:
-                    consumer.result()
+                if failure in done:
+                    failure.result()
                 if ended in done:
                     reason = ended.result()
                     break
@@ -362,9 +372,9 @@ class Supervisor:
                     reason = f"mute: {missed} event(s) never delivered"
                     break
         finally:
-            consumer.cancel()
+            handle.follow(None)
             ended.cancel()
-            await asyncio.gather(consumer, ended, return_exceptions=True)
+            await asyncio.gather(ended, return_exceptions=True)
             self._delivery.drain(handle)  # what arrived before the end is real: take it
             figures.connected = False
             self.backoff.connection_ended(self.clock.monotonic() - started)

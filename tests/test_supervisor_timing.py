@@ -63,6 +63,20 @@ class FakeStream:
         self.updates: asyncio.Queue[TradeUpdate] = asyncio.Queue()
         self.lifecycle: asyncio.Queue[StreamEvent] = asyncio.Queue()
         self.stopped_at: float | None = None
+        self.take: Callable[[list[TradeUpdate]], None] | None = None
+
+    def follow(self, take: Callable[[list[TradeUpdate]], None] | None) -> None:
+        self.take = take
+        if take is not None and not self.updates.empty():
+            take([self.updates.get_nowait() for _ in range(self.updates.qsize())])
+
+    def hear(self, *updates: TradeUpdate) -> None:
+        """Updates arriving, as the bridge hands them over: to the follower, else queued."""
+        if self.take is not None:
+            self.take(list(updates))
+        else:
+            for update in updates:
+                self.updates.put_nowait(update)
 
     async def stop(self) -> None:
         self.stopped_at = asyncio.get_running_loop().time()
@@ -105,7 +119,9 @@ class FakeBroker:
 class Run:
     """A supervisor on a fake broker, with what it printed and told."""
 
-    def __init__(self, broker: FakeBroker, **options: Any) -> None:
+    def __init__(
+        self, broker: FakeBroker, on_update: Callable[[TradeUpdate], None] | None = None, **options: Any
+    ) -> None:
         self.broker = broker
         self.updates: list[TradeUpdate] = []
         self.notices: list[Notice] = []
@@ -113,7 +129,7 @@ class Run:
         self.stop = asyncio.Event()
         self.supervisor = Supervisor(
             broker,  # type: ignore[arg-type]  # FakeStream is a TradeStream
-            on_update=self.updates.append,
+            on_update=on_update or self.updates.append,
             on_notice=self._notice,
             backoff=Backoff(rng=random.Random(SEED)),
             clock=clock(),
@@ -195,18 +211,60 @@ def test_a_healthy_connection_starts_the_backoff_over_and_one_that_dies_young_do
     assert first <= 1.0 < second <= 2.0
 
 
-def test_the_slow_poll_catches_a_mute_stream_and_forces_a_reconnection() -> None:
-    unheard = Order(
-        id="o-mute",
-        client_order_id="c-mute",
+def order(oid: str, status: str = "new") -> Order:
+    return Order(
+        id=oid,
+        client_order_id=f"c-{oid}",
         symbol="AAPL",
         side="buy",
         type="market",
         time_in_force="day",
-        status="new",
+        status=status,
         submitted_at=T0,
         qty=Decimal(5),
     )
+
+
+def new(oid: str) -> TradeUpdate:
+    return TradeUpdate(event="new", order=order(oid), timestamp=T0 + timedelta(seconds=1))
+
+
+def test_updates_are_taken_as_they_arrive_and_those_heard_while_reconciling_first() -> None:
+    async def scenario() -> Run:
+        stream = FakeStream()
+        stream.hear(new("o-early"))  # heard before the supervisor follows the stream
+        run = Run(FakeBroker(stream))
+        await run.until(lambda: bool(run.told("connected")))
+        assert [u.order.id for u in run.updates] == ["o-early"]
+        stream.hear(new("o-1"), new("o-2"))
+        assert [u.order.id for u in run.updates] == ["o-early", "o-1", "o-2"]  # at once, in order
+        await run.end()
+        return run
+
+    run = virtual(scenario)
+    assert [u.source for u in run.updates] == ["stream"] * 3
+
+
+def test_an_error_in_taking_an_update_ends_the_run_with_it() -> None:
+    """Taken in the bridge's hand-over callback, an error must reach the run, not the loop's handler."""
+
+    def refuse(update: TradeUpdate) -> None:
+        raise OSError(28, "No space left on device")
+
+    async def scenario() -> None:
+        stream = FakeStream()
+        run = Run(FakeBroker(stream), on_update=refuse)
+        await run.until(lambda: bool(run.told("connected")))
+        stream.hear(new("o-1"))
+        assert stream.take is None  # no more updates are taken after the error
+        with pytest.raises(OSError, match="No space left"):
+            await run.task
+
+    virtual(scenario)
+
+
+def test_the_slow_poll_catches_a_mute_stream_and_forces_a_reconnection() -> None:
+    unheard = order("o-mute")
 
     async def scenario() -> tuple[FakeBroker, Run, list[FakeStream]]:
         streams = [FakeStream(), FakeStream()]

@@ -18,7 +18,8 @@ API (every call on the tool's event loop)::
 Both handles share `StreamHandle`:
 
 - `updates` (`TradeUpdateStream`): unbounded `asyncio.Queue[TradeUpdate]`;
-  a fill is never dropped.
+  a fill is never dropped. `follow(take)` hands them to `take` instead, as
+  they arrive (the supervisor's live path: no turn of the loop in between).
 - `items` (`MarketDataStream`): `asyncio.Queue` of `Bar`, `Quote` and `Trade`
   bounded at 10,000; when full the *newest* item is dropped, counted in
   `health.dropped` (and per kind) and logged (at most one warning per 5 s);
@@ -587,6 +588,17 @@ class TradeUpdateStream(StreamHandle):
         super().__init__(connection, join_timeout=join_timeout)
         self.updates: asyncio.Queue[TradeUpdate] = asyncio.Queue()
         self._heard: list[TradeUpdate] = []  # mapped, not yet handed over (the SDK's thread only)
+        self._take: Callable[[list[TradeUpdate]], None] | None = None
+
+    def follow(self, take: Callable[[list[TradeUpdate]], None] | None) -> None:
+        """Hand each batch of updates to `take` as it arrives, on the tool's loop, instead of
+        queueing it in `updates` (None: queue again). What is queued goes first: order holds."""
+        self._take = take
+        if take is not None and not self.updates.empty():
+            queued = []
+            while not self.updates.empty():
+                queued.append(self.updates.get_nowait())
+            take(queued)
 
     def _make_sdk_stream(self) -> Lifecycle:
         c = self._connection
@@ -631,5 +643,8 @@ class TradeUpdateStream(StreamHandle):
     def _put_updates(self, updates: list[TradeUpdate]) -> None:
         self.health.received += len(updates)
         self.health.last_message_at = _now()
+        if self._take is not None:
+            self._take(updates)
+            return
         for update in updates:
             self.updates.put_nowait(update)
