@@ -308,7 +308,7 @@ class Story:
 
         self.updates.append(update)
         if self.out.json:
-            self.out.emit(records.trade_update(update))
+            self.out.write_lines([records.trade_update(update) + "\n"])
         else:
             from alpaca_cli.output import trade_update_text  # the very line `tail` prints
 

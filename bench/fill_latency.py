@@ -38,8 +38,12 @@ from bench import SandboxProcess, admin, alpaca_cli, stop_process, wait_until
 
 NAME = "fill_latency"
 DESCRIPTION = "fill -> JSON line: tail trade-updates -o json vs a bare WebSocket client (p50/p99 over >= 1,000 fills)"
-ROUNDS = 6  # turns per consumer, alternating, so load drift on the machine hits both alike
-FILLS = 200  # per turn
+# Turns per consumer, alternating, so load drift on the machine hits both alike. Many short
+# turns, not a few long ones: a consumer process here tends to be fast or slow for the whole
+# of its turn (both consumers alike: where its threads land on the two cores), and with six
+# turns of 200 fills the ratio of the same code spread from 1.14x to 1.69x over four runs.
+ROUNDS = 16
+FILLS = 85  # per turn: 16 x (85 - 20) = 1,040 fills counted per consumer
 WARMUP = 20
 RATE = 100.0  # orders per second
 SYMBOL = "XLK"

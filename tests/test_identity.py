@@ -23,7 +23,7 @@ from strategies import ACCOUNT_ID, histories, interleave, lifecycles
 from alpaca_cli.core import Ledger, State, initial_state, recover
 from alpaca_cli.core.identity import event_id
 from alpaca_cli.domain import FILL_EVENTS, Account, Order, Position, Snapshot, TradeUpdate
-from alpaca_cli.output import dumps, records
+from alpaca_cli.output import records
 
 ACCOUNT = Account(id=ACCOUNT_ID, account_number="PA1234567", status="ACTIVE")
 T0 = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
@@ -52,7 +52,7 @@ def _truth(events: list[TradeUpdate], taken_at: datetime) -> Snapshot:
 
 
 def _line(event: TradeUpdate) -> str:
-    return dumps(records.trade_update(event))
+    return records.trade_update(event)
 
 
 def test_the_id_rule_by_example() -> None:

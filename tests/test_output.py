@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 from dataclasses import dataclass
@@ -9,10 +10,13 @@ from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
+import strategies
 from hypothesis import given
 from hypothesis import strategies as st
 
-from alpaca_cli.output import Output, dumps
+from alpaca_cli.core.identity import event_id
+from alpaca_cli.domain import TradeUpdate
+from alpaca_cli.output import Output, dumps, records
 from alpaca_cli.text import rfc3339
 
 
@@ -87,6 +91,44 @@ def test_trade_update_text_is_one_aligned_line() -> None:
     text = trade_update_text(fill)
     assert text.plain == f"12:00:35.646  AAPL   buy  {'fill 10 @ 229.16':<28} {'10/10':<13} {'filled':<16} reconcile"
     assert any(span.style == "magenta" for span in text.spans)  # recovered events stand out
+
+
+@given(strategies.trade_updates(), st.none() | st.text(max_size=30))
+def test_a_trade_update_line_is_json_with_the_update_s_exact_values(update: TradeUpdate, reason: str | None) -> None:
+    """`records.trade_update` writes its JSON by hand (tail's hot path): whatever the values
+    (quotes, backslashes, control or non-ASCII characters in a reason), it parses back to them."""
+    update = dataclasses.replace(update, reason=reason)
+    line = records.trade_update(update)
+    assert "\n" not in line
+    parsed = json.loads(line, parse_float=Decimal, parse_int=Decimal)
+    order = update.order
+    expected = {
+        "type": "trade_update",
+        "id": event_id(update),
+        "event": update.event,
+        "order_id": order.id,
+        "client_order_id": order.client_order_id,
+        "symbol": order.symbol,
+        "side": order.side,
+        "order_type": order.type,
+        "order_qty": order.qty,
+        "order_notional": order.notional,
+        "limit_price": order.limit_price,
+        "stop_price": order.stop_price,
+        "order_status": order.status,
+        "filled_qty": order.filled_qty,
+        "filled_avg_price": order.filled_avg_price,
+        "qty": update.qty,
+        "price": update.price,
+        "position_qty": update.position_qty,
+        "execution_id": update.execution_id,
+        "reason": reason,
+        "timestamp": rfc3339(update.timestamp),
+        "source": update.source,
+    }
+    assert list(parsed) == list(expected)  # the contract's field order
+    assert parsed == expected
+    assert line == dumps(expected)  # byte for byte what the generic writer makes of the same values
 
 
 def test_line_sink_off_a_pipe_writes_blocking_lines() -> None:

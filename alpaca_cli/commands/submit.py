@@ -298,7 +298,7 @@ def _show_update(out: Output, update: TradeUpdate) -> None:
     if out.json:
         from alpaca_cli.output import records
 
-        out.emit(records.trade_update(update))
+        out.write_lines([records.trade_update(update) + "\n"])
         return
     from alpaca_cli.output import trade_update_text
 

@@ -210,9 +210,9 @@ class _View:
         if self.run.done:
             return False
         if self.out.json:
-            from alpaca_cli.output import dumps, records
+            from alpaca_cli.output import records
 
-            self.sink.write(dumps(records.trade_update(update)) + "\n")
+            self.sink.write(records.trade_update(update) + "\n")
         else:
             from alpaca_cli.output import trade_update_text
 

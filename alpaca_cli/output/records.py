@@ -2,7 +2,9 @@
 
 Each function takes the tool's own values (domain objects, core results) and
 returns the line as a dict, in the field order it is printed; `output.dumps`
-writes it (decimals as exact JSON numbers, times as RFC 3339 UTC). Nothing
+writes it (decimals as exact JSON numbers, times as RFC 3339 UTC). The lines
+written once per event of a stream (trade updates, bars, quotes, trades) are
+built as JSON text directly, the same way. Nothing
 else in the package builds a line: commands and the bridge call these, so a
 field is added, renamed or documented in one place, and
 `tests/test_line_contract.py` compares one line of each type with its example
@@ -19,9 +21,10 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import datetime
+from json.encoder import encode_basestring_ascii as _string  # a str as JSON text (the C encoder)
 from typing import TYPE_CHECKING, Any, Protocol
 
-from alpaca_cli.text import json_number, rfc3339
+from alpaca_cli.text import decimal_text, json_number, rfc3339
 
 if TYPE_CHECKING:
     from decimal import Decimal
@@ -58,39 +61,38 @@ ACTIVITY_COLUMNS = (
 # ------------------------------------------------------------------------------- orders
 
 
-def trade_update(update: TradeUpdate) -> Line:
+def trade_update(update: TradeUpdate) -> str:
     """A trade update; `id` is the event's stable key (`core.identity`).
 
     `qty` and `price` are this fill's own; the order's are `order_qty` (or
     `order_notional`), `order_type`, `limit_price` and `stop_price`.
+
+    Built as text, not as a dict for `dumps`: it is `tail`'s line, written
+    once per fill on the way from the socket to the reader (`bench/fill_latency.py`).
     """
     from alpaca_cli.core.identity import event_id
 
     order = update.order
-    return {
-        "type": "trade_update",
-        "id": event_id(update),
-        "event": update.event,
-        "order_id": order.id,
-        "client_order_id": order.client_order_id,
-        "symbol": order.symbol,
-        "side": order.side,
-        "order_type": order.type,
-        "order_qty": order.qty,
-        "order_notional": order.notional,
-        "limit_price": order.limit_price,
-        "stop_price": order.stop_price,
-        "order_status": order.status,
-        "filled_qty": order.filled_qty,
-        "filled_avg_price": order.filled_avg_price,
-        "qty": update.qty,
-        "price": update.price,
-        "position_qty": update.position_qty,
-        "execution_id": update.execution_id,
-        "reason": update.reason,
-        "timestamp": update.timestamp,
-        "source": update.source,
-    }
+    return (
+        f'{{"type":"trade_update","id":{_string(event_id(update))},"event":{_string(update.event)},'
+        f'"order_id":{_string(order.id)},"client_order_id":{_string(order.client_order_id)},'
+        f'"symbol":{_string(order.symbol)},"side":{_string(order.side)},"order_type":{_string(order.type)},'
+        f'"order_qty":{_number(order.qty)},"order_notional":{_number(order.notional)},'
+        f'"limit_price":{_number(order.limit_price)},"stop_price":{_number(order.stop_price)},'
+        f'"order_status":{_string(order.status)},"filled_qty":{_number(order.filled_qty)},'
+        f'"filled_avg_price":{_number(order.filled_avg_price)},"qty":{_number(update.qty)},'
+        f'"price":{_number(update.price)},"position_qty":{_number(update.position_qty)},'
+        f'"execution_id":{_optional_string(update.execution_id)},"reason":{_optional_string(update.reason)},'
+        f'"timestamp":"{rfc3339(update.timestamp)}","source":{_string(update.source)}}}'
+    )
+
+
+def _number(value: Decimal | None) -> str:
+    return "null" if value is None else decimal_text(value)
+
+
+def _optional_string(text: str | None) -> str:
+    return "null" if text is None else _string(text)
 
 
 def order(value: Order, **extra: Any) -> Line:
@@ -320,12 +322,6 @@ def _plain(value: float | None) -> float | int | None:
     return int(value) if value is not None and math.isfinite(value) and value.is_integer() else value
 
 
-def _json_string(text: str) -> str:
-    from alpaca_cli.output import dumps
-
-    return dumps(text)
-
-
 class _Stamps:
     """JSON text of symbols and of the last few timestamps (the items of one minute share theirs)."""
 
@@ -389,7 +385,7 @@ class TradeLines(_Stamps):
     """`{"type":"trade",...}`: one print's price and size, and its id on the tape."""
 
     def __call__(self, trade: Trade) -> str:
-        ident = trade.id if isinstance(trade.id, int) else "null" if trade.id is None else _json_string(trade.id)
+        ident = trade.id if isinstance(trade.id, int) else "null" if trade.id is None else _string(trade.id)
         return (
             f'{{"type":"trade","symbol":{self.symbol(trade.symbol)},"t":"{self.time(trade.timestamp)}",'
             f'"price":{json_number(trade.price)},"size":{json_number(trade.size)},"id":{ident}}}\n'
