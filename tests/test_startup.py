@@ -162,3 +162,14 @@ def test_status_as_json_loads_neither_rich_nor_html(sandbox: Any, tmp_path: Path
     loaded = imported_modules(["status", "--sandbox", "-o", "json"], cli_env(tmp_path, sandbox.url))
     assert "alpaca_cli.bridge.rest" in loaded  # it did talk to the broker
     assert not {name.split(".")[0] for name in loaded} & {"rich", "html"}
+
+
+@pytest.mark.timeout(120)
+def test_stream_bars_never_loads_the_trading_stream_s_websocket_client(sandbox: Any, tmp_path: Path) -> None:
+    """aiohttp's client (~100 ms of imports, ~8 MB) carries the trading stream only
+    (bridge/websocket.py); the market-data stream stays on `websockets`."""
+    loaded = imported_modules(
+        ["stream", "bars", "AAPL", "--count", "1", "--sandbox", "-o", "json"], cli_env(tmp_path, sandbox.url)
+    )
+    assert "alpaca_cli.bridge.marketdata" in loaded  # it did stream
+    assert not {"aiohttp", "alpaca_cli.bridge.websocket"} & loaded

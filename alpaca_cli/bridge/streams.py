@@ -86,7 +86,7 @@ from alpaca.common.utils import get_default_user_agent
 from alpaca.trading.stream import TradingStream
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
-from alpaca_cli.bridge import mapping, websocket
+from alpaca_cli.bridge import mapping
 from alpaca_cli.config import Connection
 from alpaca_cli.domain import TradeUpdate
 from alpaca_cli.errors import AuthError, CliError, ConnectionLimitError, RouteNotFound, UnreachableError
@@ -323,6 +323,10 @@ class _QuickTradingStream(TradingStream):
 
 class _BridgeTradingStream(Lifecycle, _QuickTradingStream):
     async def _connect(self) -> None:
+        # Imported here, on the stream's thread: `stream bars` never loads aiohttp's client,
+        # and `tail` loads it while its first snapshot is being fetched.
+        from alpaca_cli.bridge import websocket
+
         self._ws = await websocket.connect(self._endpoint, {"User-Agent": get_default_user_agent()})
 
     def _refusal(self, error: BaseException) -> CliError | None:
