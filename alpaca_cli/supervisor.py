@@ -314,11 +314,6 @@ class Supervisor:
         self._health_changed()
         return recovered
 
-    def _take(self, updates: list[TradeUpdate]) -> None:
-        self.figures.last_update_at = self.clock.now()
-        self._delivery.deliver(*updates)
-        self._health_changed()
-
     # -------------------------------------------------------------------- live
 
     async def _live(self, handle: TradeStream) -> str:
@@ -338,13 +333,16 @@ class Supervisor:
         self._notice("connected", recovered=recovered)
         started = self.clock.monotonic()
         # Live updates are taken as the bridge hands them over, in the same callback (a task
-        # reading the queue would cost every fill one more turn of the loop); an error in
-        # taking them ends the connection here, not in the loop's exception handler.
+        # reading the queue would cost every fill one more turn of the loop). An error in
+        # taking them stops the taking and ends the run with it, wherever `_live` then is
+        # (not in the loop's exception handler, never a reconnection that goes on without it).
         failure: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
         def take(updates: list[TradeUpdate]) -> None:
             try:
-                self._take(updates)
+                figures.last_update_at = self.clock.now()
+                self._delivery.deliver(*updates)
+                self._health_changed()
             except Exception as error:
                 handle.follow(None)
                 if not failure.done():
@@ -359,13 +357,15 @@ class Supervisor:
                     done, _ = await asyncio.wait({failure, ended, tick}, return_when=asyncio.FIRST_COMPLETED)
                 finally:
                     tick.cancel()
-                if failure in done:
-                    failure.result()
+                if failure.done():
+                    break
                 if ended in done:
                     reason = ended.result()
                     break
                 missed = await self._reconciler.missed()
                 self._health_changed()
+                if failure.done():
+                    break
                 if missed:
                     figures.mute_reconnects += 1
                     self._notice("mute", recovered=missed)
@@ -375,9 +375,14 @@ class Supervisor:
             handle.follow(None)
             ended.cancel()
             await asyncio.gather(ended, return_exceptions=True)
-            self._delivery.drain(handle)  # what arrived before the end is real: take it
+            if failure.done():
+                failure.exception()  # retrieved: raised below, or dropped by the cancellation under way
+            else:
+                self._delivery.drain(handle)  # what arrived before the end is real: take it
             figures.connected = False
             self.backoff.connection_ended(self.clock.monotonic() - started)
+        if failure.done():
+            failure.result()
         await handle.stop()
         self._delivery.drain(handle)
         return reason

@@ -263,6 +263,33 @@ def test_an_error_in_taking_an_update_ends_the_run_with_it() -> None:
     virtual(scenario)
 
 
+def test_an_error_in_taking_an_update_during_a_slow_poll_ends_the_run_too() -> None:
+    """The slow poll finds a missed event while a live update fails to print: the run must end
+    with the error, not reconnect for the missed event and go on as if nothing had happened."""
+
+    class PollingBroker(FakeBroker):
+        async def snapshot(self, believed_open: Any = None, *, closed_since: datetime | None = None) -> Snapshot:
+            if len(self.snapshots) == 1:  # the first slow poll: a live update arrives meanwhile
+                streams[0].hear(new("o-live"))
+                self.open_orders = (order("o-mute"),)  # and the poll finds an event never heard
+            return await super().snapshot(believed_open, closed_since=closed_since)
+
+    def refuse(update: TradeUpdate) -> None:
+        if update.order.id == "o-live":
+            raise OSError(28, "No space left on device")
+
+    streams = [FakeStream(), FakeStream()]
+
+    async def scenario() -> Run:
+        run = Run(PollingBroker(*streams), on_update=refuse, slow_poll=60)
+        with pytest.raises(OSError, match="No space left"):
+            await run.task
+        return run
+
+    run = virtual(scenario)
+    assert len(run.told("connected")) == 1 and not run.told("mute")
+
+
 def test_the_slow_poll_catches_a_mute_stream_and_forces_a_reconnection() -> None:
     unheard = order("o-mute")
 
