@@ -23,7 +23,7 @@ from websockets.exceptions import ConnectionClosedError, InvalidStatus
 from websockets.frames import Close
 from websockets.http11 import Response
 
-from alpaca_cli.bridge import Broker
+from alpaca_cli.bridge import Broker, mapping
 from alpaca_cli.bridge.marketdata import MarketDataStream, data_refusal
 from alpaca_cli.bridge.streams import (
     StreamEvent,
@@ -452,6 +452,40 @@ def test_updates_heard_before_a_disconnect_reach_the_loop_before_it() -> None:
         return seen
 
     assert run(scenario()) == [("updates", ["o-1"]), ("disconnected", "connection lost")]
+
+
+def test_a_followed_stream_hands_updates_over_at_once_the_queued_first() -> None:
+    def update(oid: str) -> TradeUpdate:
+        return mapping.trade_update(
+            {
+                "event": "new",
+                "timestamp": "2026-11-30T15:00:00Z",
+                "order": {
+                    "id": oid,
+                    "symbol": "AAPL",
+                    "side": "buy",
+                    "status": "new",
+                    "qty": "1",
+                    "submitted_at": "2026-11-30T15:00:00Z",
+                },
+            }
+        )
+
+    async def scenario() -> None:
+        handle = TradeUpdateStream(resolve(load_settings(sandbox=True, sandbox_url="http://127.0.0.1:9")))
+        taken: list[list[str]] = []
+        handle._put_updates([update("o-1"), update("o-2")])  # heard while nobody follows: queued
+        assert handle.updates.qsize() == 2
+        handle.follow(lambda updates: taken.append([u.order.id for u in updates]))
+        assert taken == [["o-1", "o-2"]] and handle.updates.empty()  # the queued ones first, at once
+        handle._put_updates([update("o-3")])
+        assert taken == [["o-1", "o-2"], ["o-3"]]
+        handle.follow(None)
+        handle._put_updates([update("o-4")])
+        assert taken[-1] == ["o-3"] and handle.updates.get_nowait().order.id == "o-4"
+        assert handle.health.received == 4
+
+    run(scenario())
 
 
 # -------------------------------------------------------------- pure helpers

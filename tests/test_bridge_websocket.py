@@ -190,3 +190,48 @@ def test_a_handshake_cut_short_by_a_stop_leaves_no_session_open(caplog: pytest.L
             answer.set()
 
     run(scenario, caplog)
+
+
+def test_a_peer_that_never_answers_a_ping_is_given_up_and_said_so(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(websocket, "HEARTBEAT", 0.2)  # a ping after 0.2 s of silence, 0.1 s for its pong
+
+    async def deaf(request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(autoping=False)  # pings are never answered
+        await ws.prepare(request)
+        async for _ in ws:  # until the client gives up on us
+            pass
+        return ws
+
+    async def scenario() -> None:
+        async with serving(deaf) as url:
+            sock = await websocket.connect(url, {})
+            with pytest.raises(ConnectionClosedError) as silent:
+                await asyncio.wait_for(sock.recv(), 2)
+            assert describe(silent.value) == "connection lost (no answer to a ping)"
+            await sock.close()
+
+    run(scenario, caplog)
+
+
+def test_a_close_frame_without_a_code_reads_as_websockets_reads_it(caplog: pytest.LogCaptureFixture) -> None:
+    async def bare_close(request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        assert request.transport is not None
+        request.transport.write(b"\x88\x00")  # a close frame with no payload: no code, no reason
+        async for _ in ws:  # until the client has closed too
+            pass
+        return ws
+
+    async def scenario() -> None:
+        async with serving(bare_close) as url:
+            sock = await websocket.connect(url, {})
+            with pytest.raises(ConnectionClosedError) as closed:
+                await sock.recv()
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1005
+            assert describe(closed.value) == "connection closed (1005)"
+            await sock.close()
+
+    run(scenario, caplog)

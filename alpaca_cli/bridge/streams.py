@@ -53,7 +53,6 @@ here, `_BridgeDataStream` in `marketdata.py`, sharing `Lifecycle`) overrides its
 - the trading stream's socket is `bridge.websocket`'s (aiohttp's client,
   raising `websockets`' errors), not `websockets.legacy`: the same calls, a
   shorter way per fill;
-
 - it learns "connected" from the `listening` / `subscription` acknowledgement
   and "disconnected" (with the reason) when `_consume` ends;
 - it fails fast where the SDK retries forever: refused keys, the connection
@@ -100,6 +99,7 @@ HANDSHAKE_TIMEOUT = 10.0  # seconds for connect + auth before an attempt counts 
 LIMIT_GRACE = 60.0  # seconds a connection-limit refusal is retried after our own connection ended
 
 AUTH_HINT = "check APCA_API_KEY_ID / APCA_API_SECRET_KEY and paper vs live"
+PING_TIMEOUT = "keepalive ping timeout"  # websockets' reason for closing a silent socket (bridge.websocket's too)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +141,8 @@ def describe(error: BaseException) -> str:
     if isinstance(error, ConnectionClosed):
         frame = error.rcvd
         if frame is None:
+            if error.sent is not None and error.sent.reason == PING_TIMEOUT:
+                return "connection lost (no answer to a ping)"
             return "connection lost (no close frame)"
         return f"connection closed ({frame.code}{' ' + frame.reason if frame.reason else ''})"
     status = http_status(error)
@@ -592,12 +594,12 @@ class TradeUpdateStream(StreamHandle):
         super().__init__(connection, join_timeout=join_timeout)
         self.updates: asyncio.Queue[TradeUpdate] = asyncio.Queue()
         self._heard: list[TradeUpdate] = []  # mapped, not yet handed over (the SDK's thread only)
-        self._take: Callable[[list[TradeUpdate]], None] | None = None
+        self._follower: Callable[[list[TradeUpdate]], None] | None = None
 
     def follow(self, take: Callable[[list[TradeUpdate]], None] | None) -> None:
         """Hand each batch of updates to `take` as it arrives, on the tool's loop, instead of
         queueing it in `updates` (None: queue again). What is queued goes first: order holds."""
-        self._take = take
+        self._follower = take
         if take is not None and not self.updates.empty():
             queued = []
             while not self.updates.empty():
@@ -647,8 +649,8 @@ class TradeUpdateStream(StreamHandle):
     def _put_updates(self, updates: list[TradeUpdate]) -> None:
         self.health.received += len(updates)
         self.health.last_message_at = _now()
-        if self._take is not None:
-            self._take(updates)
+        if self._follower is not None:
+            self._follower(updates)
             return
         for update in updates:
             self.updates.put_nowait(update)

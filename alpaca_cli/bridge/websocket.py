@@ -26,7 +26,10 @@ reconnect). So `Socket` raises those, and the bridge reads them in one way
 
 Pings: aiohttp sends one after `HEARTBEAT` s without a message and gives up on
 the socket when no pong comes within half that: a dead peer is noticed within
-15 s.
+30 s, as on the market-data stream (a ping every 10 s, 20 s for its pong). A
+pong late by seconds is not a dead peer, and each reconnection costs a
+reconciliation (REST requests under the rate limit), so the window is not
+made shorter.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from websockets.exceptions import ConnectionClosedError, InvalidStatus
 from websockets.frames import Close
 from websockets.http11 import Response
 
-HEARTBEAT = 10.0  # seconds without a message before a ping
+HEARTBEAT = 20.0  # seconds without a message before a ping; its pong may take half that
 CLOSE_TIMEOUT = 2.0  # seconds `close()` waits for the broker's close frame (a stop stays quick)
 MAX_MESSAGE = 2**20  # bytes, as the SDK allows (websockets' default): a trade update is about 1 KB
 
@@ -82,10 +85,15 @@ class Socket:
         if message.type in _DATA:
             return message.data  # type: ignore[no-any-return]
         if message.type is aiohttp.WSMsgType.CLOSE:
-            raise ConnectionClosedError(Close(message.data, message.extra or ""), None)
-        raise ConnectionClosedError(None, None)  # lost, closing, or a protocol error or ping timeout
+            # A close frame without a code reads as 0 here; websockets says 1005 ("no status").
+            raise ConnectionClosedError(Close(message.data or 1005, message.extra or ""), None)
+        if message.type is aiohttp.WSMsgType.ERROR and isinstance(message.data, aiohttp.ServerTimeoutError):
+            # No pong: closed as websockets closes it, in its words (`streams.PING_TIMEOUT` reads them).
+            raise ConnectionClosedError(None, Close(1011, "keepalive ping timeout"))
+        raise ConnectionClosedError(None, None)  # lost, closing, or a protocol error
 
     async def send(self, message: str | bytes) -> None:
+        """Send a text (str) or binary (bytes) message; `ConnectionClosedError` once the socket ended."""
         try:
             if isinstance(message, str):
                 await self._ws.send_str(message)
