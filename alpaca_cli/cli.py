@@ -36,7 +36,9 @@ from alpaca_cli.invocation import (
 # pydantic's and alpaca-py's classes form: about 40 ms of a `status` whose work is done (more than
 # its four requests). Frozen, they go back to the OS with the process. Nothing is lost: atexit
 # handlers still run and stdio is still flushed; only a collection of cycles is skipped, and no
-# file, state or socket of ours waits for one to be closed.
+# file, state or socket of ours waits for one to be closed. (So asyncio's and aiohttp's "never
+# closed" warnings, which come from that collection, are not printed at exit either: leaks are
+# checked in-process, e.g. tests/test_bridge_websocket.py.)
 atexit.register(gc.freeze)
 
 # name: (module, attribute, the one-line help the top-level `--help` shows). A module

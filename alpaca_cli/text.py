@@ -1,4 +1,4 @@
-"""The spellings every written value shares: RFC 3339 times, plain decimals, wire floats.
+"""The spellings every written value shares: RFC 3339 times, plain decimals, wire floats, strings.
 
 Output lines, state files and event ids all write times and decimals, and the
 same value must give the same text everywhere (an event's `id` is compared,
@@ -10,6 +10,9 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime
 from decimal import Decimal
+from json.encoder import encode_basestring_ascii
+
+json_string = encode_basestring_ascii  # a str as a JSON string, ASCII-only (the C encoder)
 
 
 def rfc3339(moment: datetime) -> str:

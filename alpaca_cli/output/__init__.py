@@ -21,7 +21,6 @@ completion load this module and must stay fast.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import stat
@@ -32,7 +31,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import IO, TYPE_CHECKING, Any, Literal
 
-from alpaca_cli.text import decimal_text, json_number, rfc3339
+from alpaca_cli.text import decimal_text, json_number, json_string, rfc3339
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
@@ -43,7 +42,6 @@ if TYPE_CHECKING:
     from alpaca_cli.domain import Order, Position, TradeUpdate
 
 Mode = Literal["auto", "table", "json"]
-_encode_str = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
 
 
 def dumps(value: Any) -> str:
@@ -61,7 +59,7 @@ def _write(value: Any, out: Any) -> None:
     elif value is False:
         out("false")
     elif isinstance(value, str):
-        out(_encode_str(value))
+        out(json_string(value))
     elif isinstance(value, Decimal):
         out(decimal_text(value))
     elif isinstance(value, int):
@@ -69,9 +67,9 @@ def _write(value: Any, out: Any) -> None:
     elif isinstance(value, float):
         out(repr(value) if math.isfinite(value) else "null")
     elif isinstance(value, datetime):
-        out(_encode_str(rfc3339(value)))
+        out(json_string(rfc3339(value)))
     elif isinstance(value, date):
-        out(_encode_str(value.isoformat()))
+        out(json_string(value.isoformat()))
     elif isinstance(value, Mapping):
         out("{")
         first = True
@@ -79,7 +77,7 @@ def _write(value: Any, out: Any) -> None:
             if not first:
                 out(",")
             first = False
-            out(_encode_str(str(key)))
+            out(json_string(str(key)))
             out(":")
             _write(item, out)
         out("}")
@@ -95,7 +93,7 @@ def _write(value: Any, out: Any) -> None:
             _write(item, out)
         out("]")
     else:
-        out(_encode_str(str(value)))
+        out(json_string(str(value)))
 
 
 class ReaderGone(Exception):

@@ -21,10 +21,9 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from json.encoder import encode_basestring_ascii as _string  # a str as JSON text (the C encoder)
 from typing import TYPE_CHECKING, Any, Protocol
 
-from alpaca_cli.text import decimal_text, json_number, rfc3339
+from alpaca_cli.text import decimal_text, json_number, json_string, rfc3339
 
 if TYPE_CHECKING:
     from decimal import Decimal
@@ -74,16 +73,16 @@ def trade_update(update: TradeUpdate) -> str:
 
     order = update.order
     return (
-        f'{{"type":"trade_update","id":{_string(event_id(update))},"event":{_string(update.event)},'
-        f'"order_id":{_string(order.id)},"client_order_id":{_string(order.client_order_id)},'
-        f'"symbol":{_string(order.symbol)},"side":{_string(order.side)},"order_type":{_string(order.type)},'
+        f'{{"type":"trade_update","id":{json_string(event_id(update))},"event":{json_string(update.event)},'
+        f'"order_id":{json_string(order.id)},"client_order_id":{json_string(order.client_order_id)},'
+        f'"symbol":{json_string(order.symbol)},"side":{json_string(order.side)},"order_type":{json_string(order.type)},'
         f'"order_qty":{_number(order.qty)},"order_notional":{_number(order.notional)},'
         f'"limit_price":{_number(order.limit_price)},"stop_price":{_number(order.stop_price)},'
-        f'"order_status":{_string(order.status)},"filled_qty":{_number(order.filled_qty)},'
+        f'"order_status":{json_string(order.status)},"filled_qty":{_number(order.filled_qty)},'
         f'"filled_avg_price":{_number(order.filled_avg_price)},"qty":{_number(update.qty)},'
         f'"price":{_number(update.price)},"position_qty":{_number(update.position_qty)},'
         f'"execution_id":{_optional_string(update.execution_id)},"reason":{_optional_string(update.reason)},'
-        f'"timestamp":"{rfc3339(update.timestamp)}","source":{_string(update.source)}}}'
+        f'"timestamp":"{rfc3339(update.timestamp)}","source":{json_string(update.source)}}}'
     )
 
 
@@ -92,7 +91,7 @@ def _number(value: Decimal | None) -> str:
 
 
 def _optional_string(text: str | None) -> str:
-    return "null" if text is None else _string(text)
+    return "null" if text is None else json_string(text)
 
 
 def order(value: Order, **extra: Any) -> Line:
@@ -385,7 +384,7 @@ class TradeLines(_Stamps):
     """`{"type":"trade",...}`: one print's price and size, and its id on the tape."""
 
     def __call__(self, trade: Trade) -> str:
-        ident = trade.id if isinstance(trade.id, int) else "null" if trade.id is None else _string(trade.id)
+        ident = trade.id if isinstance(trade.id, int) else "null" if trade.id is None else json_string(trade.id)
         return (
             f'{{"type":"trade","symbol":{self.symbol(trade.symbol)},"t":"{self.time(trade.timestamp)}",'
             f'"price":{json_number(trade.price)},"size":{json_number(trade.size)},"id":{ident}}}\n'
