@@ -75,7 +75,7 @@ from typing import TYPE_CHECKING, Any
 from alpaca_cli import health
 from alpaca_cli.core import Ledger
 from alpaca_cli.domain import TradeUpdate
-from alpaca_cli.errors import AuthError, CliError, UnreachableError
+from alpaca_cli.errors import AuthError, CliError, RouteNotFound, UnreachableError
 from alpaca_cli.health import StreamName
 from alpaca_cli.reconciling import Clock, Delivery, Figures, Reconciler, SupervisedBroker, TradeStream
 from alpaca_cli.writeahead import WriteAhead
@@ -132,9 +132,10 @@ class Backoff:
 
 def permanent(error: CliError) -> bool:
     """Whether a failed connection attempt ends the supervisor instead of being retried: all but
-    an unreachable broker (refused keys, another holder of the stream, a wrong URL). A connection
+    an unreachable broker (refused keys, another holder of the stream, a wrong URL: a 404 at the
+    upgrade is `RouteNotFound`, an `UnreachableError` that no retry will mend). A connection
     limit that may be our own dropped socket was already retried by the bridge (`LIMIT_GRACE`)."""
-    return not isinstance(error, UnreachableError)
+    return isinstance(error, RouteNotFound) or not isinstance(error, UnreachableError)
 
 
 # ====================================================================== lifecycle notices
@@ -257,6 +258,7 @@ class Supervisor:
             if error is None and main.done() and not main.cancelled():
                 error = main.exception()
             if isinstance(error, CliError):
+                self.figures.last_error = error.line()  # the health file's last word says why
                 self._notice("failed", error=error)
             if error is not None and not isinstance(error, _Stopped):
                 raise error

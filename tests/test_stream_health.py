@@ -159,8 +159,11 @@ def test_a_refused_second_tail_leaves_the_running_tails_health_file_alone(sandbo
         shown = json.loads(check.stdout)
         assert shown["streams"]["trade-updates"]["state"] == "running"
         assert shown["streams"]["trade-updates"]["pid"] == first.pid
-        # The refused one said it stopped, in a file of its own.
+        # The refused one said it stopped, and why, in a file of its own.
         assert sorted(p["state"] for p in shown["processes"]) == ["running", "stopped"]
+        [stopped] = [p for p in shown["processes"] if p["state"] == "stopped"]
+        refused = health_record(env, "trade-updates", stopped["pid"])
+        assert refused is not None and "connection limit reached" in (refused["last_error"] or "")
     finally:
         first.terminate()
         out, _ = first.communicate(timeout=30)

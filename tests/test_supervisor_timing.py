@@ -23,7 +23,7 @@ from virtual_time import VirtualTimeLoop
 
 from alpaca_cli.bridge.streams import StreamEvent
 from alpaca_cli.domain import Account, Order, Position, Snapshot, TradeUpdate
-from alpaca_cli.errors import AuthError, CliError, ConnectionLimitError, UnreachableError
+from alpaca_cli.errors import AuthError, CliError, ConnectionLimitError, RouteNotFound, UnreachableError
 from alpaca_cli.health import StreamName
 from alpaca_cli.reconciling import IN_FLIGHT_GRACE, Clock
 from alpaca_cli.supervisor import Backoff, Notice, Supervisor
@@ -344,11 +344,27 @@ def test_a_stop_during_a_long_backoff_returns_at_once() -> None:
     assert took == 0 and len(broker.attempts) == 6
 
 
-@pytest.mark.parametrize(
-    "error",
-    [AuthError("refused"), ConnectionLimitError("another holder")],
-    ids=["refused-keys", "connection-limit"],
-)
+PERMANENT = [AuthError("refused"), ConnectionLimitError("another holder"), RouteNotFound("404 at the upgrade")]
+PERMANENT_IDS = ["refused-keys", "connection-limit", "no-such-route"]
+
+
+@pytest.mark.parametrize("error", PERMANENT, ids=PERMANENT_IDS)
+def test_a_permanent_refusal_at_the_start_ends_the_run_with_it(error: CliError) -> None:
+    """A stream URL that 404s while REST answers is as final as refused keys: no retrying forever."""
+
+    async def scenario() -> tuple[FakeBroker, Run]:
+        broker = FakeBroker(error)
+        run = Run(broker)
+        with pytest.raises(type(error)):
+            await run.task
+        return broker, run
+
+    broker, run = virtual(scenario)
+    assert broker.attempts == [0]
+    assert run.supervisor.figures.last_error == error.line()  # what the health file tells `status`
+
+
+@pytest.mark.parametrize("error", PERMANENT, ids=PERMANENT_IDS)
 def test_a_permanent_refusal_on_reconnecting_ends_the_run_with_it(error: CliError) -> None:
     async def scenario() -> tuple[FakeBroker, Run]:
         stream = FakeStream()

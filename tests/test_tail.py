@@ -445,3 +445,24 @@ def test_a_state_file_corrupted_under_a_running_tail_ends_it_with_exit_2_untouch
     assert code == 2
     assert state.read_text() == "garbage"
     tail.wait_for(lambda t: any("alpaca-cli: error:" in line and "not valid JSON" in line for line in t.errors))
+
+
+def test_a_stream_url_with_no_such_route_ends_tail_with_its_hint_while_rest_answers(
+    sandbox: Any, tmp_path: Path
+) -> None:
+    """REST works, the stream URL 404s at the upgrade: no retry will mend it, so exit 4 with
+    the setting to check, not a retry every 30 s forever."""
+    env = cli_env(
+        tmp_path,
+        APCA_API_KEY_ID=sandbox.key_id,
+        APCA_API_SECRET_KEY=sandbox.secret_key,
+        APCA_API_BASE_URL=sandbox.url,
+        APCA_API_STREAM_URL="ws" + sandbox.url.removeprefix("http") + "/no-such-stream",
+    )
+    started = time.monotonic()
+    result = run_cli("tail", "trade-updates", "-o", "json", env=env, timeout=30)
+    assert result.returncode == 4, result.stderr
+    [line] = [line for line in result.stderr.splitlines() if line.startswith("alpaca-cli: error:")]
+    assert "404 at the WebSocket upgrade" in line and "APCA_API_STREAM_URL" in line
+    assert "Traceback" not in result.stderr
+    assert time.monotonic() - started < 15
