@@ -73,7 +73,7 @@ async def connect(url: str, headers: Mapping[str, str]) -> Socket:
 
 
 class Socket:
-    """One open WebSocket, as the SDK's streams use it (`recv`, `send`, `close`)."""
+    """One open WebSocket, as the SDK's trading stream uses it (`recv`, `send`, `close`)."""
 
     def __init__(self, session: aiohttp.ClientSession, ws: aiohttp.ClientWebSocketResponse) -> None:
         self._session = session

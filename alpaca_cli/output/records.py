@@ -334,9 +334,7 @@ class _Stamps:
     def symbol(self, symbol: str) -> str:
         text = self._symbols.get(symbol)
         if text is None:
-            from alpaca_cli.output import dumps
-
-            text = self._symbols[symbol] = dumps(symbol)
+            text = self._symbols[symbol] = json_string(symbol)
         return text
 
     def time(self, moment: datetime) -> str:
