@@ -440,7 +440,7 @@ def test_updates_heard_before_a_disconnect_reach_the_loop_before_it() -> None:
         handle = TradeUpdateStream(resolve(load_settings(sandbox=True, sandbox_url="http://127.0.0.1:9")))
         sdk = handle._make_sdk_stream()
         seen: list[tuple[str, Any]] = []
-        handle._put_updates = lambda updates: seen.append(("updates", [u.order.id for u in updates]))  # type: ignore[method-assign]
+        handle._put_heard = lambda updates: seen.append(("updates", [u.order.id for u in updates]))  # type: ignore[method-assign]
         handle._on_disconnected = lambda at, reason: seen.append(("disconnected", reason))  # type: ignore[method-assign]
 
         async def sdk_turn() -> None:  # one turn of the SDK's loop: a fill, then the socket ends
@@ -474,14 +474,14 @@ def test_a_followed_stream_hands_updates_over_at_once_the_queued_first() -> None
     async def scenario() -> None:
         handle = TradeUpdateStream(resolve(load_settings(sandbox=True, sandbox_url="http://127.0.0.1:9")))
         taken: list[list[str]] = []
-        handle._put_updates([update("o-1"), update("o-2")])  # heard while nobody follows: queued
+        handle._put_heard([update("o-1"), update("o-2")])  # heard while nobody follows: queued
         assert handle.updates.qsize() == 2
         handle.follow(lambda updates: taken.append([u.order.id for u in updates]))
         assert taken == [["o-1", "o-2"]] and handle.updates.empty()  # the queued ones first, at once
-        handle._put_updates([update("o-3")])
+        handle._put_heard([update("o-3")])
         assert taken == [["o-1", "o-2"], ["o-3"]]
         handle.follow(None)
-        handle._put_updates([update("o-4")])
+        handle._put_heard([update("o-4")])
         assert taken[-1] == ["o-3"] and handle.updates.get_nowait().order.id == "o-4"
         assert handle.health.received == 4
 

@@ -252,18 +252,7 @@ class MarketDataStream(StreamHandle):
             websocket_params=dict(WEBSOCKET_PARAMS),
         )
         stream._bridge_init(self)
-        put_many = self._put_many
-        hand_over = self._from_sdk
-        # Items of one burst travel together: one `call_soon_threadsafe` (one
-        # wake-up of the tool's loop) per batch instead of per item. The batch is
-        # handed over once the SDK's loop gets round to its callbacks, i.e. when
-        # the frame being read has been dispatched, so no item waits longer than that.
-        batch: list[Item] = []  # touched on the SDK's loop only
-
-        def hand_over_batch() -> None:
-            items = batch.copy()
-            batch.clear()
-            hand_over(put_many, items)
+        hear = self._hear  # once per item: bound here, not looked up
 
         def reader(channel: str, read: Callable[[Any], Item]) -> Callable[[dict[str, Any]], None]:
             def on_message(raw: dict[str, Any]) -> None:  # on the SDK's loop
@@ -272,9 +261,7 @@ class MarketDataStream(StreamHandle):
                 except (KeyError, TypeError, ValueError, AttributeError):
                     log.warning("%s stream: unreadable %s message skipped: %.300r", self.name, channel, raw)
                     return
-                if not batch:
-                    asyncio.get_running_loop().call_soon(hand_over_batch)
-                batch.append(item)
+                hear(item)
 
             return on_message
 
@@ -289,7 +276,7 @@ class MarketDataStream(StreamHandle):
                 stream._subscribe(subscribed, self.symbols, stream._handlers[channel])
         return stream
 
-    def _put_many(self, items: list[Item]) -> None:
+    def _put_heard(self, items: list[Item]) -> None:
         now = self._loop.time()
         self._last_item_mono = self._last_activity = now
         self.health.received += len(items)

@@ -381,6 +381,7 @@ class StreamHandle:
         # Monotonic time our own last connection of this stream ended (None: none ended yet);
         # set from the SDK's thread and read there too, a float either way.
         self.held_until: float | None = None
+        self._heard: list[Any] = []  # items mapped, not yet handed over (the SDK's thread only)
 
     # ----------------------------------------------------- the tool's loop: API
 
@@ -562,6 +563,25 @@ class StreamHandle:
         except RuntimeError:  # the tool's loop is closed: nobody is left to tell
             pass
 
+    def _hear(self, item: Any) -> None:
+        """An item off the socket, for `_put_heard` on the tool's loop. Items of one burst travel
+        together: one `call_soon_threadsafe` (one wake-up of the tool's loop) per batch, handed
+        over once the SDK's loop gets round to its callbacks, i.e. once its task waits on the
+        socket again: no item waits longer than the frame it came in, and the tool's loop then
+        takes the batch without waiting for the GIL."""
+        if not self._heard:
+            asyncio.get_running_loop().call_soon(self._hand_over)
+        self._heard.append(item)
+
+    def _hand_over(self) -> None:
+        if self._heard:
+            heard, self._heard = self._heard, []
+            self._from_sdk(self._put_heard, heard)
+
+    def _put_heard(self, items: list[Any]) -> None:
+        """On the tool's loop: a batch of items, in the order they were heard."""
+        raise NotImplementedError
+
     def _sdk_started(self, loop: asyncio.AbstractEventLoop) -> None:
         self._sdk_loop = loop
         self._sdk_ready.set()
@@ -571,6 +591,7 @@ class StreamHandle:
         self._from_sdk(self._on_connected, _now())
 
     def _sdk_disconnected(self, reason: str) -> None:
+        self._hand_over()  # what the socket said comes before the news that it ended
         self.held_until = time.monotonic()
         self.connected.clear()
         self._from_sdk(self._on_disconnected, _now(), reason)
@@ -579,6 +600,7 @@ class StreamHandle:
         self._from_sdk(self._on_attempt_failed, reason)
 
     def _sdk_failed(self, error: CliError) -> None:
+        self._hand_over()
         self.connected.clear()
         self._from_sdk(self._fail, error)
 
@@ -593,7 +615,6 @@ class TradeUpdateStream(StreamHandle):
     def __init__(self, connection: Connection, *, join_timeout: float = JOIN_TIMEOUT) -> None:
         super().__init__(connection, join_timeout=join_timeout)
         self.updates: asyncio.Queue[TradeUpdate] = asyncio.Queue()
-        self._heard: list[TradeUpdate] = []  # mapped, not yet handed over (the SDK's thread only)
         self._follower: Callable[[list[TradeUpdate]], None] | None = None
 
     def follow(self, take: Callable[[list[TradeUpdate]], None] | None) -> None:
@@ -623,30 +644,12 @@ class TradeUpdateStream(StreamHandle):
             except (KeyError, TypeError, ValueError, ArithmeticError):
                 log.error("%s stream: unreadable trade update skipped: %.300r", self.name, message)
                 return
-            if not self._heard:
-                # Handed over when the SDK's loop gets round to its callbacks, i.e. once its
-                # task waits on the socket again: the tool's loop then takes the update
-                # without waiting for the GIL, and a burst crosses in one wake-up.
-                asyncio.get_running_loop().call_soon(self._hand_over)
-            self._heard.append(update)
+            self._hear(update)
 
         stream.subscribe_trade_updates(on_update)
         return stream
 
-    def _hand_over(self) -> None:
-        if self._heard:
-            heard, self._heard = self._heard, []
-            self._from_sdk(self._put_updates, heard)
-
-    def _sdk_disconnected(self, reason: str) -> None:
-        self._hand_over()  # what the socket said comes before the news that it ended
-        super()._sdk_disconnected(reason)
-
-    def _sdk_failed(self, error: CliError) -> None:
-        self._hand_over()
-        super()._sdk_failed(error)
-
-    def _put_updates(self, updates: list[TradeUpdate]) -> None:
+    def _put_heard(self, updates: list[TradeUpdate]) -> None:
         self.health.received += len(updates)
         self.health.last_message_at = _now()
         if self._follower is not None:
