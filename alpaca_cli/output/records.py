@@ -382,7 +382,7 @@ class TradeLines(_Stamps):
     """`{"type":"trade",...}`: one print's price and size, and its id on the tape."""
 
     def __call__(self, trade: Trade) -> str:
-        ident = trade.id if isinstance(trade.id, int) else "null" if trade.id is None else json_string(trade.id)
+        ident = trade.id if isinstance(trade.id, int) else _optional_string(trade.id)
         return (
             f'{{"type":"trade","symbol":{self.symbol(trade.symbol)},"t":"{self.time(trade.timestamp)}",'
             f'"price":{json_number(trade.price)},"size":{json_number(trade.size)},"id":{ident}}}\n'
