@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import msgpack
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from alpaca_cli.bridge import mapping
 
@@ -78,3 +81,105 @@ def test_account_status_and_flags() -> None:
         {"id": "a", "account_number": "PA1", "status": "ACTIVE", "cash": "10.5", "trading_blocked": True}
     )
     assert account.cash == Decimal("10.5") and account.trading_blocked and not account.account_blocked
+
+
+# ------------------------------------------- the inline readers agree with the strict ones
+
+_ORDER_FIELDS = [
+    "id",
+    "client_order_id",
+    "symbol",
+    "side",
+    "type",
+    "order_type",
+    "time_in_force",
+    "status",
+    "submitted_at",
+    "created_at",
+    "updated_at",
+    "filled_at",
+    "canceled_at",
+    "expired_at",
+    "failed_at",
+    "qty",
+    "notional",
+    "filled_qty",
+    "filled_avg_price",
+    "limit_price",
+    "stop_price",
+    "trail_percent",
+    "trail_price",
+    "extended_hours",
+    "order_class",
+    "replaced_by",
+    "replaces",
+    "legs",
+]
+_UPDATE_FIELDS = ("event", "timestamp", "execution_id", "price", "qty", "position_qty", "reason")
+
+# What a broker (or a broken one) may put in a field: each plain shape, and what is not.
+_values = st.one_of(
+    st.sampled_from(
+        [None, "", "x", "fill", "0", "-0.00", "1E+2", "1e-7", "12.5000", " 7 ", "1_000", "NaN", "Infinity", "abc"]
+    ),
+    st.sampled_from(
+        ["2024-03-01T14:30:00Z", "2024-03-01T14:30:00.123456+02:00", "2024-03-01T14:30:00", "2024-13-01T00:00:00Z"]
+    ),
+    st.integers(-(10**20), 10**20),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.booleans(),
+    st.just([]),
+    st.just({}),
+    st.just([{"id": 1}]),
+    st.just(["leg"]),
+)
+
+
+def _outcome(read: Callable[[], object]) -> object:
+    try:
+        return read()
+    except mapping.MalformedAnswer as error:
+        return ("MalformedAnswer", str(error))
+
+
+@st.composite
+def _orders_raw(draw: st.DrawFn, depth: int = 1) -> dict[str, object]:
+    raw: dict[str, object] = {**ORDER, "submitted_at": "2024-03-01T14:30:00.5Z", "filled_at": "2024-03-01T14:30:02Z"}
+    for name in draw(st.lists(st.sampled_from(_ORDER_FIELDS), max_size=3)):
+        if draw(st.booleans()):
+            raw.pop(name, None)
+        else:
+            raw[name] = draw(_values)
+    if depth and draw(st.integers(0, 5)) == 0:
+        raw["legs"] = [draw(_orders_raw(depth=0)) for _ in range(draw(st.integers(1, 2)))]
+    if draw(st.booleans()):  # submitted_at and created_at (updated_at and filled_at) mostly the same text
+        raw["submitted_at"] = raw.get("created_at")
+    if draw(st.booleans()):
+        raw["filled_at"] = raw.get("updated_at")
+    return raw
+
+
+@settings(max_examples=500)  # cheap: ~30 fields, each of many shapes
+@given(_orders_raw())
+def test_an_order_reads_the_same_inline_as_field_by_field(raw: dict[str, object]) -> None:
+    assert _outcome(lambda: mapping.order(raw)) == _outcome(lambda: mapping._checked_order(raw))
+
+
+@settings(max_examples=500)
+@given(_orders_raw(), st.dictionaries(st.sampled_from(_UPDATE_FIELDS), _values, max_size=3))
+def test_a_trade_update_reads_the_same_inline_as_field_by_field(
+    order: dict[str, object], changes: dict[str, object]
+) -> None:
+    raw = {
+        "event": "fill",
+        "order": order,
+        "timestamp": "2024-03-01T14:30:01.5Z",
+        "execution_id": "e-1",
+        "price": "187.12",
+        "qty": "40",
+        "position_qty": "40",
+        **changes,
+    }
+    if raw["timestamp"] in (None, ""):
+        raw["timestamp"] = "2024-03-01T14:30:01Z"  # else both would stamp their own `now`
+    assert _outcome(lambda: mapping.trade_update(raw)) == _outcome(lambda: mapping._checked_trade_update(raw, "stream"))

@@ -189,7 +189,111 @@ def position(raw: Any) -> Position:
     )
 
 
+class _Irregular(Exception):
+    """Not the plain shape the inline readers take: read the strict way, which names the problem."""
+
+
+def _plain_text(value: Any) -> str:
+    if type(value) is not str or not value:
+        raise _Irregular
+    return value
+
+
+def _plain_optional(value: Any, default: str = "") -> str:
+    if value is None or value == "":
+        return default
+    if type(value) is not str:
+        raise _Irregular
+    return value
+
+
+def _plain_decimal(value: Any) -> Decimal | None:
+    if value is None or value == "":
+        return None
+    kind = type(value)
+    number = Decimal(value) if kind is str else Decimal(str(value)) if kind is int or kind is float else None
+    if number is None or not number.is_finite():
+        raise _Irregular
+    return number
+
+
+def _plain_time(value: Any) -> datetime | None:
+    if value is None or value == "":
+        return None
+    if type(value) is not str:
+        raise _Irregular
+    moment = datetime.fromisoformat(value)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _plain_order(raw: dict[str, Any]) -> Order:
+    """`order` for a plain JSON object, the checks inline: each field of the plain shape
+    (a string, a number or numeric string, an RFC 3339 time, null) as the strict readers
+    take it; anything else raises (`_Irregular`, or the parser's own error)."""
+    get = raw.get
+    created = _plain_time(get("created_at"))
+    stamp = get("submitted_at")
+    submitted = created if stamp == get("created_at") else _plain_time(stamp)  # mostly the same text
+    if submitted is None:
+        submitted = created
+        if submitted is None:
+            raise _Irregular
+    updated = _plain_time(get("updated_at"))
+    stamp = get("filled_at")
+    filled_at = updated if stamp == get("updated_at") else _plain_time(stamp)
+    kind = _plain_optional(get("type")) or _plain_optional(get("order_type"))
+    legs = get("legs")
+    if legs:
+        if type(legs) is not list or any(type(leg) is not dict for leg in legs):
+            raise _Irregular
+        legs = tuple(order(leg) for leg in legs)
+    extended = get("extended_hours")
+    if extended is None:
+        extended = False
+    elif type(extended) is not bool:
+        raise _Irregular
+    return Order(
+        _plain_text(get("id")),
+        _plain_optional(get("client_order_id")),
+        _plain_text(get("symbol")),
+        _plain_text(get("side")),
+        kind,
+        _plain_optional(get("time_in_force")),
+        _plain_text(get("status")),
+        submitted,
+        _plain_decimal(get("qty")),
+        _plain_decimal(get("notional")),
+        _plain_decimal(get("filled_qty")) or Decimal(0),
+        _plain_decimal(get("filled_avg_price")),
+        _plain_decimal(get("limit_price")),
+        _plain_decimal(get("stop_price")),
+        _plain_decimal(get("trail_percent")),
+        _plain_decimal(get("trail_price")),
+        extended,
+        created,
+        updated,
+        filled_at,
+        _plain_time(get("canceled_at")),
+        _plain_time(get("expired_at")),
+        _plain_time(get("failed_at")),
+        _plain_optional(get("order_class"), "simple"),
+        _plain_optional(get("replaced_by")) or None,
+        _plain_optional(get("replaces")) or None,
+        legs or (),
+    )
+
+
 def order(raw: Any) -> Order:
+    if type(raw) is dict:  # the hot path (a fill on the stream, a page of 500 orders)
+        try:
+            return _plain_order(raw)
+        except (_Irregular, ValueError, ArithmeticError):
+            pass
+    return _checked_order(raw)
+
+
+def _checked_order(raw: Any) -> Order:
+    """`order` field by field, naming the first field that is missing or of the wrong type."""
     raw = _object(raw, "order")
     what = "order"
     submitted = _time(raw, "submitted_at", what) or _time(raw, "created_at", what)
@@ -268,6 +372,26 @@ def closings(raw: Any) -> list[Closing]:
 
 def trade_update(raw: Any, *, source: str = "stream") -> TradeUpdate:
     """One `trade_updates` `data` payload."""
+    if type(raw) is dict:  # the hot path: every fill on its way to `tail`'s line
+        get = raw.get
+        try:
+            return TradeUpdate(
+                _plain_text(get("event")),
+                order(get("order")),
+                _plain_time(get("timestamp")) or datetime.now(UTC),
+                _plain_optional(get("execution_id")) or None,
+                _plain_decimal(get("price")),
+                _plain_decimal(get("qty")),
+                _plain_decimal(get("position_qty")),
+                source,
+                _plain_optional(get("reason")) or None,
+            )
+        except (_Irregular, ValueError, ArithmeticError):
+            pass
+    return _checked_trade_update(raw, source)
+
+
+def _checked_trade_update(raw: Any, source: str) -> TradeUpdate:
     raw = _object(raw, "trade update")
     what = "trade update"
     return TradeUpdate(
