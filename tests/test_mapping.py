@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -11,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from alpaca_cli.bridge import mapping
+from alpaca_cli.domain import Order
 
 ORDER = {
     "id": "61e69015-8549-4bfd-b9c3-01e75843f47d",
@@ -85,36 +87,7 @@ def test_account_status_and_flags() -> None:
 
 # ------------------------------------------- the inline readers agree with the strict ones
 
-_ORDER_FIELDS = [
-    "id",
-    "client_order_id",
-    "symbol",
-    "side",
-    "type",
-    "order_type",
-    "time_in_force",
-    "status",
-    "submitted_at",
-    "created_at",
-    "updated_at",
-    "filled_at",
-    "canceled_at",
-    "expired_at",
-    "failed_at",
-    "qty",
-    "notional",
-    "filled_qty",
-    "filled_avg_price",
-    "limit_price",
-    "stop_price",
-    "trail_percent",
-    "trail_price",
-    "extended_hours",
-    "order_class",
-    "replaced_by",
-    "replaces",
-    "legs",
-]
+_ORDER_FIELDS = [*(f.name for f in dataclasses.fields(Order)), "order_type"]  # the wire names are the same
 _UPDATE_FIELDS = ("event", "timestamp", "execution_id", "price", "qty", "position_qty", "reason")
 
 # What a broker (or a broken one) may put in a field: each plain shape, and what is not.
