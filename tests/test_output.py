@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from alpaca_cli.core.identity import event_id
 from alpaca_cli.domain import TradeUpdate
 from alpaca_cli.output import Output, dumps, records
-from alpaca_cli.text import rfc3339
+from alpaca_cli.text import decimal_text, rfc3339
 
 
 def test_decimals_are_exact_numbers_without_noise() -> None:
@@ -39,6 +39,17 @@ def test_decimal_round_trips_through_json(value: Decimal) -> None:
 def test_plain_values_match_the_json_module(value: dict) -> None:
     finite = {k: None if isinstance(v, float) and abs(v) == float("inf") else v for k, v in value.items()}
     assert json.loads(dumps(value)) == finite
+
+
+@given(st.decimals(allow_nan=True, allow_infinity=True) | st.decimals(places=8))
+def test_a_decimal_is_written_as_its_exact_digits_without_exponent_or_trailing_zeros(value: Decimal) -> None:
+    text = decimal_text(value)
+    if not value.is_finite():
+        assert text == "null"
+        return
+    assert Decimal(text) == value
+    assert "e" not in text.lower() and text != "-0"
+    assert not text.endswith(".") and not ("." in text and text.endswith("0"))
 
 
 def test_datetimes_are_rfc3339_utc_with_z() -> None:
