@@ -321,6 +321,10 @@ class _QuickTradingStream(TradingStream):
             if msg.get("stream") == "trade_updates":
                 self._data_received = True
             await self._dispatch(msg)
+            self._frame_read()
+
+    def _frame_read(self) -> None:
+        """Hook: one frame's message has been dispatched."""
 
 
 class _BridgeTradingStream(Lifecycle, _QuickTradingStream):
@@ -333,6 +337,12 @@ class _BridgeTradingStream(Lifecycle, _QuickTradingStream):
 
     def _refusal(self, error: BaseException) -> CliError | None:
         return trading_refusal(error)
+
+    def _frame_read(self) -> None:
+        # A trade update is handed over as soon as its frame is read, not once the socket is
+        # waited on again (`StreamHandle._hear`): the tool's loop wakes up meanwhile. One
+        # frame holds one message here, so there is no batch to wait for.
+        self._handle._hand_over()
 
     async def _dispatch(self, msg: dict[str, Any]) -> None:
         stream = msg.get("stream")
