@@ -28,6 +28,8 @@ from alpaca_cli.invocation import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from alpaca_cli.domain import TradeUpdate
     from alpaca_cli.invocation import Invocation
     from alpaca_cli.runner import Limits, Runner
@@ -178,9 +180,13 @@ class _View:
         self.sink = self.out.line_sink()
         self.supervisor: Supervisor | None = None
         self._live: Any = None
+        self._json_line: Callable[[TradeUpdate], str] | None = None  # records.trade_update, with -o json
 
     async def open(self) -> None:
         if self.out.json:
+            from alpaca_cli.output import records
+
+            self._json_line = records.trade_update  # looked up once, not per fill
             await self.sink.open()
         else:
             self._live = self.out.start_live(
@@ -209,10 +215,8 @@ class _View:
             return True
         if self.run.done:
             return False
-        if self.out.json:
-            from alpaca_cli.output import records
-
-            self.sink.write(records.trade_update(update) + "\n")
+        if self._json_line is not None:
+            self.sink.write(self._json_line(update) + "\n")
         else:
             from alpaca_cli.output import trade_update_text
 
