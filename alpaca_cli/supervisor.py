@@ -342,8 +342,8 @@ class Supervisor:
 
         def take(updates: list[TradeUpdate]) -> None:
             try:
-                figures.last_update_at = self.clock.now()
                 self._delivery.deliver(*updates)
+                figures.last_update_at = self.clock.now()
                 self._health_changed()
             except Exception as error:
                 handle.follow(None)

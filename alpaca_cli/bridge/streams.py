@@ -346,6 +346,10 @@ class _BridgeTradingStream(Lifecycle, _QuickTradingStream):
 
     async def _dispatch(self, msg: dict[str, Any]) -> None:
         stream = msg.get("stream")
+        if stream == "trade_updates":  # the SDK's own dispatch, with raw data, minus two calls per fill
+            if self._trade_updates_handler is not None:
+                await self._trade_updates_handler(msg)
+            return
         if stream == "listening":
             data = msg.get("data") or {}
             if "trade_updates" in (data.get("streams") or []):
@@ -660,10 +664,10 @@ class TradeUpdateStream(StreamHandle):
         return stream
 
     def _put_heard(self, updates: list[TradeUpdate]) -> None:
+        if self._follower is not None:
+            self._follower(updates)  # first: the fill's line before the bookkeeping
+        else:
+            for update in updates:
+                self.updates.put_nowait(update)
         self.health.received += len(updates)
         self.health.last_message_at = _now()
-        if self._follower is not None:
-            self._follower(updates)
-            return
-        for update in updates:
-            self.updates.put_nowait(update)
