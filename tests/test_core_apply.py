@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import ACCOUNT_ID, histories, interleave, states, trade_updates
 
-from alpaca_cli.core import State, apply, apply_all, initial_state
+from alpaca_cli.core import Ledger, State, apply, apply_all, initial_state
 from alpaca_cli.domain import Account, Order, Position, Snapshot, TradeUpdate
 
 T0 = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
@@ -268,6 +268,25 @@ def test_apply_matches_apply_all_and_leaves_input_alone(state: State, stream: li
         one_by_one = apply(one_by_one, update)
     assert apply_all(state, stream) == one_by_one
     assert state.model_dump() == dumped
+
+
+@given(states(), st.data())
+def test_a_state_read_between_events_is_never_changed_by_later_ones(state: State, data: st.DataObject) -> None:
+    """Copy-on-write: what `result()` (and so `Ledger.state`) hands out stays a value."""
+    stream = interleave(data.draw, data.draw(histories()))
+    stream += data.draw(st.lists(trade_updates(), max_size=3))
+    work = apply_module.Transition(state)
+    ledger = Ledger(state)
+    handed_out: list[tuple[State, dict[str, object]]] = [(state, state.model_dump())]
+    for update in stream:
+        work.apply(update)
+        ledger.admit(update)
+        if data.draw(st.booleans()):
+            for read in (work.result(), ledger.state):
+                handed_out.append((read, read.model_dump()))
+    assert work.result() == apply_all(state, stream)
+    for read, dumped in handed_out:
+        assert read.model_dump() == dumped
 
 
 def test_fractional_fills_add_up_exactly() -> None:

@@ -82,27 +82,32 @@ def apply_all(state: State, events: Iterable[TradeUpdate]) -> State:
 
 
 class Transition:
-    """Mutable working copies of one state's collections, for a batch of events.
+    """Working copies of one state's collections, for a run of events.
 
     `apply` the events one at a time, read `open_orders` and `closed_orders`
-    between them, take the `result()` once: a catch-up of 10,000 recovered
-    events then copies the state once, not once per event (quadratic).
+    between them, take `result()` when a `State` is wanted. Copy-on-write: the
+    collections stay the state's own until the first change copies them, and
+    `result()` hands them over to the new state, so the change after it copies
+    again. A catch-up of 10,000 recovered events therefore copies the state
+    once, not once per event (quadratic), and a `Ledger` that keeps one
+    transition going copies nothing per live event, only after its state is read.
     """
 
     def __init__(self, state: State) -> None:
         self.state = state
-        self.positions = dict(state.positions)
-        self.open_orders = dict(state.open_orders)
-        self.closed_orders = dict(state.closed_orders)
-        self.execution_ids = list(state.execution_ids)
-        self.seen_executions = set(state.execution_ids)
+        self.positions = state.positions
+        self.open_orders = state.open_orders
+        self.closed_orders = state.closed_orders
+        self.execution_ids: list[str] | tuple[str, ...] = state.execution_ids
+        self.seen_executions = set(state.execution_ids)  # its own index, never handed over
         self.last_event = state.last_event
         self.changed = False
+        self._owned = False  # the collections above are copies of this transition's own
 
     def result(self) -> State:
         if not self.changed:
             return self.state
-        return self.state.model_copy(
+        self.state = self.state.model_copy(
             update={
                 "positions": self.positions,
                 "open_orders": self.open_orders,
@@ -111,6 +116,20 @@ class Transition:
                 "last_event": self.last_event,
             }
         )
+        self.execution_ids = self.state.execution_ids
+        self.changed = False
+        self._owned = False  # the new state holds them now: a value, never changed again
+        return self.state
+
+    def _own(self) -> None:
+        """Copy the collections before the first change since they were shared."""
+        if not self._owned:
+            self.positions = dict(self.positions)
+            self.open_orders = dict(self.open_orders)
+            self.closed_orders = dict(self.closed_orders)
+            self.execution_ids = list(self.execution_ids)
+            self._owned = True
+        self.changed = True
 
     def apply(self, event: TradeUpdate) -> None:
         order = event.order
@@ -137,27 +156,27 @@ class Transition:
         if closed_record is not None:
             # Closed is final: late events only top up the remembered fill.
             if filled > known:
+                self._own()
                 self.closed_orders[order.id] = ClosedOrder.model_construct(
                     filled_qty=filled, status=closed_record.status
                 )
-                self.changed = True
             return
 
         if event.event in CLOSE_EVENTS or order.status in FINAL_STATUSES:
             status = order.status if order.status in FINAL_STATUSES else CLOSE_EVENTS[event.event]
+            self._own()
             self.open_orders.pop(order.id, None)
             self.closed_orders[order.id] = ClosedOrder.model_construct(filled_qty=max(filled, known), status=status)
             while len(self.closed_orders) > CLOSED_ORDERS_LIMIT:
                 del self.closed_orders[next(iter(self.closed_orders))]
-            self.changed = True
             return
 
         if filled < known:
             return  # a stale event (older than what the state already reflects)
         record = OrderRecord.from_order(order)
         if record != open_record:
+            self._own()
             self.open_orders[order.id] = record
-            self.changed = True
 
     def _note_last_event(self, event: TradeUpdate) -> None:
         seen = LastEvent.from_update(event)
@@ -166,13 +185,15 @@ class Transition:
             self.changed = True
 
     def _remember_execution(self, execution_id: str) -> None:
-        self.execution_ids.append(execution_id)
+        self._own()
+        kept = self.execution_ids
+        assert isinstance(kept, list)  # owned
+        kept.append(execution_id)
         self.seen_executions.add(execution_id)
-        if len(self.execution_ids) > EXECUTION_IDS_LIMIT:
-            dropped = self.execution_ids[: len(self.execution_ids) - EXECUTION_IDS_LIMIT]
-            del self.execution_ids[: len(dropped)]
+        if len(kept) > EXECUTION_IDS_LIMIT:
+            dropped = kept[: len(kept) - EXECUTION_IDS_LIMIT]
+            del kept[: len(dropped)]
             self.seen_executions.difference_update(dropped)
-        self.changed = True
 
     def _move_position(self, event: TradeUpdate, filled: Decimal) -> None:
         """Move the order's position by `filled` more shares (buy +, sell −)."""
@@ -182,7 +203,7 @@ class Transition:
         current = self.positions.get(order.symbol)
         before = current.signed_qty if current is not None else _ZERO
         after = before + delta
-        self.changed = True
+        self._own()
         if after == 0:
             self.positions.pop(order.symbol, None)
             return
