@@ -5,6 +5,8 @@ forever, so it cannot live on the tool's event loop. Each stream therefore
 runs in its own named daemon thread, and its callbacks (coroutines awaited on
 the SDK's loop) hand items over only through `loop.call_soon_threadsafe`: an
 `asyncio.Queue` is not thread-safe, so it is touched on the tool's loop alone.
+Items are handed over in batches, whenever the SDK's loop is about to wait on
+its sockets (`_HandingSelector`): as soon as it has done what it could.
 
 API (every call on the tool's event loop)::
 
@@ -46,8 +48,8 @@ The market-data half (`MarketDataStream`, `_BridgeDataStream`) is in `bridge/mar
 that following trade updates never imports alpaca-py's market-data package (pandas).
 
 Where alpaca-py 0.44 is blind, one pair of small subclasses (`_BridgeTradingStream`
-here, `_BridgeDataStream` in `marketdata.py`, sharing `Lifecycle`) overrides its private hooks
-`_run_forever`, `_start_ws`, `_connect`, `_dispatch`, `_consume` and uses
+here, `_BridgeDataStream` in `marketdata.py`, sharing `Lifecycle`) overrides `run` and its
+private hooks `_run_forever`, `_start_ws`, `_connect`, `_dispatch`, `_consume` and uses
 `stop_ws`/`close`:
 
 - the trading stream's socket is `bridge.websocket`'s (aiohttp's client,
@@ -74,6 +76,7 @@ import contextlib
 import functools
 import json
 import logging
+import selectors
 import threading
 import time
 from collections.abc import Callable, Coroutine
@@ -191,6 +194,26 @@ class _StoppedDuringHandshake(WebSocketException):
     """A stop cut a connection attempt short; the SDK's loop then sees the stop and returns."""
 
 
+class _HandingSelector(selectors.DefaultSelector):
+    """The SDK loop's selector: before each look at the sockets, the items heard since the
+    last one are handed over (`StreamHandle._hand_over`), in one batch.
+
+    That is the moment the loop has done all it could with what it had: a fill is handed
+    over as soon as its frame is dispatched, the GIL is released right after the tool's
+    loop is woken (the SDK's thread is about to wait), and frames that came in together
+    (a fill right behind its order's `new`, a burst of bars) travel together, one wake-up
+    of the tool's loop for all of them.
+    """
+
+    def __init__(self, handle: StreamHandle) -> None:
+        super().__init__()
+        self._handle = handle
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        self._handle._hand_over()
+        return super().select(timeout)
+
+
 # ----------------------------------------------------------------- SDK subclasses
 
 
@@ -213,6 +236,13 @@ class Lifecycle:
 
     def _refusal(self, error: BaseException) -> CliError | None:
         raise NotImplementedError
+
+    def run(self) -> None:
+        """The SDK's `run()` (`asyncio.run(self._run_forever())`), on a loop that hands what
+        it heard over to the tool's loop each time it is about to wait (`_HandingSelector`)."""
+        handle = self._handle
+        with asyncio.Runner(loop_factory=lambda: asyncio.SelectorEventLoop(_HandingSelector(handle))) as runner:
+            runner.run(self._run_forever())
 
     async def _run_forever(self) -> None:
         self._handle._sdk_started(asyncio.get_running_loop())
@@ -321,10 +351,6 @@ class _QuickTradingStream(TradingStream):
             if msg.get("stream") == "trade_updates":
                 self._data_received = True
             await self._dispatch(msg)
-            self._frame_read()
-
-    def _frame_read(self) -> None:
-        """Hook: one frame's message has been dispatched."""
 
 
 class _BridgeTradingStream(Lifecycle, _QuickTradingStream):
@@ -337,12 +363,6 @@ class _BridgeTradingStream(Lifecycle, _QuickTradingStream):
 
     def _refusal(self, error: BaseException) -> CliError | None:
         return trading_refusal(error)
-
-    def _frame_read(self) -> None:
-        # A trade update is handed over as soon as its frame is read, not once the socket is
-        # waited on again (`StreamHandle._hear`): the tool's loop wakes up meanwhile. One
-        # frame holds one message here, so there is no batch to wait for.
-        self._handle._hand_over()
 
     async def _dispatch(self, msg: dict[str, Any]) -> None:
         stream = msg.get("stream")
@@ -578,13 +598,8 @@ class StreamHandle:
             pass
 
     def _hear(self, item: Any) -> None:
-        """An item off the socket, for `_put_heard` on the tool's loop. Items of one burst travel
-        together: one `call_soon_threadsafe` (one wake-up of the tool's loop) per batch, handed
-        over once the SDK's loop gets round to its callbacks, i.e. once its task waits on the
-        socket again: no item waits longer than the frame it came in, and the tool's loop then
-        takes the batch without waiting for the GIL."""
-        if not self._heard:
-            asyncio.get_running_loop().call_soon(self._hand_over)
+        """An item off the socket, for `_put_heard` on the tool's loop: handed over with the
+        rest of its batch when the SDK's loop next looks at its sockets (`_HandingSelector`)."""
         self._heard.append(item)
 
     def _hand_over(self) -> None:
