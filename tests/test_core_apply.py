@@ -19,6 +19,7 @@ T0 = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
 D = Decimal
 # The package re-exports the function `apply`, which hides the module of that name.
 apply_module = importlib.import_module("alpaca_cli.core.apply")
+state_module = importlib.import_module("alpaca_cli.core.state")
 
 
 def order(**fields: object) -> Order:
@@ -268,6 +269,11 @@ def test_apply_matches_apply_all_and_leaves_input_alone(state: State, stream: li
         one_by_one = apply(one_by_one, update)
     assert apply_all(state, stream) == one_by_one
     assert state.model_dump() == dumped
+
+
+@given(trade_updates())
+def test_an_events_sort_key_is_its_last_event_records(update: TradeUpdate) -> None:
+    assert state_module.sort_key(update) == state_module.LastEvent.from_update(update).sort_key()
 
 
 @given(states(), st.data())

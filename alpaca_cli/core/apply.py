@@ -34,6 +34,7 @@ from alpaca_cli.core.state import (
     OrderRecord,
     PositionRecord,
     State,
+    sort_key,
 )
 from alpaca_cli.domain import FINAL_STATUSES, TradeUpdate
 
@@ -100,7 +101,8 @@ class Transition:
         self.closed_orders = state.closed_orders
         self.execution_ids: list[str] | tuple[str, ...] = state.execution_ids
         self.seen_executions = set(state.execution_ids)  # its own index, never handed over
-        self.last_event = state.last_event
+        self._latest: TradeUpdate | None = None  # the last event, when newer than the state's
+        self._latest_key = state.last_event.sort_key() if state.last_event is not None else None
         self.changed = False
         self._owned = False  # the collections above are copies of this transition's own
 
@@ -113,10 +115,11 @@ class Transition:
                 "open_orders": self.open_orders,
                 "closed_orders": self.closed_orders,
                 "execution_ids": tuple(self.execution_ids),
-                "last_event": self.last_event,
+                "last_event": self.state.last_event if self._latest is None else LastEvent.from_update(self._latest),
             }
         )
         self.execution_ids = self.state.execution_ids
+        self._latest = None
         self.changed = False
         self._owned = False  # the new state holds them now: a value, never changed again
         return self.state
@@ -179,9 +182,9 @@ class Transition:
             self.open_orders[order.id] = record
 
     def _note_last_event(self, event: TradeUpdate) -> None:
-        seen = LastEvent.from_update(event)
-        if self.last_event is None or seen.sort_key() > self.last_event.sort_key():
-            self.last_event = seen
+        key = sort_key(event)
+        if self._latest_key is None or key > self._latest_key:
+            self._latest, self._latest_key = event, key
             self.changed = True
 
     def _remember_execution(self, execution_id: str) -> None:

@@ -208,6 +208,12 @@ class LastEvent(_Frozen):
         )
 
 
+def sort_key(update: TradeUpdate) -> tuple[datetime, str, str, str, str, str]:
+    """`LastEvent.from_update(update).sort_key()`, without building the model (once per event)."""
+    order = update.order
+    return (utc(update.timestamp), update.event, order.id, update.execution_id or "", update.source, order.symbol)
+
+
 class OrderView(_Frozen):
     """An order as one event showed it: every field of `domain.Order` that a printed line or
     the state can show (not a group's legs or replacement links), so that an event kept in
