@@ -114,8 +114,8 @@ class Delivery:
         self.file: WriteAhead | None = None
 
     def deliver(self, *updates: TradeUpdate) -> int:
-        """Admit events (one live, or a catch-up's recovered ones, on one working copy of the
-        state): print what is new, apply everything; returns how many are new."""
+        """Admit events (one live, or a batch of them, or a catch-up's recovered ones): print
+        what is new, apply everything; returns how many are new."""
         assert self.ledger is not None
         printed, applied = self.ledger.admit_all(updates, self.emit if self.file is None else None)
         if self.file is not None and applied:

@@ -31,7 +31,7 @@ def decimal_text(value: Decimal) -> str:
     values have no JSON number: "null".
     """
     text = str(value)  # format "f"'s digits, unless it chose an exponent (and twice as fast)
-    if "E" in text:
+    if "E" in text or "e" in text:  # "e" where a decimal context says capitals=0
         text = format(value, "f")
     elif not value.is_finite():
         return "null"

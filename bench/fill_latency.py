@@ -10,8 +10,8 @@ each its own process writing JSON lines into a pipe this benchmark reads:
 
 An account has one trading connection, so they take turns on the same
 sandbox: each round runs the bare client, then `tail`, and each consumer
-hears `FILLS` market orders of one share placed at an even pace (one every
-`1/RATE` s on average, each filled whole on the next tick). A fill's latency is the
+hears `FILLS` market orders of one share placed at `RATE` a second, each at a
+random moment of its 1/RATE s slot (each filled whole on the next tick). A fill's latency is the
 reader's receive time (`time.time()` when the line comes out of the pipe)
 minus the event's own `timestamp`, the moment the sandbox's engine filled it
 (microseconds, same machine clock). The first `WARMUP` fills of each turn are

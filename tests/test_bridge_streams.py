@@ -29,6 +29,7 @@ from alpaca_cli.bridge.streams import (
     StreamEvent,
     StreamHandle,
     TradeUpdateStream,
+    _HandingSelector,
     describe,
     trading_refusal,
 )
@@ -420,8 +421,8 @@ def test_nothing_listening_is_unreachable_after_the_connect_timeout() -> None:
 
 
 def test_updates_heard_before_a_disconnect_reach_the_loop_before_it() -> None:
-    """The SDK's thread hands updates over once its loop gets round to its callbacks; a disconnect
-    noticed in the same turn must not overtake them (the supervisor drains the queue on it)."""
+    """The SDK's thread hands updates over each time its loop looks at its sockets; a disconnect
+    noticed before that must not overtake them (the supervisor drains the queue on it)."""
     fill = {
         "event": "fill",
         "timestamp": "2026-11-30T15:00:00Z",
@@ -580,3 +581,36 @@ def test_quotes_and_trades_share_the_bars_connection_and_overflow_without_blocki
             assert data.marks[0].event == "connected" and data.marks[0].after == 0
 
     run(scenario())
+
+
+class _Heard:
+    """What `_HandingSelector` needs of a `StreamHandle`: items heard, handed over in batches."""
+
+    def __init__(self) -> None:
+        self._heard: list[int] = []
+        self.batches: list[list[int]] = []
+
+    def _hand_over(self) -> None:
+        if self._heard:
+            self.batches.append(self._heard)
+            self._heard = []
+
+
+def test_the_sdk_loop_hands_over_what_it_heard_each_time_it_looks_at_its_sockets() -> None:
+    heard = _Heard()
+    loop = asyncio.SelectorEventLoop(_HandingSelector(heard))  # type: ignore[arg-type]
+    during_the_wait: list[list[list[int]]] = []
+
+    async def scenario() -> None:
+        heard._heard += [1, 2]  # two items in one turn of the loop: one batch
+        await asyncio.sleep(0)
+        assert heard.batches == [[1, 2]]
+        heard._heard.append(3)  # then nothing to do but wait: handed over before the wait
+        loop.call_later(0.05, lambda: during_the_wait.append(list(heard.batches)))
+        await asyncio.sleep(0.1)
+
+    try:
+        loop.run_until_complete(scenario())
+    finally:
+        loop.close()
+    assert during_the_wait == [[[1, 2], [3]]]

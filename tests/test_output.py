@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import decimal
 import io
 import json
 from dataclasses import dataclass
@@ -50,6 +51,11 @@ def test_a_decimal_is_written_as_its_exact_digits_without_exponent_or_trailing_z
     assert Decimal(text) == value
     assert "e" not in text.lower() and text != "-0"
     assert not text.endswith(".") and not ("." in text and text.endswith("0"))
+
+
+def test_a_decimal_is_written_without_exponent_in_any_decimal_context() -> None:
+    with decimal.localcontext(capitals=0):  # str() then writes "1e+2"
+        assert [decimal_text(Decimal(v)) for v in ("1E+2", "1.5E-7")] == ["100", "0.00000015"]
 
 
 def test_datetimes_are_rfc3339_utc_with_z() -> None:

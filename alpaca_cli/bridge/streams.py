@@ -5,8 +5,9 @@ forever, so it cannot live on the tool's event loop. Each stream therefore
 runs in its own named daemon thread, and its callbacks (coroutines awaited on
 the SDK's loop) hand items over only through `loop.call_soon_threadsafe`: an
 `asyncio.Queue` is not thread-safe, so it is touched on the tool's loop alone.
-Items are handed over in batches, whenever the SDK's loop is about to wait on
-its sockets (`_HandingSelector`): as soon as it has done what it could.
+Items are handed over in batches, each time the SDK's loop looks at its sockets
+(`_HandingSelector`, once per turn of that loop): after it did what it could
+with what it had, and before it waits for more.
 
 API (every call on the tool's event loop)::
 
@@ -195,14 +196,14 @@ class _StoppedDuringHandshake(WebSocketException):
 
 
 class _HandingSelector(selectors.DefaultSelector):
-    """The SDK loop's selector: before each look at the sockets, the items heard since the
-    last one are handed over (`StreamHandle._hand_over`), in one batch.
+    """The SDK loop's selector: before each look at the sockets (once per turn of the loop),
+    the items heard since the last one are handed over (`StreamHandle._hand_over`), in one batch.
 
-    That is the moment the loop has done all it could with what it had: a fill is handed
-    over as soon as its frame is dispatched, the GIL is released right after the tool's
-    loop is woken (the SDK's thread is about to wait), and frames that came in together
-    (a fill right behind its order's `new`, a burst of bars) travel together, one wake-up
-    of the tool's loop for all of them.
+    That is the moment the loop has done all it could with what it had, and when it has
+    nothing else to do it waits right after: a lone fill is handed over as soon as its frame
+    is dispatched and the GIL is let go right after the tool's loop is woken; frames read
+    together (a fill right behind its order's `new`, a burst of bars) travel together, one
+    wake-up of the tool's loop for all of them.
     """
 
     def __init__(self, handle: StreamHandle) -> None:
@@ -239,7 +240,7 @@ class Lifecycle:
 
     def run(self) -> None:
         """The SDK's `run()` (`asyncio.run(self._run_forever())`), on a loop that hands what
-        it heard over to the tool's loop each time it is about to wait (`_HandingSelector`)."""
+        it heard over to the tool's loop each time it looks at its sockets (`_HandingSelector`)."""
         handle = self._handle
         with asyncio.Runner(loop_factory=lambda: asyncio.SelectorEventLoop(_HandingSelector(handle))) as runner:
             runner.run(self._run_forever())
@@ -505,6 +506,7 @@ class StreamHandle:
             self._sdk_failed(UnreachableError(f"{self.name} stream stopped unexpectedly: {describe(error)}"))
         finally:
             self._sdk_ready.set()
+            self._hand_over()  # what was heard comes before the news that the thread ended
             self._from_sdk(self._on_thread_ended)
 
     async def _stop_locked(self) -> None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from decimal import Decimal
+from typing import cast
 
 from alpaca_cli.core.state import (
     CLOSED_ORDERS_LIMIT,
@@ -92,6 +93,8 @@ class Transition:
     again. A catch-up of 10,000 recovered events therefore copies the state
     once, not once per event (quadratic), and a `Ledger` that keeps one
     transition going copies nothing per live event, only after its state is read.
+
+    `state` is the state started from, then the last `result()`.
     """
 
     def __init__(self, state: State) -> None:
@@ -125,7 +128,7 @@ class Transition:
         return self.state
 
     def _own(self) -> None:
-        """Copy the collections before the first change since they were shared."""
+        """About to change a collection: copy them all if they are shared, and note the change."""
         if not self._owned:
             self.positions = dict(self.positions)
             self.open_orders = dict(self.open_orders)
@@ -189,8 +192,7 @@ class Transition:
 
     def _remember_execution(self, execution_id: str) -> None:
         self._own()
-        kept = self.execution_ids
-        assert isinstance(kept, list)  # owned
+        kept = cast(list[str], self.execution_ids)  # owned: a list
         kept.append(execution_id)
         self.seen_executions.add(execution_id)
         if len(kept) > EXECUTION_IDS_LIMIT:

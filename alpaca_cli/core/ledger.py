@@ -96,7 +96,8 @@ class Ledger:
     def admit_all(
         self, events: Iterable[TradeUpdate], emit: Callable[[TradeUpdate], None] | None = None
     ) -> tuple[list[TradeUpdate], list[TradeUpdate]]:
-        """`admit` each event in turn."""
+        """`admit` each event in turn: `emit` each one to print, then apply it. An exception
+        from `emit` stops there: what was emitted before it stays applied, it and the rest are not."""
         work = self._work
         printed: list[TradeUpdate] = []
         applied: list[TradeUpdate] = []
