@@ -75,7 +75,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
 import logging
 import selectors
 import threading
@@ -85,6 +84,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from alpaca.common.utils import get_default_user_agent
 from alpaca.trading.stream import TradingStream
 from websockets.exceptions import ConnectionClosed, WebSocketException
@@ -348,7 +348,7 @@ class _QuickTradingStream(TradingStream):
                 self._stop_stream_queue.get(timeout=1)
                 await self.close()
                 break
-            msg = json.loads(await self._ws.recv())
+            msg = orjson.loads(await self._ws.recv())  # its JSONDecodeError is json's
             if msg.get("stream") == "trade_updates":
                 self._data_received = True
             await self._dispatch(msg)
