@@ -144,6 +144,38 @@ def test_drift_is_reported_by_kind_then_write_brings_it_in_sync(sandbox, client,
     assert summary["by_kind"] == dict.fromkeys(summary["by_kind"], 0)
 
 
+def test_an_order_the_broker_no_longer_knows_is_drift_not_an_error(sandbox, client, tmp_path: Path) -> None:
+    """A paper account reset forgets every order: the lookup of one the file believes open
+    answers 404, which is `order_missing_at_broker` (exit 1), and `--write` clears it."""
+    sandbox.reset()
+    sandbox.set_price("F", 10)
+    forgotten = limit(client, "F", "buy", 1, 1)
+    state = tmp_path / "state.json"
+    assert reconcile(sandbox, tmp_path, "--state", str(state), "--init", "-o", "json").returncode == 0
+    sandbox.reset()
+
+    result = reconcile(sandbox, tmp_path, "--state", str(state), "-o", "json")
+    assert result.returncode == 1, result.stderr
+    assert kinds(json_lines(result.stdout)) == Counter({("order_missing_at_broker", "F"): 1})
+    followed = tmp_path / "tail.json"
+    followed.write_bytes(state.read_bytes())
+    tail = run_cli(
+        "tail",
+        "trade-updates",
+        "--sandbox",
+        "--state",
+        str(followed),
+        "--duration",
+        "1",
+        env=cli_env(tmp_path, sandbox.url),
+    )
+    assert tail.returncode == 0, tail.stderr
+    assert str(forgotten.id) not in statefile.load(followed).open_orders
+    assert reconcile(sandbox, tmp_path, "--state", str(state), "--write", "-o", "json").returncode == 1
+    assert str(forgotten.id) not in statefile.load(state).open_orders
+    assert reconcile(sandbox, tmp_path, "--state", str(state), "-o", "json").returncode == 0
+
+
 def test_more_than_500_open_orders_are_all_seen(sandbox, tmp_path: Path) -> None:
     sandbox.reset()
     state = tmp_path / "state.json"

@@ -352,6 +352,16 @@ class RestBridge:
             lookup=True,
         )
 
+    async def order_if_known(self, order_id: str) -> Order | None:
+        """One order by id, or None when the broker says it has no such order (a reset paper
+        account, an order of another account): for the snapshot, that is drift to report."""
+        try:
+            return await self.order(order_id)
+        except BrokerRejected as rejected:
+            if rejected.status == 404:
+                return None
+            raise
+
     async def order_by_client_id(self, client_order_id: str) -> Order | None:
         """The order with this client id, or None when the broker says it has none."""
         try:
@@ -578,7 +588,8 @@ class RestBridge:
         closed = await self.orders("closed", after=since) if since is not None else []
         finals = [o for o in closed if o.id in missing]
         placed = {o.id for o in finals}
-        finals += await _all(*(self.order(oid) for oid in missing if oid not in placed))
+        looked_up = await _all(*(self.order_if_known(oid) for oid in missing if oid not in placed))
+        finals += [o for o in looked_up if o is not None]  # unknown: `diff` says order_missing_at_broker
         if closed_since is not None:
             finals += [o for o in closed if o.is_final and o.id not in missing and o.id not in listed]
         log.debug("snapshot: %d open, %d final, %.2fs", len(open_orders), len(finals), time.time() - started)
