@@ -373,6 +373,13 @@ class Supervisor:
                     self._notice("mute", recovered=missed)
                     reason = f"mute: {missed} event(s) never delivered"
                     break
+        except asyncio.CancelledError:
+            # A stop (SIGINT/SIGTERM, --duration): the stream is stopped here, so that what the
+            # SDK's thread still hands over until then is queued and taken below (it happened
+            # before the stop), not left in a queue that nobody reads once this run is over.
+            handle.follow(None)
+            await handle.stop()
+            raise
         finally:
             handle.follow(None)
             ended.cancel()

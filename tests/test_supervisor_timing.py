@@ -245,6 +245,26 @@ def test_updates_are_taken_as_they_arrive_and_those_heard_while_reconciling_firs
     assert [u.source for u in run.updates] == ["stream"] * 3
 
 
+def test_what_the_stream_hands_over_while_a_stop_stops_it_is_still_taken() -> None:
+    """A fill the SDK's thread heard just before a SIGINT reaches the tool's loop while the
+    stream stops: it happened before the stop, so it is printed (with --state, saved), not
+    left in a queue that nobody reads any more."""
+
+    class LastWords(FakeStream):
+        async def stop(self) -> None:
+            self.hear(new("o-last"))
+            await super().stop()
+
+    async def scenario() -> Run:
+        run = Run(FakeBroker(LastWords()))
+        await run.until(lambda: bool(run.told("connected")))
+        await run.end()
+        return run
+
+    run = virtual(scenario)
+    assert [u.order.id for u in run.updates] == ["o-last"]
+
+
 def test_an_error_in_taking_an_update_ends_the_run_with_it() -> None:
     """Taken in the bridge's hand-over callback, an error must reach the run, not the loop's handler."""
 
