@@ -176,6 +176,24 @@ def test_an_order_the_broker_no_longer_knows_is_drift_not_an_error(sandbox, clie
     assert reconcile(sandbox, tmp_path, "--state", str(state), "-o", "json").returncode == 0
 
 
+def test_many_orders_the_broker_forgot_cost_a_few_lookups_not_one_each(sandbox, tmp_path: Path) -> None:
+    """300 believed-open orders gone in a reset: the closed listing places none, three lookups
+    answer 404, and the rest are taken as gone too (one lookup each would meet the rate limit)."""
+    sandbox.reset()
+    sandbox.admin("POST", "/admin/seed", {"open_orders": 300, "positions": 0})
+    state = tmp_path / "state.json"
+    assert reconcile(sandbox, tmp_path, "--state", str(state), "--init").returncode == 0
+    sandbox.reset()
+    before = dict(sandbox.counts)
+
+    result = reconcile(sandbox, tmp_path, "--state", str(state), "-o", "json")
+    assert result.returncode == 1, result.stderr
+    made = {route: n - before.get(route, 0) for route, n in sandbox.counts.items() if n != before.get(route, 0)}
+    assert made.get("GET /v2/orders/{order_id}", 0) <= 3, made
+    missing = [line for line in json_lines(result.stdout) if line.get("kind") == "order_missing_at_broker"]
+    assert len(missing) == 300, the_summary(json_lines(result.stdout))
+
+
 def test_more_than_500_open_orders_are_all_seen(sandbox, tmp_path: Path) -> None:
     sandbox.reset()
     state = tmp_path / "state.json"

@@ -575,7 +575,8 @@ class RestBridge:
         the closed orders submitted since the oldest of them (a few pages, not a
         request per order: Alpaca allows about 200 requests a minute), in the
         same listing as `closed_since`'s; only the few a listing cannot place (or
-        a handful in all) are looked up one by one.
+        a handful in all) are looked up one by one, and none past the first few
+        when the broker knows none of those.
         """
         started = time.time()
         account, positions, open_orders = await _all(self.account(), self.positions(), self.orders("open"))
@@ -588,8 +589,14 @@ class RestBridge:
         closed = await self.orders("closed", after=since) if since is not None else []
         finals = [o for o in closed if o.id in missing]
         placed = {o.id for o in finals}
-        looked_up = await _all(*(self.order_if_known(oid) for oid in missing if oid not in placed))
-        finals += [o for o in looked_up if o is not None]  # unknown: `diff` says order_missing_at_broker
+        # What the listing cannot place is looked up one by one, but a few first: when none of
+        # those is known either (a reset paper account forgets every order), neither are the
+        # rest, and `diff` reports each as order_missing_at_broker without a request apiece.
+        unplaced = [oid for oid in missing if oid not in placed]
+        looked_up = await _all(*(self.order_if_known(oid) for oid in unplaced[:FEW_LOOKUPS]))
+        if any(o is not None for o in looked_up):
+            looked_up += await _all(*(self.order_if_known(oid) for oid in unplaced[FEW_LOOKUPS:]))
+        finals += [o for o in looked_up if o is not None]
         if closed_since is not None:
             finals += [o for o in closed if o.is_final and o.id not in missing and o.id not in listed]
         log.debug("snapshot: %d open, %d final, %.2fs", len(open_orders), len(finals), time.time() - started)

@@ -96,8 +96,10 @@ class Ledger:
     def admit_all(
         self, events: Iterable[TradeUpdate], emit: Callable[[TradeUpdate], None] | None = None
     ) -> tuple[list[TradeUpdate], list[TradeUpdate]]:
-        """`admit` each event in turn: `emit` each one to print, then apply it. An exception
-        from `emit` stops there: what was emitted before it stays applied, it and the rest are not."""
+        """`admit` each event in turn: `emit` what it brings to print (a missed part, then the
+        event), then apply that. An exception from `emit` stops there: the events admitted
+        before stay applied; the one under way (its missed part too, even if emitted) and the
+        rest are not."""
         work = self._work
         printed: list[TradeUpdate] = []
         applied: list[TradeUpdate] = []
