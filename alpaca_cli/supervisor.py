@@ -373,27 +373,21 @@ class Supervisor:
                     self._notice("mute", recovered=missed)
                     reason = f"mute: {missed} event(s) never delivered"
                     break
-        except asyncio.CancelledError:
-            # A stop (SIGINT/SIGTERM, --duration): the stream is stopped here, so that what the
-            # SDK's thread still hands over until then is queued and taken below (it happened
-            # before the stop), not left in a queue that nobody reads once this run is over.
-            handle.follow(None)
-            await handle.stop()
-            raise
         finally:
             handle.follow(None)
             ended.cancel()
             await asyncio.gather(ended, return_exceptions=True)
+            figures.connected = False
+            self.backoff.connection_ended(self.clock.monotonic() - started)
+            # Stopped here whichever way the connection ends, a stop (SIGINT/SIGTERM, --duration)
+            # included: what the SDK's thread hands over until then is queued, and taken below.
+            await handle.stop()
             if failure.done():
                 failure.exception()  # retrieved: raised below, or dropped by the cancellation under way
             else:
                 self._delivery.drain(handle)  # what arrived before the end is real: take it
-            figures.connected = False
-            self.backoff.connection_ended(self.clock.monotonic() - started)
         if failure.done():
             failure.result()
-        await handle.stop()
-        self._delivery.drain(handle)
         return reason
 
     async def _connection_end(self, handle: TradeStream) -> str:
