@@ -233,11 +233,9 @@ def _plain_order(raw: dict[str, Any]) -> Order:
     get = raw.get
     created = _plain_time(get("created_at"))
     stamp = get("submitted_at")
-    submitted = created if stamp == get("created_at") else _plain_time(stamp)  # mostly the same text
+    submitted = (created if stamp == get("created_at") else _plain_time(stamp)) or created  # mostly the same text
     if submitted is None:
-        submitted = created
-        if submitted is None:
-            raise _Irregular
+        raise _Irregular
     updated = _plain_time(get("updated_at"))
     stamp = get("filled_at")
     filled_at = updated if stamp == get("updated_at") else _plain_time(stamp)
