@@ -51,6 +51,11 @@ def reconcile(sandbox: SandboxHandle, home: Path, *args: str) -> Any:
     return run_cli("reconcile", "--sandbox", *args, env=cli_env(home, sandbox.url))
 
 
+def requests_since(sandbox: SandboxHandle, before: dict[str, int]) -> dict[str, int]:
+    """Requests the sandbox answered since `before` (a copy of `sandbox.counts`), by route."""
+    return {route: n - before.get(route, 0) for route, n in sandbox.counts.items() if n != before.get(route, 0)}
+
+
 def kinds(lines: list[dict[str, Any]]) -> Counter[tuple[str, str | None]]:
     return Counter((line["kind"], line["symbol"]) for line in lines if line["type"] == "difference")
 
@@ -188,7 +193,7 @@ def test_many_orders_the_broker_forgot_cost_a_few_lookups_not_one_each(sandbox, 
 
     result = reconcile(sandbox, tmp_path, "--state", str(state), "-o", "json")
     assert result.returncode == 1, result.stderr
-    made = {route: n - before.get(route, 0) for route, n in sandbox.counts.items() if n != before.get(route, 0)}
+    made = requests_since(sandbox, before)
     assert made.get("GET /v2/orders/{order_id}", 0) <= 3, made
     missing = [line for line in json_lines(result.stdout) if line.get("kind") == "order_missing_at_broker"]
     assert len(missing) == 300, the_summary(json_lines(result.stdout))
@@ -228,7 +233,7 @@ def test_orders_that_left_the_open_list_cost_pages_not_a_request_each(sandbox, c
 
     result = reconcile(sandbox, tmp_path, "--state", str(state), "-o", "json")
     assert result.returncode == 1, result.stderr
-    made = {route: n - before.get(route, 0) for route, n in sandbox.counts.items() if n != before.get(route, 0)}
+    made = requests_since(sandbox, before)
     assert made.get("GET /v2/orders/{order_id}", 0) == 0, made
     assert made["GET /v2/orders"] <= 5, made  # the open list (1 page) and the closed one (3 pages)
     closed = [line for line in json_lines(result.stdout) if line.get("kind") == "order_canceled"]
